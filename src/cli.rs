@@ -1,0 +1,4 @@
+//! Placeholder.
+pub fn main() -> i32 {
+    0
+}

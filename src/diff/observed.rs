@@ -1,0 +1,99 @@
+//! What gitfleet saw on the hosts: plain data, built by `hosts::observe` from one labelled
+//! list call per object kind and host, and consumed by the scheduler and the planner.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::labels;
+
+/// Every registered host's observation, keyed by host name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub hosts: BTreeMap<String, HostObservation>,
+}
+
+/// One host: either what runs there, or why we could not see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HostObservation {
+    Reachable(HostState),
+    Unreachable { reason: String },
+}
+
+/// The fleet-labelled objects on one host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostState {
+    pub containers: Vec<ObservedContainer>,
+    pub networks: Vec<ObservedObject>,
+    pub volumes: Vec<ObservedObject>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    /// Docker's state: `running`, `exited`, `created`, `restarting`, `paused`, `dead`.
+    pub state: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network or a volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedObject {
+    /// Docker's id (networks) or name (volumes, whose name is their id).
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where a replica belongs, read back from a container's labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReplicaKey {
+    pub app: String,
+    pub service: String,
+    pub replica: u32,
+}
+
+impl std::fmt::Display for ReplicaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}#{}", self.app, self.service, self.replica)
+    }
+}
+
+/// Whether an object carries `fleet`'s label: the only objects gitfleet may touch.
+pub fn owned_by(labels: &BTreeMap<String, String>, fleet: &str) -> bool {
+    labels.get(labels::FLEET).map(String::as_str) == Some(fleet)
+}
+
+impl ObservedContainer {
+    /// The replica this container holds, if it is `fleet`'s and its labels are complete.
+    pub fn replica_key(&self, fleet: &str) -> Option<ReplicaKey> {
+        if !owned_by(&self.labels, fleet) {
+            return None;
+        }
+        Some(ReplicaKey {
+            app: self.labels.get(labels::APP)?.clone(),
+            service: self.labels.get(labels::SERVICE)?.clone(),
+            replica: self.labels.get(labels::REPLICA)?.parse().ok()?,
+        })
+    }
+
+    pub fn spec_hash(&self) -> Option<&str> {
+        self.labels.get(labels::SPEC_HASH).map(String::as_str)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+impl ObservedObject {
+    /// `(app, key)` of a network or volume that is `fleet`'s.
+    pub fn owner(&self, fleet: &str) -> Option<(String, String)> {
+        if !owned_by(&self.labels, fleet) {
+            return None;
+        }
+        Some((self.labels.get(labels::APP)?.clone(), self.labels.get(labels::OBJECT)?.clone()))
+    }
+}

@@ -1,0 +1,24 @@
+//! gitfleet: a GitOps reconciler for plain Docker hosts.
+//!
+//! # Layout
+//!
+//! * [`model`]: the repository model (`fleet.yaml`, `apps/<app>/compose.yaml`), loaded from a
+//!   tree of files and validated (YAML syntax, JSON schema, semantic checks), every problem
+//!   reported with its `file:line:col`. Pure: no Docker, no Git, no clock, no network.
+//! * [`diff`]: the scheduler (which replica runs on which host) and the planner
+//!   (`plan(desired, observed) -> Plan`) with its text / markdown / JSON renderings. Pure.
+//! * [`hosts`]: connections to the registered Docker hosts and observing what runs there.
+//! * [`sync`]: reading a repository's commit with git2, without a checkout.
+//! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
+//!
+//! # Invariants
+//!
+//! * `model` and `diff` perform no I/O; everything that touches the world sits around them.
+//! * Only objects that carry this fleet's `io.gitfleet.fleet` label are ever planned for change.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod diff;
+pub mod hosts;
+pub mod model;
+pub mod sync;
