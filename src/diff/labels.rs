@@ -15,3 +15,43 @@ pub const SPEC: &str = "io.gitfleet.spec";
 pub const REVISION: &str = "io.gitfleet.revision";
 /// On networks and volumes: the app's key for the object.
 pub const OBJECT: &str = "io.gitfleet.object";
+
+use std::collections::BTreeMap;
+
+use super::observed::ReplicaKey;
+use super::spec::ContainerSpec;
+
+/// The labels of a replica's container.
+pub fn for_container(
+    fleet: &str,
+    key: &ReplicaKey,
+    spec: &ContainerSpec,
+    spec_hash: &str,
+    revision: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut labels = spec.labels.clone();
+    labels.insert(FLEET.into(), fleet.into());
+    labels.insert(APP.into(), key.app.clone());
+    labels.insert(SERVICE.into(), key.service.clone());
+    labels.insert(REPLICA.into(), key.replica.to_string());
+    labels.insert(SPEC_HASH.into(), spec_hash.into());
+    labels.insert(SPEC.into(), spec.canonical_json());
+    if let Some(revision) = revision {
+        labels.insert(REVISION.into(), revision.into());
+    }
+    labels
+}
+
+/// The labels of an app's network or volume (`object` is its key in the app file).
+pub fn for_object(
+    fleet: &str,
+    app: &str,
+    object: &str,
+    own: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut labels = own.clone();
+    labels.insert(FLEET.into(), fleet.into());
+    labels.insert(APP.into(), app.into());
+    labels.insert(OBJECT.into(), object.into());
+    labels
+}

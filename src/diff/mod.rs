@@ -1,11 +1,16 @@
 //! From desired to observed: where each replica runs ([`schedule`]), the canonical container
-//! spec and its hash ([`spec`]), the [`Plan`] of steps per host ([`plan`]) and its renderings
-//! ([`render`]). Pure: this module performs no I/O.
+//! spec and its hash ([`spec`]), the desired objects per host ([`desired`]), the [`Plan`] of
+//! steps per host ([`plan()`]) and its renderings ([`render`]). Pure: no I/O.
 
+pub mod desired;
 pub mod labels;
 pub mod observed;
+pub mod plan;
+pub mod render;
 pub mod schedule;
+pub mod simulate;
+pub mod spec;
 
-pub use observed::{
-    HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey,
-};
+pub use desired::Desired;
+pub use observed::{HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey};
+pub use plan::{plan, HostPlan, HostStatus, Plan, Reason, Step, Summary};

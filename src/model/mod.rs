@@ -1,7 +1,30 @@
-//! The repository model: types ([`types`]), loading from a tree of files ([`load`]) and every
+//! The repository model: types ([`types`]), loading from a tree of files ([`load()`]) and every
 //! check a revision must pass before it may be deployed, each problem a [`Diagnostic`] with
-//! its location. Pure: files come in as bytes, nothing here reads the disk or the network.
+//! its location. Pure: files come in as bytes ([`SourceTree`]); nothing here reads the disk
+//! or the network.
+//!
+//! Pipeline, one module a step: [`document`] (YAML → JSON, syntax errors) →
+//! [`interpolate`] → [`unsupported`] → [`schema`] → [`compose`] / [`fleet`] (normalise) →
+//! [`semantic`]; [`position`] maps the [`path`] of each [`finding`] to a line and column.
 
+pub mod compose;
+pub mod diagnostic;
+pub mod digest;
+pub mod document;
+pub mod finding;
+pub mod fleet;
+pub mod interpolate;
+pub mod load;
+pub mod path;
+pub mod position;
+pub mod schema;
+pub mod semantic;
+pub mod source;
 pub mod types;
+pub mod units;
+pub mod unsupported;
 
+pub use diagnostic::Diagnostic;
+pub use load::load;
+pub use source::{SourceEntry, SourceTree};
 pub use types::*;

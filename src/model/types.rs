@@ -209,6 +209,8 @@ pub enum MountSource {
     Bind {
         path: String,
     },
+    /// An anonymous volume: Docker makes one per container.
+    Anonymous,
     Tmpfs,
 }
 

@@ -1,0 +1,63 @@
+//! The `gitfleet` command. Thin: it parses arguments, calls the same functions the
+//! controller calls, prints, and chooses the exit code.
+//!
+//! Exit codes: 0 success; 1 the repository is invalid or something failed; 2 (`plan`) the
+//! plan is incomplete: a host could not be observed or a replica could not be placed.
+
+mod plan;
+mod source;
+mod validate;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// GitOps for plain Docker hosts: validate, plan and apply a repository of Compose-shaped apps.
+#[derive(Debug, Parser)]
+#[command(name = "gitfleet", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GITFLEET_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the repository: every problem at once, each with file:line:col.
+    Validate(validate::Args),
+    /// Observe every host and print what it would take to reach the repository's state.
+    Plan(plan::Args),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            1
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GITFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

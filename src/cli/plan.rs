@@ -1,0 +1,63 @@
+//! `gitfleet plan`: observe every host and print the plan from what runs to the repository.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+use super::source::SourceArgs;
+use crate::diff::{self, render, Desired};
+use crate::{hosts, model};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Output format: text for terminals, markdown for pull-request comments, json for tools.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Also write the plan as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let loaded = args.source.read()?;
+    let model = match model::load(&loaded.tree) {
+        Ok(model) => model,
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!("\n{} error(s): fix them, then plan again (see `gitfleet validate`).", diagnostics.len());
+            return Ok(1);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
+    let observed = runtime.block_on(hosts::observe_all(&model.fleet.hosts, &model.fleet.settings.name, timeout));
+    let desired = Desired::new(&model, &observed, loaded.revision.map(|r| r.commit));
+    let plan = diff::plan(&desired, &observed);
+    if let Some(path) = &args.out {
+        std::fs::write(path, render::json(&plan)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let output = match args.format {
+        Format::Text => render::text(&plan),
+        Format::Markdown => render::markdown(&plan),
+        Format::Json => render::json(&plan),
+    };
+    print!("{output}");
+    if !output.ends_with('\n') {
+        println!();
+    }
+    let complete = plan.summary.unreachable_hosts == 0 && plan.summary.unplaced == 0;
+    Ok(if complete { 0 } else { 2 })
+}

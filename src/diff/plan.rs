@@ -1,0 +1,428 @@
+//! `plan(desired, observed) -> Plan`: the steps that take every reachable host from what it
+//! runs to what it should run, each step with its [`Reason`].
+//!
+//! # Guarantees
+//!
+//! * Pure and deterministic: the same inputs give the same plan, byte for byte as JSON.
+//! * Only objects that carry this fleet's `io.gitfleet.fleet` label are ever replaced or
+//!   removed; anything else in `observed` is ignored.
+//! * Volumes are never removed: a volume no longer used is listed as retained.
+//! * A host that could not be observed gets no steps and is named with the reason.
+//! * Planning again against the state the plan promises gives an empty plan
+//!   ([`super::simulate::apply_plan`]; property-tested).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::desired::{Desired, DesiredContainer, DesiredHost, DesiredObject};
+use super::observed::{HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey};
+use super::schedule::Unplaced;
+use super::spec::changed_fields;
+use super::labels;
+use crate::model::PullPolicy;
+
+/// The version of the JSON shape of [`Plan`]; bumped on any incompatible change.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub fleet: String,
+    pub revision: Option<String>,
+    pub hosts: Vec<HostPlan>,
+    pub unplaced: Vec<Unplaced>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub status: HostStatus,
+    pub steps: Vec<Step>,
+    /// Objects already as desired.
+    pub unchanged: usize,
+    /// Volumes of this fleet no longer used here, kept because volumes are data.
+    pub retained_volumes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HostStatus {
+    Reachable,
+    /// Not observed, so not planned; `replicas` are assigned to it meanwhile.
+    Unreachable { reason: String, replicas: usize },
+}
+
+/// One change to one object on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Step {
+    CreateNetwork { app: String, key: String, network: DesiredObject, reason: Reason },
+    CreateVolume { app: String, key: String, volume: DesiredObject, reason: Reason },
+    /// Make sure the image is on the host before containers need it.
+    PullImage { image: String, policy: PullPolicy, reason: Reason },
+    CreateContainer { replica: ReplicaKey, container: DesiredContainer, reason: Reason },
+    /// Remove the container `id` and create `container` in its place.
+    ReplaceContainer { replica: ReplicaKey, id: String, container: DesiredContainer, reason: Reason },
+    RemoveContainer { replica: Option<ReplicaKey>, id: String, name: String, reason: Reason },
+    RemoveNetwork { app: String, key: String, id: String, name: String, reason: Reason },
+}
+
+/// Why a step is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// It should exist on this host and does not.
+    Missing,
+    /// Its canonical spec changed; `fields` are the dotted paths that differ.
+    SpecChanged { fields: Vec<String> },
+    /// Same spec, but the container is not running.
+    NotRunning { state: String },
+    /// The replica number is above the service's replica count.
+    ScaledDown { replicas: u32 },
+    /// Its app or service is no longer in the repository.
+    NotInRepository,
+    /// The scheduler placed this replica on another host.
+    PlacedElsewhere { host: String },
+    /// The replica can no longer be placed anywhere (see the plan's `unplaced`).
+    Unplaceable,
+    /// Another container holds the same replica on this host.
+    Duplicate,
+    /// The container carries this fleet's label but not a complete set of gitfleet labels.
+    IncompleteLabels,
+    /// No container on this host uses it any more.
+    NoLongerUsed,
+    /// Containers to be created here need this image.
+    NeededBy { containers: usize },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Missing => f.write_str("missing"),
+            Reason::SpecChanged { fields } => write!(f, "changed: {}", fields.join(", ")),
+            Reason::NotRunning { state } => write!(f, "not running ({state})"),
+            Reason::ScaledDown { replicas } => write!(f, "scaled down to {replicas}"),
+            Reason::NotInRepository => f.write_str("no longer in the repository"),
+            Reason::PlacedElsewhere { host } => write!(f, "moves to host {host}"),
+            Reason::Unplaceable => f.write_str("can no longer be placed on this host"),
+            Reason::Duplicate => f.write_str("duplicate of this replica"),
+            Reason::IncompleteLabels => f.write_str("incomplete gitfleet labels"),
+            Reason::NoLongerUsed => f.write_str("no longer used on this host"),
+            Reason::NeededBy { containers } => {
+                write!(f, "needed by {containers} container{}", if *containers == 1 { "" } else { "s" })
+            }
+        }
+    }
+}
+
+/// Counts over the whole plan, for the `Plan: ...` line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub replace: usize,
+    pub remove: usize,
+    pub unchanged: usize,
+    pub unreachable_hosts: usize,
+    pub unplaced: usize,
+}
+
+impl Summary {
+    pub fn is_empty(&self) -> bool {
+        self.create + self.replace + self.remove == 0
+    }
+}
+
+impl Step {
+    /// The object kind and Docker name this step acts on.
+    pub fn target(&self) -> (&'static str, &str) {
+        match self {
+            Step::CreateNetwork { network, .. } => ("network", &network.name),
+            Step::CreateVolume { volume, .. } => ("volume", &volume.name),
+            Step::PullImage { image, .. } => ("image", image),
+            Step::CreateContainer { container, .. } | Step::ReplaceContainer { container, .. } => {
+                ("container", &container.name)
+            }
+            Step::RemoveContainer { name, .. } => ("container", name),
+            Step::RemoveNetwork { name, .. } => ("network", name),
+        }
+    }
+
+    /// The app the step belongs to, if any (image pulls belong to none).
+    pub fn app(&self) -> Option<&str> {
+        match self {
+            Step::CreateNetwork { app, .. } | Step::CreateVolume { app, .. } | Step::RemoveNetwork { app, .. } => {
+                Some(app)
+            }
+            Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => Some(&replica.app),
+            Step::RemoveContainer { replica, .. } => replica.as_ref().map(|r| r.app.as_str()),
+            Step::PullImage { .. } => None,
+        }
+    }
+
+    pub fn reason(&self) -> &Reason {
+        match self {
+            Step::CreateNetwork { reason, .. }
+            | Step::CreateVolume { reason, .. }
+            | Step::PullImage { reason, .. }
+            | Step::CreateContainer { reason, .. }
+            | Step::ReplaceContainer { reason, .. }
+            | Step::RemoveContainer { reason, .. }
+            | Step::RemoveNetwork { reason, .. } => reason,
+        }
+    }
+}
+
+/// Plans every host of `desired` against `observed`.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut summary = Summary { unplaced: desired.unplaced.len(), ..Summary::default() };
+    let mut hosts = Vec::new();
+    for (name, want) in &desired.hosts {
+        let host_plan = match observed.hosts.get(name) {
+            Some(HostObservation::Reachable(state)) => plan_host(name, want, state, desired),
+            Some(HostObservation::Unreachable { reason }) => unreachable(name, reason.clone(), want),
+            None => unreachable(name, "not observed".to_string(), want),
+        };
+        count(&host_plan, &mut summary);
+        hosts.push(host_plan);
+    }
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        fleet: desired.fleet.clone(),
+        revision: desired.revision.clone(),
+        hosts,
+        unplaced: desired.unplaced.clone(),
+        summary,
+    }
+}
+
+fn unreachable(name: &str, reason: String, want: &DesiredHost) -> HostPlan {
+    HostPlan {
+        host: name.to_string(),
+        status: HostStatus::Unreachable { reason, replicas: want.containers.len() },
+        steps: Vec::new(),
+        unchanged: 0,
+        retained_volumes: Vec::new(),
+    }
+}
+
+fn count(host: &HostPlan, summary: &mut Summary) {
+    if matches!(host.status, HostStatus::Unreachable { .. }) {
+        summary.unreachable_hosts += 1;
+    }
+    summary.unchanged += host.unchanged;
+    for step in &host.steps {
+        match step {
+            Step::CreateNetwork { .. } | Step::CreateVolume { .. } | Step::CreateContainer { .. } => summary.create += 1,
+            Step::ReplaceContainer { .. } => summary.replace += 1,
+            Step::RemoveContainer { .. } | Step::RemoveNetwork { .. } => summary.remove += 1,
+            Step::PullImage { .. } => {}
+        }
+    }
+}
+
+fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desired) -> HostPlan {
+    let fleet = desired.fleet.as_str();
+    let mut unchanged = 0;
+    let mut steps = Vec::new();
+
+    let owned = |objects: &[ObservedObject]| -> BTreeMap<(String, String), ObservedObject> {
+        objects.iter().filter_map(|o| Some((o.owner(fleet)?, o.clone()))).collect()
+    };
+    let networks = owned(&state.networks);
+    let volumes = owned(&state.volumes);
+    for ((app, key), network) in &want.networks {
+        if networks.contains_key(&(app.clone(), key.clone())) {
+            unchanged += 1;
+        } else {
+            steps.push(Step::CreateNetwork { app: app.clone(), key: key.clone(), network: network.clone(), reason: Reason::Missing });
+        }
+    }
+    for ((app, key), volume) in &want.volumes {
+        if volumes.contains_key(&(app.clone(), key.clone())) {
+            unchanged += 1;
+        } else {
+            steps.push(Step::CreateVolume { app: app.clone(), key: key.clone(), volume: volume.clone(), reason: Reason::Missing });
+        }
+    }
+    let retained_volumes =
+        volumes.iter().filter(|(k, _)| !want.volumes.contains_key(*k)).map(|(_, v)| v.name.clone()).collect();
+
+    // Observed containers of this fleet by replica; the best candidate to keep first.
+    let mut by_replica: BTreeMap<ReplicaKey, Vec<&ObservedContainer>> = BTreeMap::new();
+    let mut removals = Vec::new();
+    for container in state.containers.iter().filter(|c| super::observed::owned_by(&c.labels, fleet)) {
+        match container.replica_key(fleet) {
+            Some(key) => by_replica.entry(key).or_default().push(container),
+            None => removals.push(Step::RemoveContainer {
+                replica: None,
+                id: container.id.clone(),
+                name: container.name.clone(),
+                reason: Reason::IncompleteLabels,
+            }),
+        }
+    }
+    let mut container_steps = Vec::new();
+    for (key, wanted) in &want.containers {
+        let Some(found) = by_replica.get_mut(key) else {
+            container_steps.push(Step::CreateContainer { replica: key.clone(), container: wanted.clone(), reason: Reason::Missing });
+            continue;
+        };
+        let fitness = |c: &&ObservedContainer| (c.spec_hash() != Some(&*wanted.spec_hash), !c.is_running(), c.name.clone());
+        found.sort_by_key(fitness);
+        let keep = found[0];
+        for duplicate in &found[1..] {
+            removals.push(Step::RemoveContainer {
+                replica: Some(key.clone()),
+                id: duplicate.id.clone(),
+                name: duplicate.name.clone(),
+                reason: Reason::Duplicate,
+            });
+        }
+        let reason = if keep.spec_hash() != Some(&*wanted.spec_hash) {
+            Some(Reason::SpecChanged { fields: changed_fields(keep.labels.get(labels::SPEC).map(String::as_str), &wanted.spec) })
+        } else if !keep.is_running() {
+            Some(Reason::NotRunning { state: keep.state.clone() })
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => container_steps.push(Step::ReplaceContainer {
+                replica: key.clone(),
+                id: keep.id.clone(),
+                container: wanted.clone(),
+                reason,
+            }),
+            None => unchanged += 1,
+        }
+    }
+    for (key, found) in &by_replica {
+        if want.containers.contains_key(key) {
+            continue;
+        }
+        let reason = why_not_here(key, host, desired);
+        for container in found {
+            removals.push(Step::RemoveContainer {
+                replica: Some(key.clone()),
+                id: container.id.clone(),
+                name: container.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    // Networks go after the containers that used them are removed.
+    let mut network_removals = Vec::new();
+    for ((app, key), network) in &networks {
+        if !want.networks.contains_key(&(app.clone(), key.clone())) {
+            let in_repository = desired.hosts.values().any(|h| h.networks.contains_key(&(app.clone(), key.clone())));
+            network_removals.push(Step::RemoveNetwork {
+                app: app.clone(),
+                key: key.clone(),
+                id: network.id.clone(),
+                name: network.name.clone(),
+                reason: if in_repository { Reason::NoLongerUsed } else { Reason::NotInRepository },
+            });
+        }
+    }
+
+    steps.extend(pulls(&container_steps));
+    steps.extend(removals);
+    order_by_dependencies(&mut container_steps, want);
+    steps.extend(container_steps);
+    steps.extend(network_removals);
+    HostPlan { host: host.to_string(), status: HostStatus::Reachable, steps, unchanged, retained_volumes }
+}
+
+/// Why the observed replica `key` is not wanted on `host`.
+fn why_not_here(key: &ReplicaKey, host: &str, desired: &Desired) -> Reason {
+    if let Some((other, _)) = desired.hosts.iter().find(|(h, d)| h.as_str() != host && d.containers.contains_key(key)) {
+        return Reason::PlacedElsewhere { host: other.clone() };
+    }
+    if desired.unplaced.iter().any(|u| &u.replica == key) {
+        return Reason::Unplaceable;
+    }
+    // Still in the repository if any replica of the service is desired somewhere.
+    let replicas = desired
+        .hosts
+        .values()
+        .flat_map(|h| h.containers.keys())
+        .chain(desired.unplaced.iter().map(|u| &u.replica))
+        .filter(|k| k.app == key.app && k.service == key.service)
+        .map(|k| k.replica)
+        .max();
+    match replicas {
+        Some(replicas) => Reason::ScaledDown { replicas },
+        None => Reason::NotInRepository,
+    }
+}
+
+/// One pull step per distinct image that new containers need (unless the policy is `never`).
+fn pulls(container_steps: &[Step]) -> Vec<Step> {
+    let mut images: BTreeMap<&str, (PullPolicy, usize)> = BTreeMap::new();
+    for step in container_steps {
+        if let Step::CreateContainer { container, .. } | Step::ReplaceContainer { container, .. } = step {
+            if container.pull_policy != PullPolicy::Never {
+                let entry = images.entry(&container.spec.image).or_insert((container.pull_policy, 0));
+                if container.pull_policy == PullPolicy::Always {
+                    entry.0 = PullPolicy::Always;
+                }
+                entry.1 += 1;
+            }
+        }
+    }
+    images
+        .into_iter()
+        .map(|(image, (policy, containers))| Step::PullImage {
+            image: image.to_string(),
+            policy,
+            reason: Reason::NeededBy { containers },
+        })
+        .collect()
+}
+
+/// Orders creates and replaces so that a service comes after the services it depends on.
+fn order_by_dependencies(steps: &mut [Step], want: &DesiredHost) {
+    let mut depends: BTreeMap<(&str, &str), &[String]> = BTreeMap::new();
+    for (key, container) in &want.containers {
+        depends.insert((&key.app, &key.service), &container.depends_on);
+    }
+    fn depth<'a>(
+        app: &'a str,
+        service: &'a str,
+        depends: &BTreeMap<(&'a str, &'a str), &'a [String]>,
+        memo: &mut BTreeMap<(&'a str, &'a str), usize>,
+        seen: &mut BTreeSet<(&'a str, &'a str)>,
+    ) -> usize {
+        if let Some(d) = memo.get(&(app, service)) {
+            return *d;
+        }
+        // Cycles are rejected by validation; `seen` only guards against looping forever.
+        if !seen.insert((app, service)) {
+            return 0;
+        }
+        let d = depends
+            .get(&(app, service))
+            .map(|deps| deps.iter().map(|dep| 1 + depth(app, dep, depends, memo, seen)).max().unwrap_or(0))
+            .unwrap_or(0);
+        memo.insert((app, service), d);
+        d
+    }
+    let mut memo = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut ranks: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (app, service) in depends.keys() {
+        ranks.insert((app.to_string(), service.to_string()), depth(app, service, &depends, &mut memo, &mut seen));
+    }
+    steps.sort_by_key(|step| match step {
+        Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => (
+            replica.app.clone(),
+            ranks.get(&(replica.app.clone(), replica.service.clone())).copied().unwrap_or(0),
+            replica.service.clone(),
+            replica.replica,
+        ),
+        _ => (String::new(), 0, String::new(), 0),
+    });
+}

@@ -1,0 +1,992 @@
+//! Folding one schema-valid app document (Compose's shape) into the normalised [`App`]:
+//! short and long syntaxes into one form, units parsed, env files and config / secret files
+//! read from the source tree. Problems found on the way are findings with their YAML path.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::finding::Findings;
+use super::path::Path;
+use super::source::{SourceEntry, SourceTree};
+use super::types::*;
+use super::units::{parse_bytes, parse_duration_ms, parse_millicpus};
+
+/// `string` or `[string]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A scalar as Compose allows it where a string is meant.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Number(serde_json::Number),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// `["K=V", "K"]` or `{K: V}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrDict {
+    List(Vec<String>),
+    Dict(BTreeMap<String, Option<Scalar>>),
+}
+
+impl ListOrDict {
+    /// Entries in order, with `None` for a key given without a value.
+    fn entries(&self) -> Vec<(String, Option<String>)> {
+        match self {
+            ListOrDict::List(items) => items
+                .iter()
+                .map(|item| match item.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (item.clone(), None),
+                })
+                .collect(),
+            ListOrDict::Dict(map) => {
+                map.iter().map(|(k, v)| (k.clone(), v.as_ref().map(Scalar::text))).collect()
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RawApp {
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+    #[serde(default)]
+    networks: BTreeMap<String, Option<RawObject>>,
+    #[serde(default)]
+    volumes: BTreeMap<String, Option<RawObject>>,
+    #[serde(default)]
+    configs: BTreeMap<String, RawFileDef>,
+    #[serde(default)]
+    secrets: BTreeMap<String, RawFileDef>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawObject {
+    name: Option<String>,
+    #[serde(default)]
+    external: bool,
+    driver: Option<String>,
+    #[serde(default)]
+    internal: bool,
+    labels: Option<ListOrDict>,
+}
+
+#[derive(Deserialize)]
+struct RawFileDef {
+    file: Option<String>,
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawService {
+    image: String,
+    command: Option<StringOrList>,
+    entrypoint: Option<StringOrList>,
+    environment: Option<ListOrDict>,
+    env_file: Option<RawEnvFiles>,
+    #[serde(default)]
+    ports: Vec<RawPort>,
+    networks: Option<RawServiceNetworks>,
+    #[serde(default)]
+    volumes: Vec<RawMount>,
+    #[serde(default)]
+    configs: Vec<RawFileMount>,
+    #[serde(default)]
+    secrets: Vec<RawFileMount>,
+    labels: Option<ListOrDict>,
+    healthcheck: Option<RawHealthcheck>,
+    depends_on: Option<RawDependsOn>,
+    restart: Option<String>,
+    user: Option<String>,
+    working_dir: Option<String>,
+    stop_grace_period: Option<String>,
+    pull_policy: Option<String>,
+    #[serde(default)]
+    deploy: RawDeploy,
+    #[serde(rename = "x-routes", default)]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawEnvFiles {
+    One(String),
+    Many(Vec<RawEnvFile>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawEnvFile {
+    Path(String),
+    Entry {
+        path: String,
+        #[serde(default = "yes")]
+        required: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPort {
+    Number(u32),
+    Short(String),
+    Long {
+        target: u32,
+        published: Option<Scalar>,
+        host_ip: Option<String>,
+        protocol: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawServiceNetworks {
+    List(Vec<String>),
+    Map(BTreeMap<String, Option<RawServiceNetwork>>),
+}
+
+#[derive(Deserialize, Default)]
+struct RawServiceNetwork {
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMount {
+    Short(String),
+    Long {
+        #[serde(rename = "type")]
+        kind: String,
+        source: Option<String>,
+        target: String,
+        #[serde(default)]
+        read_only: bool,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawFileMount {
+    Name(String),
+    Long { source: String, target: Option<String>, uid: Option<String>, gid: Option<String>, mode: Option<Scalar> },
+}
+
+#[derive(Deserialize)]
+struct RawHealthcheck {
+    test: Option<StringOrList>,
+    interval: Option<String>,
+    timeout: Option<String>,
+    start_period: Option<String>,
+    retries: Option<u32>,
+    #[serde(default)]
+    disable: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDependsOn {
+    List(Vec<String>),
+    Map(BTreeMap<String, RawDependency>),
+}
+
+#[derive(Deserialize)]
+struct RawDependency {
+    condition: Option<DependencyCondition>,
+    #[serde(default = "yes")]
+    required: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDeploy {
+    replicas: Option<u32>,
+    #[serde(default)]
+    placement: RawPlacement,
+    #[serde(default)]
+    resources: RawResources,
+    update_config: Option<RawUpdateConfig>,
+    rollback_config: Option<RawUpdateConfig>,
+    restart_policy: Option<RawRestartPolicy>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawPlacement {
+    #[serde(default)]
+    constraints: Vec<String>,
+    max_replicas_per_node: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawResources {
+    limits: Option<RawAmounts>,
+    reservations: Option<RawAmounts>,
+}
+
+#[derive(Deserialize)]
+struct RawAmounts {
+    cpus: Option<Scalar>,
+    memory: Option<Scalar>,
+    pids: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RawUpdateConfig {
+    parallelism: Option<u32>,
+    delay: Option<String>,
+    failure_action: Option<FailureAction>,
+    monitor: Option<String>,
+    max_failure_ratio: Option<f64>,
+    order: Option<UpdateOrder>,
+}
+
+#[derive(Deserialize)]
+struct RawRestartPolicy {
+    condition: Option<String>,
+    delay: Option<String>,
+    max_attempts: Option<u32>,
+    window: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRoute {
+    host: String,
+    path_prefix: Option<String>,
+    port: u16,
+}
+
+/// Folds `document` (schema-valid) of app `name` into an [`App`]; problems go to `findings`.
+pub fn normalise(name: &str, document: &Json, tree: &SourceTree, findings: &mut Findings<'_>) -> App {
+    let raw: RawApp = match serde_json::from_value(document.clone()) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // The schema should have caught this; say so rather than hide it.
+            findings.add(Path::root(), "schema", format!("the file does not have the expected shape: {e}"));
+            RawApp::default()
+        }
+    };
+    let folder = findings.file.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
+    let mut app = App {
+        name: name.to_string(),
+        file: findings.file.to_string(),
+        services: BTreeMap::new(),
+        networks: objects(name, &raw.networks, |o, docker_name| NetworkDef {
+            docker_name,
+            external: o.external,
+            driver: o.driver.clone(),
+            internal: o.internal,
+            labels: labels(&o.labels),
+        }),
+        volumes: objects(name, &raw.volumes, |o, docker_name| VolumeDef {
+            docker_name,
+            external: o.external,
+            driver: o.driver.clone(),
+            labels: labels(&o.labels),
+        }),
+        configs: file_defs("configs", &raw.configs, &folder, tree, findings),
+        secrets: file_defs("secrets", &raw.secrets, &folder, tree, findings),
+    };
+    for (service_name, service) in &raw.services {
+        let path = Path::of(&["services", service_name]);
+        let service = ServiceBuilder { path, folder: &folder, tree, findings: &mut *findings }
+            .build(service_name, service);
+        app.services.insert(service_name.clone(), service);
+    }
+    let uses_default = app.services.values().any(|s| s.networks.contains_key(DEFAULT_NETWORK));
+    if uses_default && !app.networks.contains_key(DEFAULT_NETWORK) {
+        app.networks.insert(
+            DEFAULT_NETWORK.to_string(),
+            NetworkDef {
+                docker_name: format!("{name}_{DEFAULT_NETWORK}"),
+                external: false,
+                driver: None,
+                internal: false,
+                labels: BTreeMap::new(),
+            },
+        );
+    }
+    app
+}
+
+fn objects<T>(
+    app: &str,
+    raw: &BTreeMap<String, Option<RawObject>>,
+    make: impl Fn(&RawObject, String) -> T,
+) -> BTreeMap<String, T> {
+    let empty = RawObject::default();
+    raw.iter()
+        .map(|(key, object)| {
+            let object = object.as_ref().unwrap_or(&empty);
+            let docker_name = match (&object.name, object.external) {
+                (Some(name), _) => name.clone(),
+                (None, true) => key.clone(),
+                (None, false) => format!("{app}_{key}"),
+            };
+            (key.clone(), make(object, docker_name))
+        })
+        .collect()
+}
+
+fn labels(raw: &Option<ListOrDict>) -> BTreeMap<String, String> {
+    raw.as_ref()
+        .map(|l| l.entries().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
+        .unwrap_or_default()
+}
+
+fn file_defs(
+    section: &str,
+    raw: &BTreeMap<String, RawFileDef>,
+    folder: &str,
+    tree: &SourceTree,
+    findings: &mut Findings<'_>,
+) -> BTreeMap<String, FileDef> {
+    let mut defs = BTreeMap::new();
+    for (name, def) in raw {
+        let path = Path::of(&[section, name]);
+        let (repo_path, content) = match (&def.file, &def.content) {
+            (Some(file), None) => {
+                let Some((repo_path, bytes)) = read_app_file(folder, file, tree, &path.key("file"), findings)
+                else {
+                    continue;
+                };
+                (Some(repo_path), bytes)
+            }
+            (None, Some(content)) => (None, std::sync::Arc::new(content.clone().into_bytes())),
+            _ => {
+                findings
+                    .add(path, "invalid-value", format!("{section} entry `{name}` needs exactly one of `file` or `content`"))
+                    .with_hint("name a file in the app's folder with `file: ./name`");
+                continue;
+            }
+        };
+        let digest = super::digest::sha256_hex(&content);
+        defs.insert(name.clone(), FileDef { path: repo_path, digest, content });
+    }
+    defs
+}
+
+/// Reads `relative` (as written in the app file) from the app's folder in the tree. Paths
+/// that leave the folder (`..`, absolute) or go through a symbolic link are refused.
+fn read_app_file(
+    folder: &str,
+    relative: &str,
+    tree: &SourceTree,
+    path: &Path,
+    findings: &mut Findings<'_>,
+) -> Option<(String, std::sync::Arc<Vec<u8>>)> {
+    let hint = format!("keep the file inside {folder}/ and name it relative to it, like ./file");
+    if relative.starts_with('/') {
+        findings.add(path.clone(), "path-escape", format!("{relative:?} is an absolute path")).with_hint(hint);
+        return None;
+    }
+    let mut parts: Vec<&str> = folder.split('/').collect();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                findings
+                    .add(path.clone(), "path-escape", format!("{relative:?} leaves the app's folder with `..`"))
+                    .with_hint(hint);
+                return None;
+            }
+            part => parts.push(part),
+        }
+    }
+    // Every prefix must be a plain directory, and the file itself a plain file.
+    for end in folder.split('/').count() + 1..=parts.len() {
+        let prefix = parts[..end].join("/");
+        if let Some(SourceEntry::Symlink(target)) = tree.get(&prefix) {
+            findings
+                .add(path.clone(), "path-escape", format!("{prefix} is a symbolic link (to {target:?}); gitfleet does not follow links"))
+                .with_hint("commit the file itself instead of a link to it");
+            return None;
+        }
+    }
+    let repo_path = parts.join("/");
+    match tree.get(&repo_path) {
+        Some(SourceEntry::File(bytes)) => Some((repo_path, bytes.clone())),
+        _ => {
+            findings
+                .add(path.clone(), "missing-file", format!("{repo_path} does not exist in this revision"))
+                .with_hint("commit the file, or fix the path (it is relative to the app's folder)");
+            None
+        }
+    }
+}
+
+struct ServiceBuilder<'a, 'f> {
+    path: Path,
+    folder: &'a str,
+    tree: &'a SourceTree,
+    findings: &'a mut Findings<'f>,
+}
+
+impl ServiceBuilder<'_, '_> {
+    fn build(mut self, name: &str, raw: &RawService) -> Service {
+        let path = self.path.clone();
+        Service {
+            name: name.to_string(),
+            image: raw.image.clone(),
+            command: raw.command.as_ref().and_then(|c| self.words(c, &path.key("command"))),
+            entrypoint: raw.entrypoint.as_ref().and_then(|c| self.words(c, &path.key("entrypoint"))),
+            environment: self.environment(raw),
+            ports: self.ports(&raw.ports),
+            networks: match &raw.networks {
+                None => BTreeMap::from([(DEFAULT_NETWORK.to_string(), ServiceNetwork::default())]),
+                Some(RawServiceNetworks::List(names)) => {
+                    names.iter().map(|n| (n.clone(), ServiceNetwork::default())).collect()
+                }
+                Some(RawServiceNetworks::Map(map)) => map
+                    .iter()
+                    .map(|(n, v)| {
+                        let aliases = v.as_ref().map(|v| v.aliases.clone()).unwrap_or_default();
+                        (n.clone(), ServiceNetwork { aliases })
+                    })
+                    .collect(),
+            },
+            mounts: self.mounts(&raw.volumes),
+            configs: self.file_mounts(&raw.configs, "configs", "/"),
+            secrets: self.file_mounts(&raw.secrets, "secrets", "/run/secrets/"),
+            labels: labels(&raw.labels),
+            healthcheck: raw.healthcheck.as_ref().and_then(|h| self.healthcheck(h)),
+            depends_on: match &raw.depends_on {
+                None => BTreeMap::new(),
+                Some(RawDependsOn::List(names)) => names
+                    .iter()
+                    .map(|n| {
+                        (n.clone(), Dependency { condition: DependencyCondition::ServiceStarted, required: true })
+                    })
+                    .collect(),
+                Some(RawDependsOn::Map(map)) => map
+                    .iter()
+                    .map(|(n, d)| {
+                        let condition = d.condition.unwrap_or(DependencyCondition::ServiceStarted);
+                        (n.clone(), Dependency { condition, required: d.required })
+                    })
+                    .collect(),
+            },
+            restart: raw.restart.clone(),
+            user: raw.user.clone(),
+            working_dir: raw.working_dir.clone(),
+            stop_grace_period_ms: self.duration(&raw.stop_grace_period, &path.key("stop_grace_period")),
+            pull_policy: raw.pull_policy.as_deref().map(|p| match p {
+                "always" => PullPolicy::Always,
+                "never" => PullPolicy::Never,
+                _ => PullPolicy::Missing,
+            }),
+            deploy: self.deploy(&raw.deploy),
+            routes: raw
+                .routes
+                .iter()
+                .map(|r| Route {
+                    host: r.host.to_ascii_lowercase(),
+                    path_prefix: r.path_prefix.clone().unwrap_or_else(|| "/".to_string()),
+                    port: r.port,
+                })
+                .collect(),
+        }
+    }
+
+    fn words(&mut self, raw: &StringOrList, path: &Path) -> Option<Vec<String>> {
+        match raw {
+            StringOrList::Many(words) => Some(words.clone()),
+            StringOrList::One(line) => match shell_words::split(line) {
+                Ok(words) => Some(words),
+                Err(e) => {
+                    self.findings
+                        .add(path.clone(), "invalid-value", format!("cannot split {line:?} into words: {e}"))
+                        .with_hint("check the quotes, or write the command as a list");
+                    None
+                }
+            },
+        }
+    }
+
+    fn duration(&mut self, raw: &Option<String>, path: &Path) -> Option<u64> {
+        let text = raw.as_ref()?;
+        match parse_duration_ms(text) {
+            Ok(ms) => Some(ms),
+            Err(e) => {
+                self.findings.add(path.clone(), "invalid-value", e);
+                None
+            }
+        }
+    }
+
+    fn environment(&mut self, raw: &RawService) -> BTreeMap<String, String> {
+        let mut environment = BTreeMap::new();
+        let env_files: Vec<(String, bool)> = match &raw.env_file {
+            None => Vec::new(),
+            Some(RawEnvFiles::One(path)) => vec![(path.clone(), true)],
+            Some(RawEnvFiles::Many(files)) => files
+                .iter()
+                .map(|f| match f {
+                    RawEnvFile::Path(path) => (path.clone(), true),
+                    RawEnvFile::Entry { path, required } => (path.clone(), *required),
+                })
+                .collect(),
+        };
+        for (i, (file, required)) in env_files.iter().enumerate() {
+            let path = match &raw.env_file {
+                Some(RawEnvFiles::One(_)) => self.path.key("env_file"),
+                _ => self.path.key("env_file").index(i),
+            };
+            let exists = matches!(self.tree.get(&join(self.folder, file)), Some(SourceEntry::File(_)));
+            if !required && !exists {
+                continue;
+            }
+            let mut scratch = Findings::new(self.findings.file);
+            let read = read_app_file(self.folder, file, self.tree, &path, &mut scratch);
+            self.findings.list.append(&mut scratch.list);
+            if let Some((repo_path, bytes)) = read {
+                match parse_env_file(&bytes) {
+                    Ok(pairs) => environment.extend(pairs),
+                    Err((line, message)) => {
+                        self.findings
+                            .add(path, "invalid-env-file", format!("{repo_path}:{line}: {message}"))
+                            .with_hint("write one KEY=VALUE per line; # starts a comment");
+                    }
+                }
+            }
+        }
+        if let Some(env) = &raw.environment {
+            for (key, value) in env.entries() {
+                match value {
+                    Some(value) => {
+                        environment.insert(key, value);
+                    }
+                    None => {
+                        self.findings
+                            .add(
+                                self.path.key("environment").key(&key),
+                                "missing-value",
+                                format!("environment variable {key} has no value; Compose would copy it from the shell, gitfleet takes values only from the repository"),
+                            )
+                            .with_hint(format!("give it a value, e.g. {key}=${{{key}}} with {key} declared under `variables:` in fleet.yaml"));
+                    }
+                }
+            }
+        }
+        environment
+    }
+
+    fn ports(&mut self, raw: &[RawPort]) -> Vec<PortMapping> {
+        let mut ports = Vec::new();
+        for (i, port) in raw.iter().enumerate() {
+            let path = self.path.key("ports").index(i);
+            let parsed = match port {
+                RawPort::Number(target) => port_number(*target).map(|target| {
+                    vec![PortMapping { target, published: None, host_ip: None, protocol: Protocol::Tcp }]
+                }),
+                RawPort::Short(text) => parse_short_port(text),
+                RawPort::Long { target, published, host_ip, protocol } => (|| {
+                    let published = match published {
+                        None => None,
+                        Some(p) => Some(parse_port(&p.text())?),
+                    };
+                    Ok(vec![PortMapping {
+                        target: port_number(*target)?,
+                        published,
+                        host_ip: host_ip.clone(),
+                        protocol: protocol_of(protocol.as_deref().unwrap_or("tcp"))?,
+                    }])
+                })(),
+            };
+            match parsed {
+                Ok(mut mappings) => ports.append(&mut mappings),
+                Err(message) => {
+                    self.findings
+                        .add(path, "invalid-port", message)
+                        .with_hint("write \"HOST:CONTAINER\" like \"8080:80\", or {target: 80, published: 8080}");
+                }
+            }
+        }
+        ports
+    }
+
+    fn mounts(&mut self, raw: &[RawMount]) -> Vec<Mount> {
+        let mut mounts = Vec::new();
+        for (i, mount) in raw.iter().enumerate() {
+            let path = self.path.key("volumes").index(i);
+            let (kind, source, target, read_only) = match mount {
+                RawMount::Short(text) => {
+                    let parts: Vec<&str> = text.split(':').collect();
+                    match parts.as_slice() {
+                        [target] => ("volume", None, target.to_string(), false),
+                        [source, target] => (short_kind(source), Some(source.to_string()), target.to_string(), false),
+                        [source, target, mode] => {
+                            let read_only = mode.split(',').any(|m| m == "ro");
+                            (short_kind(source), Some(source.to_string()), target.to_string(), read_only)
+                        }
+                        _ => {
+                            self.findings
+                                .add(path, "invalid-mount", format!("{text:?} is not SOURCE:TARGET[:MODE]"))
+                                .with_hint("write it like data:/var/lib/data or data:/var/lib/data:ro");
+                            continue;
+                        }
+                    }
+                }
+                RawMount::Long { kind, source, target, read_only } => {
+                    (kind.as_str(), source.clone(), target.clone(), *read_only)
+                }
+            };
+            let source = match (kind, source) {
+                ("volume", None) => MountSource::Anonymous,
+                ("volume", Some(volume)) => MountSource::Volume { volume },
+                ("tmpfs", _) => MountSource::Tmpfs,
+                ("bind", Some(host_path)) if host_path.starts_with('/') => MountSource::Bind { path: host_path },
+                ("bind", Some(host_path)) => {
+                    self.findings
+                        .add(path, "relative-bind", format!("bind mount source {host_path:?} is relative; on a fleet there is no project folder on the host for it to be relative to"))
+                        .with_hint("use a named volume, a config file (`configs:`), or an absolute host path");
+                    continue;
+                }
+                (kind, _) => {
+                    self.findings
+                        .add(path, "invalid-mount", format!("a {kind} mount needs a source"))
+                        .with_hint("name the volume or host path in `source:`");
+                    continue;
+                }
+            };
+            if !target.starts_with('/') {
+                self.findings
+                    .add(path, "invalid-mount", format!("mount target {target:?} is not an absolute path"))
+                    .with_hint("container paths start with /");
+                continue;
+            }
+            mounts.push(Mount { source, target, read_only });
+        }
+        mounts
+    }
+
+    fn file_mounts(&mut self, raw: &[RawFileMount], section: &str, default_dir: &str) -> Vec<FileMount> {
+        let mut mounts = Vec::new();
+        for (i, item) in raw.iter().enumerate() {
+            let path = self.path.key(section).index(i);
+            let mount = match item {
+                RawFileMount::Name(name) => {
+                    FileMount { name: name.clone(), target: format!("{default_dir}{name}"), uid: None, gid: None, mode: None }
+                }
+                RawFileMount::Long { source, target, uid, gid, mode } => {
+                    let mode = match mode {
+                        None => None,
+                        Some(Scalar::Number(n)) => n.as_u64().map(|m| m as u32),
+                        Some(other) => match u32::from_str_radix(other.text().trim_start_matches("0o"), 8) {
+                            Ok(mode) => Some(mode),
+                            Err(_) => {
+                                self.findings
+                                    .add(path.key("mode"), "invalid-value", format!("mode {:?} is not an octal number", other.text()))
+                                    .with_hint("write it like \"0440\"");
+                                None
+                            }
+                        },
+                    };
+                    let target = match target {
+                        Some(t) if t.starts_with('/') => t.clone(),
+                        Some(t) => format!("{default_dir}{t}"),
+                        None => format!("{default_dir}{source}"),
+                    };
+                    FileMount { name: source.clone(), target, uid: uid.clone(), gid: gid.clone(), mode }
+                }
+            };
+            mounts.push(mount);
+        }
+        mounts
+    }
+
+    fn healthcheck(&mut self, raw: &RawHealthcheck) -> Option<Healthcheck> {
+        let path = self.path.key("healthcheck");
+        let test = if raw.disable {
+            vec!["NONE".to_string()]
+        } else {
+            match &raw.test {
+                None => Vec::new(),
+                Some(StringOrList::One(line)) => vec!["CMD-SHELL".to_string(), line.clone()],
+                Some(StringOrList::Many(words)) => {
+                    if !matches!(words.first().map(String::as_str), Some("CMD" | "CMD-SHELL" | "NONE")) {
+                        self.findings
+                            .add(path.key("test"), "invalid-value", "a healthcheck test list must start with \"CMD\", \"CMD-SHELL\" or \"NONE\"")
+                            .with_hint("write [\"CMD\", \"wget\", \"-q\", \"-O-\", \"http://127.0.0.1/\"] or a plain string for a shell command");
+                    }
+                    words.clone()
+                }
+            }
+        };
+        Some(Healthcheck {
+            test,
+            interval_ms: self.duration(&raw.interval, &path.key("interval")),
+            timeout_ms: self.duration(&raw.timeout, &path.key("timeout")),
+            retries: raw.retries,
+            start_period_ms: self.duration(&raw.start_period, &path.key("start_period")),
+        })
+    }
+
+    fn deploy(&mut self, raw: &RawDeploy) -> Deploy {
+        let path = self.path.key("deploy");
+        let mut constraints = Vec::new();
+        for (i, text) in raw.placement.constraints.iter().enumerate() {
+            match parse_constraint(text) {
+                Ok(c) => constraints.push(c),
+                Err(message) => {
+                    self.findings
+                        .add(path.key("placement").key("constraints").index(i), "invalid-constraint", message)
+                        .with_hint("write node.hostname == NAME, node.labels.KEY == VALUE, node.platform.os == linux or node.platform.arch == x86_64 (or !=)");
+                }
+            }
+        }
+        let resources = Resources {
+            limits: self.amounts(&raw.resources.limits, &path.key("resources").key("limits")),
+            reservations: self.amounts(&raw.resources.reservations, &path.key("resources").key("reservations")),
+        };
+        let update_config = self.update_config(&raw.update_config, &path.key("update_config"));
+        let rollback_config = self.update_config(&raw.rollback_config, &path.key("rollback_config"));
+        let restart_policy = raw.restart_policy.as_ref().map(|r| {
+            let rp = path.key("restart_policy");
+            RestartPolicy {
+                condition: r.condition.clone().unwrap_or_else(|| "any".to_string()),
+                delay_ms: self.duration(&r.delay, &rp.key("delay")),
+                max_attempts: r.max_attempts,
+                window_ms: self.duration(&r.window, &rp.key("window")),
+            }
+        });
+        Deploy {
+            replicas: raw.replicas.unwrap_or(1),
+            placement: Placement { constraints, max_replicas_per_node: raw.placement.max_replicas_per_node },
+            resources,
+            update_config,
+            rollback_config,
+            restart_policy,
+        }
+    }
+
+    fn amounts(&mut self, raw: &Option<RawAmounts>, path: &Path) -> ResourceAmounts {
+        let Some(raw) = raw else { return ResourceAmounts::default() };
+        let mut parse = |value: &Option<Scalar>, key: &str, parser: fn(&str) -> Result<u64, String>| {
+            let value = value.as_ref()?;
+            match parser(&value.text()) {
+                Ok(amount) => Some(amount),
+                Err(message) => {
+                    self.findings.add(path.key(key), "invalid-value", message);
+                    None
+                }
+            }
+        };
+        ResourceAmounts {
+            millicpus: parse(&raw.cpus, "cpus", parse_millicpus),
+            memory_bytes: parse(&raw.memory, "memory", parse_bytes),
+            pids: raw.pids,
+        }
+    }
+
+    fn update_config(&mut self, raw: &Option<RawUpdateConfig>, path: &Path) -> UpdateConfig {
+        let defaults = UpdateConfig::default();
+        let Some(raw) = raw else { return defaults };
+        UpdateConfig {
+            parallelism: raw.parallelism.unwrap_or(defaults.parallelism),
+            delay_ms: self.duration(&raw.delay, &path.key("delay")).unwrap_or(defaults.delay_ms),
+            order: raw.order.unwrap_or(defaults.order),
+            monitor_ms: self.duration(&raw.monitor, &path.key("monitor")).unwrap_or(defaults.monitor_ms),
+            failure_action: raw.failure_action.unwrap_or(defaults.failure_action),
+            max_failure_ratio: raw.max_failure_ratio.unwrap_or(defaults.max_failure_ratio),
+        }
+    }
+}
+
+fn join(folder: &str, relative: &str) -> String {
+    let relative = relative.trim_start_matches("./");
+    format!("{folder}/{relative}")
+}
+
+/// A named volume unless it looks like a path.
+fn short_kind(source: &str) -> &'static str {
+    if source.starts_with('/') || source.starts_with('.') || source.starts_with('~') { "bind" } else { "volume" }
+}
+
+fn port_number(value: u32) -> Result<u16, String> {
+    match u16::try_from(value) {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!("{value} is not a port number (1 to 65535)")),
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.parse::<u32>().map_err(|_| format!("{text:?} is not a port number")).and_then(port_number)
+}
+
+fn protocol_of(text: &str) -> Result<Protocol, String> {
+    match text {
+        "tcp" => Ok(Protocol::Tcp),
+        "udp" => Ok(Protocol::Udp),
+        other => Err(format!("protocol {other:?} is not tcp or udp")),
+    }
+}
+
+/// `[HOST_IP:][PUBLISHED[-END]:]TARGET[-END][/PROTOCOL]`.
+fn parse_short_port(text: &str) -> Result<Vec<PortMapping>, String> {
+    let (spec, protocol) = match text.rsplit_once('/') {
+        Some((spec, protocol)) => (spec, protocol_of(protocol)?),
+        None => (text, Protocol::Tcp),
+    };
+    let (host_ip, rest) = if let Some(after) = spec.strip_prefix('[') {
+        let (ip, rest) = after.split_once("]:").ok_or_else(|| format!("{text:?}: unclosed IPv6 address"))?;
+        (Some(ip.to_string()), rest)
+    } else {
+        match spec.matches(':').count() {
+            2 => {
+                let (ip, rest) = spec.split_once(':').expect("two colons");
+                (Some(ip.to_string()), rest)
+            }
+            0 | 1 => (None, spec),
+            _ => return Err(format!("{text:?} has too many ':'")),
+        }
+    };
+    let (published, target) = match rest.split_once(':') {
+        Some((published, target)) => (Some(published), target),
+        None => (None, rest),
+    };
+    let range = |part: &str| -> Result<(u16, u16), String> {
+        match part.split_once('-') {
+            Some((start, end)) => {
+                let (start, end) = (parse_port(start)?, parse_port(end)?);
+                if start > end {
+                    return Err(format!("{text:?}: range {part} runs backwards"));
+                }
+                Ok((start, end))
+            }
+            None => parse_port(part).map(|p| (p, p)),
+        }
+    };
+    let targets = range(target)?;
+    let published = published.filter(|p| !p.is_empty()).map(range).transpose()?;
+    let count = targets.1 - targets.0;
+    if let Some(published) = published {
+        if published.1 - published.0 != count {
+            return Err(format!("{text:?}: the published and target ranges differ in length"));
+        }
+    }
+    let host_ip = host_ip.filter(|ip| !ip.is_empty());
+    Ok((0..=count)
+        .map(|offset| PortMapping {
+            target: targets.0 + offset,
+            published: published.map(|p| p.0 + offset),
+            host_ip: host_ip.clone(),
+            protocol,
+        })
+        .collect())
+}
+
+/// `node.labels.zone == a`, `node.hostname != b`, ...
+pub fn parse_constraint(text: &str) -> Result<Constraint, String> {
+    let (attribute, equal, value) = if let Some((a, v)) = text.split_once("==") {
+        (a, true, v)
+    } else if let Some((a, v)) = text.split_once("!=") {
+        (a, false, v)
+    } else {
+        return Err(format!("constraint {text:?} has no == or !="));
+    };
+    let (attribute, value) = (attribute.trim(), value.trim());
+    if value.is_empty() {
+        return Err(format!("constraint {text:?} has no value"));
+    }
+    let attribute = match attribute {
+        "node.hostname" => NodeAttribute::Hostname,
+        "node.platform.os" => NodeAttribute::Os,
+        "node.platform.arch" => NodeAttribute::Arch,
+        "node.role" | "node.id" => {
+            return Err(format!("{attribute} has no meaning on plain Docker hosts (there is no Swarm)"));
+        }
+        other => match other.strip_prefix("node.labels.") {
+            Some(label) if !label.is_empty() => NodeAttribute::Label(label.to_string()),
+            _ => return Err(format!("{other:?} is not a placement attribute gitfleet knows")),
+        },
+    };
+    Ok(Constraint { attribute, equal, value: value.to_string() })
+}
+
+/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` prefixes and quotes allowed.
+fn parse_env_file(bytes: &[u8]) -> Result<Vec<(String, String)>, (usize, String)> {
+    let text = std::str::from_utf8(bytes).map_err(|_| (1, "the file is not UTF-8".to_string()))?;
+    let mut pairs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (key, value) = line.split_once('=').ok_or_else(|| (i + 1, format!("{line:?} has no '='")))?;
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+            .unwrap_or(value);
+        pairs.push((key.trim().to_string(), value.to_string()));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(target: u16, published: Option<u16>, host_ip: Option<&str>, protocol: Protocol) -> PortMapping {
+        PortMapping { target, published, host_ip: host_ip.map(String::from), protocol }
+    }
+
+    #[test]
+    fn short_port_syntax() {
+        use Protocol::*;
+        assert_eq!(parse_short_port("80").unwrap(), vec![mapping(80, None, None, Tcp)]);
+        assert_eq!(parse_short_port("8080:80").unwrap(), vec![mapping(80, Some(8080), None, Tcp)]);
+        assert_eq!(
+            parse_short_port("127.0.0.1:8080:80/udp").unwrap(),
+            vec![mapping(80, Some(8080), Some("127.0.0.1"), Udp)]
+        );
+        assert_eq!(parse_short_port("[::1]:53:53").unwrap(), vec![mapping(53, Some(53), Some("::1"), Tcp)]);
+        assert_eq!(parse_short_port("9000-9001:90-91").unwrap().len(), 2);
+        assert!(parse_short_port("9000-9002:90-91").is_err());
+        assert!(parse_short_port("70000:80").is_err());
+        assert!(parse_short_port("80/sctp").is_err());
+    }
+
+    #[test]
+    fn constraints() {
+        let c = parse_constraint("node.labels.zone == a").unwrap();
+        assert_eq!(c.attribute, NodeAttribute::Label("zone".into()));
+        assert!(c.equal);
+        assert_eq!(c.to_string(), "node.labels.zone == a");
+        assert!(!parse_constraint("node.hostname!=b").unwrap().equal);
+        assert!(parse_constraint("node.role == manager").unwrap_err().contains("no meaning"));
+        assert!(parse_constraint("node.labels.zone").is_err());
+        assert!(parse_constraint("engine.labels.x == y").is_err());
+    }
+
+    #[test]
+    fn env_files() {
+        let pairs = parse_env_file(b"# c\nA=1\nexport B=\"two words\"\n\nC='x'\n").unwrap();
+        assert_eq!(pairs, vec![("A".into(), "1".into()), ("B".into(), "two words".into()), ("C".into(), "x".into())]);
+        assert_eq!(parse_env_file(b"A=1\nnonsense\n").unwrap_err().0, 2);
+    }
+}
