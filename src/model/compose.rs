@@ -368,11 +368,10 @@ fn file_defs(
         let path = Path::of(&[section, name]);
         let (repo_path, content) = match (&def.file, &def.content) {
             (Some(file), None) => {
-                let Some((repo_path, bytes)) = read_app_file(folder, file, tree, &path.key("file"), findings)
-                else {
-                    continue;
-                };
-                (Some(repo_path), bytes)
+                // On failure the entry stays declared (the load fails anyway), so references
+                // to it do not add a second, misleading error.
+                read_app_file(folder, file, tree, &path.key("file"), findings)
+                    .map_or((None, Default::default()), |(repo_path, bytes)| (Some(repo_path), bytes))
             }
             (None, Some(content)) => (None, std::sync::Arc::new(content.clone().into_bytes())),
             _ => {

@@ -136,6 +136,7 @@ fn type_names(kind: &jsonschema::error::TypeKind) -> String {
         "object" => "a mapping".to_string(),
         "array" => "a list".to_string(),
         "null" => "nothing".to_string(),
+        "integer" => "an integer".to_string(),
         other => format!("a {other}"),
     };
     match kind {
