@@ -104,13 +104,13 @@ fn describe(file: &str, error: &jsonschema::ValidationError<'_>) -> Vec<Finding>
             format!("{} is {instance}, which is not of the expected form", at(&path)),
         )
         .hint(pattern_hint(&path)),
-        ValidationErrorKind::PropertyNames { .. } => Finding::new(
-            file,
-            path.clone(),
-            "invalid-name",
-            format!("a name in {} is not allowed: {error}", at(&path)),
-        )
-        .hint("names use lower-case letters, digits, '-' and '_', and start with a letter or digit"),
+        ValidationErrorKind::PropertyNames { error: inner } => {
+            let name = inner.instance();
+            let name = name.as_str().unwrap_or_default();
+            Finding::new(file, path.key(name), "invalid-name", format!("the name {name:?} in {} is not allowed", at(&path)))
+                .on_key()
+                .hint("names use lower-case letters, digits, '-' and '_', and start with a letter or digit")
+        }
         _ => Finding::new(file, path.clone(), "schema", format!("{}: {error}", at(&path))),
     };
     vec![finding]
