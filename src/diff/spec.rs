@@ -31,6 +31,8 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub stop_grace_period_ms: Option<u64>,
+    pub stop_signal: Option<String>,
+    pub hostname: Option<String>,
     pub limits: ResourceAmounts,
 }
 
@@ -124,6 +126,8 @@ impl ContainerSpec {
             user: service.user.clone(),
             working_dir: service.working_dir.clone(),
             stop_grace_period_ms: service.stop_grace_period_ms,
+            stop_signal: service.stop_signal.clone(),
+            hostname: service.hostname.clone(),
             limits: service.deploy.resources.limits,
         }
     }
@@ -204,6 +208,8 @@ mod tests {
             user: None,
             working_dir: None,
             stop_grace_period_ms: None,
+            stop_signal: None,
+            hostname: None,
             limits: ResourceAmounts::default(),
         }
     }

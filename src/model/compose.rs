@@ -120,6 +120,8 @@ struct RawService {
     user: Option<String>,
     working_dir: Option<String>,
     stop_grace_period: Option<String>,
+    stop_signal: Option<String>,
+    hostname: Option<String>,
     pull_policy: Option<String>,
     #[serde(default)]
     deploy: RawDeploy,
@@ -491,6 +493,8 @@ impl ServiceBuilder<'_, '_> {
             user: raw.user.clone(),
             working_dir: raw.working_dir.clone(),
             stop_grace_period_ms: self.duration(&raw.stop_grace_period, &path.key("stop_grace_period")),
+            stop_signal: raw.stop_signal.clone(),
+            hostname: raw.hostname.clone(),
             pull_policy: raw.pull_policy.as_deref().map(|p| match p {
                 "always" => PullPolicy::Always,
                 "never" => PullPolicy::Never,

@@ -23,18 +23,26 @@ pub enum DocumentKind {
     App,
 }
 
-fn validator(kind: DocumentKind) -> &'static Validator {
-    static FLEET: OnceLock<Validator> = OnceLock::new();
-    static APP: OnceLock<Validator> = OnceLock::new();
+/// The embedded schema as JSON, parsed once.
+fn schema_json(kind: DocumentKind) -> &'static Json {
+    static FLEET: OnceLock<Json> = OnceLock::new();
+    static APP: OnceLock<Json> = OnceLock::new();
     let (cell, text) = match kind {
         DocumentKind::Fleet => (&FLEET, FLEET_SCHEMA),
         DocumentKind::App => (&APP, APP_SCHEMA),
     };
-    cell.get_or_init(|| {
-        // The schemas are part of the binary and tested; failing here is a build defect.
-        let schema: Json = serde_json::from_str(text).expect("embedded schema is valid JSON");
-        jsonschema::draft202012::new(&schema).expect("embedded schema compiles")
-    })
+    // The schemas are part of the binary and tested; failing here is a build defect.
+    cell.get_or_init(|| serde_json::from_str(text).expect("embedded schema is valid JSON"))
+}
+
+fn validator(kind: DocumentKind) -> &'static Validator {
+    static FLEET: OnceLock<Validator> = OnceLock::new();
+    static APP: OnceLock<Validator> = OnceLock::new();
+    let cell = match kind {
+        DocumentKind::Fleet => &FLEET,
+        DocumentKind::App => &APP,
+    };
+    cell.get_or_init(|| jsonschema::draft202012::new(schema_json(kind)).expect("embedded schema compiles"))
 }
 
 /// Validates `document` (the file `file`) against its schema; every error becomes a finding.
@@ -103,7 +111,7 @@ fn describe(file: &str, error: &jsonschema::ValidationError<'_>) -> Vec<Finding>
             "invalid-value",
             format!("{} is {instance}, which is not of the expected form", at(&path)),
         )
-        .hint(pattern_hint(&path)),
+        .hint(pattern_message(kind_of(file), error.schema_path().as_str()).unwrap_or_else(|| pattern_hint(&path))),
         ValidationErrorKind::PropertyNames { error: inner } => {
             let name = inner.instance();
             let name = name.as_str().unwrap_or_default();
@@ -154,6 +162,12 @@ fn options_list(options: &Json) -> String {
     }
 }
 
+/// The schema's own words for a pattern (`patternErrorMessage` beside the failing `pattern`).
+fn pattern_message(kind: DocumentKind, keyword: &str) -> Option<String> {
+    let parent = keyword.strip_suffix("/pattern")?;
+    schema_json(kind).pointer(parent)?.get("patternErrorMessage")?.as_str().map(str::to_string)
+}
+
 fn pattern_hint(path: &Path) -> String {
     let last = path.0.iter().rev().find_map(|s| match s {
         Segment::Key(key) => Some(key.as_str()),
@@ -170,14 +184,10 @@ fn pattern_hint(path: &Path) -> String {
 
 /// The keys the schema allows at `path`, for "did you mean" hints.
 fn allowed_keys(kind: DocumentKind, path: &Path) -> Vec<String> {
-    let schema: Json = match kind {
-        DocumentKind::Fleet => serde_json::from_str(FLEET_SCHEMA),
-        DocumentKind::App => serde_json::from_str(APP_SCHEMA),
-    }
-    .unwrap_or(Json::Null);
-    let mut node = &schema;
+    let schema = schema_json(kind);
+    let mut node = schema;
     for segment in &path.0 {
-        node = resolve(&schema, node);
+        node = resolve(schema, node);
         node = match segment {
             Segment::Key(key) => node
                 .get("properties")
@@ -187,7 +197,7 @@ fn allowed_keys(kind: DocumentKind, path: &Path) -> Vec<String> {
             Segment::Index(_) => node.get("items").unwrap_or(&Json::Null),
         };
     }
-    let node = resolve(&schema, node);
+    let node = resolve(schema, node);
     let mut keys: Vec<String> = node
         .get("properties")
         .and_then(Json::as_object)

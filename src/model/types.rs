@@ -171,6 +171,8 @@ pub struct Service {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub stop_grace_period_ms: Option<u64>,
+    pub stop_signal: Option<String>,
+    pub hostname: Option<String>,
     pub pull_policy: Option<PullPolicy>,
     pub deploy: Deploy,
     /// `x-routes`: how the router will reach this service.

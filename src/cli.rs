@@ -1,4 +1,0 @@
-//! Placeholder.
-pub fn main() -> i32 {
-    0
-}
