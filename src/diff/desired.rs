@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::observed::{Observed, ReplicaKey};
-use super::schedule::{schedule, Unplaced};
+use super::schedule::{Unplaced, schedule};
 use super::spec::ContainerSpec;
 use crate::model::{Model, MountSource, PullPolicy};
 
@@ -65,9 +65,13 @@ impl Desired {
         let mut hosts: BTreeMap<String, DesiredHost> =
             model.fleet.hosts.keys().map(|h| (h.clone(), DesiredHost::default())).collect();
         // One spec and hash per service, shared by its replicas.
-        let mut specs: BTreeMap<(&str, &str), (Arc<ContainerSpec>, Arc<str>)> = BTreeMap::new();
+        type SharedSpec = (Arc<ContainerSpec>, Arc<str>);
+        let mut specs: BTreeMap<(&str, &str), SharedSpec> = BTreeMap::new();
         for (key, host_name) in &schedule.assignments {
-            let (Some(app), Some(host)) = (model.apps.get(&key.app), hosts.get_mut(host_name)) else { continue };
+            let (Some(app), Some(host)) = (model.apps.get(&key.app), hosts.get_mut(host_name))
+            else {
+                continue;
+            };
             let Some(service) = app.services.get(&key.service) else { continue };
             let (spec, spec_hash) = specs
                 .entry((app.name.as_str(), service.name.as_str()))
@@ -77,7 +81,7 @@ impl Desired {
                     (Arc::new(spec), hash)
                 })
                 .clone();
-            for (network_key, _) in &service.networks {
+            for network_key in service.networks.keys() {
                 if let Some(network) = app.networks.get(network_key).filter(|n| !n.external) {
                     host.networks.insert(
                         (app.name.clone(), network_key.clone()),
@@ -115,6 +119,11 @@ impl Desired {
                 },
             );
         }
-        Desired { fleet: model.fleet.settings.name.clone(), revision, hosts, unplaced: schedule.unplaced }
+        Desired {
+            fleet: model.fleet.settings.name.clone(),
+            revision,
+            hosts,
+            unplaced: schedule.unplaced,
+        }
     }
 }

@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
+use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::paths::LocationSegment;
-use jsonschema::Validator;
 use serde_json::Value as Json;
 
 use super::finding::Finding;
@@ -42,15 +42,15 @@ fn validator(kind: DocumentKind) -> &'static Validator {
         DocumentKind::Fleet => &FLEET,
         DocumentKind::App => &APP,
     };
-    cell.get_or_init(|| jsonschema::draft202012::new(schema_json(kind)).expect("embedded schema compiles"))
+    cell.get_or_init(|| {
+        jsonschema::draft202012::new(schema_json(kind)).expect("embedded schema compiles")
+    })
 }
 
 /// Validates `document` (the file `file`) against its schema; every error becomes a finding.
 pub fn check(kind: DocumentKind, file: &str, document: &Json) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = validator(kind)
-        .iter_errors(document)
-        .flat_map(|error| describe(file, &error))
-        .collect();
+    let mut findings: Vec<Finding> =
+        validator(kind).iter_errors(document).flat_map(|error| describe(file, &error)).collect();
     findings.dedup();
     findings
 }
@@ -77,9 +77,13 @@ fn describe(file: &str, error: &jsonschema::ValidationError<'_>) -> Vec<Finding>
                 .iter()
                 .map(|key| {
                     let allowed = allowed_keys(kind_of(file), &path);
-                    let mut finding =
-                        Finding::new(file, path.key(key), "unknown-key", format!("unknown key `{key}` in {}", at(&path)))
-                            .on_key();
+                    let mut finding = Finding::new(
+                        file,
+                        path.key(key),
+                        "unknown-key",
+                        format!("unknown key `{key}` in {}", at(&path)),
+                    )
+                    .on_key();
                     finding.hint = Some(match closest(key, &allowed) {
                         Some(near) => format!("did you mean `{near}`?"),
                         None if allowed.is_empty() => "remove it".to_string(),
@@ -91,13 +95,18 @@ fn describe(file: &str, error: &jsonschema::ValidationError<'_>) -> Vec<Finding>
         }
         ValidationErrorKind::Required { property } => {
             let key = property.as_str().unwrap_or_default();
-            Finding::new(file, path.clone(), "missing-key", format!("{} needs the key `{key}`", at(&path)))
+            Finding::new(
+                file,
+                path.clone(),
+                "missing-key",
+                format!("{} needs the key `{key}`", at(&path)),
+            )
         }
         ValidationErrorKind::Type { kind } => Finding::new(
             file,
             path.clone(),
             "wrong-type",
-            format!("{} is {}, expected {}", at(&path), json_kind(&instance), type_names(kind)),
+            format!("{} is {}, expected {}", at(&path), json_kind(instance), type_names(kind)),
         ),
         ValidationErrorKind::Enum { options } => Finding::new(
             file,
@@ -111,7 +120,10 @@ fn describe(file: &str, error: &jsonschema::ValidationError<'_>) -> Vec<Finding>
             "invalid-value",
             format!("{} is {instance}, which is not of the expected form", at(&path)),
         )
-        .hint(pattern_message(kind_of(file), error.schema_path().as_str()).unwrap_or_else(|| pattern_hint(&path))),
+        .hint(
+            pattern_message(kind_of(file), error.schema_path().as_str())
+                .unwrap_or_else(|| pattern_hint(&path)),
+        ),
         ValidationErrorKind::PropertyNames { error: inner } => {
             let name = inner.instance();
             let name = name.as_str().unwrap_or_default();
@@ -175,8 +187,10 @@ fn pattern_hint(path: &Path) -> String {
     });
     match last.unwrap_or_default() {
         "endpoint" => "write unix:///var/run/docker.sock or tcp://HOST:PORT".into(),
-        "interval" | "timeout" | "start_period" | "start_interval" | "delay" | "monitor" | "window"
-        | "stop_grace_period" | "observe_timeout" => "write a duration like 10s, 1m30s or 500ms".into(),
+        "interval" | "timeout" | "start_period" | "start_interval" | "delay" | "monitor"
+        | "window" | "stop_grace_period" | "observe_timeout" => {
+            "write a duration like 10s, 1m30s or 500ms".into()
+        }
         "memory" => "write a size like 512m or 2g".into(),
         _ => "see the schema's description of this key".into(),
     }
@@ -213,8 +227,11 @@ fn resolve<'a>(root: &'a Json, mut node: &'a Json) -> &'a Json {
         if let Some(reference) = node.get("$ref").and_then(Json::as_str) {
             let pointer = reference.trim_start_matches('#');
             node = root.pointer(pointer).unwrap_or(&Json::Null);
-        } else if let Some(shapes) = node.get("oneOf").or_else(|| node.get("anyOf")).and_then(Json::as_array) {
-            let mapping = shapes.iter().map(|s| resolve(root, s)).find(|s| s.get("properties").is_some());
+        } else if let Some(shapes) =
+            node.get("oneOf").or_else(|| node.get("anyOf")).and_then(Json::as_array)
+        {
+            let mapping =
+                shapes.iter().map(|s| resolve(root, s)).find(|s| s.get("properties").is_some());
             match mapping {
                 Some(shape) => node = shape,
                 None => return node,

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: installs the prerequisites, then the unit, property and integration tests
+# (the integration tests start real Docker daemons in network namespaces, so run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cargo test --locked --all-targets -- --test-threads="${GITFLEET_TEST_THREADS:-4}"
