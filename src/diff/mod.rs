@@ -12,5 +12,7 @@ pub mod simulate;
 pub mod spec;
 
 pub use desired::Desired;
-pub use observed::{HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey};
-pub use plan::{plan, HostPlan, HostStatus, Plan, Reason, Step, Summary};
+pub use observed::{
+    HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey,
+};
+pub use plan::{HostPlan, HostStatus, Plan, Reason, Step, Summary, plan};

@@ -17,10 +17,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::desired::{Desired, DesiredContainer, DesiredHost, DesiredObject};
-use super::observed::{HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey};
+use super::labels;
+use super::observed::{
+    HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey,
+};
 use super::schedule::Unplaced;
 use super::spec::changed_fields;
-use super::labels;
 use crate::model::PullPolicy;
 
 /// The version of the JSON shape of [`Plan`]; bumped on any incompatible change.
@@ -52,22 +54,59 @@ pub struct HostPlan {
 pub enum HostStatus {
     Reachable,
     /// Not observed, so not planned; `replicas` are assigned to it meanwhile.
-    Unreachable { reason: String, replicas: usize },
+    Unreachable {
+        reason: String,
+        replicas: usize,
+    },
 }
 
 /// One change to one object on one host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Step {
-    CreateNetwork { app: String, key: String, network: DesiredObject, reason: Reason },
-    CreateVolume { app: String, key: String, volume: DesiredObject, reason: Reason },
+    CreateNetwork {
+        app: String,
+        key: String,
+        network: DesiredObject,
+        reason: Reason,
+    },
+    CreateVolume {
+        app: String,
+        key: String,
+        volume: DesiredObject,
+        reason: Reason,
+    },
     /// Make sure the image is on the host before containers need it.
-    PullImage { image: String, policy: PullPolicy, reason: Reason },
-    CreateContainer { replica: ReplicaKey, container: DesiredContainer, reason: Reason },
+    PullImage {
+        image: String,
+        policy: PullPolicy,
+        reason: Reason,
+    },
+    CreateContainer {
+        replica: ReplicaKey,
+        container: DesiredContainer,
+        reason: Reason,
+    },
     /// Remove the container `id` and create `container` in its place.
-    ReplaceContainer { replica: ReplicaKey, id: String, container: DesiredContainer, reason: Reason },
-    RemoveContainer { replica: Option<ReplicaKey>, id: String, name: String, reason: Reason },
-    RemoveNetwork { app: String, key: String, id: String, name: String, reason: Reason },
+    ReplaceContainer {
+        replica: ReplicaKey,
+        id: String,
+        container: DesiredContainer,
+        reason: Reason,
+    },
+    RemoveContainer {
+        replica: Option<ReplicaKey>,
+        id: String,
+        name: String,
+        reason: Reason,
+    },
+    RemoveNetwork {
+        app: String,
+        key: String,
+        id: String,
+        name: String,
+        reason: Reason,
+    },
 }
 
 /// Why a step is in the plan.
@@ -112,7 +151,11 @@ impl fmt::Display for Reason {
             Reason::IncompleteLabels => f.write_str("incomplete gitfleet labels"),
             Reason::NoLongerUsed => f.write_str("no longer used on this host"),
             Reason::NeededBy { containers } => {
-                write!(f, "needed by {containers} container{}", if *containers == 1 { "" } else { "s" })
+                write!(
+                    f,
+                    "needed by {containers} container{}",
+                    if *containers == 1 { "" } else { "s" }
+                )
             }
         }
     }
@@ -153,10 +196,12 @@ impl Step {
     /// The app the step belongs to, if any (image pulls belong to none).
     pub fn app(&self) -> Option<&str> {
         match self {
-            Step::CreateNetwork { app, .. } | Step::CreateVolume { app, .. } | Step::RemoveNetwork { app, .. } => {
-                Some(app)
+            Step::CreateNetwork { app, .. }
+            | Step::CreateVolume { app, .. }
+            | Step::RemoveNetwork { app, .. } => Some(app),
+            Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => {
+                Some(&replica.app)
             }
-            Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => Some(&replica.app),
             Step::RemoveContainer { replica, .. } => replica.as_ref().map(|r| r.app.as_str()),
             Step::PullImage { .. } => None,
         }
@@ -182,7 +227,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     for (name, want) in &desired.hosts {
         let host_plan = match observed.hosts.get(name) {
             Some(HostObservation::Reachable(state)) => plan_host(name, want, state, desired),
-            Some(HostObservation::Unreachable { reason }) => unreachable(name, reason.clone(), want),
+            Some(HostObservation::Unreachable { reason }) => {
+                unreachable(name, reason.clone(), want)
+            }
             None => unreachable(name, "not observed".to_string(), want),
         };
         count(&host_plan, &mut summary);
@@ -215,7 +262,9 @@ fn count(host: &HostPlan, summary: &mut Summary) {
     summary.unchanged += host.unchanged;
     for step in &host.steps {
         match step {
-            Step::CreateNetwork { .. } | Step::CreateVolume { .. } | Step::CreateContainer { .. } => summary.create += 1,
+            Step::CreateNetwork { .. }
+            | Step::CreateVolume { .. }
+            | Step::CreateContainer { .. } => summary.create += 1,
             Step::ReplaceContainer { .. } => summary.replace += 1,
             Step::RemoveContainer { .. } | Step::RemoveNetwork { .. } => summary.remove += 1,
             Step::PullImage { .. } => {}
@@ -237,23 +286,37 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         if networks.contains_key(&(app.clone(), key.clone())) {
             unchanged += 1;
         } else {
-            steps.push(Step::CreateNetwork { app: app.clone(), key: key.clone(), network: network.clone(), reason: Reason::Missing });
+            steps.push(Step::CreateNetwork {
+                app: app.clone(),
+                key: key.clone(),
+                network: network.clone(),
+                reason: Reason::Missing,
+            });
         }
     }
     for ((app, key), volume) in &want.volumes {
         if volumes.contains_key(&(app.clone(), key.clone())) {
             unchanged += 1;
         } else {
-            steps.push(Step::CreateVolume { app: app.clone(), key: key.clone(), volume: volume.clone(), reason: Reason::Missing });
+            steps.push(Step::CreateVolume {
+                app: app.clone(),
+                key: key.clone(),
+                volume: volume.clone(),
+                reason: Reason::Missing,
+            });
         }
     }
-    let retained_volumes =
-        volumes.iter().filter(|(k, _)| !want.volumes.contains_key(*k)).map(|(_, v)| v.name.clone()).collect();
+    let retained_volumes = volumes
+        .iter()
+        .filter(|(k, _)| !want.volumes.contains_key(*k))
+        .map(|(_, v)| v.name.clone())
+        .collect();
 
     // Observed containers of this fleet by replica; the best candidate to keep first.
     let mut by_replica: BTreeMap<ReplicaKey, Vec<&ObservedContainer>> = BTreeMap::new();
     let mut removals = Vec::new();
-    for container in state.containers.iter().filter(|c| super::observed::owned_by(&c.labels, fleet)) {
+    for container in state.containers.iter().filter(|c| super::observed::owned_by(&c.labels, fleet))
+    {
         match container.replica_key(fleet) {
             Some(key) => by_replica.entry(key).or_default().push(container),
             None => removals.push(Step::RemoveContainer {
@@ -267,10 +330,16 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     let mut container_steps = Vec::new();
     for (key, wanted) in &want.containers {
         let Some(found) = by_replica.get_mut(key) else {
-            container_steps.push(Step::CreateContainer { replica: key.clone(), container: wanted.clone(), reason: Reason::Missing });
+            container_steps.push(Step::CreateContainer {
+                replica: key.clone(),
+                container: wanted.clone(),
+                reason: Reason::Missing,
+            });
             continue;
         };
-        let fitness = |c: &&ObservedContainer| (c.spec_hash() != Some(&*wanted.spec_hash), !c.is_running(), c.name.clone());
+        let fitness = |c: &&ObservedContainer| {
+            (c.spec_hash() != Some(&*wanted.spec_hash), !c.is_running(), c.name.clone())
+        };
         found.sort_by_key(fitness);
         let keep = found[0];
         for duplicate in &found[1..] {
@@ -282,7 +351,12 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
             });
         }
         let reason = if keep.spec_hash() != Some(&*wanted.spec_hash) {
-            Some(Reason::SpecChanged { fields: changed_fields(keep.labels.get(labels::SPEC).map(String::as_str), &wanted.spec) })
+            Some(Reason::SpecChanged {
+                fields: changed_fields(
+                    keep.labels.get(labels::SPEC).map(String::as_str),
+                    &wanted.spec,
+                ),
+            })
         } else if !keep.is_running() {
             Some(Reason::NotRunning { state: keep.state.clone() })
         } else {
@@ -317,7 +391,10 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     let mut network_removals = Vec::new();
     for ((app, key), network) in &networks {
         if !want.networks.contains_key(&(app.clone(), key.clone())) {
-            let in_repository = desired.hosts.values().any(|h| h.networks.contains_key(&(app.clone(), key.clone())));
+            let in_repository = desired
+                .hosts
+                .values()
+                .any(|h| h.networks.contains_key(&(app.clone(), key.clone())));
             network_removals.push(Step::RemoveNetwork {
                 app: app.clone(),
                 key: key.clone(),
@@ -333,12 +410,20 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     order_by_dependencies(&mut container_steps, want);
     steps.extend(container_steps);
     steps.extend(network_removals);
-    HostPlan { host: host.to_string(), status: HostStatus::Reachable, steps, unchanged, retained_volumes }
+    HostPlan {
+        host: host.to_string(),
+        status: HostStatus::Reachable,
+        steps,
+        unchanged,
+        retained_volumes,
+    }
 }
 
 /// Why the observed replica `key` is not wanted on `host`.
 fn why_not_here(key: &ReplicaKey, host: &str, desired: &Desired) -> Reason {
-    if let Some((other, _)) = desired.hosts.iter().find(|(h, d)| h.as_str() != host && d.containers.contains_key(key)) {
+    if let Some((other, _)) =
+        desired.hosts.iter().find(|(h, d)| h.as_str() != host && d.containers.contains_key(key))
+    {
         return Reason::PlacedElsewhere { host: other.clone() };
     }
     if desired.unplaced.iter().any(|u| &u.replica == key) {
@@ -363,9 +448,12 @@ fn why_not_here(key: &ReplicaKey, host: &str, desired: &Desired) -> Reason {
 fn pulls(container_steps: &[Step]) -> Vec<Step> {
     let mut images: BTreeMap<&str, (PullPolicy, usize)> = BTreeMap::new();
     for step in container_steps {
-        if let Step::CreateContainer { container, .. } | Step::ReplaceContainer { container, .. } = step {
+        if let Step::CreateContainer { container, .. } | Step::ReplaceContainer { container, .. } =
+            step
+        {
             if container.pull_policy != PullPolicy::Never {
-                let entry = images.entry(&container.spec.image).or_insert((container.pull_policy, 0));
+                let entry =
+                    images.entry(&container.spec.image).or_insert((container.pull_policy, 0));
                 if container.pull_policy == PullPolicy::Always {
                     entry.0 = PullPolicy::Always;
                 }
@@ -405,7 +493,9 @@ fn order_by_dependencies(steps: &mut [Step], want: &DesiredHost) {
         }
         let d = depends
             .get(&(app, service))
-            .map(|deps| deps.iter().map(|dep| 1 + depth(app, dep, depends, memo, seen)).max().unwrap_or(0))
+            .map(|deps| {
+                deps.iter().map(|dep| 1 + depth(app, dep, depends, memo, seen)).max().unwrap_or(0)
+            })
             .unwrap_or(0);
         memo.insert((app, service), d);
         d
@@ -414,9 +504,12 @@ fn order_by_dependencies(steps: &mut [Step], want: &DesiredHost) {
     let mut seen = BTreeSet::new();
     let mut ranks: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (app, service) in depends.keys() {
-        ranks.insert((app.to_string(), service.to_string()), depth(app, service, &depends, &mut memo, &mut seen));
+        ranks.insert(
+            (app.to_string(), service.to_string()),
+            depth(app, service, &depends, &mut memo, &mut seen),
+        );
     }
-    steps.sort_by_key(|step| match step {
+    steps.sort_by_cached_key(|step| match step {
         Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => (
             replica.app.clone(),
             ranks.get(&(replica.app.clone(), replica.service.clone())).copied().unwrap_or(0),

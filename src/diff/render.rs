@@ -17,7 +17,9 @@ pub fn summary_line(summary: &Summary) -> String {
 
 fn symbol(step: &Step) -> char {
     match step {
-        Step::CreateNetwork { .. } | Step::CreateVolume { .. } | Step::CreateContainer { .. } => '+',
+        Step::CreateNetwork { .. } | Step::CreateVolume { .. } | Step::CreateContainer { .. } => {
+            '+'
+        }
         Step::ReplaceContainer { .. } => '~',
         Step::RemoveContainer { .. } | Step::RemoveNetwork { .. } => '-',
         Step::PullImage { .. } => '>',
@@ -67,7 +69,8 @@ pub fn text(plan: &Plan) -> String {
                 let _ = writeln!(out, "host {}: UNREACHABLE: {reason}", host.host);
             }
             HostStatus::Reachable if host.steps.is_empty() => {
-                let _ = writeln!(out, "host {}: no changes ({} unchanged)", host.host, host.unchanged);
+                let _ =
+                    writeln!(out, "host {}: no changes ({} unchanged)", host.host, host.unchanged);
             }
             HostStatus::Reachable => {
                 let _ = writeln!(out, "host {}:", host.host);
@@ -77,7 +80,11 @@ pub fn text(plan: &Plan) -> String {
             }
         }
         if !host.retained_volumes.is_empty() {
-            let _ = writeln!(out, "  (volumes kept, no longer used: {})", host.retained_volumes.join(", "));
+            let _ = writeln!(
+                out,
+                "  (volumes kept, no longer used: {})",
+                host.retained_volumes.join(", ")
+            );
         }
     }
     out.push('\n');
@@ -140,7 +147,9 @@ fn counts(steps: &[&Step]) -> String {
         }
     }
     let mut parts = Vec::new();
-    for (n, what) in [(create, "to create"), (replace, "to replace"), (remove, "to remove"), (pull, "to pull")] {
+    for (n, what) in
+        [(create, "to create"), (replace, "to replace"), (remove, "to remove"), (pull, "to pull")]
+    {
         if n > 0 {
             parts.push(format!("{n} {what}"));
         }

@@ -10,14 +10,18 @@ use super::plan::{Plan, Step};
 pub fn apply_plan(observed: &Observed, plan: &Plan) -> Observed {
     let mut next = observed.clone();
     for host_plan in &plan.hosts {
-        let Some(HostObservation::Reachable(state)) = next.hosts.get_mut(&host_plan.host) else { continue };
+        let Some(HostObservation::Reachable(state)) = next.hosts.get_mut(&host_plan.host) else {
+            continue;
+        };
         for step in &host_plan.steps {
             match step {
-                Step::CreateNetwork { app, key, network, .. } => state.networks.push(ObservedObject {
-                    id: format!("net-{}", network.name),
-                    name: network.name.clone(),
-                    labels: labels::for_object(&plan.fleet, app, key, &network.labels),
-                }),
+                Step::CreateNetwork { app, key, network, .. } => {
+                    state.networks.push(ObservedObject {
+                        id: format!("net-{}", network.name),
+                        name: network.name.clone(),
+                        labels: labels::for_object(&plan.fleet, app, key, &network.labels),
+                    })
+                }
                 Step::CreateVolume { app, key, volume, .. } => state.volumes.push(ObservedObject {
                     id: volume.name.clone(),
                     name: volume.name.clone(),

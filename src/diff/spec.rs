@@ -68,7 +68,8 @@ impl ContainerSpec {
             .networks
             .iter()
             .map(|(key, network)| {
-                let docker_name = app.networks.get(key).map_or_else(|| key.clone(), |n| n.docker_name.clone());
+                let docker_name =
+                    app.networks.get(key).map_or_else(|| key.clone(), |n| n.docker_name.clone());
                 let mut aliases = vec![service.name.clone()];
                 aliases.extend(network.aliases.iter().cloned());
                 aliases.sort();
@@ -83,13 +84,20 @@ impl ContainerSpec {
                 let (kind, source) = match &m.source {
                     MountSource::Volume { volume } => (
                         "volume",
-                        app.volumes.get(volume).map_or_else(|| volume.clone(), |v| v.docker_name.clone()),
+                        app.volumes
+                            .get(volume)
+                            .map_or_else(|| volume.clone(), |v| v.docker_name.clone()),
                     ),
                     MountSource::Bind { path } => ("bind", path.clone()),
                     MountSource::Anonymous => ("anonymous", String::new()),
                     MountSource::Tmpfs => ("tmpfs", String::new()),
                 };
-                SpecMount { kind: kind.into(), source, target: m.target.clone(), read_only: m.read_only }
+                SpecMount {
+                    kind: kind.into(),
+                    source,
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                }
             })
             .collect();
         let mut files = BTreeMap::new();
@@ -180,7 +188,12 @@ pub fn changed_fields(old_json: Option<&str>, new: &ContainerSpec) -> Vec<String
         match (a, b) {
             (Some(Json::Object(a)), Some(Json::Object(b))) if key != "limits" => {
                 let inner: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-                fields.extend(inner.into_iter().filter(|k| a.get(*k) != b.get(*k)).map(|k| format!("{key}.{k}")));
+                fields.extend(
+                    inner
+                        .into_iter()
+                        .filter(|k| a.get(*k) != b.get(*k))
+                        .map(|k| format!("{key}.{k}")),
+                );
             }
             _ => fields.push(key.clone()),
         }
