@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on one machine (as root, Debian): two real Docker hosts in network
 # namespaces at the addresses example-repo/fleet.yaml names (10.250.1.2 and 10.250.2.2), the
-# example images built in them, then `gitfleet validate` and `gitfleet plan` on example-repo/.
+# example images built in them, then `gitfleet validate`, `plan` and `apply` on example-repo/.
 # A container you started by hand (unlabelled) is shown to be left alone; a stale labelled one
-# is planned for removal. Everything it started is stopped on exit, by pid and by name.
+# is planned for removal and removed; a second apply has nothing to do. Everything it started is stopped on exit, by pid and by name.
 #
 #   bash scripts/demo.sh            # keep the hosts running with KEEP_HOSTS=1
 set -euo pipefail
@@ -31,6 +31,8 @@ stop_hosts() {
         ip route del unreachable "10.250.$i.0/24" metric 4000 2>/dev/null || true
         umount "$dir/exec" "$dir/data" 2>/dev/null || true
     done
+    # The hosts' data goes with them: the demo starts from empty hosts every time.
+    [[ -d $work ]] && find "$work" -mindepth 1 -maxdepth 1 -name '[ab]' -exec rm -rf {} + 2>/dev/null || true
 }
 
 start_host() {
@@ -81,3 +83,13 @@ echo "== gitfleet plan example-repo"
 "$gitfleet" plan example-repo || true
 echo "== the same plan as a pull-request comment would show it"
 "$gitfleet" plan example-repo --format markdown || true
+
+echo "== gitfleet apply example-repo --yes"
+"$gitfleet" apply example-repo --yes
+echo "== what runs now"
+for name in a b; do
+    docker -H "unix://$work/$name/docker.sock" ps -a --format "host $name: {{.Names}}\t{{.Status}}"
+done
+echo "== the web front end through host a's published port: $(wget -qO- -T 2 http://10.250.1.2:8080/ 2>/dev/null || busybox wget -qO- -T 2 http://10.250.1.2:8080/)"
+echo "== gitfleet apply again: nothing to do"
+"$gitfleet" apply example-repo --yes

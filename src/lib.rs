@@ -9,6 +9,7 @@
 //!   (`plan(desired, observed) -> Plan`) with its text / markdown / JSON renderings. Pure.
 //! * [`hosts`]: connections to the registered Docker hosts and observing what runs there.
 //! * [`sync`]: reading a repository's commit with git2, without a checkout.
+//! * [`apply`]: carrying a plan out on the hosts: rolling updates, health waits, rollback.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants
@@ -17,6 +18,7 @@
 //! * Only objects that carry this fleet's `io.gitfleet.fleet` label are ever planned for change.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
 pub mod diff;
 pub mod hosts;

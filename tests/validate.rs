@@ -34,7 +34,8 @@ fn repo_dir(files: &[(&str, &str)]) -> TempDir {
 }
 
 fn gitfleet(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gitfleet")).args(args).output().expect("run gitfleet");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_gitfleet")).args(args).output().expect("run gitfleet");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -45,13 +46,23 @@ fn gitfleet(args: &[&str]) -> (i32, String, String) {
 /// Runs `validate --format json` on `files` and returns `file:line:col code` per diagnostic.
 fn diagnostics(files: &[(&str, &str)]) -> Vec<String> {
     let dir = repo_dir(files);
-    let (code, stdout, stderr) = gitfleet(&["validate", dir.path().to_str().unwrap(), "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let (code, stdout, stderr) =
+        gitfleet(&["validate", dir.path().to_str().unwrap(), "--format", "json"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
     let list: Vec<String> = report["diagnostics"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| format!("{}:{}:{} {}", d["file"].as_str().unwrap(), d["line"], d["column"], d["code"].as_str().unwrap()))
+        .map(|d| {
+            format!(
+                "{}:{}:{} {}",
+                d["file"].as_str().unwrap(),
+                d["line"],
+                d["column"],
+                d["code"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(code, if list.is_empty() { 0 } else { 1 }, "exit code for {list:?}");
     assert_eq!(report["valid"], list.is_empty());
@@ -79,7 +90,10 @@ fn yaml_syntax_error_is_located() {
 #[test]
 fn unsupported_and_unknown_keys_are_named_at_the_key() {
     let app = "services:\n  web:\n    image: x\n    build: .\n    imgae: y\n";
-    check(app, &["apps/shop/compose.yaml:4:5 unsupported-key", "apps/shop/compose.yaml:5:5 unknown-key"]);
+    check(
+        app,
+        &["apps/shop/compose.yaml:4:5 unsupported-key", "apps/shop/compose.yaml:5:5 unknown-key"],
+    );
 }
 
 #[test]
@@ -136,7 +150,10 @@ services:
     ports: [\"9090:80\"]
     deploy: {replicas: 2}
 ";
-    check(app, &["apps/shop/compose.yaml:4:12 port-conflict", "apps/shop/compose.yaml:8:12 port-conflict"]);
+    check(
+        app,
+        &["apps/shop/compose.yaml:4:12 port-conflict", "apps/shop/compose.yaml:8:12 port-conflict"],
+    );
 }
 
 #[test]
@@ -150,19 +167,30 @@ configs:
   up: {file: ../other/x}
   abs: {file: /etc/passwd}
 ";
-    check(app, &["apps/shop/compose.yaml:6:14 path-escape", "apps/shop/compose.yaml:7:15 path-escape"]);
+    check(
+        app,
+        &["apps/shop/compose.yaml:6:14 path-escape", "apps/shop/compose.yaml:7:15 path-escape"],
+    );
 }
 
 #[test]
 fn symlinked_secrets_are_refused() {
     let dir = repo_dir(&[
         ("fleet.yaml", FLEET),
-        ("apps/shop/compose.yaml", "services:\n  web:\n    image: x\n    secrets: [s]\nsecrets:\n  s: {file: ./s.txt}\n"),
+        (
+            "apps/shop/compose.yaml",
+            "services:\n  web:\n    image: x\n    secrets: [s]\nsecrets:\n  s: {file: ./s.txt}\n",
+        ),
     ]);
     std::os::unix::fs::symlink("/etc/hostname", dir.path().join("apps/shop/s.txt")).unwrap();
     let (code, stdout, _) = gitfleet(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("apps/shop/compose.yaml:6:13: error[path-escape]: apps/shop/s.txt is a symbolic link"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "apps/shop/compose.yaml:6:13: error[path-escape]: apps/shop/s.txt is a symbolic link"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -181,7 +209,10 @@ services:
 #[test]
 fn fleet_problems_are_located_in_fleet_yaml() {
     let fleet = "hosts:\n  a:\n    endpoint: ssh://a\n  B_: {endpoint: tcp://b:2375}\n";
-    let got = diagnostics(&[("fleet.yaml", fleet), ("apps/shop/compose.yaml", "services: {web: {image: x}}\n")]);
+    let got = diagnostics(&[
+        ("fleet.yaml", fleet),
+        ("apps/shop/compose.yaml", "services: {web: {image: x}}\n"),
+    ]);
     assert_eq!(got, vec!["fleet.yaml:3:15 invalid-value", "fleet.yaml:4:3 invalid-name"]);
 }
 
@@ -193,7 +224,10 @@ fn missing_fleet_and_app_file_are_reported() {
 
 #[test]
 fn text_output_has_hints_and_a_count() {
-    let dir = repo_dir(&[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", "services:\n  web:\n    image: x\n    container_name: web\n")]);
+    let dir = repo_dir(&[
+        ("fleet.yaml", FLEET),
+        ("apps/shop/compose.yaml", "services:\n  web:\n    image: x\n    container_name: web\n"),
+    ]);
     let (code, stdout, _) = gitfleet(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -224,9 +258,13 @@ fn commit(repository: &Repository, files: &[(&str, &str)], message: &str) -> Str
     index.write().unwrap();
     let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
     let signature = Signature::now("Test", "test@example.test").unwrap();
-    let parents: Vec<git2::Commit> = repository.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+    let parents: Vec<git2::Commit> =
+        repository.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
     let parents: Vec<&git2::Commit> = parents.iter().collect();
-    repository.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).unwrap().to_string()
+    repository
+        .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -234,7 +272,11 @@ fn validates_a_commit_without_a_checkout() {
     let good = "services:\n  web:\n    image: x\n";
     let (dir, first) = git_repo(&[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", good)]);
     let repository = Repository::open(dir.path()).unwrap();
-    commit(&repository, &[("apps/shop/compose.yaml", "services:\n  web:\n    build: .\n")], "break it");
+    commit(
+        &repository,
+        &[("apps/shop/compose.yaml", "services:\n  web:\n    build: .\n")],
+        "break it",
+    );
     // The working tree is broken, and so is HEAD; the first commit is still good.
     let repo = dir.path().to_str().unwrap();
     let (code, stdout, _) = gitfleet(&["validate", "--repo", repo, "--rev", &first]);
@@ -245,8 +287,15 @@ fn validates_a_commit_without_a_checkout() {
     // The same through a file:// URL (cloned into a cache, not opened in place).
     let cache = TempDir::new().unwrap();
     let url = format!("file://{repo}");
-    let (code, stdout, stderr) =
-        gitfleet(&["validate", "--repo", &url, "--rev", &first, "--cache-dir", cache.path().to_str().unwrap()]);
+    let (code, stdout, stderr) = gitfleet(&[
+        "validate",
+        "--repo",
+        &url,
+        "--rev",
+        &first,
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (code, _, stderr) = gitfleet(&["validate", "--repo", repo, "--rev", "no-such-branch"]);
     assert_eq!(code, 1);

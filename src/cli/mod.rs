@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the repository is invalid or something failed; 2 (`plan`) the
 //! plan is incomplete: a host could not be observed or a replica could not be placed.
 
+mod apply;
 mod plan;
 mod source;
 mod validate;
@@ -33,6 +34,8 @@ enum Command {
     Validate(validate::Args),
     /// Observe every host and print what it would take to reach the repository's state.
     Plan(plan::Args),
+    /// Plan, confirm, and converge the hosts to the repository's state.
+    Apply(apply::Args),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -42,6 +45,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
     };
     match result {
         Ok(code) => code,

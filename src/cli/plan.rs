@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 
 use super::source::SourceArgs;
-use crate::diff::{self, render, Desired};
+use crate::diff::{self, Desired, render};
 use crate::{hosts, model};
 
 #[derive(Debug, clap::Args)]
@@ -37,17 +37,25 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             for diagnostic in &diagnostics {
                 eprintln!("{diagnostic}");
             }
-            eprintln!("\n{} error(s): fix them, then plan again (see `gitfleet validate`).", diagnostics.len());
+            eprintln!(
+                "\n{} error(s): fix them, then plan again (see `gitfleet validate`).",
+                diagnostics.len()
+            );
             return Ok(1);
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
-    let observed = runtime.block_on(hosts::observe_all(&model.fleet.hosts, &model.fleet.settings.name, timeout));
+    let observed = runtime.block_on(hosts::observe_all(
+        &model.fleet.hosts,
+        &model.fleet.settings.name,
+        timeout,
+    ));
     let desired = Desired::new(&model, &observed, loaded.revision.map(|r| r.commit));
     let plan = diff::plan(&desired, &observed);
     if let Some(path) = &args.out {
-        std::fs::write(path, render::json(&plan)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, render::json(&plan))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let output = match args.format {
         Format::Text => render::text(&plan),

@@ -42,7 +42,8 @@ impl SourceArgs {
             None => {
                 let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from("."));
                 anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
-                let tree = sync::read_directory(&dir).with_context(|| format!("reading {}", dir.display()))?;
+                let tree = sync::read_directory(&dir)
+                    .with_context(|| format!("reading {}", dir.display()))?;
                 Ok(Loaded { tree, revision: None })
             }
         }

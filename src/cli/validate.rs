@@ -51,7 +51,8 @@ fn print_text(result: &Result<Model, Vec<Diagnostic>>) {
             for diagnostic in diagnostics {
                 println!("{diagnostic}");
             }
-            let files: std::collections::BTreeSet<&str> = diagnostics.iter().map(|d| d.file.as_str()).collect();
+            let files: std::collections::BTreeSet<&str> =
+                diagnostics.iter().map(|d| d.file.as_str()).collect();
             let plural = |n: usize| if n == 1 { "" } else { "s" };
             println!(
                 "\n{} error{} in {} file{}; nothing may be deployed from this revision.",
@@ -67,7 +68,12 @@ fn print_text(result: &Result<Model, Vec<Diagnostic>>) {
 /// `2 hosts, 3 apps, 7 services, 12 replicas`.
 pub fn summary(model: &Model) -> String {
     let services: usize = model.apps.values().map(|a| a.services.len()).sum();
-    let replicas: u64 = model.apps.values().flat_map(|a| a.services.values()).map(|s| u64::from(s.deploy.replicas)).sum();
+    let replicas: u64 = model
+        .apps
+        .values()
+        .flat_map(|a| a.services.values())
+        .map(|s| u64::from(s.deploy.replicas))
+        .sum();
     format!(
         "{} hosts, {} apps, {services} services, {replicas} replicas",
         model.fleet.hosts.len(),

@@ -195,7 +195,13 @@ enum RawMount {
 #[serde(untagged)]
 enum RawFileMount {
     Name(String),
-    Long { source: String, target: Option<String>, uid: Option<String>, gid: Option<String>, mode: Option<Scalar> },
+    Long {
+        source: String,
+        target: Option<String>,
+        uid: Option<String>,
+        gid: Option<String>,
+        mode: Option<Scalar>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -281,12 +287,21 @@ struct RawRoute {
 }
 
 /// Folds `document` (schema-valid) of app `name` into an [`App`]; problems go to `findings`.
-pub fn normalise(name: &str, document: &Json, tree: &SourceTree, findings: &mut Findings<'_>) -> App {
+pub fn normalise(
+    name: &str,
+    document: &Json,
+    tree: &SourceTree,
+    findings: &mut Findings<'_>,
+) -> App {
     let raw: RawApp = match serde_json::from_value(document.clone()) {
         Ok(raw) => raw,
         Err(e) => {
             // The schema should have caught this; say so rather than hide it.
-            findings.add(Path::root(), "schema", format!("the file does not have the expected shape: {e}"));
+            findings.add(
+                Path::root(),
+                "schema",
+                format!("the file does not have the expected shape: {e}"),
+            );
             RawApp::default()
         }
     };
@@ -373,12 +388,20 @@ fn file_defs(
                 // On failure the entry stays declared (the load fails anyway), so references
                 // to it do not add a second, misleading error.
                 read_app_file(folder, file, tree, &path.key("file"), findings)
-                    .map_or((None, Default::default()), |(repo_path, bytes)| (Some(repo_path), bytes))
+                    .map_or((None, Default::default()), |(repo_path, bytes)| {
+                        (Some(repo_path), bytes)
+                    })
             }
             (None, Some(content)) => (None, std::sync::Arc::new(content.clone().into_bytes())),
             _ => {
                 findings
-                    .add(path, "invalid-value", format!("{section} entry `{name}` needs exactly one of `file` or `content`"))
+                    .add(
+                        path,
+                        "invalid-value",
+                        format!(
+                            "{section} entry `{name}` needs exactly one of `file` or `content`"
+                        ),
+                    )
                     .with_hint("name a file in the app's folder with `file: ./name`");
                 continue;
             }
@@ -400,7 +423,9 @@ fn read_app_file(
 ) -> Option<(String, std::sync::Arc<Vec<u8>>)> {
     let hint = format!("keep the file inside {folder}/ and name it relative to it, like ./file");
     if relative.starts_with('/') {
-        findings.add(path.clone(), "path-escape", format!("{relative:?} is an absolute path")).with_hint(hint);
+        findings
+            .add(path.clone(), "path-escape", format!("{relative:?} is an absolute path"))
+            .with_hint(hint);
         return None;
     }
     let mut parts: Vec<&str> = folder.split('/').collect();
@@ -409,7 +434,11 @@ fn read_app_file(
             "" | "." => {}
             ".." => {
                 findings
-                    .add(path.clone(), "path-escape", format!("{relative:?} leaves the app's folder with `..`"))
+                    .add(
+                        path.clone(),
+                        "path-escape",
+                        format!("{relative:?} leaves the app's folder with `..`"),
+                    )
                     .with_hint(hint);
                 return None;
             }
@@ -431,7 +460,11 @@ fn read_app_file(
         Some(SourceEntry::File(bytes)) => Some((repo_path, bytes.clone())),
         _ => {
             findings
-                .add(path.clone(), "missing-file", format!("{repo_path} does not exist in this revision"))
+                .add(
+                    path.clone(),
+                    "missing-file",
+                    format!("{repo_path} does not exist in this revision"),
+                )
                 .with_hint("commit the file, or fix the path (it is relative to the app's folder)");
             None
         }
@@ -452,7 +485,10 @@ impl ServiceBuilder<'_, '_> {
             name: name.to_string(),
             image: raw.image.clone(),
             command: raw.command.as_ref().and_then(|c| self.words(c, &path.key("command"))),
-            entrypoint: raw.entrypoint.as_ref().and_then(|c| self.words(c, &path.key("entrypoint"))),
+            entrypoint: raw
+                .entrypoint
+                .as_ref()
+                .and_then(|c| self.words(c, &path.key("entrypoint"))),
             environment: self.environment(raw),
             ports: self.ports(&raw.ports),
             networks: match &raw.networks {
@@ -478,7 +514,13 @@ impl ServiceBuilder<'_, '_> {
                 Some(RawDependsOn::List(names)) => names
                     .iter()
                     .map(|n| {
-                        (n.clone(), Dependency { condition: DependencyCondition::ServiceStarted, required: true })
+                        (
+                            n.clone(),
+                            Dependency {
+                                condition: DependencyCondition::ServiceStarted,
+                                required: true,
+                            },
+                        )
                     })
                     .collect(),
                 Some(RawDependsOn::Map(map)) => map
@@ -492,7 +534,8 @@ impl ServiceBuilder<'_, '_> {
             restart: raw.restart.clone(),
             user: raw.user.clone(),
             working_dir: raw.working_dir.clone(),
-            stop_grace_period_ms: self.duration(&raw.stop_grace_period, &path.key("stop_grace_period")),
+            stop_grace_period_ms: self
+                .duration(&raw.stop_grace_period, &path.key("stop_grace_period")),
             stop_signal: raw.stop_signal.clone(),
             hostname: raw.hostname.clone(),
             pull_policy: raw.pull_policy.as_deref().map(|p| match p {
@@ -520,7 +563,11 @@ impl ServiceBuilder<'_, '_> {
                 Ok(words) => Some(words),
                 Err(e) => {
                     self.findings
-                        .add(path.clone(), "invalid-value", format!("cannot split {line:?} into words: {e}"))
+                        .add(
+                            path.clone(),
+                            "invalid-value",
+                            format!("cannot split {line:?} into words: {e}"),
+                        )
                         .with_hint("check the quotes, or write the command as a list");
                     None
                 }
@@ -557,7 +604,8 @@ impl ServiceBuilder<'_, '_> {
                 Some(RawEnvFiles::One(_)) => self.path.key("env_file"),
                 _ => self.path.key("env_file").index(i),
             };
-            let exists = matches!(self.tree.get(&join(self.folder, file)), Some(SourceEntry::File(_)));
+            let exists =
+                matches!(self.tree.get(&join(self.folder, file)), Some(SourceEntry::File(_)));
             if !required && !exists {
                 continue;
             }
@@ -602,7 +650,12 @@ impl ServiceBuilder<'_, '_> {
             let path = self.path.key("ports").index(i);
             let parsed = match port {
                 RawPort::Number(target) => port_number(*target).map(|target| {
-                    vec![PortMapping { target, published: None, host_ip: None, protocol: Protocol::Tcp }]
+                    vec![PortMapping {
+                        target,
+                        published: None,
+                        host_ip: None,
+                        protocol: Protocol::Tcp,
+                    }]
                 }),
                 RawPort::Short(text) => parse_short_port(text),
                 RawPort::Long { target, published, host_ip, protocol } => (|| {
@@ -639,15 +692,31 @@ impl ServiceBuilder<'_, '_> {
                     let parts: Vec<&str> = text.split(':').collect();
                     match parts.as_slice() {
                         [target] => ("volume", None, target.to_string(), false),
-                        [source, target] => (short_kind(source), Some(source.to_string()), target.to_string(), false),
+                        [source, target] => (
+                            short_kind(source),
+                            Some(source.to_string()),
+                            target.to_string(),
+                            false,
+                        ),
                         [source, target, mode] => {
                             let read_only = mode.split(',').any(|m| m == "ro");
-                            (short_kind(source), Some(source.to_string()), target.to_string(), read_only)
+                            (
+                                short_kind(source),
+                                Some(source.to_string()),
+                                target.to_string(),
+                                read_only,
+                            )
                         }
                         _ => {
                             self.findings
-                                .add(path, "invalid-mount", format!("{text:?} is not SOURCE:TARGET[:MODE]"))
-                                .with_hint("write it like data:/var/lib/data or data:/var/lib/data:ro");
+                                .add(
+                                    path,
+                                    "invalid-mount",
+                                    format!("{text:?} is not SOURCE:TARGET[:MODE]"),
+                                )
+                                .with_hint(
+                                    "write it like data:/var/lib/data or data:/var/lib/data:ro",
+                                );
                             continue;
                         }
                     }
@@ -660,7 +729,9 @@ impl ServiceBuilder<'_, '_> {
                 ("volume", None) => MountSource::Anonymous,
                 ("volume", Some(volume)) => MountSource::Volume { volume },
                 ("tmpfs", _) => MountSource::Tmpfs,
-                ("bind", Some(host_path)) if host_path.starts_with('/') => MountSource::Bind { path: host_path },
+                ("bind", Some(host_path)) if host_path.starts_with('/') => {
+                    MountSource::Bind { path: host_path }
+                }
                 ("bind", Some(host_path)) => {
                     self.findings
                         .add(path, "relative-bind", format!("bind mount source {host_path:?} is relative; on a fleet there is no project folder on the host for it to be relative to"))
@@ -676,7 +747,11 @@ impl ServiceBuilder<'_, '_> {
             };
             if !target.starts_with('/') {
                 self.findings
-                    .add(path, "invalid-mount", format!("mount target {target:?} is not an absolute path"))
+                    .add(
+                        path,
+                        "invalid-mount",
+                        format!("mount target {target:?} is not an absolute path"),
+                    )
                     .with_hint("container paths start with /");
                 continue;
             }
@@ -685,34 +760,58 @@ impl ServiceBuilder<'_, '_> {
         mounts
     }
 
-    fn file_mounts(&mut self, raw: &[RawFileMount], section: &str, default_dir: &str) -> Vec<FileMount> {
+    fn file_mounts(
+        &mut self,
+        raw: &[RawFileMount],
+        section: &str,
+        default_dir: &str,
+    ) -> Vec<FileMount> {
         let mut mounts = Vec::new();
         for (i, item) in raw.iter().enumerate() {
             let path = self.path.key(section).index(i);
             let mount = match item {
-                RawFileMount::Name(name) => {
-                    FileMount { name: name.clone(), target: format!("{default_dir}{name}"), uid: None, gid: None, mode: None }
-                }
+                RawFileMount::Name(name) => FileMount {
+                    name: name.clone(),
+                    target: format!("{default_dir}{name}"),
+                    uid: None,
+                    gid: None,
+                    mode: None,
+                },
                 RawFileMount::Long { source, target, uid, gid, mode } => {
                     let mode = match mode {
                         None => None,
                         Some(Scalar::Number(n)) => n.as_u64().map(|m| m as u32),
-                        Some(other) => match u32::from_str_radix(other.text().trim_start_matches("0o"), 8) {
-                            Ok(mode) => Some(mode),
-                            Err(_) => {
-                                self.findings
-                                    .add(path.key("mode"), "invalid-value", format!("mode {:?} is not an octal number", other.text()))
-                                    .with_hint("write it like \"0440\"");
-                                None
+                        Some(other) => {
+                            match u32::from_str_radix(other.text().trim_start_matches("0o"), 8) {
+                                Ok(mode) => Some(mode),
+                                Err(_) => {
+                                    self.findings
+                                        .add(
+                                            path.key("mode"),
+                                            "invalid-value",
+                                            format!(
+                                                "mode {:?} is not an octal number",
+                                                other.text()
+                                            ),
+                                        )
+                                        .with_hint("write it like \"0440\"");
+                                    None
+                                }
                             }
-                        },
+                        }
                     };
                     let target = match target {
                         Some(t) if t.starts_with('/') => t.clone(),
                         Some(t) => format!("{default_dir}{t}"),
                         None => format!("{default_dir}{source}"),
                     };
-                    FileMount { name: source.clone(), target, uid: uid.clone(), gid: gid.clone(), mode }
+                    FileMount {
+                        name: source.clone(),
+                        target,
+                        uid: uid.clone(),
+                        gid: gid.clone(),
+                        mode,
+                    }
                 }
             };
             mounts.push(mount);
@@ -729,7 +828,10 @@ impl ServiceBuilder<'_, '_> {
                 None => Vec::new(),
                 Some(StringOrList::One(line)) => vec!["CMD-SHELL".to_string(), line.clone()],
                 Some(StringOrList::Many(words)) => {
-                    if !matches!(words.first().map(String::as_str), Some("CMD" | "CMD-SHELL" | "NONE")) {
+                    if !matches!(
+                        words.first().map(String::as_str),
+                        Some("CMD" | "CMD-SHELL" | "NONE")
+                    ) {
                         self.findings
                             .add(path.key("test"), "invalid-value", "a healthcheck test list must start with \"CMD\", \"CMD-SHELL\" or \"NONE\"")
                             .with_hint("write [\"CMD\", \"wget\", \"-q\", \"-O-\", \"http://127.0.0.1/\"] or a plain string for a shell command");
@@ -762,10 +864,12 @@ impl ServiceBuilder<'_, '_> {
         }
         let resources = Resources {
             limits: self.amounts(&raw.resources.limits, &path.key("resources").key("limits")),
-            reservations: self.amounts(&raw.resources.reservations, &path.key("resources").key("reservations")),
+            reservations: self
+                .amounts(&raw.resources.reservations, &path.key("resources").key("reservations")),
         };
         let update_config = self.update_config(&raw.update_config, &path.key("update_config"));
-        let rollback_config = self.update_config(&raw.rollback_config, &path.key("rollback_config"));
+        let rollback_config =
+            self.update_config(&raw.rollback_config, &path.key("rollback_config"));
         let restart_policy = raw.restart_policy.as_ref().map(|r| {
             let rp = path.key("restart_policy");
             RestartPolicy {
@@ -777,7 +881,10 @@ impl ServiceBuilder<'_, '_> {
         });
         Deploy {
             replicas: raw.replicas.unwrap_or(1),
-            placement: Placement { constraints, max_replicas_per_node: raw.placement.max_replicas_per_node },
+            placement: Placement {
+                constraints,
+                max_replicas_per_node: raw.placement.max_replicas_per_node,
+            },
             resources,
             update_config,
             rollback_config,
@@ -787,16 +894,17 @@ impl ServiceBuilder<'_, '_> {
 
     fn amounts(&mut self, raw: &Option<RawAmounts>, path: &Path) -> ResourceAmounts {
         let Some(raw) = raw else { return ResourceAmounts::default() };
-        let mut parse = |value: &Option<Scalar>, key: &str, parser: fn(&str) -> Result<u64, String>| {
-            let value = value.as_ref()?;
-            match parser(&value.text()) {
-                Ok(amount) => Some(amount),
-                Err(message) => {
-                    self.findings.add(path.key(key), "invalid-value", message);
-                    None
+        let mut parse =
+            |value: &Option<Scalar>, key: &str, parser: fn(&str) -> Result<u64, String>| {
+                let value = value.as_ref()?;
+                match parser(&value.text()) {
+                    Ok(amount) => Some(amount),
+                    Err(message) => {
+                        self.findings.add(path.key(key), "invalid-value", message);
+                        None
+                    }
                 }
-            }
-        };
+            };
         ResourceAmounts {
             millicpus: parse(&raw.cpus, "cpus", parse_millicpus),
             memory_bytes: parse(&raw.memory, "memory", parse_bytes),
@@ -811,7 +919,9 @@ impl ServiceBuilder<'_, '_> {
             parallelism: raw.parallelism.unwrap_or(defaults.parallelism),
             delay_ms: self.duration(&raw.delay, &path.key("delay")).unwrap_or(defaults.delay_ms),
             order: raw.order.unwrap_or(defaults.order),
-            monitor_ms: self.duration(&raw.monitor, &path.key("monitor")).unwrap_or(defaults.monitor_ms),
+            monitor_ms: self
+                .duration(&raw.monitor, &path.key("monitor"))
+                .unwrap_or(defaults.monitor_ms),
             failure_action: raw.failure_action.unwrap_or(defaults.failure_action),
             max_failure_ratio: raw.max_failure_ratio.unwrap_or(defaults.max_failure_ratio),
         }
@@ -825,7 +935,11 @@ fn join(folder: &str, relative: &str) -> String {
 
 /// A named volume unless it looks like a path.
 fn short_kind(source: &str) -> &'static str {
-    if source.starts_with('/') || source.starts_with('.') || source.starts_with('~') { "bind" } else { "volume" }
+    if source.starts_with('/') || source.starts_with('.') || source.starts_with('~') {
+        "bind"
+    } else {
+        "volume"
+    }
 }
 
 fn port_number(value: u32) -> Result<u16, String> {
@@ -854,7 +968,8 @@ fn parse_short_port(text: &str) -> Result<Vec<PortMapping>, String> {
         None => (text, Protocol::Tcp),
     };
     let (host_ip, rest) = if let Some(after) = spec.strip_prefix('[') {
-        let (ip, rest) = after.split_once("]:").ok_or_else(|| format!("{text:?}: unclosed IPv6 address"))?;
+        let (ip, rest) =
+            after.split_once("]:").ok_or_else(|| format!("{text:?}: unclosed IPv6 address"))?;
         (Some(ip.to_string()), rest)
     } else {
         match spec.matches(':').count() {
@@ -919,7 +1034,9 @@ pub fn parse_constraint(text: &str) -> Result<Constraint, String> {
         "node.platform.os" => NodeAttribute::Os,
         "node.platform.arch" => NodeAttribute::Arch,
         "node.role" | "node.id" => {
-            return Err(format!("{attribute} has no meaning on plain Docker hosts (there is no Swarm)"));
+            return Err(format!(
+                "{attribute} has no meaning on plain Docker hosts (there is no Swarm)"
+            ));
         }
         other => match other.strip_prefix("node.labels.") {
             Some(label) if !label.is_empty() => NodeAttribute::Label(label.to_string()),
@@ -939,7 +1056,8 @@ fn parse_env_file(bytes: &[u8]) -> Result<Vec<(String, String)>, (usize, String)
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let (key, value) = line.split_once('=').ok_or_else(|| (i + 1, format!("{line:?} has no '='")))?;
+        let (key, value) =
+            line.split_once('=').ok_or_else(|| (i + 1, format!("{line:?} has no '='")))?;
         let value = value.trim();
         let value = ['"', '\'']
             .iter()
@@ -954,7 +1072,12 @@ fn parse_env_file(bytes: &[u8]) -> Result<Vec<(String, String)>, (usize, String)
 mod tests {
     use super::*;
 
-    fn mapping(target: u16, published: Option<u16>, host_ip: Option<&str>, protocol: Protocol) -> PortMapping {
+    fn mapping(
+        target: u16,
+        published: Option<u16>,
+        host_ip: Option<&str>,
+        protocol: Protocol,
+    ) -> PortMapping {
         PortMapping { target, published, host_ip: host_ip.map(String::from), protocol }
     }
 
@@ -967,7 +1090,10 @@ mod tests {
             parse_short_port("127.0.0.1:8080:80/udp").unwrap(),
             vec![mapping(80, Some(8080), Some("127.0.0.1"), Udp)]
         );
-        assert_eq!(parse_short_port("[::1]:53:53").unwrap(), vec![mapping(53, Some(53), Some("::1"), Tcp)]);
+        assert_eq!(
+            parse_short_port("[::1]:53:53").unwrap(),
+            vec![mapping(53, Some(53), Some("::1"), Tcp)]
+        );
         assert_eq!(parse_short_port("9000-9001:90-91").unwrap().len(), 2);
         assert!(parse_short_port("9000-9002:90-91").is_err());
         assert!(parse_short_port("70000:80").is_err());
@@ -989,7 +1115,14 @@ mod tests {
     #[test]
     fn env_files() {
         let pairs = parse_env_file(b"# c\nA=1\nexport B=\"two words\"\n\nC='x'\n").unwrap();
-        assert_eq!(pairs, vec![("A".into(), "1".into()), ("B".into(), "two words".into()), ("C".into(), "x".into())]);
+        assert_eq!(
+            pairs,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two words".into()),
+                ("C".into(), "x".into())
+            ]
+        );
         assert_eq!(parse_env_file(b"A=1\nnonsense\n").unwrap_err().0, 2);
     }
 }

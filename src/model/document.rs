@@ -25,10 +25,9 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Json, Diagnostic> {
 }
 
 fn syntax_error(file: &str, error: &serde_yaml::Error) -> Diagnostic {
-    let at = error.location().map_or(Position::START, |l| Position {
-        line: l.line() as u32,
-        column: l.column() as u32,
-    });
+    let at = error
+        .location()
+        .map_or(Position::START, |l| Position { line: l.line() as u32, column: l.column() as u32 });
     // serde_yaml appends " at line X column Y"; the location is already in front.
     let message = error.to_string();
     let message = message.split(" at line ").next().unwrap_or(&message).to_string();

@@ -17,7 +17,14 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(file: &str, path: Path, code: &'static str, message: impl Into<String>) -> Self {
-        Finding { file: file.to_string(), path, on_key: false, code, message: message.into(), hint: None }
+        Finding {
+            file: file.to_string(),
+            path,
+            on_key: false,
+            code,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -44,7 +51,12 @@ impl<'a> Findings<'a> {
     }
 
     /// Records a finding and returns it for a hint to be added.
-    pub fn add(&mut self, path: Path, code: &'static str, message: impl Into<String>) -> &mut Finding {
+    pub fn add(
+        &mut self,
+        path: Path,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> &mut Finding {
         self.list.push(Finding::new(self.file, path, code, message));
         self.list.last_mut().expect("just pushed")
     }

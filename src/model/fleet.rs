@@ -56,7 +56,11 @@ pub fn normalise(document: &Json, findings: &mut Findings<'_>) -> Fleet {
     let raw: RawFleet = match serde_json::from_value(document.clone()) {
         Ok(raw) => raw,
         Err(e) => {
-            findings.add(Path::root(), "schema", format!("the file does not have the expected shape: {e}"));
+            findings.add(
+                Path::root(),
+                "schema",
+                format!("the file does not have the expected shape: {e}"),
+            );
             RawFleet::default()
         }
     };
@@ -97,13 +101,18 @@ pub fn normalise(document: &Json, findings: &mut Findings<'_>) -> Fleet {
     Fleet { hosts, settings, variables }
 }
 
-fn normalise_host(name: &str, raw: RawHost, path: &Path, findings: &mut Findings<'_>) -> Option<Host> {
+fn normalise_host(
+    name: &str,
+    raw: RawHost,
+    path: &Path,
+    findings: &mut Findings<'_>,
+) -> Option<Host> {
     let endpoint = match parse_endpoint(&raw.endpoint, raw.tls) {
         Ok(endpoint) => endpoint,
         Err(message) => {
-            findings
-                .add(path.key("endpoint"), "invalid-endpoint", message)
-                .with_hint("write unix:///var/run/docker.sock or tcp://HOST:PORT (with `tls:` for TLS)");
+            findings.add(path.key("endpoint"), "invalid-endpoint", message).with_hint(
+                "write unix:///var/run/docker.sock or tcp://HOST:PORT (with `tls:` for TLS)",
+            );
             return None;
         }
     };
@@ -116,7 +125,9 @@ fn normalise_host(name: &str, raw: RawHost, path: &Path, findings: &mut Findings
             Json::String(s) => s,
             other => other.to_string(),
         };
-        parser(&text).map_err(|m| findings.add(path.key("capacity").key(key), "invalid-value", m)).ok()
+        parser(&text)
+            .map_err(|m| findings.add(path.key("capacity").key(key), "invalid-value", m))
+            .ok()
     };
     let capacity = Capacity {
         millicpus: amount(raw.capacity.cpus, "cpus", parse_millicpus),
@@ -125,7 +136,9 @@ fn normalise_host(name: &str, raw: RawHost, path: &Path, findings: &mut Findings
     let defaults = Platform::default();
     let platform = match raw.platform {
         None => defaults,
-        Some(p) => Platform { os: p.os.unwrap_or(defaults.os), arch: p.arch.unwrap_or(defaults.arch) },
+        Some(p) => {
+            Platform { os: p.os.unwrap_or(defaults.os), arch: p.arch.unwrap_or(defaults.arch) }
+        }
     };
     Some(Host { name: name.to_string(), endpoint, address, labels: raw.labels, capacity, platform })
 }
@@ -143,7 +156,8 @@ fn parse_endpoint(text: &str, tls: Option<TlsFiles>) -> Result<Endpoint, String>
     let Some(rest) = text.strip_prefix("tcp://") else {
         return Err(format!("{text:?} is neither unix:// nor tcp://"));
     };
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("{text}: the port is missing"))?;
+    let (host, port) =
+        rest.rsplit_once(':').ok_or_else(|| format!("{text}: the port is missing"))?;
     let port: u16 = port.parse().map_err(|_| format!("{text}: {port:?} is not a port number"))?;
     if host.is_empty() || port == 0 {
         return Err(format!("{text}: needs a host and a port"));

@@ -24,7 +24,8 @@ pub fn interpolate(text: &str, variables: &BTreeMap<String, String>) -> Result<S
             out.push_str(&expand(&after[..close], variables)?);
             rest = &after[close + 1..];
         } else {
-            let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let name_len =
+                rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
             if name_len == 0 {
                 out.push('$');
                 continue;
@@ -89,10 +90,14 @@ fn expand(expression: &str, variables: &BTreeMap<String, String>) -> Result<Stri
         _ if modifier.starts_with(":+") => {
             Ok(if unset_or_empty { String::new() } else { interpolate(&modifier[2..], variables)? })
         }
-        _ if modifier.starts_with('+') => {
-            Ok(if value.is_none() { String::new() } else { interpolate(&modifier[1..], variables)? })
-        }
-        _ => Err(format!("\"${{{expression}}}\" is not a form gitfleet understands; use ${{{name}}} or ${{{name}:-default}}")),
+        _ if modifier.starts_with('+') => Ok(if value.is_none() {
+            String::new()
+        } else {
+            interpolate(&modifier[1..], variables)?
+        }),
+        _ => Err(format!(
+            "\"${{{expression}}}\" is not a form gitfleet understands; use ${{{name}}} or ${{{name}:-default}}"
+        )),
     }
 }
 

@@ -38,7 +38,16 @@ pub fn load(tree: &SourceTree) -> Result<Model, Vec<Diagnostic>> {
             Some(SourceEntry::File(bytes)) => bytes,
             _ => continue,
         };
-        if let Some(app) = load_app(&name, &file, text, tree, variables, fleet.as_ref(), &mut diagnostics, &mut findings) {
+        if let Some(app) = load_app(
+            &name,
+            &file,
+            text,
+            tree,
+            variables,
+            fleet.as_ref(),
+            &mut diagnostics,
+            &mut findings,
+        ) {
             apps.insert(name, app);
         }
     }
@@ -58,20 +67,34 @@ pub fn load(tree: &SourceTree) -> Result<Model, Vec<Diagnostic>> {
     }
 }
 
-fn load_fleet(tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>, findings: &mut Vec<Finding>) -> Option<Fleet> {
+fn load_fleet(
+    tree: &SourceTree,
+    diagnostics: &mut Vec<Diagnostic>,
+    findings: &mut Vec<Finding>,
+) -> Option<Fleet> {
     let text = match tree.get(FLEET_FILE) {
         Some(SourceEntry::File(bytes)) => bytes,
         Some(SourceEntry::Symlink(_)) => {
             diagnostics.push(
-                Diagnostic::new(FLEET_FILE, Position::START, "path-escape", "fleet.yaml is a symbolic link")
-                    .with_hint("commit the file itself"),
+                Diagnostic::new(
+                    FLEET_FILE,
+                    Position::START,
+                    "path-escape",
+                    "fleet.yaml is a symbolic link",
+                )
+                .with_hint("commit the file itself"),
             );
             return None;
         }
         None => {
             diagnostics.push(
-                Diagnostic::new(FLEET_FILE, Position::START, "missing-file", "there is no fleet.yaml at the root of the repository")
-                    .with_hint("add fleet.yaml with a `hosts:` map naming at least one Docker host"),
+                Diagnostic::new(
+                    FLEET_FILE,
+                    Position::START,
+                    "missing-file",
+                    "there is no fleet.yaml at the root of the repository",
+                )
+                .with_hint("add fleet.yaml with a `hosts:` map naming at least one Docker host"),
             );
             return None;
         }
@@ -114,29 +137,53 @@ fn discover_apps(tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) -> Vec<(S
             .collect();
         let Some(file) = candidates.first() else {
             diagnostics.push(
-                Diagnostic::new(&format!("{APPS_DIR}/{folder}"), Position::START, "missing-file", format!("app folder {APPS_DIR}/{folder}/ has no compose.yaml"))
-                    .with_hint("add compose.yaml to the folder, or remove the folder"),
+                Diagnostic::new(
+                    &format!("{APPS_DIR}/{folder}"),
+                    Position::START,
+                    "missing-file",
+                    format!("app folder {APPS_DIR}/{folder}/ has no compose.yaml"),
+                )
+                .with_hint("add compose.yaml to the folder, or remove the folder"),
             );
             continue;
         };
         if candidates.len() > 1 {
             diagnostics.push(
-                Diagnostic::new(&candidates[1], Position::START, "ambiguous-app-file", format!("{APPS_DIR}/{folder}/ has both compose.yaml and compose.yml"))
-                    .with_hint("keep one of them"),
+                Diagnostic::new(
+                    &candidates[1],
+                    Position::START,
+                    "ambiguous-app-file",
+                    format!("{APPS_DIR}/{folder}/ has both compose.yaml and compose.yml"),
+                )
+                .with_hint("keep one of them"),
             );
             continue;
         }
         if let Some(SourceEntry::Symlink(_)) = tree.get(file) {
             diagnostics.push(
-                Diagnostic::new(file, Position::START, "path-escape", format!("{file} is a symbolic link"))
-                    .with_hint("commit the file itself"),
+                Diagnostic::new(
+                    file,
+                    Position::START,
+                    "path-escape",
+                    format!("{file} is a symbolic link"),
+                )
+                .with_hint("commit the file itself"),
             );
             continue;
         }
         if !valid_app_name(folder) {
             diagnostics.push(
-                Diagnostic::new(file, Position::START, "invalid-name", format!("app name {folder:?} (the folder name) is not a valid Docker name part"))
-                    .with_hint("use lower-case letters, digits, '-' and '_', starting with a letter or digit"),
+                Diagnostic::new(
+                    file,
+                    Position::START,
+                    "invalid-name",
+                    format!(
+                        "app name {folder:?} (the folder name) is not a valid Docker name part"
+                    ),
+                )
+                .with_hint(
+                    "use lower-case letters, digits, '-' and '_', starting with a letter or digit",
+                ),
             );
             continue;
         }
@@ -191,7 +238,12 @@ fn load_app(
 }
 
 /// Interpolates every string value (not keys) in place.
-fn interpolate_values(value: &mut Json, path: &Path, variables: &BTreeMap<String, String>, findings: &mut Findings<'_>) {
+fn interpolate_values(
+    value: &mut Json,
+    path: &Path,
+    variables: &BTreeMap<String, String>,
+    findings: &mut Findings<'_>,
+) {
     match value {
         Json::String(text) => match interpolate(text, variables) {
             Ok(expanded) => *text = expanded,
@@ -223,10 +275,13 @@ fn locate(tree: &SourceTree, findings: Vec<Finding>) -> Vec<Diagnostic> {
     findings
         .into_iter()
         .map(|finding| {
-            let map = maps.entry(finding.file.clone()).or_insert_with(|| match tree.get(&finding.file) {
-                Some(SourceEntry::File(bytes)) => PositionMap::parse(&String::from_utf8_lossy(bytes)),
-                _ => PositionMap::default(),
-            });
+            let map =
+                maps.entry(finding.file.clone()).or_insert_with(|| match tree.get(&finding.file) {
+                    Some(SourceEntry::File(bytes)) => {
+                        PositionMap::parse(&String::from_utf8_lossy(bytes))
+                    }
+                    _ => PositionMap::default(),
+                });
             let at = if finding.on_key { map.key(&finding.path) } else { map.value(&finding.path) };
             let mut diagnostic = Diagnostic::new(&finding.file, at, finding.code, finding.message);
             diagnostic.hint = finding.hint;

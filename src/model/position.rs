@@ -153,7 +153,9 @@ impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, marker: Marker) {
         let at = Position::from_marker(marker);
         match event {
-            Event::Scalar(text, _, anchor, _) => self.push_node(Node::Scalar(at), anchor, Some(text)),
+            Event::Scalar(text, _, anchor, _) => {
+                self.push_node(Node::Scalar(at), anchor, Some(text))
+            }
             Event::Alias(anchor) => {
                 let node = self.anchors.get(&anchor).cloned().unwrap_or(Node::Scalar(at));
                 self.push_node(node, 0, None);
@@ -166,7 +168,9 @@ impl MarkedEventReceiver for Builder {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
-                    Some(Partial::Sequence { at, anchor, items }) => (Node::Sequence(at, items), anchor),
+                    Some(Partial::Sequence { at, anchor, items }) => {
+                        (Node::Sequence(at, items), anchor)
+                    }
                     Some(Partial::Mapping { at, anchor, entries, .. }) => {
                         (Node::Mapping(at, entries), anchor)
                     }

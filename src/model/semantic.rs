@@ -21,7 +21,11 @@ pub fn check_app(app: &App, fleet: &Fleet, findings: &mut Findings<'_>) {
 
 fn check_references(app: &App, service: &Service, path: &Path, findings: &mut Findings<'_>) {
     let declared = |keys: Vec<&String>| {
-        if keys.is_empty() { "none is declared".to_string() } else { format!("declared: {}", join(keys)) }
+        if keys.is_empty() {
+            "none is declared".to_string()
+        } else {
+            format!("declared: {}", join(keys))
+        }
     };
     for network in service.networks.keys() {
         if !app.networks.contains_key(network) {
@@ -98,7 +102,11 @@ fn check_placement(service: &Service, fleet: &Fleet, path: &Path, findings: &mut
             .add(
                 path.key("deploy").key("placement").key("constraints"),
                 "unsatisfiable-placement",
-                format!("no host satisfies the placement constraints of `{}`: {}", service.name, why.join("; ")),
+                format!(
+                    "no host satisfies the placement constraints of `{}`: {}",
+                    service.name,
+                    why.join("; ")
+                ),
             )
             .with_hint("fix the constraint, or add the label to a host in fleet.yaml");
         return;
@@ -118,7 +126,10 @@ fn check_placement(service: &Service, fleet: &Fleet, path: &Path, findings: &mut
     let reservations = deploy.resources.reservations;
     let fits = |h: &&Host| {
         reservations.millicpus.zip(h.capacity.millicpus).is_none_or(|(need, has)| need <= has)
-            && reservations.memory_bytes.zip(h.capacity.memory_bytes).is_none_or(|(need, has)| need <= has)
+            && reservations
+                .memory_bytes
+                .zip(h.capacity.memory_bytes)
+                .is_none_or(|(need, has)| need <= has)
     };
     if !candidates.is_empty() && !candidates.iter().any(fits) {
         let mut need = Vec::new();
@@ -132,7 +143,8 @@ fn check_placement(service: &Service, fleet: &Fleet, path: &Path, findings: &mut
             .iter()
             .map(|h| {
                 let cpus = h.capacity.millicpus.map_or("unlimited CPUs".into(), format_millicpus);
-                let memory = h.capacity.memory_bytes.map_or("unlimited memory".into(), format_bytes);
+                let memory =
+                    h.capacity.memory_bytes.map_or("unlimited memory".into(), format_bytes);
                 format!("{} has {cpus}, {memory}", h.name)
             })
             .collect();
@@ -140,7 +152,12 @@ fn check_placement(service: &Service, fleet: &Fleet, path: &Path, findings: &mut
             .add(
                 path.key("deploy").key("resources").key("reservations"),
                 "reservation-too-large",
-                format!("`{}` reserves {} per replica, more than any candidate host holds ({})", service.name, need.join(" and "), largest.join("; ")),
+                format!(
+                    "`{}` reserves {} per replica, more than any candidate host holds ({})",
+                    service.name,
+                    need.join(" and "),
+                    largest.join("; ")
+                ),
             )
             .with_hint("lower the reservation, or raise the host's `capacity` in fleet.yaml");
     }
@@ -154,7 +171,8 @@ fn check_cycles(app: &App, findings: &mut Findings<'_>) {
         InProgress,
         Done,
     }
-    let mut marks: BTreeMap<&str, Mark> = app.services.keys().map(|k| (k.as_str(), Mark::Unvisited)).collect();
+    let mut marks: BTreeMap<&str, Mark> =
+        app.services.keys().map(|k| (k.as_str(), Mark::Unvisited)).collect();
     let mut reported: BTreeSet<BTreeSet<String>> = BTreeSet::new();
     fn visit<'a>(
         name: &'a str,
@@ -170,7 +188,8 @@ fn check_cycles(app: &App, findings: &mut Findings<'_>) {
                 Some(Mark::Unvisited) => visit(dependency, app, marks, stack, cycles),
                 Some(Mark::InProgress) => {
                     let start = stack.iter().position(|s| s == dependency).unwrap_or(0);
-                    let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                    let mut cycle: Vec<String> =
+                        stack[start..].iter().map(|s| s.to_string()).collect();
                     cycle.push(dependency.clone());
                     cycles.push(cycle);
                 }
@@ -221,7 +240,12 @@ pub fn check_fleet_wide(model: &Model) -> Vec<Finding> {
             let ports: BTreeSet<(u16, Protocol)> =
                 service.ports.iter().filter_map(|p| Some((p.published?, p.protocol))).collect();
             for port in ports {
-                publishers.entry(port).or_default().push((app, service, service.deploy.replicas, candidates.clone()));
+                publishers.entry(port).or_default().push((
+                    app,
+                    service,
+                    service.deploy.replicas,
+                    candidates.clone(),
+                ));
             }
             for (i, route) in service.routes.iter().enumerate() {
                 let key = (route.host.as_str(), route.path_prefix.as_str());
@@ -243,12 +267,17 @@ pub fn check_fleet_wide(model: &Model) -> Vec<Finding> {
     }
     for ((port, protocol), group) in publishers {
         let replicas: u64 = group.iter().map(|(_, _, r, _)| u64::from(*r)).sum();
-        let hosts: BTreeSet<&str> = group.iter().flat_map(|(_, _, _, c)| c.iter().copied()).collect();
+        let hosts: BTreeSet<&str> =
+            group.iter().flat_map(|(_, _, _, c)| c.iter().copied()).collect();
         if replicas <= hosts.len() as u64 || hosts.is_empty() {
             continue;
         }
-        let who: Vec<String> =
-            group.iter().map(|(a, s, r, _)| format!("{}/{} ({r} replica{})", a.name, s.name, if *r == 1 { "" } else { "s" })).collect();
+        let who: Vec<String> = group
+            .iter()
+            .map(|(a, s, r, _)| {
+                format!("{}/{} ({r} replica{})", a.name, s.name, if *r == 1 { "" } else { "s" })
+            })
+            .collect();
         let protocol = if protocol == Protocol::Tcp { "tcp" } else { "udp" };
         for (app, service, _, _) in &group {
             findings.push(

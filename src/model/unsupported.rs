@@ -9,45 +9,117 @@ use super::path::Path;
 
 /// `(key, why, what to do)` for keys of a service.
 const SERVICE_KEYS: &[(&str, &str, &str)] = &[
-    ("build", "gitfleet deploys images and builds nothing on the hosts", "build and push the image in CI, then name it with `image:`"),
-    ("container_name", "gitfleet names containers itself (<app>-<service>-<replica>) so replicas can coexist", "remove it; reach the service by its name on the app's network"),
-    ("network_mode", "containers join the app's networks so services find each other by name", "use `networks:`"),
-    ("links", "links are a legacy Docker feature", "services on the same app network reach each other by service name"),
-    ("external_links", "links are a legacy Docker feature", "attach the service to an external network instead"),
-    ("volumes_from", "replicas may run on different hosts, where the other container is not", "share data through a named volume"),
+    (
+        "build",
+        "gitfleet deploys images and builds nothing on the hosts",
+        "build and push the image in CI, then name it with `image:`",
+    ),
+    (
+        "container_name",
+        "gitfleet names containers itself (<app>-<service>-<replica>) so replicas can coexist",
+        "remove it; reach the service by its name on the app's network",
+    ),
+    (
+        "network_mode",
+        "containers join the app's networks so services find each other by name",
+        "use `networks:`",
+    ),
+    (
+        "links",
+        "links are a legacy Docker feature",
+        "services on the same app network reach each other by service name",
+    ),
+    (
+        "external_links",
+        "links are a legacy Docker feature",
+        "attach the service to an external network instead",
+    ),
+    (
+        "volumes_from",
+        "replicas may run on different hosts, where the other container is not",
+        "share data through a named volume",
+    ),
     ("scale", "replica counts belong in `deploy.replicas`", "use `deploy.replicas`"),
-    ("profiles", "everything in the repository is deployed", "move optional services to their own app"),
-    ("extends", "each app file is self-contained", "use YAML anchors and `<<:` merge keys within the file"),
-    ("privileged", "gitfleet does not run privileged containers", "grant specific capabilities in a later version, or run it outside gitfleet"),
+    (
+        "profiles",
+        "everything in the repository is deployed",
+        "move optional services to their own app",
+    ),
+    (
+        "extends",
+        "each app file is self-contained",
+        "use YAML anchors and `<<:` merge keys within the file",
+    ),
+    (
+        "privileged",
+        "gitfleet does not run privileged containers",
+        "grant specific capabilities in a later version, or run it outside gitfleet",
+    ),
     ("pid", "sharing the host's process namespace is not supported", "remove it"),
     ("ipc", "sharing IPC namespaces is not supported", "remove it"),
-    ("devices", "host devices differ from host to host", "remove it, or pin the service with a placement constraint in a later version"),
+    (
+        "devices",
+        "host devices differ from host to host",
+        "remove it, or pin the service with a placement constraint in a later version",
+    ),
     ("cgroup_parent", "cgroup placement is the host's business", "remove it"),
-    ("platform", "gitfleet places by host platform instead", "use `deploy.placement.constraints: [node.platform.arch == ...]`"),
-    ("expose", "container ports are reachable on the app network without declaring them", "remove it, or publish with `ports:`"),
+    (
+        "platform",
+        "gitfleet places by host platform instead",
+        "use `deploy.placement.constraints: [node.platform.arch == ...]`",
+    ),
+    (
+        "expose",
+        "container ports are reachable on the app network without declaring them",
+        "remove it, or publish with `ports:`",
+    ),
     ("dns", "DNS settings are not supported yet", "remove it"),
     ("extra_hosts", "extra host entries are not supported yet", "remove it"),
     ("cap_add", "capabilities are not supported yet", "remove it"),
     ("cap_drop", "capabilities are not supported yet", "remove it"),
     ("sysctls", "sysctls are not supported yet", "remove it"),
     ("ulimits", "ulimits are not supported yet", "remove it"),
-    ("logging", "log drivers are not supported yet; containers use the host's default", "configure logging on the Docker daemon"),
+    (
+        "logging",
+        "log drivers are not supported yet; containers use the host's default",
+        "configure logging on the Docker daemon",
+    ),
     ("security_opt", "security options are not supported yet", "remove it"),
     ("tty", "interactive settings are not supported", "remove it"),
     ("stdin_open", "interactive settings are not supported", "remove it"),
     ("init", "init is not supported yet", "remove it"),
-    ("mem_limit", "the version 2 resource keys are not supported", "use `deploy.resources.limits.memory`"),
+    (
+        "mem_limit",
+        "the version 2 resource keys are not supported",
+        "use `deploy.resources.limits.memory`",
+    ),
     ("cpus", "the version 2 resource keys are not supported", "use `deploy.resources.limits.cpus`"),
-    ("mem_reservation", "the version 2 resource keys are not supported", "use `deploy.resources.reservations.memory`"),
+    (
+        "mem_reservation",
+        "the version 2 resource keys are not supported",
+        "use `deploy.resources.reservations.memory`",
+    ),
     ("develop", "`develop` is for `docker compose watch` on a workstation", "remove it"),
 ];
 
 /// `(key, why, what to do)` for keys of a top-level config or secret.
 const FILE_KEYS: &[(&str, &str, &str)] = &[
-    ("external", "there is no Swarm to hold it; gitfleet delivers configs and secrets from the repository", "add the file under the app's folder and use `file:`"),
-    ("environment", "it would take the value from the environment of whoever deploys", "put the value in a file in the app's folder and use `file:`"),
+    (
+        "external",
+        "there is no Swarm to hold it; gitfleet delivers configs and secrets from the repository",
+        "add the file under the app's folder and use `file:`",
+    ),
+    (
+        "environment",
+        "it would take the value from the environment of whoever deploys",
+        "put the value in a file in the app's folder and use `file:`",
+    ),
     ("template_driver", "templated configs are not supported", "commit the rendered file"),
-    ("driver", "secret drivers are not supported", "use `file:` (age-encrypted files come with the controller)"),
+    (
+        "driver",
+        "secret drivers are not supported",
+        "use `file:` (age-encrypted files come with the controller)",
+    ),
 ];
 
 /// Reports and removes the unsupported keys of an app document, so the schema check that
@@ -69,14 +141,25 @@ pub fn take_unsupported(file: &str, document: &mut Json) -> Vec<Finding> {
     findings
 }
 
-fn take(file: &str, path: &Path, object: &mut Json, table: &[(&str, &str, &str)], out: &mut Vec<Finding>) {
+fn take(
+    file: &str,
+    path: &Path,
+    object: &mut Json,
+    table: &[(&str, &str, &str)],
+    out: &mut Vec<Finding>,
+) {
     let Some(object) = object.as_object_mut() else { return };
     for (key, why, instead) in table {
         if object.remove(*key).is_some() {
             out.push(
-                Finding::new(file, path.key(*key), "unsupported-key", format!("`{key}` is not supported: {why}"))
-                    .on_key()
-                    .hint(*instead),
+                Finding::new(
+                    file,
+                    path.key(*key),
+                    "unsupported-key",
+                    format!("`{key}` is not supported: {why}"),
+                )
+                .on_key()
+                .hint(*instead),
             );
         }
     }

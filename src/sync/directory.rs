@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::SyncError;
-use crate::model::load::{APPS_DIR, FLEET_FILE};
 use crate::model::SourceTree;
+use crate::model::load::{APPS_DIR, FLEET_FILE};
 
 /// Reads the repository files under `root`.
 pub fn read_directory(root: &Path) -> Result<SourceTree, SyncError> {
@@ -26,8 +26,10 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SyncError + '_ {
 }
 
 fn walk(root: &Path, dir: &Path, files: &mut SourceTree) -> Result<(), SyncError> {
-    let mut entries: Vec<_> =
-        std::fs::read_dir(dir).map_err(io_error(dir))?.collect::<Result<_, _>>().map_err(io_error(dir))?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io_error(dir))?
+        .collect::<Result<_, _>>()
+        .map_err(io_error(dir))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
@@ -43,7 +45,11 @@ fn walk(root: &Path, dir: &Path, files: &mut SourceTree) -> Result<(), SyncError
 
 fn add(root: &Path, path: &Path, files: &mut SourceTree) -> Result<(), SyncError> {
     let relative = path.strip_prefix(root).unwrap_or(path);
-    let key = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+    let key = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
     let metadata = path.symlink_metadata().map_err(io_error(path))?;
     if metadata.file_type().is_symlink() {
         let target = std::fs::read_link(path).map_err(io_error(path))?;

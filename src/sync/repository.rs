@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::SyncError;
-use crate::model::load::{APPS_DIR, FLEET_FILE};
 use crate::model::SourceTree;
+use crate::model::load::{APPS_DIR, FLEET_FILE};
 
 /// A resolved commit and what people need to know about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,16 +21,18 @@ pub struct Revision {
 pub fn open(location: &str, cache: &Path) -> Result<Repository, SyncError> {
     let local = location.strip_prefix("file://").unwrap_or(location);
     if Path::new(local).exists() {
-        return Repository::open(local).map_err(|source| SyncError::Open { location: location.into(), source });
+        return Repository::open(local)
+            .map_err(|source| SyncError::Open { location: location.into(), source });
     }
     let target = cache.join(cache_name(location));
     if target.exists() {
-        let repository =
-            Repository::open_bare(&target).map_err(|source| SyncError::Open { location: location.into(), source })?;
+        let repository = Repository::open_bare(&target)
+            .map_err(|source| SyncError::Open { location: location.into(), source })?;
         fetch(&repository, location)?;
         return Ok(repository);
     }
-    std::fs::create_dir_all(cache).map_err(|source| SyncError::Io { path: cache.display().to_string(), source })?;
+    std::fs::create_dir_all(cache)
+        .map_err(|source| SyncError::Io { path: cache.display().to_string(), source })?;
     git2::build::RepoBuilder::new()
         .bare(true)
         .clone(location, &target)
@@ -53,7 +55,9 @@ fn cache_name(url: &str) -> PathBuf {
         .next()
         .unwrap_or("repo")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(
+            |c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' },
+        )
         .collect();
     let digest = crate::model::digest::sha256_hex(url.as_bytes());
     PathBuf::from(format!("{readable}-{}", &digest[..12]))
@@ -69,14 +73,19 @@ pub fn resolve(repository: &Repository, rev: &str) -> Result<Revision, SyncError
     Ok(Revision {
         commit: commit.id().to_string(),
         summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
-        author: format!("{} <{}>", author.name().unwrap_or_default(), author.email().unwrap_or_default()),
+        author: format!(
+            "{} <{}>",
+            author.name().unwrap_or_default(),
+            author.email().unwrap_or_default()
+        ),
     })
 }
 
 /// Reads `fleet.yaml` and everything under `apps/` from the tree of `commit`. Symbolic links
 /// are recorded as links (never followed); submodules are skipped.
 pub fn read_commit(repository: &Repository, commit: &str) -> Result<SourceTree, SyncError> {
-    let read_error = |path: &str, source| SyncError::Read { commit: commit.into(), path: path.into(), source };
+    let read_error =
+        |path: &str, source| SyncError::Read { commit: commit.into(), path: path.into(), source };
     let oid = Oid::from_str(commit).map_err(|e| read_error("", e))?;
     let tree = repository.find_commit(oid).and_then(|c| c.tree()).map_err(|e| read_error("", e))?;
     let mut files = SourceTree::new();
@@ -84,7 +93,8 @@ pub fn read_commit(repository: &Repository, commit: &str) -> Result<SourceTree, 
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let name = entry.name().unwrap_or_default();
         let path = format!("{dir}{name}");
-        let wanted = path == FLEET_FILE || path == APPS_DIR || path.starts_with(&format!("{APPS_DIR}/"));
+        let wanted =
+            path == FLEET_FILE || path == APPS_DIR || path.starts_with(&format!("{APPS_DIR}/"));
         if !wanted {
             return TreeWalkResult::Skip;
         }

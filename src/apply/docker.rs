@@ -1,0 +1,147 @@
+//! The [`Engine`] that talks to real Docker hosts through `hosts/`, one bollard client per
+//! host, connected once per apply.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bollard::Docker;
+
+use super::engine::{ContainerStatus, Engine, EngineError, EngineResult, FileToDeliver};
+use crate::diff::desired::DesiredObject;
+use crate::diff::spec::ContainerSpec;
+use crate::hosts::{self, HostError, RegistryAuth};
+use crate::model::{Host, PullPolicy};
+
+/// Clients for every host that answered; hosts that did not are lost from the start.
+pub struct DockerEngine {
+    clients: BTreeMap<String, Result<Docker, String>>,
+    /// Docker's `config.json` (`auths`), for pulls from private registries.
+    registry_config: Option<serde_json::Value>,
+}
+
+impl DockerEngine {
+    /// Connects to every host concurrently, each bounded by `timeout`.
+    pub async fn connect(hosts: &BTreeMap<String, Host>, timeout: Duration) -> Self {
+        let connections = futures_util::future::join_all(hosts.values().map(|host| async move {
+            let client =
+                hosts::connect_with_timeout(host, timeout).await.map_err(|e| e.to_string());
+            (host.name.clone(), client)
+        }))
+        .await;
+        DockerEngine { clients: connections.into_iter().collect(), registry_config: None }
+    }
+
+    /// Uses Docker's `config.json` (its `auths`) for registry credentials.
+    pub fn with_registry_config(mut self, config: serde_json::Value) -> Self {
+        self.registry_config = Some(config);
+        self
+    }
+
+    fn client(&self, host: &str) -> EngineResult<&Docker> {
+        match self.clients.get(host) {
+            Some(Ok(client)) => Ok(client),
+            Some(Err(reason)) => Err(EngineError { message: reason.clone(), host_lost: true }),
+            None => Err(EngineError::new(format!("host {host} is not in fleet.yaml"))),
+        }
+    }
+
+    fn auth_for(&self, image: &str) -> Option<RegistryAuth> {
+        hosts::registry_auth_for(image, self.registry_config.as_ref()?)
+    }
+}
+
+/// A host error as the executor needs it: the message, and whether the host is gone.
+fn engine_error(error: HostError) -> EngineError {
+    let host_lost = matches!(
+        error,
+        HostError::Unreachable { .. } | HostError::Timeout { .. } | HostError::Disconnected { .. }
+    );
+    EngineError { message: error.to_string(), host_lost }
+}
+
+impl Engine for DockerEngine {
+    async fn ensure_network(
+        &self,
+        host: &str,
+        object: &DesiredObject,
+        labels: &BTreeMap<String, String>,
+    ) -> EngineResult<()> {
+        let docker = self.client(host)?;
+        hosts::ensure_network(
+            docker,
+            &object.name,
+            labels,
+            object.driver.as_deref(),
+            object.internal,
+        )
+        .await
+        .map(|_| ())
+        .map_err(engine_error)
+    }
+
+    async fn ensure_volume(
+        &self,
+        host: &str,
+        object: &DesiredObject,
+        labels: &BTreeMap<String, String>,
+    ) -> EngineResult<()> {
+        let docker = self.client(host)?;
+        hosts::ensure_volume(docker, &object.name, labels, object.driver.as_deref())
+            .await
+            .map_err(engine_error)
+    }
+
+    async fn ensure_image(&self, host: &str, image: &str, policy: PullPolicy) -> EngineResult<()> {
+        let docker = self.client(host)?;
+        let present = hosts::image_present(docker, image).await.map_err(engine_error)?;
+        match policy {
+            PullPolicy::Never if !present => Err(EngineError::new(format!(
+                "image {image} is not on host {host} and its pull policy is `never`"
+            ))),
+            PullPolicy::Missing | PullPolicy::Never if present => Ok(()),
+            _ => hosts::pull_image(docker, image, self.auth_for(image).as_ref())
+                .await
+                .map_err(engine_error),
+        }
+    }
+
+    async fn create(
+        &self,
+        host: &str,
+        name: &str,
+        spec: &ContainerSpec,
+        labels: &BTreeMap<String, String>,
+        files: &[FileToDeliver],
+    ) -> EngineResult<String> {
+        let docker = self.client(host)?;
+        hosts::create_container(docker, name, spec, labels, files).await.map_err(engine_error)
+    }
+
+    async fn start(&self, host: &str, id: &str) -> EngineResult<()> {
+        hosts::start_container(self.client(host)?, id).await.map_err(engine_error)
+    }
+
+    async fn stop(&self, host: &str, id: &str, grace: Duration) -> EngineResult<()> {
+        hosts::stop_container(self.client(host)?, id, grace).await.map_err(engine_error)
+    }
+
+    async fn remove(&self, host: &str, id: &str) -> EngineResult<()> {
+        hosts::remove_container(self.client(host)?, id).await.map_err(engine_error)
+    }
+
+    async fn rename(&self, host: &str, id: &str, name: &str) -> EngineResult<()> {
+        hosts::rename_container(self.client(host)?, id, name).await.map_err(engine_error)
+    }
+
+    async fn status(&self, host: &str, id: &str) -> EngineResult<ContainerStatus> {
+        hosts::container_status(self.client(host)?, id).await.map_err(engine_error)
+    }
+
+    async fn logs(&self, host: &str, id: &str, lines: usize) -> EngineResult<String> {
+        hosts::logs_tail(self.client(host)?, id, lines).await.map_err(engine_error)
+    }
+
+    async fn remove_network(&self, host: &str, id: &str) -> EngineResult<()> {
+        hosts::remove_network(self.client(host)?, id).await.map_err(engine_error)
+    }
+}

@@ -1,0 +1,578 @@
+//! Carrying out a [`Plan`] through an [`Engine`]: hosts in parallel, a bounded number of
+//! Docker operations at a time per host, services level by level in `depends_on` order,
+//! replacements as rolling updates (`deploy.update_config`), health-gated.
+//!
+//! # Guarantees
+//!
+//! * Only the objects the plan names are touched, and the plan only names objects that carry
+//!   this fleet's label.
+//! * A replaced container is stopped and renamed (`<name>.old-<id>`), not removed, until its
+//!   service's rollout has succeeded, so a failed update can be rolled back to the very same
+//!   containers (same files, same data). Volumes are never removed.
+//! * A host that fails (connection lost) is reported and skipped for the rest of the apply;
+//!   the other hosts carry on.
+//!
+//! # What survives a crash
+//!
+//! Containers carry their replica's labels from the moment they are created, and names are
+//! deterministic, so a killed apply leaves only states the planner recognises: a replica with
+//! no container (create), a stopped or `created` one (replace), or two containers for one
+//! replica (the better one is kept, the other removed as a duplicate). Planning again and
+//! applying converges.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, sleep};
+
+use super::engine::{ContainerStatus, Engine, EngineError, FileToDeliver, Health};
+use super::rollout::{ServiceRollout, arrange, batches};
+use crate::diff::desired::DesiredContainer;
+use crate::diff::{Plan, ReplicaKey, Step, labels};
+use crate::model::{FailureAction, Model, UpdateOrder};
+
+/// How an apply runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Docker operations at once per host.
+    pub concurrency: usize,
+    /// How often a starting container's status is checked.
+    pub poll: Duration,
+    /// How long a container may take to become healthy.
+    pub health_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            concurrency: 8,
+            poll: Duration::from_millis(200),
+            health_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Something that happened, for progress output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub host: String,
+    pub kind: EventKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Done,
+    Failed,
+    Info,
+}
+
+/// What the apply did on each host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub hosts: BTreeMap<String, HostReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostReport {
+    /// Steps carried out.
+    pub done: usize,
+    /// Steps that failed, each with why.
+    pub failures: Vec<String>,
+    /// Set when the host was lost mid-apply: nothing more was attempted there.
+    pub lost: Option<String>,
+    /// Steps not attempted because the host was lost or an earlier step failed.
+    pub skipped: usize,
+}
+
+impl Report {
+    /// Whether every host converged: no failure, nothing skipped, no host lost.
+    pub fn converged(&self) -> bool {
+        self.hosts.values().all(|h| h.failures.is_empty() && h.lost.is_none() && h.skipped == 0)
+    }
+}
+
+/// Carries out `plan`, made from `model`, through `engine`.
+pub async fn execute<E: Engine>(
+    engine: &E,
+    model: &Model,
+    plan: &Plan,
+    options: &Options,
+    events: &(dyn Fn(Event) + Sync),
+) -> Report {
+    let run = Run {
+        engine,
+        model,
+        plan,
+        options,
+        events,
+        permits: plan
+            .hosts
+            .iter()
+            .map(|h| (h.host.clone(), Semaphore::new(options.concurrency.max(1))))
+            .collect(),
+        report: Mutex::new(
+            plan.hosts.iter().map(|h| (h.host.clone(), HostReport::default())).collect(),
+        ),
+    };
+    let rollout = arrange(plan, model);
+    join_all(rollout.prepare.iter().map(|(host, steps)| run.simple_steps(host, steps))).await;
+    join_all(rollout.removals.iter().map(|(host, steps)| run.simple_steps(host, steps))).await;
+    for level in &rollout.levels {
+        join_all(level.iter().map(|service| run.roll_service(service))).await;
+    }
+    join_all(rollout.cleanup.iter().map(|(host, steps)| run.simple_steps(host, steps))).await;
+    Report { hosts: run.report.into_inner().unwrap_or_else(|e| e.into_inner()) }
+}
+
+struct Run<'a, E> {
+    engine: &'a E,
+    model: &'a Model,
+    plan: &'a Plan,
+    options: &'a Options,
+    events: &'a (dyn Fn(Event) + Sync),
+    permits: BTreeMap<String, Semaphore>,
+    report: Mutex<BTreeMap<String, HostReport>>,
+}
+
+/// A replica replaced, remembered until its service's rollout is over.
+struct Replaced {
+    host: String,
+    name: String,
+    old_id: String,
+    new_id: String,
+}
+
+impl<E: Engine> Run<'_, E> {
+    fn emit(&self, host: &str, kind: EventKind, text: String) {
+        (self.events)(Event { host: host.to_string(), kind, text });
+    }
+
+    fn with_report<T>(&self, host: &str, f: impl FnOnce(&mut HostReport) -> T) -> T {
+        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        f(report.entry(host.to_string()).or_default())
+    }
+
+    fn lost(&self, host: &str) -> bool {
+        self.with_report(host, |r| r.lost.is_some())
+    }
+
+    fn skip(&self, host: &str) {
+        self.with_report(host, |r| r.skipped += 1);
+    }
+
+    /// Runs one Docker operation on `host` under the host's concurrency bound.
+    async fn op<T>(
+        &self,
+        host: &str,
+        operation: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, String> {
+        if self.lost(host) {
+            return Err(format!("host {host} was lost earlier in this apply"));
+        }
+        let _permit = match self.permits.get(host) {
+            Some(semaphore) => Some(semaphore.acquire().await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        operation.await.map_err(|error| {
+            if error.host_lost {
+                let first = self.with_report(host, |r| {
+                    let first = r.lost.is_none();
+                    r.lost.get_or_insert_with(|| error.message.clone());
+                    first
+                });
+                if first {
+                    self.emit(host, EventKind::Failed, format!("host lost: {}", error.message));
+                }
+            }
+            error.message
+        })
+    }
+
+    fn finished(&self, host: &str, what: &str, result: &Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.with_report(host, |r| r.done += 1);
+                self.emit(host, EventKind::Done, what.to_string());
+            }
+            Err(_) if self.lost(host) => self.skip(host),
+            Err(error) => {
+                let failure = format!("{what}: {error}");
+                self.with_report(host, |r| r.failures.push(failure.clone()));
+                self.emit(host, EventKind::Failed, failure);
+            }
+        }
+    }
+
+    /// Networks, volumes, images, removals: independent steps, all at once (bounded).
+    async fn simple_steps(&self, host: &str, steps: &[Step]) {
+        join_all(steps.iter().map(|step| async move {
+            let (kind, name) = step.target();
+            let what = match step {
+                Step::PullImage { .. } => format!("image {name} ready"),
+                Step::RemoveContainer { .. } | Step::RemoveNetwork { .. } => {
+                    format!("{kind} {name} removed")
+                }
+                _ => format!("{kind} {name} created"),
+            };
+            let result = self.simple_step(host, step).await;
+            self.finished(host, &what, &result);
+        }))
+        .await;
+    }
+
+    async fn simple_step(&self, host: &str, step: &Step) -> Result<(), String> {
+        let fleet = &self.plan.fleet;
+        match step {
+            Step::CreateNetwork { app, key, network, .. } => {
+                let labels = labels::for_object(fleet, app, key, &network.labels);
+                self.op(host, self.engine.ensure_network(host, network, &labels)).await
+            }
+            Step::CreateVolume { app, key, volume, .. } => {
+                let labels = labels::for_object(fleet, app, key, &volume.labels);
+                self.op(host, self.engine.ensure_volume(host, volume, &labels)).await
+            }
+            Step::PullImage { image, policy, .. } => {
+                self.op(host, self.engine.ensure_image(host, image, *policy)).await
+            }
+            Step::RemoveContainer { id, .. } => {
+                self.op(host, self.engine.stop(host, id, Duration::from_secs(10))).await?;
+                self.op(host, self.engine.remove(host, id)).await
+            }
+            Step::RemoveNetwork { id, .. } => {
+                self.op(host, self.engine.remove_network(host, id)).await
+            }
+            Step::CreateContainer { .. } | Step::ReplaceContainer { .. } => {
+                Err("containers are created by their service's rollout".to_string())
+            }
+        }
+    }
+
+    /// One service: new replicas at once, then replacements in rolling batches.
+    async fn roll_service(&self, service: &ServiceRollout) {
+        let label = format!("{}/{}", service.app, service.service);
+        join_all(service.creates.iter().map(|(host, step)| async move {
+            let Step::CreateContainer { replica, container, .. } = step else { return };
+            let what = format!("container {} started", container.name);
+            let result = self.create_replica(host, replica, container, service.wait_healthy).await;
+            self.finished(host, &what, &result.map(|_| ()));
+        }))
+        .await;
+
+        let update = &service.update;
+        let mut replaced: Vec<Replaced> = Vec::new();
+        let all = batches(&service.replaces, update.parallelism);
+        let count = all.len();
+        for (i, batch) in all.into_iter().enumerate() {
+            let results = join_all(batch.iter().map(|(host, step)| async move {
+                let Step::ReplaceContainer { replica, id, container, .. } = step else {
+                    return (host.clone(), Err("not a replacement".to_string()));
+                };
+                let result = self.replace_replica(host, replica, id, container, update.order).await;
+                let what = format!("container {} replaced", container.name);
+                self.finished(host, &what, &result.as_ref().map(|_| ()).map_err(Clone::clone));
+                (host.clone(), result)
+            }))
+            .await;
+            let mut failed = false;
+            for (_, result) in results {
+                match result {
+                    Ok(done) => replaced.push(done),
+                    Err(_) => failed = true,
+                }
+            }
+            if failed {
+                match update.failure_action {
+                    FailureAction::Continue => {}
+                    FailureAction::Pause => {
+                        self.skip_remaining(service, &replaced, i + 1, count, "paused");
+                        break;
+                    }
+                    FailureAction::Rollback => {
+                        self.skip_remaining(service, &replaced, i + 1, count, "rolled back");
+                        for done in replaced.drain(..) {
+                            self.roll_back(&done).await;
+                        }
+                        break;
+                    }
+                }
+            }
+            if i + 1 < count && update.delay_ms > 0 {
+                sleep(Duration::from_millis(update.delay_ms)).await;
+            }
+        }
+        // The update stands: the old containers go.
+        join_all(replaced.iter().map(|done| async move {
+            let _ = self.op(&done.host, self.engine.remove(&done.host, &done.old_id)).await;
+        }))
+        .await;
+        let _ = label;
+    }
+
+    fn skip_remaining(
+        &self,
+        service: &ServiceRollout,
+        _replaced: &[Replaced],
+        next_batch: usize,
+        batches: usize,
+        why: &str,
+    ) {
+        let per_batch = if service.update.parallelism == 0 {
+            service.replaces.len()
+        } else {
+            service.update.parallelism as usize
+        };
+        let remaining = service.replaces.iter().skip(next_batch * per_batch);
+        for (host, _) in remaining {
+            self.skip(host);
+        }
+        let host = service.replaces.first().map(|(h, _)| h.as_str()).unwrap_or_default();
+        self.emit(
+            host,
+            EventKind::Info,
+            format!(
+                "update of {}/{} {why} after batch {next_batch} of {batches}",
+                service.app, service.service
+            ),
+        );
+    }
+
+    /// Creates and starts a new replica, and waits until it is up.
+    async fn create_replica(
+        &self,
+        host: &str,
+        replica: &ReplicaKey,
+        container: &DesiredContainer,
+        wait_healthy: bool,
+    ) -> Result<String, String> {
+        let files = self.files_for(replica, container)?;
+        let labels = labels::for_container(
+            &self.plan.fleet,
+            replica,
+            &container.spec,
+            &container.spec_hash,
+            self.plan.revision.as_deref(),
+        );
+        let id = self
+            .op(host, self.engine.create(host, &container.name, &container.spec, &labels, &files))
+            .await?;
+        self.op(host, self.engine.start(host, &id)).await?;
+        self.wait_ready(host, &id, &container.name, wait_healthy, Duration::ZERO).await?;
+        Ok(id)
+    }
+
+    /// Replaces one replica by `order`; on failure the old container is back as it was.
+    async fn replace_replica(
+        &self,
+        host: &str,
+        replica: &ReplicaKey,
+        old_id: &str,
+        container: &DesiredContainer,
+        order: UpdateOrder,
+    ) -> Result<Replaced, String> {
+        let files = self.files_for(replica, container)?;
+        let labels = labels::for_container(
+            &self.plan.fleet,
+            replica,
+            &container.spec,
+            &container.spec_hash,
+            self.plan.revision.as_deref(),
+        );
+        let monitor = Duration::from_millis(
+            self.model
+                .apps
+                .get(&replica.app)
+                .and_then(|a| a.services.get(&replica.service))
+                .map_or(0, |s| s.deploy.update_config.monitor_ms),
+        );
+        let grace = Duration::from_millis(container.spec.stop_grace_period_ms.unwrap_or(10_000));
+        let parked = format!("{}.old-{}", container.name, &old_id[..old_id.len().min(12)]);
+        // Two containers cannot publish the same host port: such replicas update stop-first.
+        let publishes = container.spec.ports.iter().any(|p| p.published.is_some());
+        if order == UpdateOrder::StartFirst && !publishes {
+            let next = format!(
+                "{}.next-{}",
+                container.name,
+                &container.spec_hash[..8.min(container.spec_hash.len())]
+            );
+            let id = self
+                .op(host, self.engine.create(host, &next, &container.spec, &labels, &files))
+                .await?;
+            let up = async {
+                self.op(host, self.engine.start(host, &id)).await?;
+                self.wait_ready(host, &id, &container.name, true, monitor).await
+            };
+            if let Err(error) = up.await {
+                let _ = self.op(host, self.engine.remove(host, &id)).await;
+                return Err(error);
+            }
+            self.op(host, self.engine.stop(host, old_id, grace)).await?;
+            self.op(host, self.engine.rename(host, old_id, &parked)).await?;
+            self.op(host, self.engine.rename(host, &id, &container.name)).await?;
+            return Ok(Replaced {
+                host: host.into(),
+                name: container.name.clone(),
+                old_id: old_id.into(),
+                new_id: id,
+            });
+        }
+        self.op(host, self.engine.stop(host, old_id, grace)).await?;
+        self.op(host, self.engine.rename(host, old_id, &parked)).await?;
+        let attempt = async {
+            let id = self
+                .op(
+                    host,
+                    self.engine.create(host, &container.name, &container.spec, &labels, &files),
+                )
+                .await?;
+            let up = async {
+                self.op(host, self.engine.start(host, &id)).await?;
+                self.wait_ready(host, &id, &container.name, true, monitor).await
+            };
+            match up.await {
+                Ok(()) => Ok(id),
+                Err(error) => {
+                    let _ = self.op(host, self.engine.remove(host, &id)).await;
+                    Err(error)
+                }
+            }
+        };
+        match attempt.await {
+            Ok(id) => Ok(Replaced {
+                host: host.into(),
+                name: container.name.clone(),
+                old_id: old_id.into(),
+                new_id: id,
+            }),
+            Err(error) => {
+                // Put the old replica back as it was.
+                let _ = self.op(host, self.engine.rename(host, old_id, &container.name)).await;
+                let _ = self.op(host, self.engine.start(host, old_id)).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Undoes one successful replacement: the new container goes, the old one comes back.
+    async fn roll_back(&self, done: &Replaced) {
+        let host = done.host.as_str();
+        let result = async {
+            self.op(host, self.engine.stop(host, &done.new_id, Duration::from_secs(10))).await?;
+            self.op(host, self.engine.remove(host, &done.new_id)).await?;
+            self.op(host, self.engine.rename(host, &done.old_id, &done.name)).await?;
+            self.op(host, self.engine.start(host, &done.old_id)).await
+        }
+        .await;
+        match result {
+            Ok(()) => self.emit(
+                host,
+                EventKind::Info,
+                format!("container {} rolled back to its previous spec", done.name),
+            ),
+            Err(error) => self.finished(host, &format!("rollback of {}", done.name), &Err(error)),
+        }
+    }
+
+    /// Waits until the container runs (and, with a health check and `healthy`, is healthy),
+    /// then watches it for `monitor`. A failure names the exit code and the last log lines.
+    async fn wait_ready(
+        &self,
+        host: &str,
+        id: &str,
+        name: &str,
+        healthy: bool,
+        monitor: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + self.options.health_timeout;
+        loop {
+            let status = self.op(host, self.engine.status(host, id)).await?;
+            if let Some(problem) = self.problem(host, id, name, &status).await {
+                return Err(problem);
+            }
+            let ready = status.running && (!healthy || status.health != Some(Health::Starting));
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{name} was not healthy within {:?}",
+                    self.options.health_timeout
+                ));
+            }
+            sleep(self.options.poll).await;
+        }
+        let watch_until = Instant::now() + monitor;
+        while Instant::now() < watch_until {
+            sleep(self.options.poll.min(watch_until - Instant::now())).await;
+            let status = self.op(host, self.engine.status(host, id)).await?;
+            if let Some(problem) = self.problem(host, id, name, &status).await {
+                return Err(problem);
+            }
+        }
+        Ok(())
+    }
+
+    async fn problem(
+        &self,
+        host: &str,
+        id: &str,
+        name: &str,
+        status: &ContainerStatus,
+    ) -> Option<String> {
+        let what = match (&status.health, status.state.as_str()) {
+            (Some(Health::Unhealthy), _) => "is unhealthy".to_string(),
+            (_, "exited" | "dead") => {
+                format!("exited with code {}", status.exit_code.unwrap_or(-1))
+            }
+            (_, "restarting") => {
+                format!("keeps restarting (last exit code {})", status.exit_code.unwrap_or(-1))
+            }
+            _ => return None,
+        };
+        let logs = self.op(host, self.engine.logs(host, id, 10)).await.unwrap_or_default();
+        let logs = logs.trim_end();
+        Some(if logs.is_empty() {
+            format!("{name} {what}")
+        } else {
+            format!("{name} {what}; last log lines:\n{logs}")
+        })
+    }
+
+    /// The config and secret files of a replica, from the model the plan was made from.
+    fn files_for(
+        &self,
+        replica: &ReplicaKey,
+        container: &DesiredContainer,
+    ) -> Result<Vec<FileToDeliver>, String> {
+        let app = self
+            .model
+            .apps
+            .get(&replica.app)
+            .ok_or_else(|| format!("app {} is not in the model", replica.app))?;
+        container
+            .spec
+            .files
+            .iter()
+            .map(|(target, file)| {
+                let defs = if file.kind == "secret" { &app.secrets } else { &app.configs };
+                let def =
+                    defs.get(&file.name).filter(|d| d.digest == file.digest).ok_or_else(|| {
+                        format!(
+                            "{} {} of {} is not the one the plan was made with; plan again",
+                            file.kind, file.name, replica.app
+                        )
+                    })?;
+                Ok(FileToDeliver {
+                    target: target.clone(),
+                    content: def.content.clone(),
+                    uid: file.uid.clone(),
+                    gid: file.gid.clone(),
+                    mode: file.mode,
+                })
+            })
+            .collect()
+    }
+}

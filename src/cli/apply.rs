@@ -1,0 +1,154 @@
+//! `gitfleet apply`: plan, confirm, carry the plan out on the hosts, report per host.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::source::SourceArgs;
+use crate::apply::docker::DockerEngine;
+use crate::apply::{self, EventKind, Options};
+use crate::diff::{self, Desired, Plan, render};
+use crate::{hosts, model};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Apply without asking. Without a terminal, apply never asks and needs this flag.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Apply exactly this plan (from `gitfleet plan --out`); refused if the revision or any
+    /// host changed since it was made.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Docker operations at once per host.
+    #[arg(long, default_value_t = 8, env = "GITFLEET_CONCURRENCY")]
+    concurrency: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let reviewed: Option<Plan> = match &args.plan {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a gitfleet plan", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let loaded = args.source.read()?;
+    let revision = loaded.revision.map(|r| r.commit);
+    if let Some(reviewed) = &reviewed {
+        if reviewed.revision != revision {
+            eprintln!(
+                "error: the plan was made for revision {}, but the repository is now at {}; plan again",
+                reviewed.revision.as_deref().unwrap_or("(working tree)"),
+                revision.as_deref().unwrap_or("(working tree)")
+            );
+            return Ok(1);
+        }
+    }
+    let model = match model::load(&loaded.tree) {
+        Ok(model) => model,
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!("\n{} error(s): nothing was applied.", diagnostics.len());
+            return Ok(1);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(apply_model(&args, model, revision, reviewed))
+}
+
+async fn apply_model(
+    args: &Args,
+    model: model::Model,
+    revision: Option<String>,
+    reviewed: Option<Plan>,
+) -> anyhow::Result<i32> {
+    let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
+    let observed =
+        hosts::observe_all(&model.fleet.hosts, &model.fleet.settings.name, timeout).await;
+    let plan = diff::plan(&Desired::new(&model, &observed, revision), &observed);
+    if let Some(reviewed) = &reviewed {
+        let moved: Vec<&str> = plan
+            .hosts
+            .iter()
+            .filter(|h| reviewed.hosts.iter().find(|r| r.host == h.host) != Some(h))
+            .map(|h| h.host.as_str())
+            .collect();
+        if !moved.is_empty() || reviewed.unplaced != plan.unplaced {
+            eprintln!(
+                "error: the hosts changed since the plan was made (different plan for: {}); plan again",
+                if moved.is_empty() { "unplaced replicas".to_string() } else { moved.join(", ") }
+            );
+            return Ok(1);
+        }
+    }
+    print!("{}", render::text(&plan));
+    let incomplete = plan.summary.unreachable_hosts > 0 || plan.summary.unplaced > 0;
+    if plan.summary.is_empty() {
+        println!("Nothing to do.");
+        return Ok(if incomplete { 2 } else { 0 });
+    }
+    if !args.yes && !confirm()? {
+        println!("Apply cancelled.");
+        return Ok(1);
+    }
+    let engine = DockerEngine::connect(&model.fleet.hosts, timeout).await;
+    let options = Options { concurrency: args.concurrency, ..Options::default() };
+    let print = |event: apply::Event| {
+        let mark = match event.kind {
+            EventKind::Done => "ok  ",
+            EventKind::Failed => "FAIL",
+            EventKind::Info => "    ",
+        };
+        println!("[{}] {mark} {}", event.host, event.text);
+    };
+    let report = apply::execute(&engine, &model, &plan, &options, &print).await;
+    println!();
+    for (host, outcome) in &report.hosts {
+        let state = match (&outcome.lost, outcome.failures.is_empty() && outcome.skipped == 0) {
+            (Some(reason), _) => format!("LOST ({reason})"),
+            (None, true) => "converged".to_string(),
+            (None, false) => "NOT converged".to_string(),
+        };
+        println!(
+            "host {host}: {state}: {} done, {} failed, {} skipped",
+            outcome.done,
+            outcome.failures.len(),
+            outcome.skipped
+        );
+        for failure in &outcome.failures {
+            println!("  - {}", failure.replace('\n', "\n    "));
+        }
+    }
+    let converged = report.converged() && !incomplete;
+    println!(
+        "{}",
+        if converged {
+            "Apply complete: every host converged."
+        } else {
+            "Apply incomplete: see above."
+        }
+    );
+    Ok(if converged { 0 } else { 1 })
+}
+
+/// Asks on the terminal; without one, refuses (never waits for input that cannot come).
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not asking for confirmation without a terminal; pass --yes to apply");
+    }
+    print!("\nApply this plan? Only 'yes' is accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
