@@ -17,9 +17,15 @@ use support::{DockerHost, Testbed};
 use tempfile::TempDir;
 
 fn fleet_yaml(bed: &Testbed) -> String {
-    let mut text = String::from("settings: {name: test, observe_timeout: 5s}\nvariables: {WEB_TAG: \"1\"}\nhosts:\n");
+    let mut text = String::from(
+        "settings: {name: test, observe_timeout: 5s}\nvariables: {WEB_TAG: \"1\"}\nhosts:\n",
+    );
     for (host, labels) in bed.hosts().iter().zip(["{zone: a, disk: ssd}", "{zone: b}"]) {
-        text.push_str(&format!("  {}:\n    endpoint: {}\n    labels: {labels}\n", host.name(), host.tcp_endpoint()));
+        text.push_str(&format!(
+            "  {}:\n    endpoint: {}\n    labels: {labels}\n",
+            host.name(),
+            host.tcp_endpoint()
+        ));
     }
     text
 }
@@ -107,8 +113,13 @@ impl Repo {
     }
 
     fn apply(&self) -> (i32, String) {
-        let output: Output = self.command("apply").arg("--yes").stdin(Stdio::null()).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        let output: Output =
+            self.command("apply").arg("--yes").stdin(Stdio::null()).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         (output.status.code().unwrap_or(-1), text)
     }
 }
@@ -119,7 +130,10 @@ fn containers(host: &DockerHost) -> BTreeMap<String, (String, String)> {
         .lines()
         .filter_map(|line| {
             let mut parts = line.split('\t');
-            Some((parts.next()?.to_string(), (parts.next()?.to_string(), parts.next()?.to_string())))
+            Some((
+                parts.next()?.to_string(),
+                (parts.next()?.to_string(), parts.next()?.to_string()),
+            ))
         })
         .collect()
 }
@@ -130,7 +144,8 @@ fn names(host: &DockerHost) -> Vec<String> {
 
 /// A plain HTTP GET to `address:port`, the body.
 fn http_get(address: std::net::Ipv4Addr, port: u16) -> String {
-    let mut stream = TcpStream::connect_timeout(&(address, port).into(), Duration::from_secs(3)).expect("connect");
+    let mut stream = TcpStream::connect_timeout(&(address, port).into(), Duration::from_secs(3))
+        .expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     stream.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
     let mut response = String::new();
@@ -173,15 +188,37 @@ fn a_fleet_through_its_life() {
     assert!(out.contains("Apply complete: every host converged."), "{out}");
     assert!(!out.contains("s3cret-token"), "a secret's value must never be printed:\n{out}");
     for host in [a, b] {
-        assert!(http_get(host.address(), 8080).contains("gitfleet web v1"), "web on {}", host.name());
+        assert!(
+            http_get(host.address(), 8080).contains("gitfleet web v1"),
+            "web on {}",
+            host.name()
+        );
     }
     let on_a = containers(a);
     for name in ["shop-api-1", "notes-db-1"] {
         assert_eq!(on_a[name].1, "running", "{name}: {on_a:?}");
     }
-    assert_eq!(a.docker(&["exec", "shop-api-1", "cat", "/etc/api/settings.json"]).trim(), "{\"greeting\": \"hello\"}");
-    assert_eq!(a.docker(&["exec", "shop-api-1", "cat", "/run/secrets/token"]).trim(), "s3cret-token");
-    assert_eq!(a.docker(&["exec", "shop-api-1", "/bin/busybox", "stat", "-c", "%a", "/etc/api/settings.json"]).trim(), "440");
+    assert_eq!(
+        a.docker(&["exec", "shop-api-1", "cat", "/etc/api/settings.json"]).trim(),
+        "{\"greeting\": \"hello\"}"
+    );
+    assert_eq!(
+        a.docker(&["exec", "shop-api-1", "cat", "/run/secrets/token"]).trim(),
+        "s3cret-token"
+    );
+    assert_eq!(
+        a.docker(&[
+            "exec",
+            "shop-api-1",
+            "/bin/busybox",
+            "stat",
+            "-c",
+            "%a",
+            "/etc/api/settings.json"
+        ])
+        .trim(),
+        "440"
+    );
     let labels = a.docker(&["inspect", "-f", "{{json .Config.Labels}}", "shop-api-1"]);
     assert!(!labels.contains("s3cret"), "secret values never go into labels: {labels}");
 
@@ -192,30 +229,66 @@ fn a_fleet_through_its_life() {
     assert!(out.contains("Nothing to do."), "{out}");
     for host in [a, b] {
         let until = host.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
-        let events = host.docker(&["events", "--since", &since, "--until", &until, "--filter", "type=container", "--filter", "type=network", "--filter", "type=volume"]);
+        let events = host.docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=container",
+            "--filter",
+            "type=network",
+            "--filter",
+            "type=volume",
+        ]);
         assert_eq!(events.trim(), "", "a no-op apply changed {}", host.name());
     }
 
     // Rolling update of the image: both web replicas now serve v2, nothing else touched.
     let api_before = containers(a)["shop-api-1"].0.clone();
-    repo.commit(&[("fleet.yaml", &fleet_yaml(&bed).replace("WEB_TAG: \"1\"", "WEB_TAG: \"2\""))], &[]);
+    repo.commit(
+        &[("fleet.yaml", &fleet_yaml(&bed).replace("WEB_TAG: \"1\"", "WEB_TAG: \"2\""))],
+        &[],
+    );
     let (code, out) = repo.apply();
     assert_eq!(code, 0, "{out}");
     for host in [a, b] {
-        assert!(http_get(host.address(), 8080).contains("gitfleet web v2"), "web on {}", host.name());
-        assert!(!names(host).iter().any(|n| n.contains(".old-") || n.contains(".next-")), "{:?}", names(host));
+        assert!(
+            http_get(host.address(), 8080).contains("gitfleet web v2"),
+            "web on {}",
+            host.name()
+        );
+        assert!(
+            !names(host).iter().any(|n| n.contains(".old-") || n.contains(".next-")),
+            "{:?}",
+            names(host)
+        );
     }
     assert_eq!(containers(a)["shop-api-1"].0, api_before, "api was not part of the change");
 
     // A config change whose new container fails its health check: rolled back to the old one.
     let broken = SHOP.replace("http://127.0.0.1/healthy", "http://127.0.0.1/no-such-page");
-    repo.commit(&[("apps/shop/compose.yaml", &broken), ("apps/shop/settings.json", "{\"greeting\": \"hi\"}\n")], &[]);
+    repo.commit(
+        &[
+            ("apps/shop/compose.yaml", &broken),
+            ("apps/shop/settings.json", "{\"greeting\": \"hi\"}\n"),
+        ],
+        &[],
+    );
     let (code, out) = repo.apply();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("shop-api-1 is unhealthy"), "{out}");
     let after = containers(a);
-    assert_eq!(after["shop-api-1"], (api_before.clone(), "running".to_string()), "the old api is back: {after:?}");
-    assert_eq!(a.docker(&["exec", "shop-api-1", "cat", "/etc/api/settings.json"]).trim(), "{\"greeting\": \"hello\"}");
+    assert_eq!(
+        after["shop-api-1"],
+        (api_before.clone(), "running".to_string()),
+        "the old api is back: {after:?}"
+    );
+    assert_eq!(
+        a.docker(&["exec", "shop-api-1", "cat", "/etc/api/settings.json"]).trim(),
+        "{\"greeting\": \"hello\"}"
+    );
     assert!(!after.keys().any(|n| n.contains(".old-") || n.contains(".next-")), "{after:?}");
 
     // Fixed: scale web to 3 (one host must take two, so drop the per-host limit and port).
@@ -235,7 +308,11 @@ fn a_fleet_through_its_life() {
     let (code, out) = repo.apply();
     assert_eq!(code, 0, "{out}");
     let all: Vec<String> = names(a).into_iter().chain(names(b)).collect();
-    assert!(all.contains(&"shop-web-1".to_string()) && !all.iter().any(|n| n == "shop-web-2" || n == "shop-web-3"), "{all:?}");
+    assert!(
+        all.contains(&"shop-web-1".to_string())
+            && !all.iter().any(|n| n == "shop-web-2" || n == "shop-web-3"),
+        "{all:?}"
+    );
 
     // Prune: the notes app leaves the repository; its container and network go, its data stays.
     repo.commit(&[], &["apps/notes"]);
@@ -265,9 +342,19 @@ fn killed_mid_apply_then_rerun_converges() {
     // Kill -9 at several moments of a cold apply, then of an update.
     for (round, wait_ms) in [(0, 300u64), (1, 900), (2, 1500)] {
         if round == 2 {
-            repo.commit(&[("apps/many/compose.yaml", &app.replace("gitfleet/db:1", "gitfleet/web:1"))], &[]);
+            repo.commit(
+                &[("apps/many/compose.yaml", &app.replace("gitfleet/db:1", "gitfleet/web:1"))],
+                &[],
+            );
         }
-        let mut child = repo.command("apply").arg("--yes").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = repo
+            .command("apply")
+            .arg("--yes")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(wait_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -280,10 +367,12 @@ fn killed_mid_apply_then_rerun_converges() {
     assert!(code == 0 && out.contains("Nothing to do."), "{out}");
 
     // Exactly one container per replica, nothing parked or half-made left behind.
-    let mut all: Vec<String> = names(a).into_iter().chain(names(b)).filter(|n| n != "users-own").collect();
+    let mut all: Vec<String> =
+        names(a).into_iter().chain(names(b)).filter(|n| n != "users-own").collect();
     all.sort();
     let expected: Vec<String> = {
-        let mut e: Vec<String> = (1..=6).flat_map(|i| [format!("many-s{i}-1"), format!("many-s{i}-2")]).collect();
+        let mut e: Vec<String> =
+            (1..=6).flat_map(|i| [format!("many-s{i}-1"), format!("many-s{i}-2")]).collect();
         e.sort();
         e
     };
@@ -294,4 +383,52 @@ fn killed_mid_apply_then_rerun_converges() {
         }
     }
     users_objects_survive(a);
+}
+
+#[test]
+fn a_host_lost_mid_apply_does_not_stop_the_others() {
+    let mut bed = Testbed::builder().hosts(2).images().start();
+    // A chain of services, each waiting for the one before to be healthy: the apply takes a
+    // few seconds, level by level, on both hosts.
+    let chain: String = (1..=5)
+        .map(|i| {
+            let wait = if i > 1 { format!("    depends_on:\n      s{}: {{condition: service_healthy}}\n", i - 1) } else { String::new() };
+            format!(
+                "  s{i}:\n    image: gitfleet/api:1\n{wait}    healthcheck:\n      test: [\"CMD\", \"wget\", \"-q\", \"-O-\", \"http://127.0.0.1/healthy\"]\n      interval: 1s\n    deploy: {{replicas: 2, placement: {{max_replicas_per_node: 1}}}}\n"
+            )
+        })
+        .collect();
+    let repo = Repo::new(&[
+        ("fleet.yaml", &fleet_yaml(&bed)),
+        ("apps/chain/compose.yaml", &format!("services:\n{chain}")),
+    ]);
+    let child = repo
+        .command("apply")
+        .arg("--yes")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    bed[1].kill_daemon();
+    let output = child.wait_with_output().unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    let lost = bed[1].name().to_string();
+    assert!(out.contains(&format!("host {lost}: LOST")), "{out}");
+    let kept = bed[0].name().to_string();
+    assert!(out.contains(&format!("host {kept}: converged")), "{out}");
+    let on_a = containers(&bed[0]);
+    for i in 1..=5 {
+        let running: Vec<_> = on_a
+            .iter()
+            .filter(|(n, (_, s))| n.starts_with(&format!("chain-s{i}-")) && s == "running")
+            .collect();
+        assert_eq!(running.len(), 1, "s{i} on the surviving host: {on_a:?}");
+    }
 }

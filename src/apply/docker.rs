@@ -54,7 +54,10 @@ impl DockerEngine {
 fn engine_error(error: HostError) -> EngineError {
     let host_lost = matches!(
         error,
-        HostError::Unreachable { .. } | HostError::Timeout { .. } | HostError::Disconnected { .. }
+        HostError::Unreachable { .. }
+            | HostError::Timeout { .. }
+            | HostError::Disconnected { .. }
+            | HostError::Interrupted { .. }
     );
     EngineError { message: error.to_string(), host_lost }
 }
