@@ -253,7 +253,6 @@ impl<E: Engine> Run<'_, E> {
 
     /// One service: new replicas at once, then replacements in rolling batches.
     async fn roll_service(&self, service: &ServiceRollout) {
-        let label = format!("{}/{}", service.app, service.service);
         join_all(service.creates.iter().map(|(host, step)| async move {
             let Step::CreateContainer { replica, container, .. } = step else { return };
             let what = format!("container {} started", container.name);
@@ -288,11 +287,11 @@ impl<E: Engine> Run<'_, E> {
                 match update.failure_action {
                     FailureAction::Continue => {}
                     FailureAction::Pause => {
-                        self.skip_remaining(service, &replaced, i + 1, count, "paused");
+                        self.skip_remaining(service, i + 1, count, "paused");
                         break;
                     }
                     FailureAction::Rollback => {
-                        self.skip_remaining(service, &replaced, i + 1, count, "rolled back");
+                        self.skip_remaining(service, i + 1, count, "rolled back");
                         for done in replaced.drain(..) {
                             self.roll_back(&done).await;
                         }
@@ -309,13 +308,11 @@ impl<E: Engine> Run<'_, E> {
             let _ = self.op(&done.host, self.engine.remove(&done.host, &done.old_id)).await;
         }))
         .await;
-        let _ = label;
     }
 
     fn skip_remaining(
         &self,
         service: &ServiceRollout,
-        _replaced: &[Replaced],
         next_batch: usize,
         batches: usize,
         why: &str,
@@ -574,5 +571,187 @@ impl<E: Engine> Run<'_, E> {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::apply::engine::EngineResult;
+    use crate::diff::desired::DesiredObject;
+    use crate::diff::simulate::apply_plan;
+    use crate::diff::spec::ContainerSpec;
+    use crate::diff::{Desired, HostObservation, HostState, Observed, plan};
+    use crate::model::{PullPolicy, SourceTree, load};
+
+    /// Records every call; containers whose image is in `unhealthy` never become healthy.
+    #[derive(Default)]
+    struct FakeEngine {
+        calls: Mutex<Vec<String>>,
+        images: Mutex<BTreeMap<String, String>>,
+        unhealthy: Vec<String>,
+    }
+
+    impl FakeEngine {
+        fn record(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Engine for FakeEngine {
+        async fn ensure_network(
+            &self,
+            host: &str,
+            o: &DesiredObject,
+            _: &BTreeMap<String, String>,
+        ) -> EngineResult<()> {
+            self.record(format!("{host}: network {}", o.name));
+            Ok(())
+        }
+        async fn ensure_volume(
+            &self,
+            host: &str,
+            o: &DesiredObject,
+            _: &BTreeMap<String, String>,
+        ) -> EngineResult<()> {
+            self.record(format!("{host}: volume {}", o.name));
+            Ok(())
+        }
+        async fn ensure_image(&self, host: &str, image: &str, _: PullPolicy) -> EngineResult<()> {
+            self.record(format!("{host}: image {image}"));
+            Ok(())
+        }
+        async fn create(
+            &self,
+            host: &str,
+            name: &str,
+            spec: &ContainerSpec,
+            _: &BTreeMap<String, String>,
+            _: &[FileToDeliver],
+        ) -> EngineResult<String> {
+            self.record(format!("{host}: create {name}"));
+            let id = format!("new-{name}");
+            self.images.lock().unwrap().insert(id.clone(), spec.image.clone());
+            Ok(id)
+        }
+        async fn start(&self, host: &str, id: &str) -> EngineResult<()> {
+            self.record(format!("{host}: start {id}"));
+            Ok(())
+        }
+        async fn stop(&self, host: &str, id: &str, _: Duration) -> EngineResult<()> {
+            self.record(format!("{host}: stop {id}"));
+            Ok(())
+        }
+        async fn remove(&self, host: &str, id: &str) -> EngineResult<()> {
+            self.record(format!("{host}: remove {id}"));
+            Ok(())
+        }
+        async fn rename(&self, host: &str, id: &str, name: &str) -> EngineResult<()> {
+            self.record(format!("{host}: rename {id} {name}"));
+            Ok(())
+        }
+        async fn status(&self, _: &str, id: &str) -> EngineResult<ContainerStatus> {
+            let image = self.images.lock().unwrap().get(id).cloned().unwrap_or_default();
+            let health =
+                if self.unhealthy.contains(&image) { Health::Unhealthy } else { Health::Healthy };
+            Ok(ContainerStatus {
+                running: true,
+                state: "running".into(),
+                exit_code: None,
+                health: Some(health),
+                health_output: None,
+                restart_count: 0,
+                oom_killed: false,
+                error: None,
+            })
+        }
+        async fn logs(&self, _: &str, _: &str, _: usize) -> EngineResult<String> {
+            Ok("boom".into())
+        }
+        async fn remove_network(&self, host: &str, id: &str) -> EngineResult<()> {
+            self.record(format!("{host}: remove network {id}"));
+            Ok(())
+        }
+    }
+
+    const FLEET: &str = "hosts:\n  a: {endpoint: unix:///a.sock}\n";
+
+    fn app(image: &str, failure_action: &str) -> String {
+        format!(
+            "services:\n  web:\n    image: {image}\n    deploy:\n      replicas: 2\n      update_config: {{parallelism: 1, monitor: 0s, failure_action: {failure_action}}}\n"
+        )
+    }
+
+    fn model(app: &str) -> Model {
+        let tree: SourceTree = [
+            ("fleet.yaml".to_string(), FLEET.as_bytes().to_vec()),
+            ("apps/shop/compose.yaml".to_string(), app.as_bytes().to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        load(&tree).expect("valid test model")
+    }
+
+    /// Runs v1 → v2 where every v2 container is unhealthy; returns the calls and the report.
+    fn failed_update(failure_action: &str) -> (Vec<String>, Report) {
+        let empty = Observed {
+            hosts: BTreeMap::from([(
+                "a".to_string(),
+                HostObservation::Reachable(HostState::default()),
+            )]),
+        };
+        let v1 = model(&app("web:1", failure_action));
+        let running = apply_plan(&empty, &plan(&Desired::new(&v1, &empty, None), &empty));
+        let v2 = model(&app("web:2", failure_action));
+        let update = plan(&Desired::new(&v2, &running, None), &running);
+        let engine = FakeEngine { unhealthy: vec!["web:2".into()], ..FakeEngine::default() };
+        let options = Options { poll: Duration::from_millis(1), ..Options::default() };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let report = runtime.block_on(execute(&engine, &v2, &update, &options, &|_| {}));
+        (engine.calls(), report)
+    }
+
+    #[test]
+    fn a_failed_update_with_rollback_restores_the_old_container() {
+        let (calls, report) = failed_update("rollback");
+        let old = "ctr-shop-web-1-";
+        let calls: Vec<String> = calls.into_iter().filter(|c| !c.contains("image")).collect();
+        assert_eq!(calls.len(), 7, "{calls:#?}");
+        assert!(calls[0].starts_with(&format!("a: stop {old}")), "{calls:#?}");
+        assert!(calls[1].contains(" shop-web-1.old-"), "parked: {calls:#?}");
+        assert_eq!(
+            calls[2..5],
+            ["a: create shop-web-1", "a: start new-shop-web-1", "a: remove new-shop-web-1"]
+        );
+        assert!(
+            calls[5].starts_with(&format!("a: rename {old}")) && calls[5].ends_with(" shop-web-1"),
+            "{calls:#?}"
+        );
+        assert!(calls[6].starts_with(&format!("a: start {old}")), "{calls:#?}");
+        // Rollback stops at the first failed batch: replica 2 is never touched.
+        assert!(!calls.iter().any(|c| c.contains("shop-web-2")), "{calls:#?}");
+        let host = &report.hosts["a"];
+        assert_eq!(host.skipped, 1);
+        assert_eq!(host.failures.len(), 1);
+        assert!(
+            host.failures[0].contains("shop-web-1 is unhealthy; last log lines:\nboom"),
+            "{host:?}"
+        );
+        assert!(!report.converged());
+    }
+
+    #[test]
+    fn continue_goes_on_to_the_next_batch() {
+        let (calls, report) = failed_update("continue");
+        assert!(calls.iter().any(|c| c == "a: create shop-web-2"), "{calls:#?}");
+        assert_eq!(report.hosts["a"].failures.len(), 2);
+        assert_eq!(report.hosts["a"].skipped, 0);
     }
 }

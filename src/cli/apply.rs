@@ -26,6 +26,31 @@ pub struct Args {
     /// Docker operations at once per host.
     #[arg(long, default_value_t = 8, env = "GITFLEET_CONCURRENCY")]
     concurrency: usize,
+    /// Registry credentials, in Docker's `config.json` format (`auths`); default:
+    /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` when it exists.
+    #[arg(long, env = "GITFLEET_DOCKER_CONFIG")]
+    docker_config: Option<PathBuf>,
+}
+
+/// The registry credentials file: the one named, else Docker's usual places if present.
+fn registry_config(named: Option<&PathBuf>) -> anyhow::Result<Option<serde_json::Value>> {
+    let path = match named {
+        Some(path) => path.clone(),
+        None => {
+            let dir = std::env::var_os("DOCKER_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+            match dir.map(|d| d.join("config.json")).filter(|p| p.is_file()) {
+                Some(path) => path,
+                None => return Ok(None),
+            }
+        }
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    Ok(Some(config))
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -101,7 +126,10 @@ async fn apply_model(
         println!("Apply cancelled.");
         return Ok(1);
     }
-    let engine = DockerEngine::connect(&model.fleet.hosts, timeout).await;
+    let mut engine = DockerEngine::connect(&model.fleet.hosts, timeout).await;
+    if let Some(config) = registry_config(args.docker_config.as_ref())? {
+        engine = engine.with_registry_config(config);
+    }
     let options = Options { concurrency: args.concurrency, ..Options::default() };
     let print = |event: apply::Event| {
         let mark = match event.kind {
