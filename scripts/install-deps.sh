@@ -2,10 +2,11 @@
 # Installs what gitfleet's tests and demo need on a fresh Debian machine (as root):
 # Debian's Docker engine (the tests start their own daemons; no system daemon is needed),
 # busybox-static (the local images are built from it), iproute2 and util-linux (network
-# namespaces, nsenter), openssl (TLS test certificates). Idempotent and quiet when all is there.
+# namespaces, nsenter), openssl (TLS test certificates), docker-registry (a real registry
+# for pull tests). Idempotent and quiet when all is there.
 set -euo pipefail
 
-packages=(docker.io busybox-static iproute2 util-linux openssl)
+packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -7,7 +7,8 @@
 //!   reported with its `file:line:col`. Pure: no Docker, no Git, no clock, no network.
 //! * [`diff`]: the scheduler (which replica runs on which host) and the planner
 //!   (`plan(desired, observed) -> Plan`) with its text / markdown / JSON renderings. Pure.
-//! * [`hosts`]: connections to the registered Docker hosts and observing what runs there.
+//! * [`hosts`]: connections to the registered Docker hosts, observing what runs there, and the
+//!   Docker calls that change them.
 //! * [`sync`]: reading a repository's commit with git2, without a checkout.
 //! * [`apply`]: carrying a plan out on the hosts: rolling updates, health waits, rollback.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.

@@ -182,8 +182,55 @@ fn a_fleet_through_its_life() {
         ("apps/notes/compose.yaml", NOTES),
     ]);
 
-    // Cold apply: everything runs, reachable, with its files.
-    let (code, out) = repo.apply();
+    // A reviewed plan is applied exactly, and refused when a host moved since it was made.
+    let reviewed = repo.dir.path().join("reviewed-plan.json");
+    let output = repo.command("plan").args(["--out", reviewed.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let stray = [
+        "run",
+        "-d",
+        "--name",
+        "shop-stray-1",
+        "--label",
+        "io.gitfleet.fleet=test",
+        "--label",
+        "io.gitfleet.app=shop",
+        "--label",
+        "io.gitfleet.service=stray",
+        "--label",
+        "io.gitfleet.replica=1",
+        "gitfleet/web:1",
+    ];
+    a.docker(&stray);
+    let apply_reviewed = || {
+        let output = repo
+            .command("apply")
+            .args(["--yes", "--plan", reviewed.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    let (code, out) = apply_reviewed();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the hosts changed since the plan was made (different plan for: {})",
+            a.name()
+        )),
+        "{out}"
+    );
+    assert_eq!(containers(a).len(), 2, "nothing applied: {:?}", containers(a));
+    a.docker(&["rm", "-f", "shop-stray-1"]);
+
+    // Cold apply of the reviewed plan: everything runs, reachable, with its files.
+    let (code, out) = apply_reviewed();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Apply complete: every host converged."), "{out}");
     assert!(!out.contains("s3cret-token"), "a secret's value must never be printed:\n{out}");
@@ -241,6 +288,25 @@ fn a_fleet_through_its_life() {
             "type=network",
             "--filter",
             "type=volume",
+            // Health-check execs are the daemon's own doing; every change is one of these.
+            "--filter",
+            "event=create",
+            "--filter",
+            "event=start",
+            "--filter",
+            "event=stop",
+            "--filter",
+            "event=kill",
+            "--filter",
+            "event=destroy",
+            "--filter",
+            "event=rename",
+            "--filter",
+            "event=connect",
+            "--filter",
+            "event=disconnect",
+            "--filter",
+            "event=update",
         ]);
         assert_eq!(events.trim(), "", "a no-op apply changed {}", host.name());
     }
@@ -251,6 +317,9 @@ fn a_fleet_through_its_life() {
         &[("fleet.yaml", &fleet_yaml(&bed).replace("WEB_TAG: \"1\"", "WEB_TAG: \"2\""))],
         &[],
     );
+    let (code, out) = apply_reviewed();
+    assert_eq!(code, 1, "a plan for an older revision is refused: {out}");
+    assert!(out.contains("the plan was made for revision"), "{out}");
     let (code, out) = repo.apply();
     assert_eq!(code, 0, "{out}");
     for host in [a, b] {

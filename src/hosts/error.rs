@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-/// Why a host could not be connected to or observed.
+/// Why a host could not be connected to, observed or changed.
 ///
 /// Variants that arise while connecting name the endpoint; those raised by a request on an
-/// established client ([`observe_host`](super::observe_host)) do not know it, and
-/// [`observe_all`](super::observe_all) adds it to the reason it reports.
+/// established client ([`observe_host`](super::observe_host), the mutating calls) do not know
+/// it, and the caller adds the host. The mutating calls' errors ([`HostError::Refused`],
+/// [`HostError::Interrupted`], [`HostError::NotOurs`], [`HostError::Invalid`]) name the
+/// operation and the object, and never carry a config's or secret's content.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// Nothing answered at the endpoint: no socket file, connection refused, no route, a TLS
@@ -37,6 +39,33 @@ pub enum HostError {
         #[source]
         source: bollard::errors::Error,
     },
+
+    /// The daemon refused `operation` on `object` (`creating container shop-web-1`, `pulling
+    /// image 10.0.0.1:5000/shop/web:2`). `message` is Docker's own (or the registry's, relayed
+    /// by Docker), on one line; `status` is the HTTP status when the refusal came as one (404
+    /// no such object, 409 conflict), `None` when it came inside a stream (a failed pull).
+    #[error("{operation} {object}: {message}")]
+    Refused { operation: &'static str, object: String, status: Option<u16>, message: String },
+
+    /// The connection to the daemon broke during `operation` on `object`; the change may or may
+    /// not have been made. Observing the host again tells.
+    #[error("{operation} {object}: connection lost: {reason}")]
+    Interrupted { operation: &'static str, object: String, reason: String },
+
+    /// A network or volume of the wanted name exists on the host but is not this fleet's: it
+    /// has no `io.gitfleet.fleet` label, or another fleet's. gitfleet never adopts an object
+    /// it did not create.
+    #[error(
+        "{kind} {name} already exists on the host and is not fleet {fleet:?}'s ({found}); \
+         gitfleet never adopts an object it did not create: remove or rename that {kind}, or \
+         give the app's {kind} another name"
+    )]
+    NotOurs { kind: &'static str, name: String, fleet: String, found: String },
+
+    /// What gitfleet was asked to send cannot be sent (a relative config target, a non-numeric
+    /// uid, an unknown restart policy). Nothing was sent; the model or the caller must change.
+    #[error("{operation} {object}: {reason}")]
+    Invalid { operation: &'static str, object: String, reason: String },
 }
 
 impl HostError {
@@ -46,6 +75,50 @@ impl HostError {
             self,
             HostError::Unreachable { .. } | HostError::Timeout { .. } | HostError::Config { .. }
         )
+    }
+
+    /// The HTTP status of the daemon's refusal, if it was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HostError::Refused { status, .. } => *status,
+            HostError::Api {
+                source: bollard::errors::Error::DockerResponseServerError { status_code, .. },
+                ..
+            } => Some(*status_code),
+            _ => None,
+        }
+    }
+
+    /// Whether the daemon said the object does not exist (HTTP 404).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// The error of `operation` on `object` (a mutating call, or one about one object): a
+    /// broken connection or timeout is [`HostError::Interrupted`], anything else the daemon's
+    /// refusal, [`HostError::Refused`], with Docker's message on one line.
+    pub(crate) fn about(
+        operation: &'static str,
+        object: impl Into<String>,
+        err: bollard::errors::Error,
+    ) -> HostError {
+        use bollard::errors::Error as B;
+        let object = object.into();
+        if let Some(reason) = transport_reason(&err) {
+            return HostError::Interrupted { operation, object, reason };
+        }
+        let (status, message) = match err {
+            B::DockerResponseServerError { status_code, message } => (Some(status_code), message),
+            B::DockerStreamError { error } => (None, error),
+            other => (None, other.to_string()),
+        };
+        let message = one_line(&message);
+        let message = if message.is_empty() {
+            format!("the daemon answered HTTP {}", status.unwrap_or_default())
+        } else {
+            message
+        };
+        HostError::Refused { operation, object, status, message }
     }
 
     /// The error of a request made on an established client: a broken connection, a timeout
@@ -67,6 +140,11 @@ pub(crate) fn human_duration(d: Duration) -> String {
     } else {
         format!("{}ms", d.as_millis())
     }
+}
+
+/// Daemons end their messages with a newline and registries sometimes span several lines.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// When `err` says the transport failed (as opposed to the daemon answering with an error),

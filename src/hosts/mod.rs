@@ -1,5 +1,6 @@
-//! The registered Docker hosts: connecting to their Engine API ([`connect`]) and observing the
-//! fleet-labelled objects that run there ([`observe_host`], [`observe_all`]).
+//! The registered Docker hosts: connecting to their Engine API ([`connect`]), observing the
+//! fleet-labelled objects that run there ([`observe_host`], [`observe_all`]), and the thin
+//! mutating calls the apply engine makes (networks, volumes, images, containers).
 //!
 //! This module is one of the edges around the pure core: it turns a [`Host`](crate::model::Host)
 //! from `fleet.yaml` into a `bollard::Docker` client, and a host's answer into the plain
@@ -10,6 +11,11 @@
 //! * `connect`: endpoint (unix socket, TCP, TCP + TLS) to a client, with the API version
 //!   negotiated and a bounded first request.
 //! * `observe`: one label-filtered list call per object kind and host, all hosts concurrently.
+//! * `objects`: networks and volumes, created only under this fleet's label, never adopted.
+//! * `registry`: image presence and pulls, credentials from Docker's `config.json`.
+//! * `create` (with `archive`): a container from a canonical spec, configs and secrets
+//!   delivered as files before it starts.
+//! * `lifecycle`: start, stop, remove (never volumes), rename, status with health, log tail.
 //! * `error`: [`HostError`], and the human reason an unreachable host is reported with.
 //!
 //! # Guarantees
@@ -17,15 +23,28 @@
 //! * Only labelled objects are listed: every list call carries the filter
 //!   `label=io.gitfleet.fleet=<fleet>`, and the answers are checked against it again, so an
 //!   object without this fleet's label never enters a [`HostState`](crate::diff::HostState).
-//! * Read-only: connecting and observing send `GET` requests only (`/version`, `/containers/json`,
-//!   `/networks`, `/volumes`); nothing on a host is created, changed or removed here.
+//! * Observing is read-only: it sends `GET` requests only (`/version`, `/containers/json`,
+//!   `/networks`, `/volumes`). Only the mutating calls change a host, and only when the apply
+//!   engine calls them with a plan's step.
 //! * Bounded: [`observe_all`] answers within its timeout (plus scheduling noise) whatever the
 //!   hosts do; a host that does not answer in time is reported unreachable, never waited for.
 
+mod archive;
 mod connect;
+mod create;
 mod error;
+mod lifecycle;
+mod objects;
 mod observe;
+mod registry;
 
 pub use connect::{DEFAULT_CONNECT_TIMEOUT, connect, connect_with_timeout};
+pub use create::{DEFAULT_FILE_MODE, FileToDeliver, create_container};
 pub use error::HostError;
+pub use lifecycle::{
+    ContainerStatus, Health, container_status, logs_tail, remove_container, rename_container,
+    start_container, stop_container,
+};
+pub use objects::{ensure_network, ensure_volume, remove_network};
 pub use observe::{observe_all, observe_host};
+pub use registry::{RegistryAuth, image_present, pull_image, registry_auth_for, registry_of};

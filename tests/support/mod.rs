@@ -50,7 +50,7 @@ pub use tls::TlsMaterial;
 
 /// What to install when something is missing (Debian bookworm).
 pub const INSTALL_HINT: &str = "apt-get update && apt-get install -y docker.io busybox-static \
-                                iproute2 util-linux openssl";
+                                docker-registry iproute2 util-linux openssl";
 
 /// The absolute path of a program, searched in `$PATH` and the sbin directories (dockerd and
 /// ip live in /usr/sbin, which a non-login `$PATH` may lack). Panics with the install hint.
