@@ -337,13 +337,17 @@ impl<E: Engine> Run<'_, E> {
         );
     }
 
-    /// Creates and starts a new replica, and waits until it is up.
-    async fn create_replica(
+    /// Creates `container` under `name`, starts it and waits until it is up (healthy when
+    /// `healthy` and it has a health check, then watched for `monitor`). A container that does
+    /// not come up is removed again; the error says why.
+    async fn launch(
         &self,
         host: &str,
+        name: &str,
         replica: &ReplicaKey,
         container: &DesiredContainer,
-        wait_healthy: bool,
+        healthy: bool,
+        monitor: Duration,
     ) -> Result<String, String> {
         let files = self.files_for(replica, container)?;
         let labels = labels::for_container(
@@ -353,12 +357,28 @@ impl<E: Engine> Run<'_, E> {
             &container.spec_hash,
             self.plan.revision.as_deref(),
         );
-        let id = self
-            .op(host, self.engine.create(host, &container.name, &container.spec, &labels, &files))
-            .await?;
-        self.op(host, self.engine.start(host, &id)).await?;
-        self.wait_ready(host, &id, &container.name, wait_healthy, Duration::ZERO).await?;
+        let id =
+            self.op(host, self.engine.create(host, name, &container.spec, &labels, &files)).await?;
+        let up = async {
+            self.op(host, self.engine.start(host, &id)).await?;
+            self.wait_ready(host, &id, &container.name, healthy, monitor).await
+        };
+        if let Err(error) = up.await {
+            let _ = self.op(host, self.engine.remove(host, &id)).await;
+            return Err(error);
+        }
         Ok(id)
+    }
+
+    /// Creates and starts a new replica, and waits until it is up.
+    async fn create_replica(
+        &self,
+        host: &str,
+        replica: &ReplicaKey,
+        container: &DesiredContainer,
+        wait_healthy: bool,
+    ) -> Result<String, String> {
+        self.launch(host, &container.name, replica, container, wait_healthy, Duration::ZERO).await
     }
 
     /// Replaces one replica by `order`; on failure the old container is back as it was.
@@ -370,14 +390,6 @@ impl<E: Engine> Run<'_, E> {
         container: &DesiredContainer,
         order: UpdateOrder,
     ) -> Result<Replaced, String> {
-        let files = self.files_for(replica, container)?;
-        let labels = labels::for_container(
-            &self.plan.fleet,
-            replica,
-            &container.spec,
-            &container.spec_hash,
-            self.plan.revision.as_deref(),
-        );
         let monitor = Duration::from_millis(
             self.model
                 .apps
@@ -387,63 +399,27 @@ impl<E: Engine> Run<'_, E> {
         );
         let grace = Duration::from_millis(container.spec.stop_grace_period_ms.unwrap_or(10_000));
         let parked = format!("{}.old-{}", container.name, &old_id[..old_id.len().min(12)]);
+        let replaced = |new_id: String| Replaced {
+            host: host.into(),
+            name: container.name.clone(),
+            old_id: old_id.into(),
+            new_id,
+        };
         // Two containers cannot publish the same host port: such replicas update stop-first.
         let publishes = container.spec.ports.iter().any(|p| p.published.is_some());
         if order == UpdateOrder::StartFirst && !publishes {
-            let next = format!(
-                "{}.next-{}",
-                container.name,
-                &container.spec_hash[..8.min(container.spec_hash.len())]
-            );
-            let id = self
-                .op(host, self.engine.create(host, &next, &container.spec, &labels, &files))
-                .await?;
-            let up = async {
-                self.op(host, self.engine.start(host, &id)).await?;
-                self.wait_ready(host, &id, &container.name, true, monitor).await
-            };
-            if let Err(error) = up.await {
-                let _ = self.op(host, self.engine.remove(host, &id)).await;
-                return Err(error);
-            }
+            let hash = &container.spec_hash[..8.min(container.spec_hash.len())];
+            let next = format!("{}.next-{hash}", container.name);
+            let id = self.launch(host, &next, replica, container, true, monitor).await?;
             self.op(host, self.engine.stop(host, old_id, grace)).await?;
             self.op(host, self.engine.rename(host, old_id, &parked)).await?;
             self.op(host, self.engine.rename(host, &id, &container.name)).await?;
-            return Ok(Replaced {
-                host: host.into(),
-                name: container.name.clone(),
-                old_id: old_id.into(),
-                new_id: id,
-            });
+            return Ok(replaced(id));
         }
         self.op(host, self.engine.stop(host, old_id, grace)).await?;
         self.op(host, self.engine.rename(host, old_id, &parked)).await?;
-        let attempt = async {
-            let id = self
-                .op(
-                    host,
-                    self.engine.create(host, &container.name, &container.spec, &labels, &files),
-                )
-                .await?;
-            let up = async {
-                self.op(host, self.engine.start(host, &id)).await?;
-                self.wait_ready(host, &id, &container.name, true, monitor).await
-            };
-            match up.await {
-                Ok(()) => Ok(id),
-                Err(error) => {
-                    let _ = self.op(host, self.engine.remove(host, &id)).await;
-                    Err(error)
-                }
-            }
-        };
-        match attempt.await {
-            Ok(id) => Ok(Replaced {
-                host: host.into(),
-                name: container.name.clone(),
-                old_id: old_id.into(),
-                new_id: id,
-            }),
+        match self.launch(host, &container.name, replica, container, true, monitor).await {
+            Ok(id) => Ok(replaced(id)),
             Err(error) => {
                 // Put the old replica back as it was.
                 let _ = self.op(host, self.engine.rename(host, old_id, &container.name)).await;
