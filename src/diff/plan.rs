@@ -127,7 +127,8 @@ pub enum Reason {
     PlacedElsewhere { host: String },
     /// The replica can no longer be placed anywhere (see the plan's `unplaced`).
     Unplaceable,
-    /// Another container holds the same replica on this host.
+    /// Another object is kept in its place: a container holding the same replica, or a
+    /// network of the same name, app and key, on this host.
     Duplicate,
     /// The container carries this fleet's label but not a complete set of gitfleet labels.
     IncompleteLabels,
@@ -147,7 +148,7 @@ impl fmt::Display for Reason {
             Reason::NotInRepository => f.write_str("no longer in the repository"),
             Reason::PlacedElsewhere { host } => write!(f, "moves to host {host}"),
             Reason::Unplaceable => f.write_str("can no longer be placed on this host"),
-            Reason::Duplicate => f.write_str("duplicate of this replica"),
+            Reason::Duplicate => f.write_str("duplicate"),
             Reason::IncompleteLabels => f.write_str("incomplete gitfleet labels"),
             Reason::NoLongerUsed => f.write_str("no longer used on this host"),
             Reason::NeededBy { containers } => {
@@ -277,40 +278,34 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     let mut unchanged = 0;
     let mut steps = Vec::new();
 
-    let owned = |objects: &[ObservedObject]| -> BTreeMap<(String, String), ObservedObject> {
-        objects.iter().filter_map(|o| Some((o.owner(fleet)?, o.clone()))).collect()
-    };
-    let networks = owned(&state.networks);
-    let volumes = owned(&state.volumes);
-    for ((app, key), network) in &want.networks {
-        if networks.contains_key(&(app.clone(), key.clone())) {
-            unchanged += 1;
-        } else {
-            steps.push(Step::CreateNetwork {
+    // This fleet's networks and volumes: for each wanted (app, key) the first one with the
+    // wanted Docker name is kept; every other one (a duplicate, or one under an older name)
+    // is not the wanted object.
+    let networks = reconcile_objects(fleet, &state.networks, &want.networks);
+    let volumes = reconcile_objects(fleet, &state.volumes, &want.volumes);
+    for (((app, key), object), found) in want.networks.iter().zip(&networks.found) {
+        match found {
+            true => unchanged += 1,
+            false => steps.push(Step::CreateNetwork {
                 app: app.clone(),
                 key: key.clone(),
-                network: network.clone(),
+                network: object.clone(),
                 reason: Reason::Missing,
-            });
+            }),
         }
     }
-    for ((app, key), volume) in &want.volumes {
-        if volumes.contains_key(&(app.clone(), key.clone())) {
-            unchanged += 1;
-        } else {
-            steps.push(Step::CreateVolume {
+    for (((app, key), object), found) in want.volumes.iter().zip(&volumes.found) {
+        match found {
+            true => unchanged += 1,
+            false => steps.push(Step::CreateVolume {
                 app: app.clone(),
                 key: key.clone(),
-                volume: volume.clone(),
+                volume: object.clone(),
                 reason: Reason::Missing,
-            });
+            }),
         }
     }
-    let retained_volumes = volumes
-        .iter()
-        .filter(|(k, _)| !want.volumes.contains_key(*k))
-        .map(|(_, v)| v.name.clone())
-        .collect();
+    let retained_volumes = volumes.surplus.iter().map(|(_, v)| v.name.clone()).collect();
 
     // Observed containers of this fleet by replica; the best candidate to keep first.
     let mut by_replica: BTreeMap<ReplicaKey, Vec<&ObservedContainer>> = BTreeMap::new();
@@ -388,22 +383,29 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     }
 
     // Networks go after the containers that used them are removed.
-    let mut network_removals = Vec::new();
-    for ((app, key), network) in &networks {
-        if !want.networks.contains_key(&(app.clone(), key.clone())) {
+    let network_removals: Vec<Step> = networks
+        .surplus
+        .iter()
+        .map(|((app, key), network)| {
+            let wanted_name = want.networks.get(&(app.clone(), key.clone())).map(|w| &w.name);
+            let wanted_here = wanted_name == Some(&network.name);
             let in_repository = desired
                 .hosts
                 .values()
                 .any(|h| h.networks.contains_key(&(app.clone(), key.clone())));
-            network_removals.push(Step::RemoveNetwork {
+            Step::RemoveNetwork {
                 app: app.clone(),
                 key: key.clone(),
                 id: network.id.clone(),
                 name: network.name.clone(),
-                reason: if in_repository { Reason::NoLongerUsed } else { Reason::NotInRepository },
-            });
-        }
-    }
+                reason: match (wanted_here, in_repository) {
+                    (true, _) => Reason::Duplicate,
+                    (false, true) => Reason::NoLongerUsed,
+                    (false, false) => Reason::NotInRepository,
+                },
+            }
+        })
+        .collect();
 
     steps.extend(pulls(&container_steps));
     steps.extend(removals);
@@ -417,6 +419,33 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         unchanged,
         retained_volumes,
     }
+}
+
+/// This fleet's observed networks or volumes of one host, against the wanted ones.
+struct ObjectMatch<'o> {
+    /// For each wanted object, in the wanted map's order: whether it exists (by Docker name).
+    found: Vec<bool>,
+    /// Observed objects of this fleet that are not a wanted one, with their `(app, key)`.
+    surplus: Vec<((String, String), &'o ObservedObject)>,
+}
+
+fn reconcile_objects<'o>(
+    fleet: &str,
+    observed: &'o [ObservedObject],
+    wanted: &BTreeMap<(String, String), DesiredObject>,
+) -> ObjectMatch<'o> {
+    let mut kept: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut surplus = Vec::new();
+    for object in observed {
+        let Some(owner) = object.owner(fleet) else { continue };
+        let is_wanted = wanted.get(&owner).is_some_and(|w| w.name == object.name);
+        if is_wanted && kept.insert(owner.clone()) {
+            continue;
+        }
+        surplus.push((owner, object));
+    }
+    let found = wanted.keys().map(|k| kept.contains(k)).collect();
+    ObjectMatch { found, surplus }
 }
 
 /// Why the observed replica `key` is not wanted on `host`.

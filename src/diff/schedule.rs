@@ -28,7 +28,8 @@
 //!   fewest replicas of the same service, then the fewest replicas in total, then the first
 //!   by name. A *stateful* service (one that mounts a named, non-external volume of its app)
 //!   first tries only the candidates where that volume is observed (any of them, if it mounts
-//!   several), and the other candidates (fresh data) only when none of those has room.
+//!   several) or that cannot be observed (they may hold it), and the other candidates (fresh
+//!   data) only when none of those has room.
 //! * **Unplaced.** A replica that fits nowhere is listed in [`Schedule::unplaced`] with a
 //!   reason naming the hosts and what excludes each; nothing is silently dropped.
 //!
@@ -90,7 +91,8 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
     let hosts: Vec<&Host> = model.fleet.hosts.values().collect();
     let capacities: Vec<Capacity> = hosts.iter().map(|host| host.capacity).collect();
     let volumes = observed_volumes(fleet, &names, observed);
-    let mut demands = demands(model, &hosts, &volumes);
+    let unseen = unseen_hosts(&names, observed);
+    let mut demands = demands(model, &hosts, &volumes, &unseen);
     let existing = observed_replicas(fleet, &names, observed, &demands);
 
     let mut loads: Vec<Load> = names.iter().map(|_| Load::default()).collect();
@@ -218,6 +220,14 @@ fn observed_volumes(fleet: &str, names: &[&str], observed: &Observed) -> Volumes
     volumes
 }
 
+/// Indices of the registered hosts that could not be observed (unreachable, or absent from
+/// `observed`), ascending: they may hold volumes we cannot see.
+fn unseen_hosts(names: &[&str], observed: &Observed) -> Vec<usize> {
+    (0..names.len())
+        .filter(|&h| !matches!(observed.hosts.get(names[h]), Some(HostObservation::Reachable(_))))
+        .collect()
+}
+
 /// The observed state of every registered host that could be observed, with its index, in
 /// name order. Hosts no longer registered are not ours to schedule on.
 fn reachable<'o>(
@@ -303,7 +313,12 @@ enum Exclusion<'d, 'm> {
     Port { published: &'d Published<'m>, app: &'m str, service: &'m str },
 }
 
-fn demands<'m>(model: &'m Model, hosts: &[&'m Host], volumes: &Volumes) -> Vec<Demand<'m>> {
+fn demands<'m>(
+    model: &'m Model,
+    hosts: &[&'m Host],
+    volumes: &Volumes,
+    unseen: &[usize],
+) -> Vec<Demand<'m>> {
     // Services with the same constraints share one list of candidates.
     let mut shared: BTreeMap<Vec<ConstraintKey<'m>>, Rc<[usize]>> = BTreeMap::new();
     let mut demands = Vec::new();
@@ -332,6 +347,11 @@ fn demands<'m>(model: &'m Model, hosts: &[&'m Host], volumes: &Volumes) -> Vec<D
                     holders.into_iter().flatten().copied()
                 })
                 .collect();
+            // A host we cannot see may hold the data too: counting it keeps a stateful
+            // replica assigned there from moving to a host that merely holds a copy.
+            if !holding.is_empty() {
+                holding.extend_from_slice(unseen);
+            }
             holding.sort_unstable();
             holding.dedup();
             // The candidates holding one of the volumes; usually none.
@@ -944,6 +964,11 @@ mod tests {
             self.state(host).volumes.push(volume(fleet, app, key));
             self
         }
+        /// `host` observed, with nothing of this fleet on it.
+        fn empty(mut self, host: &str) -> Self {
+            self.state(host);
+            self
+        }
         fn unreachable(mut self, host: &str) -> Self {
             let reason = "connection refused".to_string();
             self.0.hosts.insert(host.into(), HostObservation::Unreachable { reason });
@@ -1385,10 +1410,10 @@ mod tests {
             (&[], 2, &["db/pg#1 a", "db/pg#2 b"]),
         ];
         for (holders, replicas, expected) in cases {
-            let obs = holders
-                .iter()
-                .fold(Obs::default(), |obs, h| obs.volume(h, FLEET, "db", "data"))
-                .build();
+            // Every host observed: an unseen host might hold the volume too.
+            let seen = ["a", "b", "c"].iter().fold(Obs::default(), |obs, h| obs.empty(h));
+            let obs =
+                holders.iter().fold(seen, |obs, h| obs.volume(h, FLEET, "db", "data")).build();
             let s = schedule(&model(hosts(&["a", "b", "c"]), [db(*replicas)]), &obs);
             assert_eq!(layout(&s), *expected, "volume on {holders:?}");
         }
