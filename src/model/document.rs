@@ -13,8 +13,8 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Json, Diagnostic> {
         Diagnostic::new(file, Position::START, "encoding", format!("the file is not UTF-8 ({e})"))
             .with_hint("save it as UTF-8")
     })?;
-    let mut yaml: Yaml = serde_yaml::from_str(text).map_err(|e| syntax_error(file, &e))?;
-    yaml.apply_merge().map_err(|e| syntax_error(file, &e))?;
+    let mut yaml: Yaml = serde_yaml::from_str(text).map_err(|e| syntax_error(file, text, &e))?;
+    yaml.apply_merge().map_err(|e| syntax_error(file, text, &e))?;
     if yaml.is_null() {
         return Ok(Json::Object(Map::new()));
     }
@@ -24,10 +24,18 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Json, Diagnostic> {
     })
 }
 
-fn syntax_error(file: &str, error: &serde_yaml::Error) -> Diagnostic {
-    let at = error
-        .location()
-        .map_or(Position::START, |l| Position { line: l.line() as u32, column: l.column() as u32 });
+fn syntax_error(file: &str, text: &str, error: &serde_yaml::Error) -> Diagnostic {
+    // An error at the very end of a file without a final newline is reported on the line
+    // after the last; point at the end of the last line instead.
+    let lines = text.lines().count().max(1);
+    let at = error.location().map_or(Position::START, |l| {
+        if l.line() > lines {
+            let last = text.lines().last().unwrap_or_default();
+            Position { line: lines as u32, column: last.chars().count() as u32 + 1 }
+        } else {
+            Position { line: l.line() as u32, column: l.column() as u32 }
+        }
+    });
     // serde_yaml appends " at line X column Y"; the location is already in front.
     let message = error.to_string();
     let message = message.split(" at line ").next().unwrap_or(&message).to_string();
@@ -86,6 +94,12 @@ mod tests {
         assert_eq!(error.code, "yaml-syntax");
         assert!(error.line >= 2, "{error}");
         assert!(!error.message.contains(" at line "), "{error}");
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_the_file_points_into_the_file() {
+        let error = parse("f.yaml", b"a: {b").unwrap_err();
+        assert_eq!((error.line, error.column), (1, 6), "{error}");
     }
 
     #[test]

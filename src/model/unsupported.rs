@@ -100,7 +100,55 @@ const SERVICE_KEYS: &[(&str, &str, &str)] = &[
         "use `deploy.resources.reservations.memory`",
     ),
     ("develop", "`develop` is for `docker compose watch` on a workstation", "remove it"),
+    ("read_only", "read-only root filesystems are not supported yet", "remove it"),
+    (
+        "tmpfs",
+        "the service-level `tmpfs` list is not supported",
+        "use a long-syntax mount: `volumes: [{type: tmpfs, target: /path}]`",
+    ),
+    ("runtime", "container runtimes differ from host to host", "remove it"),
+    ("annotations", "annotations are not supported yet", "use `labels`"),
+    ("mac_address", "a fixed MAC address cannot be shared by replicas", "remove it"),
+    ("dns_search", "DNS settings are not supported yet", "remove it"),
+    ("dns_opt", "DNS settings are not supported yet", "remove it"),
+    ("domainname", "domain names are not supported yet", "remove it"),
+    ("group_add", "supplementary groups are not supported yet", "remove it"),
+    ("shm_size", "shared memory sizes are not supported yet", "remove it"),
+    ("oom_score_adj", "OOM settings are not supported yet", "remove it"),
+    ("oom_kill_disable", "OOM settings are not supported yet", "remove it"),
+    ("userns_mode", "user namespaces are the daemon's business", "remove it"),
+    ("uts", "sharing the host's UTS namespace is not supported", "remove it"),
+    ("isolation", "isolation technologies are Windows hosts' business", "remove it"),
+    ("cpu_shares", "the version 2 resource keys are not supported", "use `deploy.resources`"),
+    (
+        "cpu_quota",
+        "the version 2 resource keys are not supported",
+        "use `deploy.resources.limits.cpus`",
+    ),
+    ("cpuset", "pinning CPUs differs from host to host", "remove it"),
+    (
+        "memswap_limit",
+        "the version 2 resource keys are not supported",
+        "use `deploy.resources.limits.memory`",
+    ),
+    ("mem_swappiness", "the version 2 resource keys are not supported", "remove it"),
+    (
+        "pids_limit",
+        "the version 2 resource keys are not supported",
+        "use `deploy.resources.limits.pids`",
+    ),
+    ("blkio_config", "block IO settings are not supported yet", "remove it"),
+    ("storage_opt", "storage options are not supported yet", "remove it"),
+    ("gpus", "GPUs are not supported yet", "remove it"),
+    ("attach", "log attachment is `docker compose up`'s business", "remove it"),
 ];
+
+/// `(key, why, what to do)` for top-level keys of an app file.
+const TOP_LEVEL_KEYS: &[(&str, &str, &str)] = &[(
+    "include",
+    "each app file is self-contained, so the same commit always reads the same files",
+    "copy the services into this file, or make the included project an app of its own",
+)];
 
 /// `(key, why, what to do)` for keys of a top-level config or secret.
 const FILE_KEYS: &[(&str, &str, &str)] = &[
@@ -120,12 +168,14 @@ const FILE_KEYS: &[(&str, &str, &str)] = &[
         "secret drivers are not supported",
         "use `file:` (age-encrypted files come with the controller)",
     ),
+    ("labels", "labels on configs and secrets are not supported yet", "remove them"),
 ];
 
 /// Reports and removes the unsupported keys of an app document, so the schema check that
 /// follows does not report them a second time.
 pub fn take_unsupported(file: &str, document: &mut Json) -> Vec<Finding> {
     let mut findings = Vec::new();
+    take(file, &Path::root(), document, TOP_LEVEL_KEYS, &mut findings);
     let services = document.get_mut("services").and_then(Json::as_object_mut);
     for (name, service) in services.into_iter().flatten() {
         let path = Path::of(&["services", name]);
