@@ -45,6 +45,7 @@ fn bare_spec(image: &str) -> ContainerSpec {
         entrypoint: None,
         environment: BTreeMap::new(),
         ports: Vec::new(),
+        expose: Vec::new(),
         networks: BTreeMap::new(),
         mounts: Vec::new(),
         files: BTreeMap::new(),
@@ -188,6 +189,7 @@ async fn every_spec_field_reaches_the_engine_and_the_running_container() {
             ("EMPTY".into(), String::new()),
             ("EQUALS".into(), "a=b".into()),
         ]),
+        expose: vec!["9000/tcp".into()],
         ports: vec![
             PortMapping {
                 target: 8080,
@@ -337,7 +339,11 @@ async fn every_spec_field_reaches_the_engine_and_the_running_container() {
         assert!(env.contains(&expected.to_string()), "{expected} missing from {env:?}");
     }
     let exposed: Vec<&String> = config["ExposedPorts"].as_object().unwrap().keys().collect();
-    assert_eq!(exposed, ["5353/udp", "80/tcp", "8080/tcp"], "ours, and the image's EXPOSE 80");
+    assert_eq!(
+        exposed,
+        ["5353/udp", "80/tcp", "8080/tcp", "9000/tcp"],
+        "ours (ports and expose), and the image's EXPOSE 80"
+    );
     let bindings = &host_config["PortBindings"];
     let tcp: Vec<(String, String)> = bindings["8080/tcp"]
         .as_array()

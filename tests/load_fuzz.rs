@@ -859,7 +859,6 @@ const SERVICE_BLOCKS: &[&[(usize, &str)]] = &[
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("build", "."),
     ("container_name", "x"),
-    ("expose", "[\"80\"]"),
     ("privileged", "true"),
     ("scale", "2"),
     ("profiles", "[debug]"),

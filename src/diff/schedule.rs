@@ -751,6 +751,7 @@ mod tests {
             entrypoint: None,
             environment: BTreeMap::new(),
             ports: Vec::new(),
+            expose: Vec::new(),
             networks: BTreeMap::new(),
             mounts: Vec::new(),
             configs: Vec::new(),

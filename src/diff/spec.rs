@@ -19,6 +19,8 @@ pub struct ContainerSpec {
     pub entrypoint: Option<Vec<String>>,
     pub environment: BTreeMap<String, String>,
     pub ports: Vec<PortMapping>,
+    /// Container ports declared but not published (`PORT/PROTOCOL`).
+    pub expose: Vec<String>,
     /// Docker network name → aliases (the service name is always one).
     pub networks: BTreeMap<String, Vec<String>>,
     pub mounts: Vec<SpecMount>,
@@ -125,6 +127,7 @@ impl ContainerSpec {
             entrypoint: service.entrypoint.clone(),
             environment: service.environment.clone(),
             ports: service.ports.clone(),
+            expose: service.expose.clone(),
             networks,
             mounts,
             files,
@@ -212,6 +215,7 @@ mod tests {
             entrypoint: None,
             environment: BTreeMap::from([("A".into(), "1".into())]),
             ports: Vec::new(),
+            expose: Vec::new(),
             networks: BTreeMap::new(),
             mounts: Vec::new(),
             files: BTreeMap::new(),

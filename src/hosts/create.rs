@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | `image`, `command`, `entrypoint` | `Image`, `Cmd`, `Entrypoint` (`None`: the image's) |
 //! | `environment` | `Env`, `K=V` |
+//! | `expose` | `ExposedPorts` only |
 //! | `ports` | `ExposedPorts` and `HostConfig.PortBindings`, keyed `80/tcp`; `HostIp` as given (`""`: all addresses), `HostPort` `""` when unpublished (Docker picks one) |
 //! | `networks` | the first by name: `HostConfig.NetworkMode` and `NetworkingConfig.EndpointsConfig` with its aliases; the others looked up, then connected after create, before start (API 1.41 takes one network at create, and lets a created container "connect" to a network that does not exist, failing only at start) |
 //! | `mounts` | `HostConfig.Mounts`: `volume` / `bind` / `tmpfs`; `anonymous` is a volume mount without a source. A bind's host path must exist (the Mounts API does not create it) |
@@ -216,6 +217,12 @@ pub(crate) fn container_config(
         )])),
     });
 
+    for port in &spec.expose {
+        if !exposed.contains(port) {
+            exposed.push(port.clone());
+        }
+    }
+
     let mounts = spec
         .mounts
         .iter()
@@ -378,6 +385,7 @@ mod tests {
             entrypoint: None,
             environment: BTreeMap::new(),
             ports: Vec::new(),
+            expose: Vec::new(),
             networks: BTreeMap::new(),
             mounts: Vec::new(),
             files: BTreeMap::new(),

@@ -106,6 +106,8 @@ struct RawService {
     env_file: Option<RawEnvFiles>,
     #[serde(default)]
     ports: Vec<RawPort>,
+    #[serde(default)]
+    expose: Vec<Scalar>,
     networks: Option<RawServiceNetworks>,
     #[serde(default)]
     volumes: Vec<RawMount>,
@@ -491,6 +493,7 @@ impl ServiceBuilder<'_, '_> {
                 .and_then(|c| self.words(c, &path.key("entrypoint"))),
             environment: self.environment(raw),
             ports: self.ports(&raw.ports),
+            expose: self.expose(&raw.expose),
             networks: match &raw.networks {
                 None => BTreeMap::from([(DEFAULT_NETWORK.to_string(), ServiceNetwork::default())]),
                 Some(RawServiceNetworks::List(names)) => {
@@ -681,6 +684,43 @@ impl ServiceBuilder<'_, '_> {
             }
         }
         ports
+    }
+
+    fn expose(&mut self, raw: &[Scalar]) -> Vec<String> {
+        let mut exposed = Vec::new();
+        for (i, item) in raw.iter().enumerate() {
+            let text = item.text();
+            let (ports, protocol) = match text.rsplit_once('/') {
+                Some((ports, protocol)) => (ports, protocol),
+                None => (text.as_str(), "tcp"),
+            };
+            let range = match ports.split_once('-') {
+                Some((start, end)) => parse_port(start).and_then(|s| Ok((s, parse_port(end)?))),
+                None => parse_port(ports).map(|p| (p, p)),
+            };
+            match (range, protocol_of(protocol)) {
+                (Ok((start, end)), Ok(_)) if start <= end => {
+                    exposed.extend((start..=end).map(|port| format!("{port}/{protocol}")));
+                }
+                (Err(message), _) | (_, Err(message)) => {
+                    self.findings
+                        .add(self.path.key("expose").index(i), "invalid-port", message)
+                        .with_hint("write a container port like 3000, 3000/udp or 8000-8010");
+                }
+                _ => {
+                    self.findings
+                        .add(
+                            self.path.key("expose").index(i),
+                            "invalid-port",
+                            format!("{text:?}: the range runs backwards"),
+                        )
+                        .with_hint("write the lower port first, like 8000-8010");
+                }
+            }
+        }
+        exposed.sort();
+        exposed.dedup();
+        exposed
     }
 
     fn mounts(&mut self, raw: &[RawMount]) -> Vec<Mount> {

@@ -27,10 +27,10 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Json, Diagnostic> {
 fn syntax_error(file: &str, text: &str, error: &serde_yaml::Error) -> Diagnostic {
     // An error at the very end of a file without a final newline is reported on the line
     // after the last; point at the end of the last line instead.
-    let lines = text.lines().count().max(1);
+    let lines = text.split('\n').count();
     let at = error.location().map_or(Position::START, |l| {
         if l.line() > lines {
-            let last = text.lines().last().unwrap_or_default();
+            let last = text.split('\n').next_back().unwrap_or_default();
             Position { line: lines as u32, column: last.chars().count() as u32 + 1 }
         } else {
             Position { line: l.line() as u32, column: l.column() as u32 }

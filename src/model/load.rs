@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use super::diagnostic::Diagnostic;
 use super::finding::{Finding, Findings};
 use super::interpolate::interpolate;
-use super::path::Path;
+use super::path::{Path, Segment};
 use super::position::{Position, PositionMap};
 use super::schema::{self, DocumentKind};
 use super::source::{SourceEntry, SourceTree};
@@ -222,8 +222,18 @@ fn load_app(
         interpolate_values(&mut document, &Path::root(), variables, &mut app_findings);
     }
     app_findings.list.extend(unsupported::take_unsupported(file, &mut document));
-    let schema_findings = schema::check(DocumentKind::App, file, &document);
-    if !schema_findings.is_empty() {
+    let mut schema_findings = schema::check(DocumentKind::App, file, &document);
+    // A service with `build` and no `image` already has its error saying to add `image:`.
+    let built: Vec<Path> = app_findings
+        .list
+        .iter()
+        .filter(|f| f.path.0.last() == Some(&Segment::Key("build".into())))
+        .map(|f| Path(f.path.0[..f.path.0.len() - 1].to_vec()))
+        .collect();
+    schema_findings.retain(|f| {
+        !(f.code == "missing-key" && f.message.ends_with("`image`") && built.contains(&f.path))
+    });
+    if !schema_findings.is_empty() || !app_findings.list.is_empty() && !built.is_empty() {
         findings.append(&mut app_findings.list);
         findings.extend(schema_findings);
         return None;

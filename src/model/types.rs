@@ -159,6 +159,8 @@ pub struct Service {
     /// env_file entries first, then `environment` over them, as in Compose.
     pub environment: BTreeMap<String, String>,
     pub ports: Vec<PortMapping>,
+    /// `expose`: container ports declared without publishing them, as `PORT/PROTOCOL`.
+    pub expose: Vec<String>,
     /// Networks joined, keyed by the app's network key.
     pub networks: BTreeMap<String, ServiceNetwork>,
     pub mounts: Vec<Mount>,

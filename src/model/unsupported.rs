@@ -68,11 +68,6 @@ const SERVICE_KEYS: &[(&str, &str, &str)] = &[
         "gitfleet places by host platform instead",
         "use `deploy.placement.constraints: [node.platform.arch == ...]`",
     ),
-    (
-        "expose",
-        "container ports are reachable on the app network without declaring them",
-        "remove it, or publish with `ports:`",
-    ),
     ("dns", "DNS settings are not supported yet", "remove it"),
     ("extra_hosts", "extra host entries are not supported yet", "remove it"),
     ("cap_add", "capabilities are not supported yet", "remove it"),
