@@ -170,13 +170,29 @@ impl<E: Engine> Run<'_, E> {
         host: &str,
         operation: impl std::future::Future<Output = Result<T, EngineError>>,
     ) -> Result<T, String> {
+        let _permit = self.permit(host).await?;
+        self.call(host, operation).await
+    }
+
+    /// One of `host`'s concurrency permits (none for a host without a bound); refused once
+    /// the host is lost.
+    async fn permit(&self, host: &str) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, String> {
         if self.lost(host) {
             return Err(format!("host {host} was lost earlier in this apply"));
         }
-        let _permit = match self.permits.get(host) {
-            Some(semaphore) => Some(semaphore.acquire().await.map_err(|e| e.to_string())?),
-            None => None,
-        };
+        match self.permits.get(host) {
+            Some(semaphore) => Ok(Some(semaphore.acquire().await.map_err(|e| e.to_string())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs one Docker operation on `host`, the caller holding a permit; a lost host is
+    /// recorded and reported once.
+    async fn call<T>(
+        &self,
+        host: &str,
+        operation: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, String> {
         operation.await.map_err(|error| {
             if error.host_lost {
                 let first = self.with_report(host, |r| {
@@ -357,13 +373,20 @@ impl<E: Engine> Run<'_, E> {
             &container.spec_hash,
             self.plan.revision.as_deref(),
         );
-        let id =
-            self.op(host, self.engine.create(host, name, &container.spec, &labels, &files)).await?;
-        let up = async {
-            self.op(host, self.engine.start(host, &id)).await?;
-            self.wait_ready(host, &id, &container.name, healthy, monitor).await
+        // Create and start under one permit, so a container starts as soon as it exists
+        // rather than after every other create queued on the host.
+        let (id, started) = {
+            let _permit = self.permit(host).await?;
+            let create = self.engine.create(host, name, &container.spec, &labels, &files);
+            let id = self.call(host, create).await?;
+            let started = self.call(host, self.engine.start(host, &id)).await;
+            (id, started)
         };
-        if let Err(error) = up.await {
+        let up = match started {
+            Ok(()) => self.wait_ready(host, &id, &container.name, healthy, monitor).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = up {
             let _ = self.op(host, self.engine.remove(host, &id)).await;
             return Err(error);
         }
