@@ -160,6 +160,7 @@ pub struct Service {
     pub environment: BTreeMap<String, String>,
     pub ports: Vec<PortMapping>,
     /// `expose`: container ports declared without publishing them, as `PORT/PROTOCOL`.
+    #[serde(default)]
     pub expose: Vec<String>,
     /// Networks joined, keyed by the app's network key.
     pub networks: BTreeMap<String, ServiceNetwork>,
