@@ -67,6 +67,7 @@ impl Desired {
         // One spec and hash per service, shared by its replicas.
         type SharedSpec = (Arc<ContainerSpec>, Arc<str>);
         let mut specs: BTreeMap<(&str, &str), SharedSpec> = BTreeMap::new();
+        let mut placed: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
         for (key, host_name) in &schedule.assignments {
             let (Some(app), Some(host)) = (model.apps.get(&key.app), hosts.get_mut(host_name))
             else {
@@ -81,7 +82,9 @@ impl Desired {
                     (Arc::new(spec), hash)
                 })
                 .clone();
-            for network_key in service.networks.keys() {
+            // A service's networks and volumes are the same for all its replicas on a host.
+            let first_on_host = placed.insert((host_name.as_str(), app.name.as_str(), service.name.as_str()));
+            for network_key in service.networks.keys().filter(|_| first_on_host) {
                 if let Some(network) = app.networks.get(network_key).filter(|n| !n.external) {
                     host.networks.insert(
                         (app.name.clone(), network_key.clone()),
@@ -94,7 +97,7 @@ impl Desired {
                     );
                 }
             }
-            for mount in &service.mounts {
+            for mount in service.mounts.iter().filter(|_| first_on_host) {
                 let MountSource::Volume { volume } = &mount.source else { continue };
                 if let Some(def) = app.volumes.get(volume).filter(|v| !v.external) {
                     host.volumes.insert(

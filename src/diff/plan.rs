@@ -502,9 +502,16 @@ fn pulls(container_steps: &[Step]) -> Vec<Step> {
 
 /// Orders creates and replaces so that a service comes after the services it depends on.
 fn order_by_dependencies(steps: &mut [Step], want: &DesiredHost) {
+    if steps.len() < 2 {
+        return;
+    }
+    // Only the apps with a step here matter: a dependency is always in the same app.
+    let apps: BTreeSet<&str> = steps.iter().filter_map(Step::app).collect();
     let mut depends: BTreeMap<(&str, &str), &[String]> = BTreeMap::new();
     for (key, container) in &want.containers {
-        depends.insert((&key.app, &key.service), &container.depends_on);
+        if apps.contains(key.app.as_str()) {
+            depends.insert((&key.app, &key.service), &container.depends_on);
+        }
     }
     fn depth<'a>(
         app: &'a str,
