@@ -41,7 +41,7 @@ pub struct DesiredContainer {
     pub spec_hash: Arc<str>,
     pub pull_policy: PullPolicy,
     /// Services of the same app this one waits for, for ordering.
-    pub depends_on: Vec<String>,
+    pub depends_on: Arc<[String]>,
 }
 
 /// A network or volume to exist on a host.
@@ -65,7 +65,7 @@ impl Desired {
         let mut hosts: BTreeMap<String, DesiredHost> =
             model.fleet.hosts.keys().map(|h| (h.clone(), DesiredHost::default())).collect();
         // One spec and hash per service, shared by its replicas.
-        type SharedSpec = (Arc<ContainerSpec>, Arc<str>);
+        type SharedSpec = (Arc<ContainerSpec>, Arc<str>, Arc<[String]>);
         let mut specs: BTreeMap<(&str, &str), SharedSpec> = BTreeMap::new();
         let mut placed: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
         for (key, host_name) in &schedule.assignments {
@@ -74,16 +74,17 @@ impl Desired {
                 continue;
             };
             let Some(service) = app.services.get(&key.service) else { continue };
-            let (spec, spec_hash) = specs
+            let (spec, spec_hash, depends_on) = specs
                 .entry((app.name.as_str(), service.name.as_str()))
                 .or_insert_with(|| {
                     let spec = ContainerSpec::of(app, service);
                     let hash: Arc<str> = spec.hash().into();
-                    (Arc::new(spec), hash)
+                    (Arc::new(spec), hash, service.depends_on.keys().cloned().collect())
                 })
                 .clone();
             // A service's networks and volumes are the same for all its replicas on a host.
-            let first_on_host = placed.insert((host_name.as_str(), app.name.as_str(), service.name.as_str()));
+            let first_on_host =
+                placed.insert((host_name.as_str(), app.name.as_str(), service.name.as_str()));
             for network_key in service.networks.keys().filter(|_| first_on_host) {
                 if let Some(network) = app.networks.get(network_key).filter(|n| !n.external) {
                     host.networks.insert(
@@ -118,7 +119,7 @@ impl Desired {
                     spec,
                     spec_hash,
                     pull_policy: service.pull_policy.unwrap_or(model.fleet.settings.pull_policy),
-                    depends_on: service.depends_on.keys().cloned().collect(),
+                    depends_on,
                 },
             );
         }
