@@ -39,26 +39,7 @@ async fn client(host: &DockerHost) -> Docker {
 
 /// A spec with nothing but the image and a restart policy set.
 fn bare_spec(image: &str) -> ContainerSpec {
-    ContainerSpec {
-        image: image.into(),
-        command: None,
-        entrypoint: None,
-        environment: BTreeMap::new(),
-        ports: Vec::new(),
-        expose: Vec::new(),
-        networks: BTreeMap::new(),
-        mounts: Vec::new(),
-        files: BTreeMap::new(),
-        labels: BTreeMap::new(),
-        healthcheck: None,
-        restart: "no".into(),
-        user: None,
-        working_dir: None,
-        stop_grace_period_ms: None,
-        stop_signal: None,
-        hostname: None,
-        limits: ResourceAmounts::default(),
-    }
+    ContainerSpec { image: image.into(), restart: "no".into(), ..ContainerSpec::default() }
 }
 
 /// gitfleet's labels for replica `n` of `app`/`service`.

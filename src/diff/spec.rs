@@ -11,8 +11,9 @@ use serde_json::Value as Json;
 use crate::model::digest::sha256_hex;
 use crate::model::{App, Healthcheck, MountSource, PortMapping, ResourceAmounts, Service};
 
-/// What a container is, independent of which replica or host it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a container is, independent of which replica or host it is. (`Default` is an empty
+/// spec with no image, for building specs field by field in tests.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub image: String,
     pub command: Option<Vec<String>>,
@@ -211,23 +212,9 @@ mod tests {
     fn spec() -> ContainerSpec {
         ContainerSpec {
             image: "web:1".into(),
-            command: None,
-            entrypoint: None,
             environment: BTreeMap::from([("A".into(), "1".into())]),
-            ports: Vec::new(),
-            expose: Vec::new(),
-            networks: BTreeMap::new(),
-            mounts: Vec::new(),
-            files: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            healthcheck: None,
             restart: "always".into(),
-            user: None,
-            working_dir: None,
-            stop_grace_period_ms: None,
-            stop_signal: None,
-            hostname: None,
-            limits: ResourceAmounts::default(),
+            ..ContainerSpec::default()
         }
     }
 

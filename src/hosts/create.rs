@@ -381,23 +381,8 @@ mod tests {
     fn spec() -> ContainerSpec {
         ContainerSpec {
             image: "gitfleet/web:1".into(),
-            command: None,
-            entrypoint: None,
-            environment: BTreeMap::new(),
-            ports: Vec::new(),
-            expose: Vec::new(),
-            networks: BTreeMap::new(),
-            mounts: Vec::new(),
-            files: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            healthcheck: None,
             restart: "always".into(),
-            user: None,
-            working_dir: None,
-            stop_grace_period_ms: None,
-            stop_signal: None,
-            hostname: None,
-            limits: ResourceAmounts::default(),
+            ..ContainerSpec::default()
         }
     }
 
