@@ -1,10 +1,12 @@
 //! `gitfleet apply`: plan, confirm, carry the plan out on the hosts, report per host.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::source::SourceArgs;
 use crate::apply::docker::DockerEngine;
@@ -131,15 +133,9 @@ async fn apply_model(
         engine = engine.with_registry_config(config);
     }
     let options = Options { concurrency: args.concurrency, ..Options::default() };
-    let print = |event: apply::Event| {
-        let mark = match event.kind {
-            EventKind::Done => "ok  ",
-            EventKind::Failed => "FAIL",
-            EventKind::Info => "    ",
-        };
-        println!("[{}] {mark} {}", event.host, event.text);
-    };
-    let report = apply::execute(&engine, &model, &plan, &options, &print).await;
+    let progress = Progress::new(&plan);
+    let report = apply::execute(&engine, &model, &plan, &options, &|e| progress.show(e)).await;
+    progress.finish();
     println!();
     for (host, outcome) in &report.hosts {
         let state = match (&outcome.lost, outcome.failures.is_empty() && outcome.skipped == 0) {
@@ -167,6 +163,67 @@ async fn apply_model(
         }
     );
     Ok(if converged { 0 } else { 1 })
+}
+
+/// Live progress: a bar per host on a terminal, plain lines otherwise (logs, CI).
+struct Progress {
+    bars: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
+}
+
+impl Progress {
+    fn new(plan: &Plan) -> Self {
+        if !std::io::stdout().is_terminal() {
+            return Progress { bars: None };
+        }
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bars = plan
+            .hosts
+            .iter()
+            .filter(|h| !h.steps.is_empty())
+            .map(|h| {
+                let bar = multi.add(ProgressBar::new(h.steps.len() as u64));
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("host {}", h.host));
+                (h.host.clone(), bar)
+            })
+            .collect();
+        Progress { bars: Some((multi, bars)) }
+    }
+
+    fn show(&self, event: apply::Event) {
+        let mark = match event.kind {
+            EventKind::Done => "ok  ",
+            EventKind::Failed => "FAIL",
+            EventKind::Info => "    ",
+        };
+        let line = format!("[{}] {mark} {}", event.host, event.text);
+        match &self.bars {
+            None => println!("{line}"),
+            Some((multi, bars)) => {
+                if let Some(bar) = bars.get(&event.host) {
+                    if event.kind != EventKind::Info {
+                        bar.inc(1);
+                    }
+                    bar.set_message(event.text.lines().next().unwrap_or_default().to_string());
+                }
+                // Failures and notes stay on screen above the bars.
+                if event.kind != EventKind::Done {
+                    let _ = multi.println(line);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((_, bars)) = &self.bars {
+            for bar in bars.values() {
+                bar.finish();
+            }
+        }
+    }
 }
 
 /// Asks on the terminal; without one, refuses (never waits for input that cannot come).
