@@ -79,6 +79,18 @@ impl ObservedContainer {
         })
     }
 
+    /// [`replica_key`](Self::replica_key) without allocating: `(app, service, replica)`.
+    pub fn replica_slot(&self, fleet: &str) -> Option<(&str, &str, u32)> {
+        if !owned_by(&self.labels, fleet) {
+            return None;
+        }
+        Some((
+            self.labels.get(labels::APP)?,
+            self.labels.get(labels::SERVICE)?,
+            self.labels.get(labels::REPLICA)?.parse().ok()?,
+        ))
+    }
+
     pub fn spec_hash(&self) -> Option<&str> {
         self.labels.get(labels::SPEC_HASH).map(String::as_str)
     }

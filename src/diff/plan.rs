@@ -308,11 +308,12 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     let retained_volumes = volumes.surplus.iter().map(|(_, v)| v.name.clone()).collect();
 
     // Observed containers of this fleet by replica; the best candidate to keep first.
-    let mut by_replica: BTreeMap<ReplicaKey, Vec<&ObservedContainer>> = BTreeMap::new();
+    // Keyed by borrowed (app, service, replica): no allocation per observed container.
+    let mut by_replica: BTreeMap<(&str, &str, u32), Vec<&ObservedContainer>> = BTreeMap::new();
     let mut removals = Vec::new();
     for container in state.containers.iter().filter(|c| super::observed::owned_by(&c.labels, fleet))
     {
-        match container.replica_key(fleet) {
+        match container.replica_slot(fleet) {
             Some(key) => by_replica.entry(key).or_default().push(container),
             None => removals.push(Step::RemoveContainer {
                 replica: None,
@@ -324,7 +325,9 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     }
     let mut container_steps = Vec::new();
     for (key, wanted) in &want.containers {
-        let Some(found) = by_replica.get_mut(key) else {
+        let Some(mut found) =
+            by_replica.remove(&(key.app.as_str(), key.service.as_str(), key.replica))
+        else {
             container_steps.push(Step::CreateContainer {
                 replica: key.clone(),
                 container: wanted.clone(),
@@ -335,7 +338,9 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         let fitness = |c: &&ObservedContainer| {
             (c.spec_hash() != Some(&*wanted.spec_hash), !c.is_running(), c.name.clone())
         };
-        found.sort_by_key(fitness);
+        if found.len() > 1 {
+            found.sort_by_key(fitness);
+        }
         let keep = found[0];
         for duplicate in &found[1..] {
             removals.push(Step::RemoveContainer {
@@ -367,11 +372,11 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
             None => unchanged += 1,
         }
     }
-    for (key, found) in &by_replica {
-        if want.containers.contains_key(key) {
-            continue;
-        }
-        let reason = why_not_here(key, host, desired);
+    // What is left is not wanted on this host.
+    for ((app, service, replica), found) in &by_replica {
+        let key =
+            ReplicaKey { app: app.to_string(), service: service.to_string(), replica: *replica };
+        let reason = why_not_here(&key, host, desired);
         for container in found {
             removals.push(Step::RemoveContainer {
                 replica: Some(key.clone()),
