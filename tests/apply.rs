@@ -501,3 +501,68 @@ fn a_host_lost_mid_apply_does_not_stop_the_others() {
         assert_eq!(running.len(), 1, "s{i} on the surviving host: {on_a:?}");
     }
 }
+
+#[test]
+fn start_first_keeps_the_old_replica_until_the_new_one_is_healthy() {
+    let bed = Testbed::builder().hosts(1).images().start();
+    let host = &bed[0];
+    let fleet = format!(
+        "settings: {{name: test}}\nhosts:\n  {}:\n    endpoint: {}\n",
+        host.name(),
+        host.tcp_endpoint()
+    );
+    let app = "\
+services:
+  api:
+    image: gitfleet/api:1
+    environment: {GREETING: hello}
+    healthcheck:
+      test: [\"CMD\", \"wget\", \"-q\", \"-O-\", \"http://127.0.0.1/healthy\"]
+      interval: 1s
+    deploy:
+      update_config: {order: start-first, monitor: 1s}
+";
+    let repo = Repo::new(&[("fleet.yaml", &fleet), ("apps/shop/compose.yaml", app)]);
+    let (code, out) = repo.apply();
+    assert_eq!(code, 0, "{out}");
+    let old = containers(host)["shop-api-1"].0.clone();
+
+    let since = host.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
+    repo.commit(&[("apps/shop/compose.yaml", &app.replace("hello", "bonjour"))], &[]);
+    let (code, out) = repo.apply();
+    assert_eq!(code, 0, "{out}");
+    let until = host.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
+
+    // The new container started, and was healthy, before the old one was stopped.
+    let events = host.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=start",
+        "--filter",
+        "event=health_status",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    let lines: Vec<&str> = events.lines().collect();
+    let position = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
+    // `docker ps` gives short ids, events full ones.
+    let is_old = |l: &str| l.rsplit(' ').next().is_some_and(|id| id.starts_with(&old));
+    let new_started = position(&|l| l.starts_with("start ") && !is_old(l)).expect("new start");
+    let new_healthy =
+        position(&|l| l.starts_with("health_status: healthy") && !is_old(l)).expect("healthy");
+    let old_died = position(&|l| l.starts_with("die ") && is_old(l)).expect("old stopped");
+    assert!(new_started < new_healthy && new_healthy < old_died, "{events}");
+    let now = containers(host);
+    assert_eq!(now.len(), 1, "the old container is gone, the new one has the name: {now:?}");
+    assert_ne!(now["shop-api-1"].0, old);
+    let env = host.docker(&["inspect", "-f", "{{json .Config.Env}}", "shop-api-1"]);
+    assert!(env.contains("GREETING=bonjour"), "{env}");
+}
