@@ -139,6 +139,7 @@ struct Run<'a, E> {
 }
 
 /// A replica replaced, remembered until its service's rollout is over.
+#[derive(Clone)]
 struct Replaced {
     host: String,
     name: String,
@@ -308,9 +309,16 @@ impl<E: Engine> Run<'_, E> {
                     }
                     FailureAction::Rollback => {
                         self.skip_remaining(service, i + 1, count, "rolled back");
-                        for done in replaced.drain(..) {
-                            self.roll_back(&done).await;
+                        // Back in batches by `rollback_config`, most recent first.
+                        replaced.reverse();
+                        let back = batches(&replaced, service.rollback.parallelism);
+                        for (j, batch) in back.iter().enumerate() {
+                            join_all(batch.iter().map(|done| self.roll_back(done))).await;
+                            if j + 1 < back.len() && service.rollback.delay_ms > 0 {
+                                sleep(Duration::from_millis(service.rollback.delay_ms)).await;
+                            }
                         }
+                        replaced.clear();
                         break;
                     }
                 }
@@ -587,7 +595,8 @@ mod tests {
     use crate::diff::{Desired, HostObservation, HostState, Observed, plan};
     use crate::model::{PullPolicy, SourceTree, load};
 
-    /// Records every call; containers whose image is in `unhealthy` never become healthy.
+    /// Records every call; containers whose image or id is in `unhealthy` never become
+    /// healthy.
     #[derive(Default)]
     struct FakeEngine {
         calls: Mutex<Vec<String>>,
@@ -658,8 +667,8 @@ mod tests {
         }
         async fn status(&self, _: &str, id: &str) -> EngineResult<ContainerStatus> {
             let image = self.images.lock().unwrap().get(id).cloned().unwrap_or_default();
-            let health =
-                if self.unhealthy.contains(&image) { Health::Unhealthy } else { Health::Healthy };
+            let sick = self.unhealthy.contains(&image) || self.unhealthy.iter().any(|u| u == id);
+            let health = if sick { Health::Unhealthy } else { Health::Healthy };
             Ok(ContainerStatus {
                 running: true,
                 state: "running".into(),
@@ -700,6 +709,11 @@ mod tests {
 
     /// Runs v1 → v2 where every v2 container is unhealthy; returns the calls and the report.
     fn failed_update(failure_action: &str) -> (Vec<String>, Report) {
+        update_with_unhealthy(failure_action, "web:2")
+    }
+
+    /// Runs v1 → v2 where the containers named (by image or id) in `unhealthy` fail.
+    fn update_with_unhealthy(failure_action: &str, unhealthy: &str) -> (Vec<String>, Report) {
         let empty = Observed {
             hosts: BTreeMap::from([(
                 "a".to_string(),
@@ -710,7 +724,7 @@ mod tests {
         let running = apply_plan(&empty, &plan(&Desired::new(&v1, &empty, None), &empty));
         let v2 = model(&app("web:2", failure_action));
         let update = plan(&Desired::new(&v2, &running, None), &running);
-        let engine = FakeEngine { unhealthy: vec!["web:2".into()], ..FakeEngine::default() };
+        let engine = FakeEngine { unhealthy: vec![unhealthy.into()], ..FakeEngine::default() };
         let options = Options { poll: Duration::from_millis(1), ..Options::default() };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let report = runtime.block_on(execute(&engine, &v2, &update, &options, &|_| {}));
@@ -743,6 +757,23 @@ mod tests {
             host.failures[0].contains("shop-web-1 is unhealthy; last log lines:\nboom"),
             "{host:?}"
         );
+        assert!(!report.converged());
+    }
+
+    #[test]
+    fn a_later_failure_rolls_back_the_replicas_already_updated() {
+        let (calls, report) = update_with_unhealthy("rollback", "new-shop-web-2");
+        let position = |call: &str| calls.iter().position(|c| c == call);
+        let second_failed = position("a: remove new-shop-web-2").expect("failed replica removed");
+        // Replica 1 was updated first; after replica 2 fails, its new container goes and the
+        // parked old one comes back under its name.
+        let first_undone = position("a: remove new-shop-web-1").expect("rolled back");
+        assert!(second_failed < first_undone, "{calls:#?}");
+        let restored = calls[first_undone + 1..]
+            .iter()
+            .any(|c| c.starts_with("a: rename ctr-shop-web-1-") && c.ends_with(" shop-web-1"));
+        assert!(restored, "{calls:#?}");
+        assert_eq!(report.hosts["a"].failures.len(), 1);
         assert!(!report.converged());
     }
 

@@ -30,6 +30,9 @@ pub struct ServiceRollout {
     /// `(host, step)` for replicas to replace, in replica order.
     pub replaces: Vec<(String, Step)>,
     pub update: UpdateConfig,
+    /// How replicas already updated are rolled back when the update fails with
+    /// `failure_action: rollback` (`parallelism` and `delay`).
+    pub rollback: UpdateConfig,
     /// Whether a replica must pass its health check (when it has one) before the service
     /// counts as rolled out: true when a dependent waits for `service_healthy`.
     pub wait_healthy: bool,
@@ -78,6 +81,9 @@ pub fn arrange(plan: &Plan, model: &Model) -> Rollout {
                                 replaces: Vec::new(),
                                 update: service
                                     .map(|s| s.deploy.update_config.clone())
+                                    .unwrap_or_default(),
+                                rollback: service
+                                    .map(|s| s.deploy.rollback_config.clone())
                                     .unwrap_or_default(),
                                 wait_healthy: false,
                             }
