@@ -12,9 +12,7 @@ use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use git2::{Repository, Signature};
-use support::{DockerHost, Testbed};
-use tempfile::TempDir;
+use support::{DockerHost, GitRepo, Testbed};
 
 fn fleet_yaml(bed: &Testbed) -> String {
     let mut text = String::from(
@@ -72,43 +70,24 @@ volumes:
   notes-data: {}
 ";
 
+/// A Git repository the tests commit to, and gitfleet run on it.
 struct Repo {
-    dir: TempDir,
+    git: GitRepo,
 }
 
 impl Repo {
     fn new(files: &[(&str, &str)]) -> Self {
-        let dir = TempDir::new().unwrap();
-        Repository::init(dir.path()).unwrap();
-        let repo = Repo { dir };
-        repo.commit(files, &[]);
-        repo
+        Repo { git: GitRepo::new(files) }
     }
 
     /// Writes `files`, deletes `removed`, commits everything.
     fn commit(&self, files: &[(&str, &str)], removed: &[&str]) {
-        let repository = Repository::open(self.dir.path()).unwrap();
-        for (path, text) in files {
-            let path = self.dir.path().join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        for path in removed {
-            std::fs::remove_dir_all(self.dir.path().join(path)).unwrap();
-        }
-        let mut index = repository.index().unwrap();
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-        index.update_all(["*"], None).unwrap();
-        let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
-        let signature = Signature::now("Test", "test@example.test").unwrap();
-        let parent = repository.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repository.commit(Some("HEAD"), &signature, &signature, "change", &tree, &parents).unwrap();
+        self.git.commit(files, removed);
     }
 
     fn command(&self, verb: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
-        command.args([verb, "--repo", self.dir.path().to_str().unwrap(), "--rev", "HEAD"]);
+        command.args([verb, "--repo", self.git.path().to_str().unwrap(), "--rev", "HEAD"]);
         command
     }
 
@@ -183,7 +162,7 @@ fn a_fleet_through_its_life() {
     ]);
 
     // A reviewed plan is applied exactly, and refused when a host moved since it was made.
-    let reviewed = repo.dir.path().join("reviewed-plan.json");
+    let reviewed = repo.git.path().join("reviewed-plan.json");
     let output = repo.command("plan").args(["--out", reviewed.to_str().unwrap()]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let stray = [

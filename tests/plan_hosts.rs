@@ -8,10 +8,8 @@ mod support;
 
 use std::process::Command;
 
-use git2::{Repository, Signature};
 use serde_json::Value as Json;
-use support::{DockerHost, Testbed};
-use tempfile::TempDir;
+use support::{DockerHost, GitRepo, Testbed};
 
 const APP: &str = "\
 services:
@@ -42,27 +40,7 @@ fn fleet_yaml(bed: &Testbed) -> String {
     text
 }
 
-fn commit(dir: &TempDir, files: &[(&str, &str)]) -> String {
-    let repository =
-        Repository::open(dir.path()).unwrap_or_else(|_| Repository::init(dir.path()).unwrap());
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    let mut index = repository.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-    let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
-    let signature = Signature::now("Test", "test@example.test").unwrap();
-    let parent = repository.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repository
-        .commit(Some("HEAD"), &signature, &signature, "change", &tree, &parents)
-        .unwrap()
-        .to_string()
-}
-
-fn plan(repo: &TempDir, format: &str) -> (i32, String, String) {
+fn plan(repo: &GitRepo, format: &str) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
         .args([
             "plan",
@@ -82,7 +60,7 @@ fn plan(repo: &TempDir, format: &str) -> (i32, String, String) {
     )
 }
 
-fn plan_json(repo: &TempDir) -> (i32, Json) {
+fn plan_json(repo: &GitRepo) -> (i32, Json) {
     let (code, stdout, stderr) = plan(repo, "json");
     (code, serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}\n{stdout}\n{stderr}")))
 }
@@ -149,8 +127,7 @@ fn run_as_planned(host: &DockerHost, plan: &Json, name: &str, hash: Option<&str>
 fn plans_against_two_real_hosts() {
     let bed = Testbed::builder().hosts(2).images().start();
     let (a, b) = (&bed[0], &bed[1]);
-    let repo = TempDir::new().unwrap();
-    commit(&repo, &[("fleet.yaml", &fleet_yaml(&bed)), ("apps/shop/compose.yaml", APP)]);
+    let repo = GitRepo::new(&[("fleet.yaml", &fleet_yaml(&bed)), ("apps/shop/compose.yaml", APP)]);
 
     // Empty hosts: everything to create, spread over both, api where zone == a (placed first,
     // services in name order, so web's first replica goes to b).
@@ -274,9 +251,9 @@ fn plans_against_two_real_hosts() {
     );
 
     // A changed environment variable: both web replicas replaced, the field named.
-    commit(
-        &repo,
+    repo.commit(
         &[("apps/shop/compose.yaml", &APP.replace("GREETING: hello", "GREETING: bonjour"))],
+        &[],
     );
     let (_, text, _) = plan(&repo, "text");
     assert!(

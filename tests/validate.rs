@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use git2::{Repository, Signature};
+mod support;
+
+use support::GitRepo;
 use tempfile::TempDir;
 
 const FLEET: &str = "\
@@ -238,47 +240,14 @@ fn text_output_has_hints_and_a_count() {
     );
 }
 
-/// Commits `files` to a new repository (on a branch) and returns it with the commit id.
-fn git_repo(files: &[(&str, &str)]) -> (TempDir, String) {
-    let dir = TempDir::new().unwrap();
-    let repository = Repository::init(dir.path()).unwrap();
-    let commit = commit(&repository, files, "first");
-    (dir, commit)
-}
-
-fn commit(repository: &Repository, files: &[(&str, &str)], message: &str) -> String {
-    let root = repository.workdir().unwrap();
-    for (path, text) in files {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    let mut index = repository.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-    index.write().unwrap();
-    let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
-    let signature = Signature::now("Test", "test@example.test").unwrap();
-    let parents: Vec<git2::Commit> =
-        repository.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
-    let parents: Vec<&git2::Commit> = parents.iter().collect();
-    repository
-        .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn validates_a_commit_without_a_checkout() {
     let good = "services:\n  web:\n    image: x\n";
-    let (dir, first) = git_repo(&[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", good)]);
-    let repository = Repository::open(dir.path()).unwrap();
-    commit(
-        &repository,
-        &[("apps/shop/compose.yaml", "services:\n  web:\n    build: .\n")],
-        "break it",
-    );
+    let git = GitRepo::new(&[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", good)]);
+    let first = git.head();
+    git.commit(&[("apps/shop/compose.yaml", "services:\n  web:\n    build: .\n")], &[]);
     // The working tree is broken, and so is HEAD; the first commit is still good.
-    let repo = dir.path().to_str().unwrap();
+    let repo = git.path().to_str().unwrap();
     let (code, stdout, _) = gitfleet(&["validate", "--repo", repo, "--rev", &first]);
     assert_eq!(code, 0, "{stdout}");
     let (code, stdout, _) = gitfleet(&["validate", "--repo", repo, "--rev", "HEAD"]);

@@ -36,6 +36,7 @@
 //!   takes the same slot (lowest free first) and cleans it.
 #![allow(dead_code)]
 
+mod git;
 mod slot;
 mod testbed;
 mod tls;
@@ -43,6 +44,8 @@ mod tls;
 use std::path::PathBuf;
 
 // Not every test binary uses every item.
+#[allow(unused_imports)]
+pub use git::GitRepo;
 #[allow(unused_imports)]
 pub use testbed::{DockerHost, Testbed, TestbedBuilder, Via};
 #[allow(unused_imports)]
