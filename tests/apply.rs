@@ -132,6 +132,25 @@ fn http_get(address: std::net::Ipv4Addr, port: u16) -> String {
     response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
 }
 
+/// The daemon's own clock, for `docker events --since/--until`.
+fn daemon_time(host: &DockerHost) -> String {
+    host.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string()
+}
+
+/// `docker events` between `since` and now on `host`, with `filters` (`type=...`,
+/// `event=...`) and an optional `--format`.
+fn events(host: &DockerHost, since: &str, filters: &[&str], format: Option<&str>) -> String {
+    let until = daemon_time(host);
+    let mut args = vec!["events", "--since", since, "--until", &until];
+    for filter in filters {
+        args.extend(["--filter", filter]);
+    }
+    if let Some(format) = format {
+        args.extend(["--format", format]);
+    }
+    host.docker(&args)
+}
+
 fn users_objects(host: &DockerHost) {
     host.docker(&["run", "-d", "--name", "users-own", "gitfleet/web:1"]);
     host.docker(&["network", "create", "users-net"]);
@@ -249,44 +268,27 @@ fn a_fleet_through_its_life() {
     assert!(!labels.contains("s3cret"), "secret values never go into labels: {labels}");
 
     // Idempotent: nothing to do, and not one mutating call (no Docker event at all).
-    let since = a.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
+    let since = daemon_time(a);
     let (code, out) = repo.apply();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Nothing to do."), "{out}");
     for host in [a, b] {
-        let until = host.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
-        let events = host.docker(&[
-            "events",
-            "--since",
-            &since,
-            "--until",
-            &until,
-            "--filter",
+        // Health-check execs are the daemon's own doing; every change is one of these.
+        let changes = [
             "type=container",
-            "--filter",
             "type=network",
-            "--filter",
             "type=volume",
-            // Health-check execs are the daemon's own doing; every change is one of these.
-            "--filter",
             "event=create",
-            "--filter",
             "event=start",
-            "--filter",
             "event=stop",
-            "--filter",
             "event=kill",
-            "--filter",
             "event=destroy",
-            "--filter",
             "event=rename",
-            "--filter",
             "event=connect",
-            "--filter",
             "event=disconnect",
-            "--filter",
             "event=update",
-        ]);
+        ];
+        let events = events(host, &since, &changes, None);
         assert_eq!(events.trim(), "", "a no-op apply changed {}", host.name());
     }
 
@@ -506,30 +508,14 @@ services:
     assert_eq!(code, 0, "{out}");
     let old = containers(host)["shop-api-1"].0.clone();
 
-    let since = host.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
+    let since = daemon_time(host);
     repo.commit(&[("apps/shop/compose.yaml", &app.replace("hello", "bonjour"))], &[]);
     let (code, out) = repo.apply();
     assert_eq!(code, 0, "{out}");
-    let until = host.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
 
     // The new container started, and was healthy, before the old one was stopped.
-    let events = host.docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "type=container",
-        "--filter",
-        "event=start",
-        "--filter",
-        "event=health_status",
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.Action}} {{.Actor.ID}}",
-    ]);
+    let filters = ["type=container", "event=start", "event=health_status", "event=die"];
+    let events = events(host, &since, &filters, Some("{{.Action}} {{.Actor.ID}}"));
     let lines: Vec<&str> = events.lines().collect();
     let position = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
     // `docker ps` gives short ids, events full ones.

@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::pipeline::{load_or_report, observe_and_plan};
 use super::source::SourceArgs;
 use crate::apply::docker::DockerEngine;
 use crate::apply::{self, EventKind, Options};
-use crate::diff::{self, Desired, Plan, render};
-use crate::{hosts, model};
+use crate::diff::{Plan, render};
+use crate::model;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -79,16 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             return Ok(1);
         }
     }
-    let model = match model::load(&loaded.tree) {
-        Ok(model) => model,
-        Err(diagnostics) => {
-            for diagnostic in &diagnostics {
-                eprintln!("{diagnostic}");
-            }
-            eprintln!("\n{} error(s): nothing was applied.", diagnostics.len());
-            return Ok(1);
-        }
-    };
+    let Some(model) = load_or_report(&loaded.tree, "nothing was applied.") else { return Ok(1) };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(apply_model(&args, model, revision, reviewed))
 }
@@ -99,10 +91,7 @@ async fn apply_model(
     revision: Option<String>,
     reviewed: Option<Plan>,
 ) -> anyhow::Result<i32> {
-    let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
-    let observed =
-        hosts::observe_all(&model.fleet.hosts, &model.fleet.settings.name, timeout).await;
-    let plan = diff::plan(&Desired::new(&model, &observed, revision), &observed);
+    let plan = observe_and_plan(&model, revision).await;
     if let Some(reviewed) = &reviewed {
         let moved: Vec<&str> = plan
             .hosts
@@ -128,6 +117,7 @@ async fn apply_model(
         println!("Apply cancelled.");
         return Ok(1);
     }
+    let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
     let mut engine = DockerEngine::connect(&model.fleet.hosts, timeout).await;
     if let Some(config) = registry_config(args.docker_config.as_ref())? {
         engine = engine.with_registry_config(config);

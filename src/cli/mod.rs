@@ -5,6 +5,7 @@
 //! plan is incomplete: a host could not be observed or a replica could not be placed.
 
 mod apply;
+mod pipeline;
 mod plan;
 mod source;
 mod validate;

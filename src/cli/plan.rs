@@ -1,14 +1,13 @@
 //! `gitfleet plan`: observe every host and print the plan from what runs to the repository.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
 
+use super::pipeline::{load_or_report, observe_and_plan};
 use super::source::SourceArgs;
-use crate::diff::{self, Desired, render};
-use crate::{hosts, model};
+use crate::diff::render;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,28 +30,10 @@ enum Format {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let loaded = args.source.read()?;
-    let model = match model::load(&loaded.tree) {
-        Ok(model) => model,
-        Err(diagnostics) => {
-            for diagnostic in &diagnostics {
-                eprintln!("{diagnostic}");
-            }
-            eprintln!(
-                "\n{} error(s): fix them, then plan again (see `gitfleet validate`).",
-                diagnostics.len()
-            );
-            return Ok(1);
-        }
-    };
+    let what_now = "fix them, then plan again (see `gitfleet validate`).";
+    let Some(model) = load_or_report(&loaded.tree, what_now) else { return Ok(1) };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
-    let observed = runtime.block_on(hosts::observe_all(
-        &model.fleet.hosts,
-        &model.fleet.settings.name,
-        timeout,
-    ));
-    let desired = Desired::new(&model, &observed, loaded.revision.map(|r| r.commit));
-    let plan = diff::plan(&desired, &observed);
+    let plan = runtime.block_on(observe_and_plan(&model, loaded.revision.map(|r| r.commit)));
     if let Some(path) = &args.out {
         std::fs::write(path, render::json(&plan))
             .with_context(|| format!("writing {}", path.display()))?;
