@@ -891,6 +891,8 @@ async fn removal_is_idempotent_and_keeps_every_volume() {
 
     // Rename (start-first updates), then remove while running, twice.
     rename_container(&docker, &id, "db-db-1-old").await.unwrap();
+    // Again, as an apply killed right after a rename would: already done, not an error.
+    rename_container(&docker, &id, "db-db-1-old").await.unwrap();
     assert_eq!(inspect(a, "container", &id)["Name"], "/db-db-1-old");
     let err = rename_container(&docker, "no-such-container", "x").await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");

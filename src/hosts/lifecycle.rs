@@ -85,19 +85,22 @@ pub async fn remove_container(docker: &Docker, id: &str) -> Result<(), HostError
     }
 }
 
-/// Renames the container `id` to `new_name` (for start-first updates: the old replica steps
-/// aside under another name while the new one takes the replica's name).
+/// Renames the container `id` to `new_name` (for updates: the old replica steps aside under
+/// another name while the new one takes the replica's name). Idempotent: a container that
+/// already has `new_name` (an apply killed after renaming it) is left as it is.
 ///
 /// # Errors
 ///
-/// [`HostError::Refused`]: no such container (404), the name is taken (409);
-/// [`HostError::Interrupted`].
+/// [`HostError::Refused`]: no such container (404), the name is taken by another container
+/// (409); [`HostError::Interrupted`].
 pub async fn rename_container(docker: &Docker, id: &str, new_name: &str) -> Result<(), HostError> {
     let options = RenameContainerOptions { name: new_name.to_string() };
-    docker
-        .rename_container(id, options)
-        .await
-        .map_err(|e| HostError::about("renaming container", format!("{id} to {new_name}"), e))
+    match docker.rename_container(id, options).await {
+        Ok(()) => Ok(()),
+        // Docker refuses a rename to the current name; for us that is already done.
+        Err(e) if e.to_string().contains("same name as its current name") => Ok(()),
+        Err(e) => Err(HostError::about("renaming container", format!("{id} to {new_name}"), e)),
+    }
 }
 
 /// A container's health as its Docker health check reports it.
