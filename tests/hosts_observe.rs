@@ -56,7 +56,7 @@ fn reachable<'a>(observed: &'a Observed, host: &str) -> &'a HostState {
 
 fn unreachable_reason<'a>(observed: &'a Observed, host: &str) -> &'a str {
     match observed.hosts.get(host) {
-        Some(HostObservation::Unreachable { reason }) => {
+        Some(HostObservation::Unreachable { reason, .. }) => {
             eprintln!("host {host}: {reason}");
             reason
         }

@@ -18,7 +18,25 @@ pub struct Observed {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum HostObservation {
     Reachable(HostState),
-    Unreachable { reason: String },
+    Unreachable {
+        reason: String,
+        /// What the host ran when it was last reachable, if someone remembers (the
+        /// controller does; a one-off `plan` does not). The scheduler keeps replicas where
+        /// they were last seen, and knows which volumes the host holds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<HostState>,
+        /// Away for longer than the controller's grace period: its replicas are scheduled on
+        /// other hosts, except those pinned there by a named volume.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        down: bool,
+    },
+}
+
+impl HostObservation {
+    /// An unreachable host nobody remembers.
+    pub fn unreachable(reason: impl Into<String>) -> Self {
+        HostObservation::Unreachable { reason: reason.into(), last_seen: None, down: false }
+    }
 }
 
 /// The fleet-labelled objects on one host.
@@ -36,6 +54,10 @@ pub struct ObservedContainer {
     /// Docker's state: `running`, `exited`, `created`, `restarting`, `paused`, `dead`.
     pub state: String,
     pub labels: BTreeMap<String, String>,
+    /// When Docker created it, in seconds since the epoch: of two copies of one replica (a
+    /// host back after failover), the newer one is kept.
+    #[serde(default)]
+    pub created: i64,
 }
 
 /// A network or a volume.

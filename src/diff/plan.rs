@@ -228,7 +228,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     for (name, want) in &desired.hosts {
         let host_plan = match observed.hosts.get(name) {
             Some(HostObservation::Reachable(state)) => plan_host(name, want, state, desired),
-            Some(HostObservation::Unreachable { reason }) => {
+            Some(HostObservation::Unreachable { reason, .. }) => {
                 unreachable(name, reason.clone(), want)
             }
             None => unreachable(name, "not observed".to_string(), want),

@@ -21,8 +21,9 @@
 //! * **Phase 1, stability.** For every service (apps, services, replica numbers, in order), a
 //!   replica already observed as a container of this fleet (in any state) with a replica
 //!   number within `deploy.replicas` stays on its host if the host is still a candidate and
-//!   has room. A replica seen on several hosts (a duplicate after a crash) stays on the first
-//!   such host by name. Replicas numbered above `deploy.replicas` are not assigned at all: the
+//!   has room. A replica seen on several hosts (a duplicate after a crash, or a host back
+//!   after its replicas moved away) stays on the host of its preferred copy: a running one
+//!   before a stopped one, then the most recently created, then the first host by name. Replicas numbered above `deploy.replicas` are not assigned at all: the
 //!   planner removes them (scaling down drops the highest numbers).
 //! * **Phase 2, spread.** Every other replica goes to the candidate with room that runs the
 //!   fewest replicas of the same service, then the fewest replicas in total, then the first
@@ -35,16 +36,24 @@
 //!
 //! Adding a host or a service therefore never moves running replicas.
 //!
-//! # Unreachable hosts
+//! # Unreachable and down hosts
 //!
-//! An unreachable host shows no containers, so phase 1 keeps nothing there and cannot count
-//! what runs there. Its replicas are placed again by phase 2, and because the spread rule is
-//! deterministic they normally land where they were (the host still has the fewest replicas
-//! of the service): they are then simply assigned to the unreachable host, and the planner
-//! shows nothing to do for that host and names it unreachable. Nothing else is done: the
-//! scheduler does not move replicas away from a host it cannot see, which would start
-//! duplicates the moment the host comes back. (A later change adds a "down" state for hosts
-//! that stay away.)
+//! An unreachable host nobody remembers shows no containers, so phase 1 keeps nothing there
+//! and cannot count what runs there. Its replicas are placed again by phase 2, and because
+//! the spread rule is deterministic they normally land where they were: they are then simply
+//! assigned to the unreachable host, and the planner shows nothing to do for that host and
+//! names it unreachable. It may hold any volume, so it counts as a holder of every volume of
+//! a stateful service that is held somewhere.
+//!
+//! The controller remembers each host's last observation (`last_seen`): an unreachable host
+//! with one counts as it was last seen, for its replicas and its volumes, so nothing moves
+//! while it is briefly away; new replicas go elsewhere (they could not be started there).
+//! Once it has been away longer than the grace period, the
+//! controller marks it `down`: it is no longer a candidate, its replicas are placed elsewhere
+//! by phase 2, except those of a stateful service whose volume it holds. These stay assigned
+//! to it, and a new replica of such a service is unplaced rather than given a fresh volume
+//! elsewhere. When the host comes back, its old copies are the older ones and the planner
+//! removes them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -92,7 +101,9 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
     let capacities: Vec<Capacity> = hosts.iter().map(|host| host.capacity).collect();
     let volumes = observed_volumes(fleet, &names, observed);
     let unseen = unseen_hosts(&names, observed);
-    let mut demands = demands(model, &hosts, &volumes, &unseen);
+    let down = down_hosts(&names, observed);
+    let away = away_hosts(&names, observed);
+    let mut demands = demands(model, &hosts, &volumes, &unseen, &down);
     let existing = observed_replicas(fleet, &names, observed, &demands);
 
     let mut loads: Vec<Load> = names.iter().map(|_| Load::default()).collect();
@@ -103,9 +114,14 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
     for service in existing.chunk_by(|a, b| a.demand == b.demand) {
         let demand = &mut demands[service[0].demand];
         for copies in service.chunk_by(|a, b| a.replica == b.replica) {
+            // A host that is down keeps only the replicas its volumes pin there.
             let keep = copies.iter().map(|copy| copy.host).find(|&h| {
-                demand.candidates.binary_search(&h).is_ok()
-                    && demand.exclusion(&loads[h], counts[h], &capacities[h]).is_none()
+                let allowed = if down[h] {
+                    demand.pinned.binary_search(&h).is_ok()
+                } else {
+                    demand.candidates.binary_search(&h).is_ok()
+                };
+                allowed && demand.exclusion(&loads[h], counts[h], &capacities[h]).is_none()
             });
             if let Some(h) = keep {
                 demand.occupy(&mut loads[h]);
@@ -136,16 +152,41 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
                 continue;
             }
             if stuck.is_none() {
+                // New replicas go only to hosts that can be seen (or that nobody remembers).
+                let here = |hosts: &[usize]| -> Vec<usize> {
+                    hosts.iter().copied().filter(|&h| !away[h]).collect()
+                };
+                let pinned_away: Vec<usize> =
+                    demand.pinned.iter().copied().filter(|&h| away[h]).collect();
                 let chosen = demand
-                    .choose(&demand.pinned, &loads, &counts, &capacities)
-                    .or_else(|| demand.choose(&demand.candidates, &loads, &counts, &capacities));
+                    .choose(&here(&demand.pinned), &loads, &counts, &capacities)
+                    .or_else(|| {
+                        // Data on a host that is away is not given up for a fresh volume.
+                        pinned_away.is_empty().then(|| {
+                            demand.choose(&here(&demand.candidates), &loads, &counts, &capacities)
+                        })?
+                    });
                 if let Some(h) = chosen {
                     demand.occupy(&mut loads[h]);
                     counts[h] += 1;
                     placed.push((demand.key(replica), names[h].to_string()));
                     continue;
                 }
-                stuck = Some(demand.reason(&names, &hosts, &loads, &counts, &capacities));
+                stuck = Some(if pinned_away.is_empty() {
+                    demand.reason(&names, &hosts, &loads, &counts, &capacities)
+                } else {
+                    let hosts: Vec<String> = pinned_away
+                        .iter()
+                        .map(|&h| {
+                            let state = if down[h] { "down" } else { "unreachable" };
+                            format!("{} ({state})", names[h])
+                        })
+                        .collect();
+                    format!(
+                        "its volume is on {}; not placed elsewhere, to keep its data",
+                        hosts.join(", ")
+                    )
+                });
             }
             let reason = stuck.clone().unwrap_or_default();
             unplaced.push(Unplaced { replica: demand.key(replica), reason });
@@ -158,18 +199,20 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
     Schedule { assignments: placed.into_iter().collect(), unplaced }
 }
 
-/// A container of a desired replica, seen on a registered, reachable host.
+/// A container of a desired replica, seen on a registered host (now, or when last reachable).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Existing {
     /// Index into the services (`demands`), which are in app, service order.
     demand: usize,
     replica: u32,
+    /// Which copy of a duplicated replica is kept: running before stopped, then the newest.
+    preference: (bool, std::cmp::Reverse<i64>),
     host: usize,
 }
 
 /// Every container of this fleet holding a replica the model still wants (its service exists
-/// and its number is within `deploy.replicas`), sorted by service, replica and host name,
-/// without repeats.
+/// and its number is within `deploy.replicas`), sorted by service, replica, preference and
+/// host name, without repeats.
 fn observed_replicas(
     fleet: &str,
     names: &[&str],
@@ -183,7 +226,7 @@ fn observed_replicas(
         HashMap::default();
     index.extend(demands.iter().enumerate().map(|(i, d)| ((d.app, d.service), i)));
     let mut existing = Vec::new();
-    for (name, state) in reachable(names, observed) {
+    for (name, state) in visible(names, observed) {
         for container in &state.containers {
             let Some(key) = container.replica_key(fleet) else {
                 continue;
@@ -192,7 +235,8 @@ fn observed_replicas(
                 continue;
             };
             if (1..=demands[demand].replicas).contains(&key.replica) {
-                existing.push(Existing { demand, replica: key.replica, host: name });
+                let preference = (!container.is_running(), std::cmp::Reverse(container.created));
+                existing.push(Existing { demand, replica: key.replica, preference, host: name });
             }
         }
     }
@@ -206,7 +250,7 @@ type Volumes = BTreeMap<String, BTreeMap<String, Vec<usize>>>;
 
 fn observed_volumes(fleet: &str, names: &[&str], observed: &Observed) -> Volumes {
     let mut volumes = Volumes::new();
-    for (h, state) in reachable(names, observed) {
+    for (h, state) in visible(names, observed) {
         for volume in &state.volumes {
             if let Some((app, key)) = volume.owner(fleet) {
                 let holders = volumes.entry(app).or_default().entry(key).or_default();
@@ -220,25 +264,64 @@ fn observed_volumes(fleet: &str, names: &[&str], observed: &Observed) -> Volumes
     volumes
 }
 
-/// Indices of the registered hosts that could not be observed (unreachable, or absent from
-/// `observed`), ascending: they may hold volumes we cannot see.
+/// Indices of the registered hosts whose state is unknown (unreachable and not remembered, or
+/// absent from `observed`), ascending: they may hold volumes we cannot see.
 fn unseen_hosts(names: &[&str], observed: &Observed) -> Vec<usize> {
     (0..names.len())
-        .filter(|&h| !matches!(observed.hosts.get(names[h]), Some(HostObservation::Reachable(_))))
+        .filter(|&h| {
+            !matches!(
+                observed.hosts.get(names[h]),
+                Some(
+                    HostObservation::Reachable(_)
+                        | HostObservation::Unreachable { last_seen: Some(_), .. }
+                )
+            )
+        })
         .collect()
 }
 
-/// The observed state of every registered host that could be observed, with its index, in
-/// name order. Hosts no longer registered are not ours to schedule on.
-fn reachable<'o>(
+/// Per registered host: whether it is unreachable but remembered, or down. Such a host keeps
+/// the replicas it was last seen with (a down one only those its volumes pin) but gets no new
+/// ones: they could not be started there.
+fn away_hosts(names: &[&str], observed: &Observed) -> Vec<bool> {
+    names
+        .iter()
+        .map(|name| {
+            matches!(
+                observed.hosts.get(*name),
+                Some(HostObservation::Unreachable { last_seen: Some(_), .. })
+                    | Some(HostObservation::Unreachable { down: true, .. })
+            )
+        })
+        .collect()
+}
+
+/// Per registered host: whether it is down (away past the grace period).
+fn down_hosts(names: &[&str], observed: &Observed) -> Vec<bool> {
+    names
+        .iter()
+        .map(|name| {
+            matches!(
+                observed.hosts.get(*name),
+                Some(HostObservation::Unreachable { down: true, .. })
+            )
+        })
+        .collect()
+}
+
+/// The state of every registered host that could be observed, or that was when it was last
+/// reachable, with its index, in name order. Hosts no longer registered are not ours to
+/// schedule on.
+fn visible<'o>(
     names: &[&str],
     observed: &'o Observed,
 ) -> impl Iterator<Item = (usize, &'o HostState)> {
-    observed.hosts.iter().filter_map(|(name, observation)| match observation {
-        HostObservation::Reachable(state) => {
-            Some((names.binary_search(&name.as_str()).ok()?, state))
-        }
-        HostObservation::Unreachable { .. } => None,
+    observed.hosts.iter().filter_map(|(name, observation)| {
+        let state = match observation {
+            HostObservation::Reachable(state) => state,
+            HostObservation::Unreachable { last_seen, .. } => last_seen.as_ref()?,
+        };
+        Some((names.binary_search(&name.as_str()).ok()?, state))
     })
 }
 
@@ -299,7 +382,8 @@ struct Demand<'m> {
     ports: Vec<Published<'m>>,
     /// Host indices satisfying every constraint, ascending.
     candidates: Rc<[usize]>,
-    /// The candidates holding one of the service's volumes, ascending; empty if stateless.
+    /// The hosts satisfying the constraints that hold (or, unseen, may hold) one of the
+    /// service's volumes, ascending, including hosts that are down; empty if stateless.
     pinned: Vec<usize>,
     /// `(replica, host)` kept by phase 1, by replica.
     kept: Vec<(u32, usize)>,
@@ -318,6 +402,7 @@ fn demands<'m>(
     hosts: &[&'m Host],
     volumes: &Volumes,
     unseen: &[usize],
+    down: &[bool],
 ) -> Vec<Demand<'m>> {
     // Services with the same constraints share one list of candidates.
     let mut shared: BTreeMap<Vec<ConstraintKey<'m>>, Rc<[usize]>> = BTreeMap::new();
@@ -326,7 +411,8 @@ fn demands<'m>(
         for (service_name, service) in &app.services {
             let deploy = &service.deploy;
             let constraints = deploy.placement.constraints.as_slice();
-            let candidates = shared
+            // Every host satisfying the constraints; `candidates` leaves out the ones down.
+            let satisfying: Rc<[usize]> = shared
                 .entry(constraints.iter().map(constraint_key).collect())
                 .or_insert_with(|| {
                     (0..hosts.len())
@@ -334,6 +420,11 @@ fn demands<'m>(
                         .collect()
                 })
                 .clone();
+            let candidates: Rc<[usize]> = if down.iter().any(|&d| d) {
+                satisfying.iter().copied().filter(|&h| !down[h]).collect()
+            } else {
+                satisfying.clone()
+            };
             let mut holding: Vec<usize> = service
                 .mounts
                 .iter()
@@ -354,11 +445,12 @@ fn demands<'m>(
             }
             holding.sort_unstable();
             holding.dedup();
-            // The candidates holding one of the volumes; usually none.
+            // The hosts satisfying the constraints that hold one of the volumes (down or not);
+            // usually none.
             let pinned: Vec<usize> = if holding.is_empty() {
                 Vec::new()
             } else {
-                candidates.iter().copied().filter(|h| holding.binary_search(h).is_ok()).collect()
+                satisfying.iter().copied().filter(|h| holding.binary_search(h).is_ok()).collect()
             };
             let reservations = &deploy.resources.reservations;
             demands.push(Demand {
@@ -912,6 +1004,7 @@ mod tests {
             name: format!("{}-{}-{}", key.app, key.service, key.replica),
             state: "running".into(),
             labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            created: 0,
         }
     }
 
@@ -957,6 +1050,7 @@ mod tests {
                 name: "hand-made".into(),
                 state: "running".into(),
                 labels: BTreeMap::new(),
+                created: 0,
             };
             self.state(host).containers.push(bare);
             self
@@ -972,7 +1066,26 @@ mod tests {
         }
         fn unreachable(mut self, host: &str) -> Self {
             let reason = "connection refused".to_string();
-            self.0.hosts.insert(host.into(), HostObservation::Unreachable { reason });
+            self.0.hosts.insert(host.into(), HostObservation::unreachable(reason));
+            self
+        }
+        /// `host` unreachable now, remembered as it was built so far; `down` past the grace.
+        fn lost(mut self, host: &str, down: bool) -> Self {
+            let last_seen = match self.0.hosts.remove(host) {
+                Some(HostObservation::Reachable(state)) => Some(state),
+                _ => None,
+            };
+            let reason = "connection refused".to_string();
+            self.0
+                .hosts
+                .insert(host.into(), HostObservation::Unreachable { reason, last_seen, down });
+            self
+        }
+        /// Marks the newest-built container on `host` as created at `when`.
+        fn created(mut self, host: &str, when: i64) -> Self {
+            if let Some(container) = self.state(host).containers.last_mut() {
+                container.created = when;
+            }
             self
         }
         fn build(self) -> Observed {
@@ -1469,7 +1582,7 @@ mod tests {
         let everything = observed_from(&m, &first, &nothing());
 
         let mut c_unreachable = everything.clone();
-        c_unreachable.hosts.insert("c".into(), HostObservation::Unreachable { reason: "x".into() });
+        c_unreachable.hosts.insert("c".into(), HostObservation::unreachable("x"));
         assert_eq!(schedule(&m, &c_unreachable), first);
 
         let mut c_missing = everything;
@@ -1479,6 +1592,83 @@ mod tests {
         // Unreachable hosts are still candidates when nothing is observed at all.
         let all_down = Obs::default().unreachable("a").unreachable("b").unreachable("c").build();
         assert_eq!(schedule(&m, &all_down), first);
+    }
+
+    #[test]
+    fn a_remembered_host_keeps_its_replicas_and_volumes_while_away() {
+        let m = model(
+            hosts(&["a", "b", "c"]),
+            [
+                app("shop", [service("web", 3)]),
+                app("db", [service("pg", 1).mount_volume("data")]).volume("data", false),
+            ],
+        );
+        // Everything sits on c, as an earlier spread would never put it: only memory keeps it.
+        let seen = Obs::default()
+            .empty("a")
+            .empty("b")
+            .run("c", &["shop/web#1", "shop/web#2", "shop/web#3", "db/pg#1"])
+            .volume("c", FLEET, "db", "data");
+        let s = schedule(&m, &seen.lost("c", false).build());
+        assert_eq!(layout(&s), ["db/pg#1 c", "shop/web#1 c", "shop/web#2 c", "shop/web#3 c"]);
+        assert!(s.unplaced.is_empty());
+    }
+
+    #[test]
+    fn a_down_host_loses_its_stateless_replicas_but_keeps_the_ones_its_volume_pins() {
+        let m = model(
+            hosts(&["a", "b", "c"]),
+            [
+                app("shop", [service("web", 3)]),
+                app("db", [service("pg", 2).mount_volume("data").max_per_node(1)])
+                    .volume("data", false),
+            ],
+        );
+        let seen = Obs::default()
+            .run("a", &["shop/web#1"])
+            .run("b", &["shop/web#2"])
+            .run("c", &["shop/web#3", "db/pg#1"])
+            .volume("c", FLEET, "db", "data");
+        let s = schedule(&m, &seen.lost("c", true).build());
+        assert_eq!(layout(&s), ["db/pg#1 c", "shop/web#1 a", "shop/web#2 b", "shop/web#3 a"]);
+        // The second replica would need a fresh volume: not while the data is on a down host.
+        assert_eq!(
+            reasons(&s),
+            ["db/pg#2: its volume is on c (down); not placed elsewhere, to keep its data"]
+        );
+    }
+
+    #[test]
+    fn a_down_host_nobody_remembers_is_no_candidate() {
+        let m = model(hosts(&["a", "b"]), [app("shop", [service("web", 2)])]);
+        let obs = Obs::default().empty("a").lost("b", true).build();
+        assert_eq!(layout(&schedule(&m, &obs)), ["shop/web#1 a", "shop/web#2 a"]);
+    }
+
+    #[test]
+    fn of_two_copies_the_running_then_the_newest_is_kept() {
+        let m = model(hosts(&["a", "b"]), [app("shop", [service("web", 1)])]);
+        // b came back after its replica had moved to a: a's copy is newer.
+        let back = Obs::default()
+            .run("a", &["shop/web#1"])
+            .created("a", 2_000)
+            .run("b", &["shop/web#1"])
+            .created("b", 1_000)
+            .build();
+        assert_eq!(layout(&schedule(&m, &back)), ["shop/web#1 a"]);
+        let mut reversed = back.clone();
+        for (host, when) in [("a", 1_000), ("b", 2_000)] {
+            if let Some(HostObservation::Reachable(state)) = reversed.hosts.get_mut(host) {
+                state.containers[0].created = when;
+            }
+        }
+        assert_eq!(layout(&schedule(&m, &reversed)), ["shop/web#1 b"]);
+        // A running copy wins over a newer stopped one.
+        let mut stopped = back;
+        if let Some(HostObservation::Reachable(state)) = stopped.hosts.get_mut("a") {
+            state.containers[0].state = "exited".into();
+        }
+        assert_eq!(layout(&schedule(&m, &stopped)), ["shop/web#1 b"]);
     }
 
     #[test]

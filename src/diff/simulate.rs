@@ -44,6 +44,8 @@ pub fn apply_plan(observed: &Observed, plan: &Plan) -> Observed {
                             &container.spec_hash,
                             plan.revision.as_deref(),
                         ),
+                        // Created now: newer than anything observed.
+                        created: i64::MAX,
                     });
                 }
                 Step::RemoveContainer { id, .. } => state.containers.retain(|c| &c.id != id),

@@ -113,7 +113,7 @@ fn unreachable(host: &Host, err: &HostError) -> HostObservation {
     // One line: daemons end their error messages with a newline.
     let reason = message.split_whitespace().collect::<Vec<_>>().join(" ");
     tracing::debug!(%reason, "unreachable");
-    HostObservation::Unreachable { reason }
+    HostObservation::unreachable(reason)
 }
 
 /// Builds the state from the three list answers. Objects whose labels do not say `fleet` are
@@ -133,6 +133,7 @@ fn host_state(
                 name: container_name(c.names.as_deref().unwrap_or_default()),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
+                created: c.created.unwrap_or_default(),
             })
             .filter(|c| owned_by(&c.labels, fleet))
             .collect(),
