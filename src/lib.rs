@@ -25,3 +25,4 @@ pub mod diff;
 pub mod hosts;
 pub mod model;
 pub mod sync;
+pub mod controller;

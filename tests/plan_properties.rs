@@ -533,6 +533,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         state: if *running { "running" } else { "exited" }.into(),
                         labels,
                         created: 0,
+ health: None,
                     },
                 )
             }
@@ -560,6 +561,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         state: "running".into(),
                         labels: BTreeMap::new(),
                         created: 0,
+ health: None,
                     },
                 )
             }

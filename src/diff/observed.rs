@@ -58,6 +58,9 @@ pub struct ObservedContainer {
     /// host back after failover), the newer one is kept.
     #[serde(default)]
     pub created: i64,
+    /// Docker's health check status (`healthy`, `unhealthy`, `starting`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// A network or a volume.

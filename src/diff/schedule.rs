@@ -1005,6 +1005,7 @@ mod tests {
             state: "running".into(),
             labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             created: 0,
+ health: None,
         }
     }
 
@@ -1051,6 +1052,7 @@ mod tests {
                 state: "running".into(),
                 labels: BTreeMap::new(),
                 created: 0,
+ health: None,
             };
             self.state(host).containers.push(bare);
             self

@@ -116,6 +116,14 @@ fn unreachable(host: &Host, err: &HostError) -> HostObservation {
     HostObservation::unreachable(reason)
 }
 
+/// The health check status in a container list's status text (`Up 5 minutes (healthy)`,
+/// `Up 2 seconds (health: starting)`), if it shows one.
+fn health_of(status: &str) -> Option<String> {
+    let inside = status.rsplit_once('(')?.1.strip_suffix(')')?;
+    let health = inside.strip_prefix("health: ").unwrap_or(inside);
+    matches!(health, "healthy" | "unhealthy" | "starting").then(|| health.to_string())
+}
+
 /// Builds the state from the three list answers. Objects whose labels do not say `fleet` are
 /// dropped even though the daemon's filter should have left them out already: gitfleet never
 /// plans for an object without its fleet label, whatever a daemon's filter does.
@@ -134,6 +142,7 @@ fn host_state(
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
                 created: c.created.unwrap_or_default(),
+                health: health_of(c.status.as_deref().unwrap_or_default()),
             })
             .filter(|c| owned_by(&c.labels, fleet))
             .collect(),
@@ -176,6 +185,16 @@ mod tests {
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn health_is_read_from_the_status_text() {
+        assert_eq!(health_of("Up 5 minutes (healthy)").as_deref(), Some("healthy"));
+        assert_eq!(health_of("Up 1 second (health: starting)").as_deref(), Some("starting"));
+        assert_eq!(health_of("Up 3 hours (unhealthy)").as_deref(), Some("unhealthy"));
+        assert_eq!(health_of("Up 3 hours"), None);
+        assert_eq!(health_of("Exited (1) 2 minutes ago"), None);
+        assert_eq!(health_of("Up (Paused)"), None);
     }
 
     #[test]

@@ -1,0 +1,215 @@
+//! `status.yaml` (for machines) and `STATUS.md` (for people), rendered from a [`Snapshot`].
+//! Pure and deterministic: they hold only what changes when the status does (no sync times,
+//! no durations), so the status branch gets a commit only when something changed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::liveness::HostHealth;
+use super::state::{Deployed, Head, ServiceStatus, Snapshot};
+
+pub const STATUS_YAML: &str = "status.yaml";
+pub const STATUS_MD: &str = "STATUS.md";
+
+#[derive(Serialize)]
+struct StatusFile<'s> {
+    repository: &'s str,
+    branch: &'s str,
+    deployed: Option<&'s Deployed>,
+    head: Option<&'s Head>,
+    hosts: BTreeMap<&'s str, HostLine<'s>>,
+    services: &'s BTreeMap<String, BTreeMap<String, ServiceStatus>>,
+    errors: &'s [String],
+}
+
+#[derive(Serialize)]
+struct HostLine<'s> {
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'s str>,
+}
+
+fn host_line(health: &HostHealth) -> HostLine<'_> {
+    match health {
+        HostHealth::Up => HostLine { state: "up", reason: None },
+        HostHealth::Unreachable { reason, .. } => {
+            HostLine { state: "unreachable", reason: Some(reason) }
+        }
+        HostHealth::Down { reason, .. } => HostLine { state: "down", reason: Some(reason) },
+    }
+}
+
+/// Both files, keyed by path.
+pub fn render(snapshot: &Snapshot) -> BTreeMap<String, Vec<u8>> {
+    BTreeMap::from([
+        (STATUS_YAML.to_string(), yaml(snapshot).into_bytes()),
+        (STATUS_MD.to_string(), markdown(snapshot).into_bytes()),
+    ])
+}
+
+pub fn yaml(snapshot: &Snapshot) -> String {
+    let file = StatusFile {
+        repository: &snapshot.repository,
+        branch: &snapshot.branch,
+        deployed: snapshot.deployed.as_ref(),
+        head: snapshot.head.as_ref(),
+        hosts: snapshot.hosts.iter().map(|(name, h)| (name.as_str(), host_line(h))).collect(),
+        services: &snapshot.services,
+        errors: &snapshot.errors,
+    };
+    let body = serde_yaml::to_string(&file).unwrap_or_else(|e| format!("error: {e}\n"));
+    format!("# Written by gitfleet after every change of status; do not edit.\n{body}")
+}
+
+pub fn markdown(snapshot: &Snapshot) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# gitfleet status\n");
+    let _ = writeln!(md, "Repository `{}`, branch `{}`.\n", snapshot.repository, snapshot.branch);
+    match &snapshot.deployed {
+        Some(d) => {
+            let _ = writeln!(
+                md,
+                "**Deployed:** `{}` {} ({}), applied {}: {} created, {} replaced, {} removed.\n",
+                short(&d.revision.commit),
+                escape(&d.revision.message),
+                escape(&d.revision.author),
+                d.at,
+                d.plan.create,
+                d.plan.replace,
+                d.plan.remove
+            );
+        }
+        None => md.push_str("**Deployed:** nothing yet.\n\n"),
+    }
+    if let Some(head) = &snapshot.head {
+        let state = match head.state {
+            super::state::HeadState::Deployed => "deployed",
+            super::state::HeadState::Invalid => "**invalid**: the deployed revision keeps running",
+            super::state::HeadState::Failed => "**rollout failed**: not retried until a new commit",
+        };
+        let _ = writeln!(
+            md,
+            "**Branch head:** `{}` {}: {state}.\n",
+            short(&head.revision.commit),
+            escape(&head.revision.message)
+        );
+    }
+    if !snapshot.errors.is_empty() {
+        md.push_str("## Errors\n\n");
+        for error in &snapshot.errors {
+            let _ = writeln!(md, "- {}", escape(error).replace('\n', "\n  "));
+        }
+        md.push('\n');
+    }
+    md.push_str("## Hosts\n\n| host | state |\n| --- | --- |\n");
+    for (name, health) in &snapshot.hosts {
+        let line = host_line(health);
+        let state = match line.reason {
+            Some(reason) => format!("{} ({})", line.state, escape(reason)),
+            None => line.state.to_string(),
+        };
+        let _ = writeln!(md, "| {name} | {state} |");
+    }
+    md.push_str("\n## Services\n\n| service | desired | running | healthy | hosts |\n");
+    md.push_str("| --- | ---: | ---: | ---: | --- |\n");
+    for (app, services) in &snapshot.services {
+        for (name, s) in services {
+            let hosts: Vec<String> =
+                s.hosts.iter().map(|(h, r)| format!("{h}: {}", r.running)).collect();
+            let _ = writeln!(
+                md,
+                "| {app}/{name} | {} | {} | {} | {} |",
+                s.desired,
+                s.running,
+                s.healthy,
+                hosts.join(", ")
+            );
+        }
+    }
+    md
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Keeps a message from breaking the table or the page.
+fn escape(text: &str) -> String {
+    text.replace('|', "\\|").replace('<', "&lt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::state::{HeadState, HostReplicas, RevisionInfo};
+    use crate::diff::Summary;
+
+    fn snapshot() -> Snapshot {
+        let revision = RevisionInfo {
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            author: "Ada <ada@example.com>".into(),
+            message: "web: image 2 | faster".into(),
+        };
+        let mut snapshot = Snapshot {
+            repository: "/srv/fleet.git".into(),
+            branch: "main".into(),
+            deployed: Some(Deployed {
+                revision: revision.clone(),
+                at: "2026-11-22T10:00:00Z".into(),
+                plan: Summary { replace: 2, ..Summary::default() },
+            }),
+            head: Some(Head { revision, state: HeadState::Deployed }),
+            errors: vec!["host b is unreachable".into()],
+            ..Snapshot::default()
+        };
+        snapshot.hosts.insert("a".into(), HostHealth::Up);
+        snapshot.hosts.insert(
+            "b".into(),
+            HostHealth::Unreachable { reason: "connection refused".into(), for_seconds: 3 },
+        );
+        let web = ServiceStatus {
+            desired: 2,
+            running: 2,
+            healthy: 1,
+            hosts: BTreeMap::from([("a".into(), HostReplicas { running: 2, healthy: 1 })]),
+        };
+        snapshot.services.insert("shop".into(), BTreeMap::from([("web".into(), web)]));
+        snapshot
+    }
+
+    #[test]
+    fn the_yaml_says_what_runs_and_parses_back() {
+        let text = yaml(&snapshot());
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+        assert_eq!(value["deployed"]["commit"], "0123456789abcdef0123456789abcdef01234567");
+        assert_eq!(value["deployed"]["plan"]["replace"], 2);
+        assert_eq!(value["head"]["state"], "deployed");
+        assert_eq!(value["hosts"]["b"]["state"], "unreachable");
+        assert_eq!(value["services"]["shop"]["web"]["hosts"]["a"]["healthy"], 1);
+        assert_eq!(value["errors"][0], "host b is unreachable");
+    }
+
+    #[test]
+    fn durations_do_not_change_the_files() {
+        let mut later = snapshot();
+        later.hosts.insert(
+            "b".into(),
+            HostHealth::Unreachable { reason: "connection refused".into(), for_seconds: 25 },
+        );
+        later.events.push_front(super::super::state::EventRecord {
+            at: "now".into(),
+            message: "x".into(),
+        });
+        assert_eq!(render(&snapshot()), render(&later));
+    }
+
+    #[test]
+    fn the_markdown_escapes_table_breakers() {
+        let md = markdown(&snapshot());
+        assert!(md.contains("`0123456789ab` web: image 2 \\| faster"), "{md}");
+        assert!(md.contains("| shop/web | 2 | 2 | 1 | a: 2 |"), "{md}");
+        assert!(md.contains("| b | unreachable (connection refused) |"), "{md}");
+    }
+}
