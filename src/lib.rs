@@ -11,6 +11,8 @@
 //!   Docker calls that change them.
 //! * [`sync`]: reading a repository's commit with git2, without a checkout.
 //! * [`apply`]: carrying a plan out on the hosts: rolling updates, health waits, rollback.
+//! * [`webhook`]: HTTP receivers for forge webhooks (GitHub, GitLab, Gitea/Forgejo, generic):
+//!   signature checks in constant time, payloads read into a `Hook` handed to a sink.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants
@@ -26,3 +28,4 @@ pub mod hosts;
 pub mod model;
 pub mod sync;
 pub mod controller;
+pub mod webhook;
