@@ -11,6 +11,8 @@
 //!   Docker calls that change them.
 //! * [`sync`]: reading a repository's commit with git2, without a checkout.
 //! * [`apply`]: carrying a plan out on the hosts: rolling updates, health waits, rollback.
+//! * [`forge`]: the pull-request plan preview: its markdown comment (pure) and the GitHub,
+//!   GitLab and Gitea / Forgejo APIs that keep one such comment per pull request up to date.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants
@@ -22,6 +24,7 @@
 pub mod apply;
 pub mod cli;
 pub mod diff;
+pub mod forge;
 pub mod hosts;
 pub mod model;
 pub mod sync;
