@@ -108,7 +108,9 @@ pub fn render_comment(preview: &Preview) -> String {
         PreviewOutcome::Failed(reason) => view.failed = Some(fenced(reason)),
     }
     let mut body = render_view(&view);
-    // Shrink what varies until the comment fits; each round only ever removes content.
+    // How much of a failure's text is kept; only ever decreases.
+    let mut failure_keep = usize::MAX;
+    // Shrink what varies until the comment fits; each round removes content, or gives up.
     while body.chars().count() > MAX_COMMENT_CHARS {
         let length = body.chars().count();
         if let Some(invalid) = view.invalid.as_mut().filter(|i| !i.items.is_empty()) {
@@ -121,12 +123,13 @@ pub fn render_comment(preview: &Preview) -> String {
         {
             planned.markdown = format!("**{}**", render::summary_line(&plan.summary));
             planned.truncated = true;
-        } else if let (Some(failed), PreviewOutcome::Failed(reason)) =
-            (view.failed.as_mut(), preview.outcome)
+        } else if let (Some(failed), PreviewOutcome::Failed(reason), true) =
+            (view.failed.as_mut(), preview.outcome, failure_keep > 0)
         {
             let excess = length - MAX_COMMENT_CHARS;
-            let keep = reason.chars().count().saturating_sub(excess + 100);
-            let shortened: String = reason.chars().take(keep).collect();
+            let shown = reason.chars().count().min(failure_keep);
+            failure_keep = shown.saturating_sub(excess + 100);
+            let shortened: String = reason.chars().take(failure_keep).collect();
             *failed = fenced(&format!("{shortened}\n… (cut: too long for a comment)"));
         } else {
             break;
@@ -424,6 +427,34 @@ mod tests {
             "{}",
             &body[body.len() - 300..]
         );
+    }
+
+    #[test]
+    fn any_failure_text_ends_up_fitting() {
+        let reason = format!("{}{}", "`".repeat(40_000), "é\n".repeat(40_000));
+        let body =
+            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Failed(&reason) });
+        assert!(body.chars().count() <= MAX_COMMENT_CHARS, "{}", body.chars().count());
+        assert!(body.starts_with(MARKER));
+    }
+
+    #[test]
+    fn a_plan_too_long_for_a_comment_shows_its_summary() {
+        let mut plan = real_plan();
+        let hosts = plan.hosts.clone();
+        for i in 0..2000 {
+            plan.hosts.extend(hosts.iter().cloned().map(|mut h| {
+                h.host = format!("{}-{i}", h.host);
+                h
+            }));
+        }
+        assert!(render::markdown(&plan).len() > MAX_COMMENT_CHARS);
+        let body =
+            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Planned(&plan) });
+        assert!(body.chars().count() <= MAX_COMMENT_CHARS);
+        assert!(body.contains(&format!("**{}**", render::summary_line(&plan.summary))));
+        assert!(body.contains("run `gitfleet plan` on this commit"));
+        assert!(!body.contains("<details>"));
     }
 
     #[test]
