@@ -13,6 +13,8 @@
 //! * [`apply`]: carrying a plan out on the hosts: rolling updates, health waits, rollback.
 //! * [`webhook`]: HTTP receivers for forge webhooks (GitHub, GitLab, Gitea/Forgejo, generic):
 //!   signature checks in constant time, payloads read into a `Hook` handed to a sink.
+//! * [`forge`]: the pull-request plan preview: its markdown comment (pure) and the GitHub,
+//!   GitLab and Gitea / Forgejo APIs that keep one such comment per pull request up to date.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants
@@ -24,6 +26,7 @@
 pub mod apply;
 pub mod cli;
 pub mod diff;
+pub mod forge;
 pub mod hosts;
 pub mod model;
 pub mod sync;
