@@ -533,7 +533,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         state: if *running { "running" } else { "exited" }.into(),
                         labels,
                         created: 0,
- health: None,
+                        health: None,
                     },
                 )
             }
@@ -542,7 +542,17 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                 let id = id("c");
                 let name = unique_name(&h, "half-labelled".into(), &id);
                 let labels = BTreeMap::from([(labels::FLEET.to_string(), FLEET.to_string())]);
-                (h, ObservedContainer { id, name, state: "running".into(), labels, created: 0 })
+                (
+                    h,
+                    ObservedContainer {
+                        id,
+                        name,
+                        state: "running".into(),
+                        labels,
+                        created: 0,
+                        health: None,
+                    },
+                )
             }
             ContainerGen::Unlabelled { host, app, service, replica } => {
                 let h = host_name(*host);
@@ -561,7 +571,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         state: "running".into(),
                         labels: BTreeMap::new(),
                         created: 0,
- health: None,
+                        health: None,
                     },
                 )
             }
@@ -576,7 +586,17 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                 let labels = labels::for_container(OTHER_FLEET, &key, &spec, &spec.hash(), None);
                 let id = id("c");
                 let name = unique_name(&h, container_name(&key), &id);
-                (h, ObservedContainer { id, name, state: "exited".into(), labels, created: 0 })
+                (
+                    h,
+                    ObservedContainer {
+                        id,
+                        name,
+                        state: "exited".into(),
+                        labels,
+                        created: 0,
+                        health: None,
+                    },
+                )
             }
         };
         hosts.entry(container.0).or_default().containers.push(container.1);

@@ -31,6 +31,12 @@ impl DockerEngine {
         DockerEngine { clients: connections.into_iter().collect(), registry_config: None }
     }
 
+    /// Uses clients already connected (from [`hosts::Pool::observe_all`]); a host given as
+    /// `Err(reason)` is lost from the start.
+    pub fn from_clients(clients: BTreeMap<String, Result<Docker, String>>) -> Self {
+        DockerEngine { clients, registry_config: None }
+    }
+
     /// Uses Docker's `config.json` (its `auths`) for registry credentials.
     pub fn with_registry_config(mut self, config: serde_json::Value) -> Self {
         self.registry_config = Some(config);

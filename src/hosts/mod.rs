@@ -16,6 +16,8 @@
 //! * `create` (with `archive`): a container from a canonical spec, configs and secrets
 //!   delivered as files before it starts.
 //! * `lifecycle`: start, stop, remove (never volumes), rename, status with health, log tail.
+//! * `events`: the Docker events stream of one host, for drift repair.
+//! * `pool`: clients kept between observations, for the controller.
 //! * `error`: [`HostError`], and the human reason an unreachable host is reported with.
 //!
 //! # Guarantees
@@ -33,18 +35,22 @@ mod archive;
 mod connect;
 mod create;
 mod error;
+mod events;
 mod lifecycle;
 mod objects;
 mod observe;
+mod pool;
 mod registry;
 
 pub use connect::{DEFAULT_CONNECT_TIMEOUT, connect, connect_with_timeout};
 pub use create::{DEFAULT_FILE_MODE, FileToDeliver, create_container};
 pub use error::HostError;
+pub use events::{ContainerEvent, WATCHED_ACTIONS, container_events};
 pub use lifecycle::{
     ContainerStatus, Health, container_status, logs_tail, remove_container, rename_container,
     start_container, stop_container,
 };
 pub use objects::{ensure_network, ensure_volume, remove_network};
 pub use observe::{observe_all, observe_host};
+pub use pool::Pool;
 pub use registry::{RegistryAuth, image_present, pull_image, registry_auth_for, registry_of};

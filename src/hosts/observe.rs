@@ -107,7 +107,7 @@ pub async fn observe_all(
     Observed { hosts: join_all(observations).await.into_iter().collect() }
 }
 
-fn unreachable(host: &Host, err: &HostError) -> HostObservation {
+pub(super) fn unreachable(host: &Host, err: &HostError) -> HostObservation {
     let message =
         if err.names_endpoint() { err.to_string() } else { format!("{}: {err}", host.endpoint) };
     // One line: daemons end their error messages with a newline.
