@@ -3,6 +3,7 @@
 //! commit always gives the same model. Also reading a plain directory, for `validate DIR`.
 
 mod directory;
+pub mod poll;
 mod repository;
 
 pub use directory::read_directory;
