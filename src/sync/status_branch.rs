@@ -99,7 +99,7 @@ pub fn write_status(
     Err(SyncError::Push {
         branch: branch.into(),
         url: mirror.location().into(),
-        message: format!("the branch kept moving under gitfleet (twice): {last_rejection}"),
+        message: format!("rejected twice (fetched, re-committed, retried): {last_rejection}"),
     })
 }
 
