@@ -194,6 +194,7 @@ fn credentials_never_appear_in_errors() {
         |credentials: &str| remote.url().replace("http://", &format!("http://{credentials}@"));
     let embedded = Mirror::open(&with(&format!("{USER}:{TOKEN}")), cache.path(), Credentials::None);
     assert_eq!(embedded.unwrap().fetch_branch("main").unwrap().commit, remote.work.head());
+    assert_no_file_contains(cache.path(), TOKEN);
 
     let wrong =
         Mirror::open(&with(&format!("{USER}:wrong-pw-123")), cache.path(), Credentials::None)
@@ -216,6 +217,20 @@ fn credentials_never_appear_in_errors() {
     );
     let asked = remote.server.served().len() - before;
     assert!(asked <= 3, "the server was asked {asked} times");
+}
+
+/// No file under `dir` (the mirror's cache: config, FETCH_HEAD, reflogs ...) holds `secret`.
+fn assert_no_file_contains(dir: &Path, secret: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_no_file_contains(&path, secret);
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "{} holds the secret", path.display());
+        }
+    }
 }
 
 // --- watching a local repository --------------------------------------------------------
@@ -275,7 +290,7 @@ fn the_watcher_fires_once_for_a_burst_of_commits() {
 }
 
 #[test]
-fn the_watcher_ignores_status_branch_commits() {
+fn the_watcher_ignores_status_branch_commits_and_unmoved_refs() {
     let work = GitRepo::new(&[("fleet.yaml", "hosts: {}\n")]);
     let mirror = local_mirror(&work);
     let (count, callback) = counter();
@@ -285,8 +300,16 @@ fn the_watcher_ignores_status_branch_commits() {
     write_status(&mirror, "gitfleet/status", &status, "status", false).unwrap().unwrap();
     let status = files(&[("status.json", "{\"ok\": true}")]);
     write_status(&mirror, "gitfleet/status", &status, "status", true).unwrap().unwrap();
+    // Rewriting the refs without moving the branch (packing them) is no change either.
+    let packed = std::process::Command::new("git")
+        .args(["pack-refs", "--all"])
+        .current_dir(work.path())
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    assert!(work.path().join(".git/packed-refs").exists());
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(count.load(Ordering::SeqCst), 0, "a status commit triggered a sync");
+    assert_eq!(count.load(Ordering::SeqCst), 0, "a status commit or pack-refs triggered a sync");
 
     // Still watching the branch itself.
     work.commit(&[("fleet.yaml", "hosts: {a: {}}\n")], &[]);

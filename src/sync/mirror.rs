@@ -230,6 +230,7 @@ impl Mirror {
         let Some(tip) = advertised else { return Ok(None) };
         let current = self.repository.refname_to_id(local_ref).ok();
         if current == Some(tip) && self.repository.find_object(tip, None).is_ok() {
+            tracing::debug!(url = %self.location, reference = remote_ref, %tip, "up to date");
             return Ok(Some(tip));
         }
         let mut options = FetchOptions::new();
@@ -247,6 +248,7 @@ impl Mirror {
         self.repository
             .reference(local_ref, tip, true, &format!("gitfleet: fetch {remote_ref}"))
             .map_err(error)?;
+        tracing::debug!(url = %self.location, reference = remote_ref, %tip, "fetched");
         Ok(Some(tip))
     }
 

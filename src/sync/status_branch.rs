@@ -89,11 +89,18 @@ pub fn write_status(
             Err(e) => return Err(git_error(e)),
         }
         if !remote {
+            tracing::debug!(branch, %commit, "status committed");
             return Ok(Some(commit.to_string()));
         }
         match mirror.push(&refname, branch)? {
-            Pushed::Accepted => return Ok(Some(commit.to_string())),
-            Pushed::Rejected(reason) => last_rejection = reason,
+            Pushed::Accepted => {
+                tracing::debug!(branch, %commit, url = mirror.location(), "status pushed");
+                return Ok(Some(commit.to_string()));
+            }
+            Pushed::Rejected(reason) => {
+                tracing::debug!(branch, %reason, url = mirror.location(), "status push rejected");
+                last_rejection = reason;
+            }
         }
     }
     Err(SyncError::Push {
