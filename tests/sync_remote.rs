@@ -187,6 +187,23 @@ fn credentials_never_appear_in_errors() {
     }
     assert!(error.to_string().contains("https://user:***@127.0.0.1:1/x.git"), "{error}");
 
+    // The SSH transport is built in (no "unsupported URL protocol"); a passphrase is a secret.
+    let key = Credentials::SshKey {
+        username: "git".into(),
+        private_key: cache.path().join("id_ed25519"),
+        passphrase: Some("pass-phrase-789".into()),
+    };
+    let ssh = Mirror::open("ssh://git@127.0.0.1:1/x.git", cache.path(), key)
+        .unwrap()
+        .fetch_branch("main")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        ssh.starts_with("cannot fetch refs/heads/main from ssh://git@127.0.0.1:1/x.git"),
+        "{ssh}"
+    );
+    assert!(!ssh.contains("unsupported") && !ssh.contains("pass-phrase-789"), "{ssh}");
+
     // Against a real server: credentials in the URL work, and a wrong password or token
     // fails (after asking once) without showing it.
     let remote = Remote::new();

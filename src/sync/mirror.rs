@@ -611,6 +611,44 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_credentials_answers_its_own_requests() {
+        let origin = |url: &str, credentials| Origin {
+            url: url.into(),
+            secrets: secrets_of(url, &credentials),
+            credentials,
+        };
+        let kind = |origin: &Origin, allowed| origin.credential(Some("git"), allowed).map(|a| a.0);
+        let (userpass, key, user) = (
+            CredentialType::USER_PASS_PLAINTEXT,
+            CredentialType::SSH_KEY,
+            CredentialType::USERNAME,
+        );
+
+        let token =
+            origin("https://h/r", Credentials::Token { username: "u".into(), token: "t".into() });
+        assert_eq!(kind(&token, userpass).unwrap(), userpass);
+        assert!(kind(&token, key).is_err());
+
+        let ssh = Credentials::SshKey {
+            username: "git".into(),
+            private_key: "/k".into(),
+            passphrase: None,
+        };
+        let ssh = origin("ssh://h/r", ssh);
+        assert_eq!(kind(&ssh, user).unwrap(), user);
+        assert_eq!(kind(&ssh, key | userpass).unwrap(), key);
+        assert!(kind(&ssh, userpass).is_err());
+
+        let agent = origin("ssh://h/r", Credentials::SshAgent { username: "git".into() });
+        assert_eq!(kind(&agent, key).unwrap(), key);
+
+        let embedded = origin("https://u:p@h/r", Credentials::None);
+        assert_eq!(kind(&embedded, userpass).unwrap(), userpass);
+        let nothing = origin("https://h/r", Credentials::None);
+        assert!(kind(&nothing, userpass).is_err());
+    }
+
+    #[test]
     fn percent_decoding_tolerates_garbage() {
         assert_eq!(percent_decode("a%40b"), "a@b");
         assert_eq!(percent_decode("%"), "%");
