@@ -19,6 +19,12 @@
 //! * The callback runs on the watcher's own thread, one call at a time.
 //! * Dropping the [`BranchWatch`] stops watching and waits for a running callback to finish
 //!   (unless it is dropped from inside the callback).
+//!
+//! # Caveats
+//!
+//! * A callback that panics ends the watch (its thread is gone); keep it to enqueueing a
+//!   trigger.
+//! * The callback says "look again", not what changed: the controller fetches and compares.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
