@@ -1,12 +1,28 @@
 //! Git: opening a repository (a local path, or a clone of a URL), resolving a revision to a
 //! commit, and reading a commit's tree into a [`SourceTree`] without a checkout, so the same
 //! commit always gives the same model. Also reading a plain directory, for `validate DIR`.
+//!
+//! What the long-running controller needs on top of that:
+//!
+//! * `mirror`: a [`Mirror`] of the watched repository (a bare clone in a cache directory for a
+//!   URL, the repository itself for a local path), fetching one branch or one PR head at a time,
+//!   with [`Credentials`] that never reach a log or an error message.
+//! * `watch`: file-system notifications for a local repository ([`watch_branch`]).
+//! * `poll`: when to poll next and how long to back off (pure).
+//! * `status_branch`: status written back as commits on a branch of its own ([`write_status`]).
 
 mod directory;
+mod mirror;
+pub mod poll;
 mod repository;
+mod status_branch;
+mod watch;
 
 pub use directory::read_directory;
+pub use mirror::{Credentials, Mirror, redact_url};
 pub use repository::{Revision, open, read_commit, resolve};
+pub use status_branch::{STATUS_EMAIL, STATUS_NAME, write_status};
+pub use watch::{BranchWatch, watch_branch};
 
 /// What can go wrong reading a repository.
 #[derive(Debug, thiserror::Error)]
@@ -21,4 +37,32 @@ pub enum SyncError {
     Read { commit: String, path: String, source: git2::Error },
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// A fetch (or the connection before it) failed. `url` is redacted and `message` is git's
+    /// message with every credential scrubbed out.
+    #[error("cannot fetch {what} from {url}: {message}")]
+    Fetch { what: String, url: String, message: String },
+    /// The remote (or the local repository) has no such branch.
+    #[error("branch {branch} not found in {url}")]
+    BranchNotFound { branch: String, url: String },
+    /// The remote (or the local repository) has no such reference (a PR head, say).
+    #[error("{reference} not found in {url}")]
+    RefNotFound { reference: String, url: String },
+    /// A branch name, reference name or status file path that gitfleet refuses.
+    #[error("{name:?} is not a valid {what}: {reason}")]
+    InvalidName { what: &'static str, name: String, reason: String },
+    /// Pushing the status branch failed (or was rejected twice).
+    #[error("cannot push {branch} to {url}: {message}")]
+    Push { branch: String, url: String, message: String },
+    /// Writing the status commit into the repository failed.
+    #[error("cannot write the status commit on {branch} in {location}: {source}")]
+    Status { branch: String, location: String, source: git2::Error },
+    /// Moving the status branch would move a checked-out branch under its working tree.
+    #[error(
+        "the status branch {branch} is checked out in {location}; gitfleet never moves a \
+         checked-out branch: check out another branch there, or choose another status branch"
+    )]
+    StatusCheckedOut { branch: String, location: String },
+    /// The file-system watcher could not be set up.
+    #[error("cannot watch {path} for changes: {source}")]
+    Watch { path: String, source: notify::Error },
 }

@@ -31,6 +31,31 @@ impl GitRepo {
         repository.head().unwrap().peel_to_commit().unwrap().id().to_string()
     }
 
+    /// The branch HEAD points at (`master` or `main`, as git's defaults say).
+    pub fn branch(&self) -> String {
+        let repository = Repository::open(self.dir.path()).unwrap();
+        let head = repository.find_reference("HEAD").unwrap();
+        let target = head.symbolic_target().unwrap().unwrap().to_string();
+        target.trim_start_matches("refs/heads/").to_string()
+    }
+
+    /// Pushes `refspec` (`HEAD:refs/heads/main`, `+HEAD:refs/pull/1/head` ...) to the
+    /// repository at `remote` (a path), as `git push <remote> <refspec>` would.
+    pub fn push(&self, remote: &Path, refspec: &str) {
+        let repository = Repository::open(self.dir.path()).unwrap();
+        let mut remote = repository.remote_anonymous(&remote.display().to_string()).unwrap();
+        let (force, spec) = match refspec.strip_prefix('+') {
+            Some(spec) => ("+", spec),
+            None => ("", refspec),
+        };
+        // libgit2 pushes references, not `HEAD`: name the branch HEAD points at.
+        let spec = match spec.strip_prefix("HEAD:") {
+            Some(target) => format!("refs/heads/{}:{target}", self.branch()),
+            None => spec.to_string(),
+        };
+        remote.push(&[format!("{force}{spec}")], None).unwrap();
+    }
+
     /// Writes `files`, deletes the folders or files in `removed`, commits everything on
     /// HEAD; returns the commit id.
     pub fn commit(&self, files: &[(&str, &str)], removed: &[&str]) -> String {

@@ -37,6 +37,7 @@
 #![allow(dead_code)]
 
 mod git;
+mod git_http;
 mod slot;
 mod testbed;
 mod tls;
@@ -46,6 +47,8 @@ use std::path::PathBuf;
 // Not every test binary uses every item.
 #[allow(unused_imports)]
 pub use git::GitRepo;
+#[allow(unused_imports)]
+pub use git_http::{BareRepo, GitHttpServer, Served};
 #[allow(unused_imports)]
 pub use testbed::{DockerHost, Testbed, TestbedBuilder, Via};
 #[allow(unused_imports)]
