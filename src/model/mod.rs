@@ -6,11 +6,14 @@
 //! Pipeline, one module a step: [`document`] (YAML → JSON, syntax errors) →
 //! [`interpolate`] → [`unsupported`] → [`schema`] → [`compose`] / [`fleet`] (normalise) →
 //! [`semantic`]; [`position`] maps the [`path`] of each [`finding`] to a line and column.
+//! [`encryption`] decrypts age-encrypted secret files with identities passed in as values
+//! ([`LoadOptions`]).
 
 pub mod compose;
 pub mod diagnostic;
 pub mod digest;
 pub mod document;
+pub mod encryption;
 pub mod finding;
 pub mod fleet;
 pub mod interpolate;
@@ -25,6 +28,7 @@ pub mod units;
 pub mod unsupported;
 
 pub use diagnostic::Diagnostic;
-pub use load::load;
+pub use encryption::{Identities, parse_identities};
+pub use load::{LoadOptions, load, load_with};
 pub use source::{SourceEntry, SourceTree};
 pub use types::*;
