@@ -6,7 +6,7 @@ mod directory;
 mod repository;
 
 pub use directory::read_directory;
-pub use repository::{Revision, open, read_commit, resolve};
+pub use repository::{Revision, open, read_commit, read_commit_skipping, resolve};
 
 /// What can go wrong reading a repository.
 #[derive(Debug, thiserror::Error)]
