@@ -7,8 +7,9 @@
 //! [`interpolate`] → [`unsupported`] → [`schema`] → [`compose`] / [`fleet`] (normalise) →
 //! [`semantic`]; [`position`] maps the [`path`] of each [`finding`] to a line and column.
 //! [`encryption`] decrypts age-encrypted secret files with identities passed in as values
-//! ([`LoadOptions`]).
+//! ([`LoadOptions`]); [`cache`] reuses the result of every app whose folder did not change.
 
+pub mod cache;
 pub mod compose;
 pub mod diagnostic;
 pub mod digest;
@@ -27,6 +28,7 @@ pub mod types;
 pub mod units;
 pub mod unsupported;
 
+pub use cache::{LoadCache, LoadStats, load_cached};
 pub use diagnostic::Diagnostic;
 pub use encryption::{Identities, parse_identities};
 pub use load::{LoadOptions, load, load_with};
