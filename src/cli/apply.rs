@@ -80,7 +80,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             return Ok(1);
         }
     }
-    let Some(model) = load_or_report(&loaded.tree, "nothing was applied.") else { return Ok(1) };
+    let Some(model) = load_or_report(&loaded.tree, &loaded.options, "nothing was applied.") else {
+        return Ok(1);
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(apply_model(&args, model, revision, reviewed))
 }

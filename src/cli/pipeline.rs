@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use crate::diff::{self, Desired, Plan};
 use crate::hosts;
-use crate::model::{self, Model, SourceTree};
+use crate::model::{self, LoadOptions, Model, SourceTree};
 
 /// The model of `tree`, or `None` after printing every diagnostic and `what_now` to stderr.
-pub fn load_or_report(tree: &SourceTree, what_now: &str) -> Option<Model> {
-    match model::load(tree) {
+pub fn load_or_report(tree: &SourceTree, options: &LoadOptions, what_now: &str) -> Option<Model> {
+    match model::load_with(tree, options) {
         Ok(model) => Some(model),
         Err(diagnostics) => {
             for diagnostic in &diagnostics {

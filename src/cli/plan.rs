@@ -31,7 +31,7 @@ enum Format {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let loaded = args.source.read()?;
     let what_now = "fix them, then plan again (see `gitfleet validate`).";
-    let Some(model) = load_or_report(&loaded.tree, what_now) else { return Ok(1) };
+    let Some(model) = load_or_report(&loaded.tree, &loaded.options, what_now) else { return Ok(1) };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let plan = runtime.block_on(observe_and_plan(&model, loaded.revision.map(|r| r.commit)));
     if let Some(path) = &args.out {

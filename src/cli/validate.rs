@@ -23,7 +23,7 @@ enum Format {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let loaded = args.source.read()?;
-    let result = model::load(&loaded.tree);
+    let result = model::load_with(&loaded.tree, &loaded.options);
     let revision = loaded.revision.as_ref().map(|r| r.commit.clone());
     match args.format {
         Format::Text => print_text(&result),

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 
 use super::diagnostic::Diagnostic;
+use super::encryption::Identities;
 use super::finding::{Finding, Findings};
 use super::interpolate::interpolate;
 use super::path::{Path, Segment};
@@ -24,41 +25,76 @@ pub const APPS_DIR: &str = "apps";
 /// Names accepted for an app's compose file, in order of preference.
 pub const APP_FILES: [&str; 2] = ["compose.yaml", "compose.yml"];
 
-/// Loads and validates the repository in `tree`: the model, or every problem sorted by file
-/// and position.
-pub fn load(tree: &SourceTree) -> Result<Model, Vec<Diagnostic>> {
-    let mut diagnostics = Vec::new();
-    let mut findings = Vec::new();
+/// What loading needs besides the files: the age identities that decrypt secrets.
+///
+/// Every field is part of the load cache's key ([`super::cache`]): a field added here must
+/// be added there too.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub identities: Identities,
+}
 
-    let fleet = load_fleet(tree, &mut diagnostics, &mut findings);
-    let variables = fleet.as_ref().map(|f| &f.variables);
+/// Loads and validates the repository in `tree`: the model, or every problem sorted by file
+/// and position. Encrypted secrets cannot be decrypted: see [`load_with`].
+pub fn load(tree: &SourceTree) -> Result<Model, Vec<Diagnostic>> {
+    load_with(tree, &LoadOptions::default())
+}
+
+/// [`load`] with options: encrypted secrets are decrypted with `options.identities`.
+pub fn load_with(tree: &SourceTree, options: &LoadOptions) -> Result<Model, Vec<Diagnostic>> {
+    let (fleet, mut diagnostics) = load_fleet_located(tree);
     let mut apps = BTreeMap::new();
-    for (name, file) in discover_apps(tree, &mut diagnostics) {
-        let text = match tree.get(&file) {
-            Some(SourceEntry::File(bytes)) => bytes,
-            _ => continue,
-        };
-        if let Some(app) = load_app(
-            &name,
-            &file,
-            text,
-            tree,
-            variables,
-            fleet.as_ref(),
-            &mut diagnostics,
-            &mut findings,
-        ) {
+    for name in app_folders(tree) {
+        let loaded = load_folder(&name, tree, fleet.as_ref(), options);
+        diagnostics.extend(loaded.diagnostics);
+        if let Some(app) = loaded.app {
             apps.insert(name, app);
         }
     }
+    finish(fleet, apps, diagnostics, &|file| match tree.get(file) {
+        Some(SourceEntry::File(bytes)) => Some(bytes.as_slice()),
+        _ => None,
+    })
+}
 
+/// The result of loading one app folder: the app, or the located problems that kept it
+/// out (its folder's own problems only; fleet-wide checks come later).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FolderResult {
+    pub app: Option<App>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// `fleet.yaml` parsed and normalised, and its problems located.
+pub(super) fn load_fleet_located(tree: &SourceTree) -> (Option<Fleet>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut findings = Vec::new();
+    let fleet = load_fleet(tree, &mut diagnostics, &mut findings);
+    diagnostics.extend(locate(&|file| bytes_of(tree, file), findings));
+    (fleet, diagnostics)
+}
+
+fn bytes_of<'a>(tree: &'a SourceTree, file: &str) -> Option<&'a [u8]> {
+    match tree.get(file) {
+        Some(SourceEntry::File(bytes)) => Some(bytes.as_slice()),
+        _ => None,
+    }
+}
+
+/// Runs the fleet-wide checks when every part loaded cleanly, and returns the model or every
+/// problem, sorted. `source` gives the bytes of a file, for locating findings.
+pub(super) fn finish<'a>(
+    fleet: Option<Fleet>,
+    apps: BTreeMap<String, App>,
+    mut diagnostics: Vec<Diagnostic>,
+    source: &dyn Fn(&str) -> Option<&'a [u8]>,
+) -> Result<Model, Vec<Diagnostic>> {
     let model = fleet.map(|fleet| Model { fleet, apps });
-    if diagnostics.is_empty() && findings.is_empty() {
+    if diagnostics.is_empty() {
         if let Some(model) = &model {
-            findings = semantic::check_fleet_wide(model);
+            diagnostics.extend(locate(source, semantic::check_fleet_wide(model)));
         }
     }
-    diagnostics.extend(locate(tree, findings));
     diagnostics.sort();
     diagnostics.dedup();
     match model {
@@ -118,78 +154,129 @@ fn load_fleet(
     ok.then_some(fleet)
 }
 
-/// `(app name, compose file)` for every folder under `apps/`.
-fn discover_apps(tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
+/// The name of every folder under `apps/`, sorted: folders with files in the tree, and
+/// folders whose Git id is recorded (their files may have been skipped).
+pub(super) fn app_folders(tree: &SourceTree) -> Vec<String> {
+    let prefix = format!("{APPS_DIR}/");
     let mut folders: BTreeSet<&str> = BTreeSet::new();
     for path in tree.paths() {
-        if let Some(rest) = path.strip_prefix("apps/") {
+        if let Some(rest) = path.strip_prefix(&prefix) {
             if let Some((folder, _)) = rest.split_once('/') {
                 folders.insert(folder);
             }
         }
     }
-    let mut apps = Vec::new();
-    for folder in folders {
-        let candidates: Vec<String> = APP_FILES
-            .iter()
-            .map(|f| format!("{APPS_DIR}/{folder}/{f}"))
-            .filter(|p| tree.get(p).is_some())
-            .collect();
-        let Some(file) = candidates.first() else {
-            diagnostics.push(
-                Diagnostic::new(
-                    &format!("{APPS_DIR}/{folder}"),
-                    Position::START,
-                    "missing-file",
-                    format!("app folder {APPS_DIR}/{folder}/ has no compose.yaml"),
-                )
-                .with_hint("add compose.yaml to the folder, or remove the folder"),
-            );
-            continue;
-        };
-        if candidates.len() > 1 {
-            diagnostics.push(
-                Diagnostic::new(
-                    &candidates[1],
-                    Position::START,
-                    "ambiguous-app-file",
-                    format!("{APPS_DIR}/{folder}/ has both compose.yaml and compose.yml"),
-                )
-                .with_hint("keep one of them"),
-            );
-            continue;
+    for (path, _) in tree.folder_ids() {
+        if let Some(folder) = path.strip_prefix(&prefix) {
+            if !folder.is_empty() && !folder.contains('/') {
+                folders.insert(folder);
+            }
         }
-        if let Some(SourceEntry::Symlink(_)) = tree.get(file) {
-            diagnostics.push(
-                Diagnostic::new(
-                    file,
-                    Position::START,
-                    "path-escape",
-                    format!("{file} is a symbolic link"),
-                )
-                .with_hint("commit the file itself"),
-            );
-            continue;
-        }
-        if !valid_app_name(folder) {
-            diagnostics.push(
-                Diagnostic::new(
-                    file,
-                    Position::START,
-                    "invalid-name",
-                    format!(
-                        "app name {folder:?} (the folder name) is not a valid Docker name part"
-                    ),
-                )
-                .with_hint(
-                    "use lower-case letters, digits, '-' and '_', starting with a letter or digit",
-                ),
-            );
-            continue;
-        }
-        apps.push((folder.to_string(), file.clone()));
     }
-    apps
+    folders.into_iter().map(str::to_string).collect()
+}
+
+/// Loads the app in folder `apps/<name>` of `tree`. Reads nothing outside that folder; so
+/// its result depends only on the folder's files, the fleet and `options`.
+pub(super) fn load_folder(
+    name: &str,
+    tree: &SourceTree,
+    fleet: Option<&Fleet>,
+    options: &LoadOptions,
+) -> FolderResult {
+    let mut diagnostics = Vec::new();
+    let Some(file) = app_file(name, tree, &mut diagnostics) else {
+        return FolderResult { app: None, diagnostics };
+    };
+    let Some(SourceEntry::File(text)) = tree.get(&file) else {
+        return FolderResult { app: None, diagnostics };
+    };
+    let mut findings = Vec::new();
+    let variables = fleet.map(|f| &f.variables);
+    let app = load_app(
+        name,
+        &file,
+        text,
+        tree,
+        variables,
+        fleet,
+        &options.identities,
+        &mut diagnostics,
+        &mut findings,
+    );
+    diagnostics.extend(locate(&|f| bytes_of(tree, f), findings));
+    FolderResult { app: app.filter(|_| diagnostics.is_empty()), diagnostics }
+}
+
+/// The compose file of app folder `apps/<folder>`, or `None` with the reason in
+/// `diagnostics`.
+fn app_file(folder: &str, tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
+    let dir = format!("{APPS_DIR}/{folder}");
+    if tree.is_skipped(&dir) {
+        diagnostics.push(
+            Diagnostic::new(
+                &dir,
+                Position::START,
+                "not-read",
+                format!("{dir}/ was skipped as unchanged when the commit was read, and no earlier result for it is cached"),
+            )
+            .with_hint("read the commit again without skipping (a bug in the caller: skip only what LoadCache::is_fresh says)"),
+        );
+        return None;
+    }
+    let candidates: Vec<String> =
+        APP_FILES.iter().map(|f| format!("{dir}/{f}")).filter(|p| tree.get(p).is_some()).collect();
+    let Some(file) = candidates.first() else {
+        diagnostics.push(
+            Diagnostic::new(
+                &dir,
+                Position::START,
+                "missing-file",
+                format!("app folder {dir}/ has no compose.yaml"),
+            )
+            .with_hint("add compose.yaml to the folder, or remove the folder"),
+        );
+        return None;
+    };
+    if candidates.len() > 1 {
+        diagnostics.push(
+            Diagnostic::new(
+                &candidates[1],
+                Position::START,
+                "ambiguous-app-file",
+                format!("{dir}/ has both compose.yaml and compose.yml"),
+            )
+            .with_hint("keep one of them"),
+        );
+        return None;
+    }
+    if let Some(SourceEntry::Symlink(_)) = tree.get(file) {
+        diagnostics.push(
+            Diagnostic::new(
+                file,
+                Position::START,
+                "path-escape",
+                format!("{file} is a symbolic link"),
+            )
+            .with_hint("commit the file itself"),
+        );
+        return None;
+    }
+    if !valid_app_name(folder) {
+        diagnostics.push(
+            Diagnostic::new(
+                file,
+                Position::START,
+                "invalid-name",
+                format!("app name {folder:?} (the folder name) is not a valid Docker name part"),
+            )
+            .with_hint(
+                "use lower-case letters, digits, '-' and '_', starting with a letter or digit",
+            ),
+        );
+        return None;
+    }
+    Some(file.clone())
 }
 
 fn valid_app_name(name: &str) -> bool {
@@ -206,6 +293,7 @@ fn load_app(
     tree: &SourceTree,
     variables: Option<&BTreeMap<String, String>>,
     fleet: Option<&Fleet>,
+    identities: &Identities,
     diagnostics: &mut Vec<Diagnostic>,
     findings: &mut Vec<Finding>,
 ) -> Option<App> {
@@ -238,7 +326,7 @@ fn load_app(
         findings.extend(schema_findings);
         return None;
     }
-    let app = compose::normalise(name, &document, tree, &mut app_findings);
+    let app = compose::normalise(name, &document, tree, identities, &mut app_findings);
     if let Some(fleet) = fleet {
         semantic::check_app(&app, fleet, &mut app_findings);
     }
@@ -280,22 +368,171 @@ fn interpolate_values(
 }
 
 /// Turns findings into diagnostics with line and column, parsing each file's positions once.
-fn locate(tree: &SourceTree, findings: Vec<Finding>) -> Vec<Diagnostic> {
+/// `source` gives a file's bytes.
+fn locate<'a>(
+    source: &dyn Fn(&str) -> Option<&'a [u8]>,
+    findings: Vec<Finding>,
+) -> Vec<Diagnostic> {
     let mut maps: BTreeMap<String, PositionMap> = BTreeMap::new();
     findings
         .into_iter()
         .map(|finding| {
-            let map =
-                maps.entry(finding.file.clone()).or_insert_with(|| match tree.get(&finding.file) {
-                    Some(SourceEntry::File(bytes)) => {
-                        PositionMap::parse(&String::from_utf8_lossy(bytes))
-                    }
-                    _ => PositionMap::default(),
-                });
+            let map = maps.entry(finding.file.clone()).or_insert_with(|| {
+                source(&finding.file)
+                    .map(|bytes| PositionMap::parse(&String::from_utf8_lossy(bytes)))
+                    .unwrap_or_default()
+            });
             let at = if finding.on_key { map.key(&finding.path) } else { map.value(&finding.path) };
             let mut diagnostic = Diagnostic::new(&finding.file, at, finding.code, finding.message);
             diagnostic.hint = finding.hint;
             diagnostic
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use age::x25519::Identity;
+
+    use super::*;
+    use crate::model::digest::sha256_hex;
+
+    const FLEET: &str = "hosts:\n  a:\n    endpoint: unix:///var/run/docker.sock\n";
+
+    const SHOP: &str = "\
+services:
+  db:
+    image: postgres:16
+    secrets: [db_password]
+secrets:
+  db_password:
+    file: ./secrets/db_password.age
+";
+
+    /// An app with a problem of its own, to show the others still validate.
+    const BLOG: &str = "services:\n  web:\n    image: nginx\n    networks: [nope]\n";
+
+    fn tree(secret: Vec<u8>) -> SourceTree {
+        let mut tree = SourceTree::new();
+        tree.insert_file(FLEET_FILE, FLEET.into());
+        tree.insert_file("apps/shop/compose.yaml", SHOP.into());
+        tree.insert_file("apps/shop/secrets/db_password.age", secret);
+        tree
+    }
+
+    fn options(identities: Vec<Identity>) -> LoadOptions {
+        LoadOptions { identities: Identities::new(identities) }
+    }
+
+    fn secret(model: &Model) -> &crate::model::FileDef {
+        &model.apps["shop"].secrets["db_password"]
+    }
+
+    #[test]
+    fn binary_age_secret_is_decrypted_and_hashed_as_plaintext() {
+        let identity = Identity::generate();
+        let encrypted = age::encrypt(&identity.to_public(), b"hunter2").unwrap();
+        let model = load_with(&tree(encrypted), &options(vec![identity.clone()])).unwrap();
+        assert_eq!(secret(&model).content.as_slice(), b"hunter2");
+        assert_eq!(secret(&model).digest, sha256_hex(b"hunter2"));
+        assert_eq!(secret(&model).path.as_deref(), Some("apps/shop/secrets/db_password.age"));
+
+        // Encrypting the same value again gives other bytes, and the same digest.
+        let again = age::encrypt(&identity.to_public(), b"hunter2").unwrap();
+        let model_again = load_with(&tree(again), &options(vec![identity])).unwrap();
+        assert_eq!(secret(&model_again).digest, secret(&model).digest);
+    }
+
+    #[test]
+    fn armored_secret_is_decrypted_whatever_its_name() {
+        let ours = Identity::generate();
+        let armored = age::encrypt_and_armor(&ours.to_public(), b"s3cret\n").unwrap();
+        let mut tree = tree(Vec::new());
+        let app = SHOP.replace("./secrets/db_password.age", "./secrets/db_password");
+        tree.insert_file("apps/shop/compose.yaml", app.into_bytes());
+        tree.insert_file("apps/shop/secrets/db_password", armored.into_bytes());
+        // The first identity does not match; the second does.
+        let model = load_with(&tree, &options(vec![Identity::generate(), ours])).unwrap();
+        assert_eq!(secret(&model).content.as_slice(), b"s3cret\n");
+    }
+
+    #[test]
+    fn plaintext_never_shows_in_debug_output() {
+        let identity = Identity::generate();
+        let encrypted = age::encrypt(&identity.to_public(), b"hunter2").unwrap();
+        let model = load_with(&tree(encrypted), &options(vec![identity])).unwrap();
+        let debug = format!("{model:?} {:#?}", options(vec![]));
+        assert!(!debug.contains("hunter2"), "{debug}");
+        // Nor as the bytes' numbers, as a derived Debug of Vec<u8> would print them.
+        assert!(!debug.contains("104, 117, 110"), "{debug}");
+        assert!(debug.contains("<7 bytes>"), "{debug}");
+    }
+
+    #[test]
+    fn wrong_identity_is_located_at_the_file_entry_and_names_the_recipients() {
+        let theirs = Identity::generate();
+        let ours = Identity::generate();
+        let encrypted = age::encrypt(&theirs.to_public(), b"hunter2").unwrap();
+        let mut tree = tree(encrypted);
+        tree.insert_file("apps/blog/compose.yaml", BLOG.into());
+        let diagnostics = load_with(&tree, &options(vec![ours.clone()])).unwrap_err();
+        let located: Vec<String> = diagnostics
+            .iter()
+            .map(|d| format!("{}:{}:{} {}", d.file, d.line, d.column, d.code))
+            .collect();
+        assert_eq!(
+            located,
+            [
+                "apps/blog/compose.yaml:4:15 unknown-network",
+                "apps/shop/compose.yaml:7:11 secret-decrypt",
+            ]
+        );
+        let decrypt = &diagnostics[1];
+        assert!(decrypt.message.contains("apps/shop/secrets/db_password.age"), "{decrypt}");
+        assert!(decrypt.message.contains("not encrypted to any identity"), "{decrypt}");
+        let hint = decrypt.hint.as_deref().unwrap();
+        assert!(hint.contains(&format!("age -r {}", ours.to_public())), "{hint}");
+        assert!(!format!("{diagnostics:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn without_identities_the_hint_says_how_to_give_one() {
+        let encrypted = age::encrypt(&Identity::generate().to_public(), b"x").unwrap();
+        let diagnostics = load(&tree(encrypted)).unwrap_err();
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!((diagnostics[0].code, diagnostics[0].line), ("secret-decrypt", 7));
+        assert!(diagnostics[0].hint.as_deref().unwrap().contains("--age-identity"));
+    }
+
+    #[test]
+    fn corrupt_secret_is_a_diagnostic() {
+        let identity = Identity::generate();
+        let mut encrypted = age::encrypt(&identity.to_public(), b"hunter2").unwrap();
+        encrypted.truncate(encrypted.len() - 3);
+        let diagnostics = load_with(&tree(encrypted), &options(vec![identity])).unwrap_err();
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].code, "secret-decrypt");
+        assert!(diagnostics[0].message.contains("not a readable age file"), "{}", diagnostics[0]);
+    }
+
+    #[test]
+    fn a_config_named_age_is_not_decrypted() {
+        let mut tree = SourceTree::new();
+        tree.insert_file(FLEET_FILE, FLEET.into());
+        let app = "services:\n  web:\n    image: nginx\n    configs: [site]\nconfigs:\n  site:\n    file: ./site.age\n";
+        tree.insert_file("apps/web/compose.yaml", app.into());
+        tree.insert_file("apps/web/site.age", b"not encrypted".to_vec());
+        let model = load_with(&tree, &options(vec![Identity::generate()])).unwrap();
+        assert_eq!(model.apps["web"].configs["site"].content.as_slice(), b"not encrypted");
+    }
+
+    #[test]
+    fn plaintext_secrets_are_read_as_before() {
+        let mut tree = tree(Vec::new());
+        let app = SHOP.replace("./secrets/db_password.age", "./secrets/db_password.txt");
+        tree.insert_file("apps/shop/compose.yaml", app.into_bytes());
+        tree.insert_file("apps/shop/secrets/db_password.txt", b"plain".to_vec());
+        let model = load(&tree).unwrap();
+        assert_eq!(secret(&model).content.as_slice(), b"plain");
+    }
 }

@@ -6,11 +6,15 @@
 //! Pipeline, one module a step: [`document`] (YAML → JSON, syntax errors) →
 //! [`interpolate`] → [`unsupported`] → [`schema`] → [`compose`] / [`fleet`] (normalise) →
 //! [`semantic`]; [`position`] maps the [`path`] of each [`finding`] to a line and column.
+//! [`encryption`] decrypts age-encrypted secret files with identities passed in as values
+//! ([`LoadOptions`]); [`cache`] reuses the result of every app whose folder did not change.
 
+pub mod cache;
 pub mod compose;
 pub mod diagnostic;
 pub mod digest;
 pub mod document;
+pub mod encryption;
 pub mod finding;
 pub mod fleet;
 pub mod interpolate;
@@ -24,7 +28,9 @@ pub mod types;
 pub mod units;
 pub mod unsupported;
 
+pub use cache::{LoadCache, LoadStats, load_cached};
 pub use diagnostic::Diagnostic;
-pub use load::load;
+pub use encryption::{Identities, parse_identities};
+pub use load::{LoadOptions, load, load_with};
 pub use source::{SourceEntry, SourceTree};
 pub use types::*;

@@ -140,14 +140,32 @@ pub struct VolumeDef {
 }
 
 /// A config or secret: the content gitfleet delivers into containers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The content never shows: it is skipped when serialised, and `Debug` prints only its
+/// length, so a model can be logged or printed in a test failure without leaking a secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDef {
     /// Repository path of the file, or `None` for inline `content:`.
     pub path: Option<String>,
     /// sha256 of the content, hex; the only trace of a secret in plans and labels.
+    ///
+    /// For an age-encrypted secret this is the digest of the decrypted **plaintext**, not of
+    /// the file in the repository: encrypting the same value again (which gives different
+    /// bytes every time) changes nothing, so it does not restart the containers using it.
     pub digest: String,
+    /// What is delivered: the file's bytes, or the plaintext of an encrypted secret.
     #[serde(skip)]
     pub content: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for FileDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileDef")
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

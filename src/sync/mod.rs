@@ -20,7 +20,7 @@ mod watch;
 
 pub use directory::read_directory;
 pub use mirror::{Credentials, Mirror, redact_url};
-pub use repository::{Revision, open, read_commit, resolve};
+pub use repository::{Revision, open, read_commit, read_commit_skipping, resolve};
 pub use status_branch::{STATUS_EMAIL, STATUS_NAME, write_status};
 pub use watch::{BranchWatch, watch_branch};
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use super::encryption::{self, DecryptFailure, Identities};
 use super::finding::Findings;
 use super::path::Path;
 use super::source::{SourceEntry, SourceTree};
@@ -23,10 +24,14 @@ use raw::*;
 use syntax::*;
 
 /// Folds `document` (schema-valid) of app `name` into an [`App`]; problems go to `findings`.
+///
+/// Secret files that are age-encrypted (see [`encryption::is_encrypted`]) are decrypted with
+/// `identities`; the secret's content (and so its digest) is the plaintext.
 pub fn normalise(
     name: &str,
     document: &Json,
     tree: &SourceTree,
+    identities: &Identities,
     findings: &mut Findings<'_>,
 ) -> App {
     let raw: RawApp = match serde_json::from_value(document.clone()) {
@@ -59,8 +64,8 @@ pub fn normalise(
             driver: o.driver.clone(),
             labels: labels(&o.labels),
         }),
-        configs: file_defs("configs", &raw.configs, &folder, tree, findings),
-        secrets: file_defs("secrets", &raw.secrets, &folder, tree, findings),
+        configs: file_defs("configs", &raw.configs, &folder, tree, None, findings),
+        secrets: file_defs("secrets", &raw.secrets, &folder, tree, Some(identities), findings),
     };
     for (service_name, service) in &raw.services {
         let path = Path::of(&["services", service_name]);
@@ -109,11 +114,14 @@ fn labels(raw: &Option<ListOrDict>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The configs or secrets of one app. `identities` is `Some` for secrets: encrypted secret
+/// files are decrypted with them. Configs are never decrypted, whatever their name.
 fn file_defs(
     section: &str,
     raw: &BTreeMap<String, RawFileDef>,
     folder: &str,
     tree: &SourceTree,
+    identities: Option<&Identities>,
     findings: &mut Findings<'_>,
 ) -> BTreeMap<String, FileDef> {
     let mut defs = BTreeMap::new();
@@ -123,10 +131,25 @@ fn file_defs(
             (Some(file), None) => {
                 // On failure the entry stays declared (the load fails anyway), so references
                 // to it do not add a second, misleading error.
-                read_app_file(folder, file, tree, &path.key("file"), findings)
-                    .map_or((None, Default::default()), |(repo_path, bytes)| {
-                        (Some(repo_path), bytes)
-                    })
+                match read_app_file(folder, file, tree, &path.key("file"), findings) {
+                    None => (None, Default::default()),
+                    Some((repo_path, bytes)) => match identities {
+                        Some(identities) if encryption::is_encrypted(&repo_path, &bytes) => {
+                            match encryption::decrypt(&bytes, identities) {
+                                Ok(plaintext) => (Some(repo_path), std::sync::Arc::new(plaintext)),
+                                Err(failure) => {
+                                    let (message, hint) =
+                                        decrypt_problem(name, &repo_path, &failure, identities);
+                                    findings
+                                        .add(path.key("file"), "secret-decrypt", message)
+                                        .with_hint(hint);
+                                    (Some(repo_path), Default::default())
+                                }
+                            }
+                        }
+                        _ => (Some(repo_path), bytes),
+                    },
+                }
             }
             (None, Some(content)) => (None, std::sync::Arc::new(content.clone().into_bytes())),
             _ => {
@@ -146,6 +169,47 @@ fn file_defs(
         defs.insert(name.clone(), FileDef { path: repo_path, digest, content });
     }
     defs
+}
+
+/// What to say when secret `name` in `repo_path` does not decrypt: the message, and a hint
+/// naming the recipients gitfleet holds (public keys, safe to show).
+fn decrypt_problem(
+    name: &str,
+    repo_path: &str,
+    failure: &DecryptFailure,
+    identities: &Identities,
+) -> (String, String) {
+    let recipients = identities.recipients();
+    let message = format!("secret `{name}`: cannot decrypt {repo_path}: {failure}");
+    let encrypt = match recipients.as_slice() {
+        [] => format!("age -r <gitfleet's recipient> -o {repo_path} PLAINTEXT_FILE"),
+        [only] => format!("age -r {only} -o {repo_path} PLAINTEXT_FILE"),
+        several => {
+            let flags: Vec<String> = several.iter().map(|r| format!("-r {r}")).collect();
+            format!("age {} -o {repo_path} PLAINTEXT_FILE", flags.join(" "))
+        }
+    };
+    let held = if recipients.is_empty() {
+        String::new()
+    } else {
+        format!(" (gitfleet holds the identities of {})", recipients.join(", "))
+    };
+    let hint = match failure {
+        DecryptFailure::NoIdentity => format!(
+            "give gitfleet its age identity file (--age-identity FILE or GITFLEET_AGE_IDENTITY),              and encrypt the secret to that identity's recipient: {encrypt}"
+        ),
+        DecryptFailure::NoMatchingIdentity => {
+            format!("encrypt it to the recipient of gitfleet's identity: {encrypt}{held}")
+        }
+        DecryptFailure::Passphrase => format!(
+            "gitfleet cannot type a passphrase; encrypt it to the recipient of gitfleet's \
+             identity instead: {encrypt}{held}"
+        ),
+        DecryptFailure::Corrupt(_) => {
+            format!("encrypt the secret again and commit the result: {encrypt}{held}")
+        }
+    };
+    (message, hint)
 }
 
 /// Reads `relative` (as written in the app file) from the app's folder in the tree. Paths
