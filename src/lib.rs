@@ -25,10 +25,10 @@
 
 pub mod apply;
 pub mod cli;
+pub mod controller;
 pub mod diff;
 pub mod forge;
 pub mod hosts;
 pub mod model;
 pub mod sync;
-pub mod controller;
 pub mod webhook;

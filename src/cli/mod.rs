@@ -7,6 +7,7 @@
 mod apply;
 mod pipeline;
 mod plan;
+mod run;
 mod source;
 mod validate;
 
@@ -37,6 +38,10 @@ enum Command {
     Plan(plan::Args),
     /// Plan, confirm, and converge the hosts to the repository's state.
     Apply(apply::Args),
+    /// The controller: keep the hosts at the branch's latest good revision, from polls,
+    /// webhooks, file-system notifications and Docker events; post plan previews on pull
+    /// requests; write status to a status branch.
+    Run(Box<run::Args>),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -47,6 +52,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
+        Command::Run(args) => run::run(*args),
     };
     match result {
         Ok(code) => code,

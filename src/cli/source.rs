@@ -76,7 +76,7 @@ impl SourceArgs {
     }
 }
 
-fn default_cache() -> PathBuf {
+pub fn default_cache() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))

@@ -70,8 +70,9 @@ impl CrashLoops {
         }
         for host in &plan.hosts {
             for step in &host.steps {
-                if let Step::ReplaceContainer { replica, reason: Reason::NotRunning { .. }, .. } =
-                    step
+                if let Step::ReplaceContainer {
+                    replica, reason: Reason::NotRunning { .. }, ..
+                } = step
                 {
                     let entry = self
                         .replicas

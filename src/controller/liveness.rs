@@ -29,9 +29,15 @@ struct Memory {
 pub enum HostHealth {
     Up,
     /// Not answering, for less than the grace period: nothing moves.
-    Unreachable { reason: String, for_seconds: u64 },
+    Unreachable {
+        reason: String,
+        for_seconds: u64,
+    },
     /// Not answering for longer than the grace period: its replicas run elsewhere.
-    Down { reason: String, for_seconds: u64 },
+    Down {
+        reason: String,
+        for_seconds: u64,
+    },
 }
 
 /// A change of a host's state, for the event log.
@@ -169,7 +175,7 @@ mod tests {
                             state: "running".into(),
                             labels: BTreeMap::new(),
                             created: 0,
- health: None,
+                            health: None,
                         })
                         .collect(),
                     ..HostState::default()

@@ -198,10 +198,9 @@ mod tests {
             "b".into(),
             HostHealth::Unreachable { reason: "connection refused".into(), for_seconds: 25 },
         );
-        later.events.push_front(super::super::state::EventRecord {
-            at: "now".into(),
-            message: "x".into(),
-        });
+        later
+            .events
+            .push_front(super::super::state::EventRecord { at: "now".into(), message: "x".into() });
         assert_eq!(render(&snapshot()), render(&later));
     }
 

@@ -101,7 +101,8 @@ impl Triggers {
     /// Waits until something is pending, then takes all of it.
     pub async fn next(&self) -> Batch {
         loop {
-            let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            let batch =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
             if !batch.is_empty() {
                 return batch;
             }

@@ -1005,7 +1005,7 @@ mod tests {
             state: "running".into(),
             labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             created: 0,
- health: None,
+            health: None,
         }
     }
 
@@ -1052,7 +1052,7 @@ mod tests {
                 state: "running".into(),
                 labels: BTreeMap::new(),
                 created: 0,
- health: None,
+                health: None,
             };
             self.state(host).containers.push(bare);
             self

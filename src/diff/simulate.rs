@@ -46,7 +46,7 @@ pub fn apply_plan(observed: &Observed, plan: &Plan) -> Observed {
                         ),
                         // Created now: newer than anything observed.
                         created: i64::MAX,
- health: None,
+                        health: None,
                     });
                 }
                 Step::RemoveContainer { id, .. } => state.containers.retain(|c| &c.id != id),

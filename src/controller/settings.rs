@@ -1,0 +1,60 @@
+//! The controller's settings, as values: where the repository is, what to watch, how often,
+//! and the secrets it needs. Built by `gitfleet run` from flags, `GITFLEET_*` variables and a
+//! configuration file (`cli/run.rs`); defaults here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::apply;
+use crate::model::LoadOptions;
+use crate::sync::Credentials;
+
+/// Everything the reconcile loop and its triggers need.
+pub struct Settings {
+    /// A local path, `file://` URL, or a URL to clone (https, ssh).
+    pub repository: String,
+    pub branch: String,
+    /// Where status commits go; `None` writes no status.
+    pub status_branch: Option<String>,
+    /// Push status commits to the remote (a clone); local repositories are written in place.
+    pub push_status: bool,
+    pub credentials: Credentials,
+    /// Where clones of remote repositories are kept.
+    pub cache_dir: PathBuf,
+    /// Poll interval (±10 % jitter); `None`: no polling (webhooks or notifications only).
+    pub poll_interval: Option<Duration>,
+    /// Full resync interval: observe every host and repair drift.
+    pub resync_interval: Duration,
+    /// How long a host may be away before its replicas move.
+    pub grace: Duration,
+    /// First wait before restarting a replica that keeps stopping; doubles up to the max.
+    pub restart_backoff: Duration,
+    pub restart_backoff_max: Duration,
+    pub apply: apply::Options,
+    /// Docker's `config.json` (`auths`) for private registries.
+    pub registry_config: Option<serde_json::Value>,
+    /// Age identities for encrypted secrets.
+    pub load: LoadOptions,
+}
+
+impl Settings {
+    /// Settings for `repository` with every default.
+    pub fn new(repository: impl Into<String>, cache_dir: PathBuf) -> Self {
+        Settings {
+            repository: repository.into(),
+            branch: "main".into(),
+            status_branch: Some("gitfleet/status".into()),
+            push_status: true,
+            credentials: Credentials::None,
+            cache_dir,
+            poll_interval: Some(Duration::from_secs(60)),
+            resync_interval: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+            restart_backoff: Duration::from_secs(10),
+            restart_backoff_max: Duration::from_secs(300),
+            apply: apply::Options::default(),
+            registry_config: None,
+            load: LoadOptions::default(),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The repository as the reconcile loop sees it: fetch the branch head, load a commit's
+//! model (reusing the apps whose Git tree did not change), write the status branch. Blocking
+//! (git2); the loop calls it from `block_in_place`.
+
+use std::collections::BTreeMap;
+
+use super::state::RevisionInfo;
+use crate::model::{self, Diagnostic, LoadCache, LoadOptions, Model};
+use crate::sync::{self, Credentials, Mirror, SyncError};
+
+/// Why a commit gives no model.
+#[derive(Debug)]
+pub enum SourceError {
+    /// It does not validate: every problem, located.
+    Invalid(Vec<Diagnostic>),
+    /// It could not be read.
+    Unreadable(String),
+}
+
+/// The watched repository.
+pub struct Source {
+    mirror: Mirror,
+    branch: String,
+    options: LoadOptions,
+    cache: LoadCache,
+    push_status: bool,
+}
+
+impl Source {
+    pub fn open(
+        location: &str,
+        cache_dir: &std::path::Path,
+        credentials: Credentials,
+        branch: &str,
+        options: LoadOptions,
+        push_status: bool,
+    ) -> Result<Self, SyncError> {
+        let mirror = Mirror::open(location, cache_dir, credentials)?;
+        Ok(Source {
+            mirror,
+            branch: branch.to_string(),
+            options,
+            cache: LoadCache::default(),
+            push_status,
+        })
+    }
+
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// Fetches the branch and returns its head.
+    pub fn fetch_head(&self) -> Result<RevisionInfo, SyncError> {
+        let revision = self.mirror.fetch_branch(&self.branch)?;
+        Ok(info(revision))
+    }
+
+    /// Fetches a pull request's head (`refs/pull/7/head` ...) and returns it.
+    pub fn fetch_ref(&self, remote_ref: &str) -> Result<RevisionInfo, SyncError> {
+        Ok(info(self.mirror.fetch_ref(remote_ref)?))
+    }
+
+    /// The model of `commit`, re-reading only the apps whose folder changed since the last
+    /// load.
+    pub fn load(&mut self, commit: &str) -> Result<Model, SourceError> {
+        let cache = &self.cache;
+        let tree = sync::read_commit_skipping(self.mirror.repository(), commit, &|app, id| {
+            cache.is_fresh(app, id)
+        })
+        .map_err(|e| SourceError::Unreadable(e.to_string()))?;
+        model::load_cached(&tree, &self.options, &mut self.cache).map_err(SourceError::Invalid)
+    }
+
+    /// The model of `commit` without touching the cache (pull-request previews).
+    pub fn load_uncached(&self, commit: &str) -> Result<Model, SourceError> {
+        let tree = sync::read_commit(self.mirror.repository(), commit)
+            .map_err(|e| SourceError::Unreadable(e.to_string()))?;
+        model::load_with(&tree, &self.options).map_err(SourceError::Invalid)
+    }
+
+    /// Commits the status files to `branch` when they differ from its tip.
+    pub fn write_status(
+        &self,
+        branch: &str,
+        files: &BTreeMap<String, Vec<u8>>,
+        message: &str,
+    ) -> Result<Option<String>, SyncError> {
+        sync::write_status(&self.mirror, branch, files, message, self.push_status)
+    }
+}
+
+fn info(revision: sync::Revision) -> RevisionInfo {
+    RevisionInfo { commit: revision.commit, author: revision.author, message: revision.summary }
+}
