@@ -114,13 +114,19 @@ impl Controller {
     }
 
     /// Where webhook receivers hand their hooks: pushes and sync requests trigger a sync,
-    /// pull requests a preview.
+    /// pull requests a preview. A push naming the commit already fetched triggers nothing:
+    /// redelivered or duplicated hooks cost no sync.
     pub fn hook_sink(&self) -> crate::webhook::HookSink {
         let triggers = self.triggers.clone();
         let previews = self.previews.clone();
+        let store = self.store.clone();
         Arc::new(move |hook: Hook| match hook {
             Hook::Ping { .. } => {}
-            Hook::Push { forge, .. } => {
+            Hook::Push { forge, commit, .. } => {
+                if store.head_commit().as_deref() == Some(commit.as_str()) {
+                    tracing::debug!(%commit, "push hook for the commit already fetched");
+                    return;
+                }
                 triggers.push(Trigger::Webhook { forge: forge.to_string() })
             }
             Hook::Sync { .. } => triggers.push(Trigger::Webhook { forge: "generic".into() }),

@@ -136,6 +136,12 @@ impl Store {
         change(&mut self.inner.write().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// The branch head last fetched, if any.
+    pub fn head_commit(&self) -> Option<String> {
+        let snapshot = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        snapshot.head.as_ref().map(|h| h.revision.commit.clone())
+    }
+
     pub fn event(&self, message: impl Into<String>) {
         let message = message.into();
         tracing::info!(event = %message, "event");

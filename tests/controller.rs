@@ -1,0 +1,461 @@
+//! `gitfleet run` end to end: the real binary as a controller, a bare "origin" repository
+//! served over HTTP (so only webhooks and resyncs wake it: polling is off), a working clone
+//! that pushes, two real Docker daemons from the test bed, signed GitHub webhooks, and a
+//! local HTTP server that plays GitHub's comments API and records every request.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{BareRepo, DockerHost, GitHttpServer, GitRepo, Testbed};
+
+const SECRET: &str = "webhook-secret";
+
+fn fleet_yaml(bed: &Testbed) -> String {
+    let mut text = String::from("settings: {name: ctl, observe_timeout: 3s}\nhosts:\n");
+    for (host, zone) in bed.hosts().iter().zip(["a", "b"]) {
+        text.push_str(&format!(
+            "  {}:\n    endpoint: {}\n    labels: {{zone: {zone}}}\n",
+            host.name(),
+            host.tcp_endpoint()
+        ));
+    }
+    text
+}
+
+fn shop(tag: &str, replicas: u32) -> String {
+    format!(
+        "services:\n  web:\n    image: gitfleet/web:{tag}\n    deploy:\n      replicas: {replicas}\n      update_config: {{parallelism: 2, monitor: 1s}}\n"
+    )
+}
+
+const NOTES: &str = "\
+services:
+  db:
+    image: gitfleet/db:1
+    volumes: [data:/data]
+    deploy:
+      placement: {constraints: [node.labels.zone == b]}
+volumes:
+  data: {}
+";
+
+/// The controller process; killed on drop.
+struct Controller {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- gitfleet run log ----\n{}", self.log.lock().unwrap());
+        }
+    }
+}
+
+impl Controller {
+    fn start(repo_url: &str, cache: &std::path::Path, extra: &[&str]) -> Controller {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
+            .args(["run", "--repo", repo_url, "--listen", "127.0.0.1:0"])
+            .args(["--cache-dir", cache.to_str().unwrap(), "--poll-interval", "0s"])
+            .args(["--webhook-github-secret", SECRET])
+            .args(extra)
+            .env("GITFLEET_LOG", "gitfleet=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gitfleet run");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.strip_prefix("gitfleet: listening on ") {
+                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            panic!("gitfleet run did not start listening:\n{}", log.lock().unwrap())
+        });
+        Controller { child, addr, log }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let (code, body) = http(self.addr, "GET", "/api/status", &[], b"");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Sends a GitHub delivery, signed with `secret`; the status code.
+    fn github(&self, event: &str, body: &str, secret: &str) -> u16 {
+        let signature =
+            format!("sha256={}", gitfleet::webhook::sign(secret.as_bytes(), body.as_bytes()));
+        let headers = [("X-GitHub-Event", event), ("X-Hub-Signature-256", signature.as_str())];
+        http(self.addr, "POST", "/hooks/github", &headers, body.as_bytes()).0
+    }
+
+    fn push_hook(&self, commit: &str) -> u16 {
+        let body = format!(
+            r#"{{"ref": "refs/heads/main", "after": "{commit}", "repository": {{"full_name": "acme/fleet"}}}}"#
+        );
+        self.github("push", &body, SECRET)
+    }
+
+    /// Waits until `check` holds on the status, or fails with the last status and the log.
+    fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&serde_json::Value) -> bool) {
+        let started = Instant::now();
+        loop {
+            let status = self.status();
+            if check(&status) {
+                eprintln!("{what}: after {:.1}s", started.elapsed().as_secs_f64());
+                return;
+            }
+            if started.elapsed() > timeout {
+                panic!("{what}: not within {timeout:?}; status:\n{status:#}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn syncs_with(&self, reason: &str) -> usize {
+        let status = self.status();
+        status["syncs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["reasons"].as_str().unwrap_or_default().contains(reason))
+            .count()
+    }
+}
+
+/// One HTTP/1.0 request to `addr`: the status code and the body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+/// `name -> (image, state)` of the fleet's containers on `host`.
+fn containers(host: &DockerHost) -> BTreeMap<String, (String, String)> {
+    host.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=io.gitfleet.fleet=ctl",
+        "--format",
+        "{{.Names}}\t{{.Image}}\t{{.State}}",
+    ])
+    .lines()
+    .filter_map(|line| {
+        let mut parts = line.split('\t');
+        Some((parts.next()?.to_string(), (parts.next()?.to_string(), parts.next()?.to_string())))
+    })
+    .collect()
+}
+
+fn running_images(bed: &Testbed, service: &str) -> Vec<String> {
+    let mut images: Vec<String> = bed
+        .hosts()
+        .iter()
+        .flat_map(|h| containers(h).into_iter())
+        .filter(|(name, (_, state))| {
+            name.starts_with(service) && !name.contains(".old-") && state == "running"
+        })
+        .map(|(_, (image, _))| image)
+        .collect();
+    images.sort();
+    images
+}
+
+fn deployed(status: &serde_json::Value) -> &str {
+    status["deployed"]["commit"].as_str().unwrap_or_default()
+}
+
+/// A GitHub comments API on 127.0.0.1 that keeps comments in memory and records requests as
+/// `METHOD path auth body`.
+struct FakeGitHub {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeGitHub {
+    fn start() -> FakeGitHub {
+        use axum::extract::{Path, State};
+        use axum::http::HeaderMap;
+        use axum::routing::{get, patch};
+        type Shared = Arc<Mutex<(Vec<serde_json::Value>, Vec<String>)>>;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared: Shared = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let record =
+            |requests: &Arc<Mutex<Vec<String>>>, line: String| requests.lock().unwrap().push(line);
+        let auth = |headers: &HeaderMap| {
+            headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string()
+        };
+        let app = {
+            let (r1, r2, r3) = (requests.clone(), requests.clone(), requests.clone());
+            axum::Router::new()
+                .route(
+                    "/repos/{owner}/{repo}/issues/{number}/comments",
+                    get(move |State(s): State<Shared>, Path((o, r, n)): Path<(String, String, u64)>, headers: HeaderMap| async move {
+                        record(&r1, format!("GET /repos/{o}/{r}/issues/{n}/comments {}", auth(&headers)));
+                        axum::Json(serde_json::Value::Array(s.lock().unwrap().0.clone()))
+                    })
+                    .post(move |State(s): State<Shared>, Path((o, r, n)): Path<(String, String, u64)>, headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| async move {
+                        record(&r2, format!("POST /repos/{o}/{r}/issues/{n}/comments {}", auth(&headers)));
+                        let mut s = s.lock().unwrap();
+                        let id = 100 + s.0.len() as u64;
+                        let comment = serde_json::json!({"id": id, "body": body["body"]});
+                        s.0.push(comment.clone());
+                        (axum::http::StatusCode::CREATED, axum::Json(comment))
+                    }),
+                )
+                .route(
+                    "/repos/{owner}/{repo}/issues/comments/{id}",
+                    patch(move |State(s): State<Shared>, Path((o, r, id)): Path<(String, String, u64)>, headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| async move {
+                        record(&r3, format!("PATCH /repos/{o}/{r}/issues/comments/{id} {}", auth(&headers)));
+                        let mut s = s.lock().unwrap();
+                        for comment in s.0.iter_mut() {
+                            if comment["id"] == id {
+                                comment["body"] = body["body"].clone();
+                            }
+                        }
+                        axum::Json(serde_json::json!({"id": id, "body": body["body"]}))
+                    }),
+                )
+                .with_state(shared.clone())
+        };
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        let requests_for_test = requests;
+        FakeGitHub { addr, requests: requests_for_test, _runtime: runtime }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn the_controller_keeps_the_fleet_at_the_branch() {
+    let bed = Testbed::builder().hosts(2).images().start();
+    let origin = BareRepo::new("fleet.git");
+    let server = GitHttpServer::start(origin.root(), None);
+    let work = GitRepo::new(&[
+        ("fleet.yaml", &fleet_yaml(&bed)),
+        ("apps/shop/compose.yaml", &shop("1", 2)),
+        ("apps/notes/compose.yaml", NOTES),
+    ]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let github = FakeGitHub::start();
+    let cache = tempfile::TempDir::new().unwrap();
+    let ctl = Controller::start(
+        &server.url("fleet.git"),
+        cache.path(),
+        &[
+            "--resync-interval",
+            "60s",
+            "--forge",
+            "github",
+            "--forge-api",
+            &format!("http://{}", github.addr),
+            "--forge-token",
+            "forge-token",
+        ],
+    );
+
+    // Startup: the head is deployed on both hosts.
+    let first = work.head();
+    ctl.wait_for("cold deploy", Duration::from_secs(90), |s| deployed(s) == first);
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1", "gitfleet/web:1"]);
+    assert_eq!(containers(&bed[1])["notes-db-1"].1, "running");
+
+    // A push with its webhook: the image changes on every replica.
+    work.commit(&[("apps/shop/compose.yaml", &shop("2", 2))], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let second = work.head();
+    assert_eq!(ctl.push_hook(&second), 200);
+    ctl.wait_for("image change", Duration::from_secs(60), |s| deployed(s) == second);
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
+
+    // A broken commit changes nothing and is reported with its location.
+    work.commit(
+        &[(
+            "apps/shop/compose.yaml",
+            "services:\n  web:\n    image: gitfleet/web:2\n    networks: [nowhere]\n",
+        )],
+        &[],
+    );
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let broken = work.head();
+    assert_eq!(ctl.push_hook(&broken), 200);
+    ctl.wait_for("broken commit reported", Duration::from_secs(30), |s| {
+        s["head"]["commit"] == broken.as_str() && s["head"]["state"] == "invalid"
+    });
+    let status = ctl.status();
+    assert_eq!(deployed(&status), second);
+    let errors = status["errors"].to_string();
+    assert!(errors.contains("apps/shop/compose.yaml:4:"), "{errors}");
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
+
+    // The next good commit deploys.
+    work.commit(&[("apps/shop/compose.yaml", &shop("1", 3))], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let fixed = work.head();
+    assert_eq!(ctl.push_hook(&fixed), 200);
+    ctl.wait_for("fixed commit", Duration::from_secs(60), |s| deployed(s) == fixed);
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"; 3]);
+
+    // A container removed by hand is back within seconds (Docker events, no resync).
+    let victim = bed.hosts().iter().find(|h| containers(h).contains_key("shop-web-1")).unwrap();
+    victim.docker(&["rm", "-f", "shop-web-1"]);
+    let started = Instant::now();
+    while containers(victim).get("shop-web-1").map(|c| c.1.as_str()) != Some("running") {
+        assert!(started.elapsed() < Duration::from_secs(20), "shop-web-1 did not come back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("removed by hand, back after {:.1}s", started.elapsed().as_secs_f64());
+
+    // A flood of valid deliveries for a new commit: at most one running and one pending sync.
+    work.commit(&[("apps/shop/compose.yaml", &format!("# flood\n{}", shop("1", 3)))], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let flooded = work.head();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = ctl.syncs_with("webhook");
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let (addr, flooded) = (ctl.addr, flooded.clone());
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"ref": "refs/heads/main", "after": "{flooded}", "repository": {{"full_name": "acme/fleet"}}}}"#);
+                let signature = format!("sha256={}", gitfleet::webhook::sign(SECRET.as_bytes(), body.as_bytes()));
+                (0..100)
+                    .filter(|_| http(addr, "POST", "/hooks/github", &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &signature)], body.as_bytes()).0 == 200)
+                    .count()
+            })
+        })
+        .collect();
+    let flood_started = Instant::now();
+    let accepted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    eprintln!("1,000 deliveries answered in {:.2}s", flood_started.elapsed().as_secs_f64());
+    assert_eq!(accepted, 1000);
+    ctl.wait_for("flooded commit", Duration::from_secs(30), |s| deployed(s) == flooded);
+    std::thread::sleep(Duration::from_secs(1));
+    let flood_syncs = ctl.syncs_with("webhook") - before;
+    assert!((1..=2).contains(&flood_syncs), "1,000 deliveries caused {flood_syncs} syncs");
+    let fixed = flooded;
+
+    // Bad signatures: refused, no sync.
+    let before = ctl.syncs_with("webhook");
+    let body = format!(
+        r#"{{"ref": "refs/heads/main", "after": "{fixed}", "repository": {{"full_name": "acme/fleet"}}}}"#
+    );
+    for _ in 0..20 {
+        assert_eq!(ctl.github("push", &body, "wrong-secret"), 401);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ctl.syncs_with("webhook"), before);
+
+    // The status branch says what is deployed.
+    ctl.wait_for("status pushed", Duration::from_secs(10), |_| {
+        origin.tip("refs/heads/gitfleet/status").is_some_and(|tip| {
+            let repo = origin.open();
+            let commit = repo.find_commit(git2::Oid::from_str(&tip).unwrap()).unwrap();
+            let blob = commit
+                .tree()
+                .unwrap()
+                .get_path(std::path::Path::new("status.yaml"))
+                .unwrap()
+                .to_object(&repo)
+                .unwrap();
+            let text = String::from_utf8_lossy(blob.as_blob().unwrap().content()).to_string();
+            text.contains(&format!("commit: {fixed}"))
+        })
+    });
+    assert_eq!(origin.tip("refs/heads/main").as_deref(), Some(fixed.as_str()), "main untouched");
+
+    // A pull request: one comment with the plan, edited on the next push.
+    work.commit(&[("apps/shop/compose.yaml", &shop("2", 3))], &[]);
+    work.push(&origin.path(), "HEAD:refs/pull/7/head");
+    let pr_head = work.head();
+    let pr = |head: &str| {
+        format!(
+            r#"{{"action": "{}", "number": 7, "repository": {{"full_name": "acme/fleet"}},
+                "pull_request": {{"number": 7, "head": {{"sha": "{head}", "ref": "feature"}}, "base": {{"ref": "main", "sha": "{fixed}"}}}}}}"#,
+            if head == pr_head { "opened" } else { "synchronize" }
+        )
+    };
+    assert_eq!(ctl.github("pull_request", &pr(&pr_head), SECRET), 200);
+    let started = Instant::now();
+    while !github.requests().iter().any(|r| r.starts_with("POST")) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no comment: {:?}", github.requests());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    work.commit(
+        &[(
+            "apps/shop/compose.yaml",
+            "services:\n  web:\n    image: gitfleet/web:2\n    ports: [\"99999:80\"]\n",
+        )],
+        &[],
+    );
+    work.push(&origin.path(), "+HEAD:refs/pull/7/head");
+    let pr_head2 = work.head();
+    assert_eq!(ctl.github("pull_request", &pr(&pr_head2), SECRET), 200);
+    while !github.requests().iter().any(|r| r.starts_with("PATCH")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no edit: {:?}", github.requests());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        github.requests(),
+        [
+            "GET /repos/acme/fleet/issues/7/comments Bearer forge-token",
+            "POST /repos/acme/fleet/issues/7/comments Bearer forge-token",
+            "GET /repos/acme/fleet/issues/7/comments Bearer forge-token",
+            "PATCH /repos/acme/fleet/issues/comments/100 Bearer forge-token",
+        ]
+    );
+    // Previews never deploy.
+    assert_eq!(deployed(&ctl.status()), fixed);
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"; 3]);
+}
