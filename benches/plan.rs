@@ -255,7 +255,7 @@ fn model() -> Model {
             },
             variables: BTreeMap::new(),
         },
-        apps: (0..APPS).map(app).map(|a| (a.name.clone(), a)).collect(),
+        apps: (0..APPS).map(app).map(|a| (a.name.clone(), std::sync::Arc::new(a))).collect(),
     }
 }
 

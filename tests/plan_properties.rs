@@ -454,7 +454,7 @@ fn build_model(case: &Case) -> Model {
                 configs: BTreeMap::new(),
                 secrets: BTreeMap::new(),
             };
-            (name, app)
+            (name, std::sync::Arc::new(app))
         })
         .collect();
     Model {

@@ -976,7 +976,7 @@ mod tests {
                 settings: Settings { name: FLEET.into(), ..Settings::default() },
                 variables: BTreeMap::new(),
             },
-            apps: apps.into_iter().map(|a| (a.name.clone(), a)).collect(),
+            apps: apps.into_iter().map(|a| (a.name.clone(), std::sync::Arc::new(a))).collect(),
         }
     }
 
@@ -2018,7 +2018,7 @@ mod tests {
             let extra = host("h9").label("zone", "x");
             grown.fleet.hosts.insert(extra.name.clone(), extra);
             let newcomer = app("new", [service("web", 3), service("db", 1).max_per_node(1)]);
-            grown.apps.insert(newcomer.name.clone(), newcomer);
+            grown.apps.insert(newcomer.name.clone(), std::sync::Arc::new(newcomer));
             let second = schedule(&grown, &applied);
             check_invariants(&grown, &second)?;
             for (replica, host) in &first.assignments {

@@ -255,6 +255,22 @@ mod tests {
         assert_eq!(decrypt(&encrypted, &held), Err(DecryptFailure::Passphrase));
     }
 
+    proptest::proptest! {
+        /// Whatever follows an age header, decrypting fails cleanly or succeeds; it never
+        /// panics.
+        #[test]
+        fn arbitrary_bytes_after_a_header_never_panic(
+            armored in proptest::bool::ANY,
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let held = Identities::new(vec![Identity::generate()]);
+            let mut bytes = if armored { ARMOR_HEADER.to_vec() } else { BINARY_HEADER.to_vec() };
+            bytes.push(b'\n');
+            bytes.extend(tail);
+            let _ = decrypt(&bytes, &held);
+        }
+    }
+
     #[test]
     fn garbage_never_panics() {
         let held = Identities::new(vec![Identity::generate()]);

@@ -4,6 +4,7 @@
 //! that have any, so a clean load never pays for the position-keeping parse.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 
@@ -61,7 +62,8 @@ pub fn load_with(tree: &SourceTree, options: &LoadOptions) -> Result<Model, Vec<
 /// out (its folder's own problems only; fleet-wide checks come later).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct FolderResult {
-    pub app: Option<App>,
+    /// Shared: the cache and every model loaded from it hold the same `App`.
+    pub app: Option<Arc<App>>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -85,7 +87,7 @@ fn bytes_of<'a>(tree: &'a SourceTree, file: &str) -> Option<&'a [u8]> {
 /// problem, sorted. `source` gives the bytes of a file, for locating findings.
 pub(super) fn finish<'a>(
     fleet: Option<Fleet>,
-    apps: BTreeMap<String, App>,
+    apps: BTreeMap<String, Arc<App>>,
     mut diagnostics: Vec<Diagnostic>,
     source: &dyn Fn(&str) -> Option<&'a [u8]>,
 ) -> Result<Model, Vec<Diagnostic>> {
@@ -205,7 +207,7 @@ pub(super) fn load_folder(
         &mut findings,
     );
     diagnostics.extend(locate(&|f| bytes_of(tree, f), findings));
-    FolderResult { app: app.filter(|_| diagnostics.is_empty()), diagnostics }
+    FolderResult { app: app.filter(|_| diagnostics.is_empty()).map(Arc::new), diagnostics }
 }
 
 /// The compose file of app folder `apps/<folder>`, or `None` with the reason in

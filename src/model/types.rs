@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub fleet: Fleet,
-    /// Applications keyed by name (the folder name under `apps/`).
-    pub apps: BTreeMap<String, App>,
+    /// Applications keyed by name (the folder name under `apps/`). Shared (`Arc`), so a
+    /// load that reuses an unchanged app from the load cache does not copy it.
+    pub apps: BTreeMap<String, Arc<App>>,
 }
 
 /// `fleet.yaml`: the registered hosts and fleet-wide settings.
