@@ -459,3 +459,71 @@ fn the_controller_keeps_the_fleet_at_the_branch() {
     assert_eq!(deployed(&ctl.status()), fixed);
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"; 3]);
 }
+
+#[test]
+fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
+    let bed = Testbed::builder().hosts(2).images().start();
+    let (a, b) = (&bed[0], &bed[1]);
+    let origin = BareRepo::new("fleet.git");
+    let work = GitRepo::new(&[
+        ("fleet.yaml", &fleet_yaml(&bed)),
+        ("apps/shop/compose.yaml", &shop("1", 2)),
+        ("apps/notes/compose.yaml", NOTES),
+    ]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let cache = tempfile::TempDir::new().unwrap();
+    // A local repository: file-system notifications instead of polls.
+    let ctl = Controller::start(
+        origin.path().to_str().unwrap(),
+        cache.path(),
+        &["--resync-interval", "1s", "--grace-period", "3s"],
+    );
+    let head = work.head();
+    ctl.wait_for("cold deploy", Duration::from_secs(90), |s| deployed(s) == head);
+    let web_on = |host: &DockerHost| {
+        containers(host)
+            .iter()
+            .filter(|(name, (_, state))| name.starts_with("shop-web-") && state == "running")
+            .count()
+    };
+    assert_eq!((web_on(a), web_on(b)), (1, 1));
+
+    // b is cut off: after the grace period its web replica runs on a; the database, pinned to
+    // b by its volume, is not moved, and that is reported.
+    b.cut_network();
+    ctl.wait_for("b down", Duration::from_secs(30), |s| s["hosts"][b.name()]["state"] == "down");
+    let started = Instant::now();
+    while web_on(a) != 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "web did not move to a: {:?}",
+            containers(a)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!containers(a).contains_key("notes-db-1"), "the pinned database moved");
+    let errors = ctl.status()["errors"].to_string();
+    assert!(errors.contains("pinned there by their volumes are not moved"), "{errors}");
+
+    // b is back: its stale web copy is the older one and is removed; the database stays.
+    b.restore_network();
+    ctl.wait_for("b up", Duration::from_secs(30), |s| s["hosts"][b.name()]["state"] == "up");
+    let started = Instant::now();
+    while web_on(b) != 0 || web_on(a) != 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "surplus copy not cleaned up: a {:?}, b {:?}",
+            containers(a),
+            containers(b)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(containers(b)["notes-db-1"].1, "running");
+
+    // A new commit to the local repository is noticed without a poll or a webhook.
+    work.commit(&[("apps/shop/compose.yaml", &shop("2", 2))], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let next = work.head();
+    ctl.wait_for("noticed by notification", Duration::from_secs(30), |s| deployed(s) == next);
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
+}

@@ -346,6 +346,17 @@ impl Reconciler {
                 )),
             }
         }
+        for host in &plan.hosts {
+            let down = matches!(hosts.get(&host.host), Some(HostHealth::Down { .. }));
+            if let (true, diff::HostStatus::Unreachable { replicas, .. }) = (down, &host.status) {
+                if *replicas > 0 {
+                    errors.push(format!(
+                        "host {}: {replicas} replica(s) pinned there by their volumes are not moved; they run again when it is back",
+                        host.host
+                    ));
+                }
+            }
+        }
         for unplaced in &plan.unplaced {
             errors.push(format!("{} cannot be placed: {}", unplaced.replica, unplaced.reason));
         }
