@@ -9,12 +9,15 @@
 //!   (`plan(desired, observed) -> Plan`) with its text / markdown / JSON renderings. Pure.
 //! * [`hosts`]: connections to the registered Docker hosts, observing what runs there, and the
 //!   Docker calls that change them.
-//! * [`sync`]: reading a repository's commit with git2, without a checkout.
+//! * [`sync`]: Git with git2: reading a commit without a checkout, the controller's mirror
+//!   (fetch with credentials), branch notifications, status commits.
 //! * [`apply`]: carrying a plan out on the hosts: rolling updates, health waits, rollback.
 //! * [`webhook`]: HTTP receivers for forge webhooks (GitHub, GitLab, Gitea/Forgejo, generic):
 //!   signature checks in constant time, payloads read into a `Hook` handed to a sink.
 //! * [`forge`]: the pull-request plan preview: its markdown comment (pure) and the GitHub,
 //!   GitLab and Gitea / Forgejo APIs that keep one such comment per pull request up to date.
+//! * [`controller`]: `gitfleet run`'s reconcile loop: triggers, host liveness and failover,
+//!   crash-loop backoff, the state the status and the web layer read.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants

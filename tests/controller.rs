@@ -526,4 +526,114 @@ fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
     let next = work.head();
     ctl.wait_for("noticed by notification", Duration::from_secs(30), |s| deployed(s) == next);
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
+
+    // A rollout that fails is rolled back and not retried in a loop: it is reported as failed
+    // until a new commit arrives, while resyncs keep the previous revision running.
+    let exiting = "services:\n  web:\n    image: gitfleet/exits:1\n    deploy:\n      replicas: 2\n      update_config: {parallelism: 1, monitor: 3s, failure_action: rollback}\n";
+    work.commit(&[("apps/shop/compose.yaml", exiting)], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let failing = work.head();
+    ctl.wait_for("rollout failed", Duration::from_secs(60), |s| {
+        s["head"]["commit"] == failing.as_str() && s["head"]["state"] == "failed"
+    });
+    assert_eq!(deployed(&ctl.status()), next);
+    let since = a.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
+    std::thread::sleep(Duration::from_secs(4)); // four resyncs
+    let until = a.docker(&["info", "-f", "{{.SystemTime}}"]).trim().to_string();
+    let creates = a.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=create",
+    ]);
+    assert_eq!(creates.trim(), "", "the failed revision was tried again");
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
+    assert!(ctl.status()["errors"].to_string().contains("fix it with a new commit"));
+}
+
+/// Settings from a configuration file and `*_FILE` variables: the webhook secrets come from
+/// files, and a wrong one is refused. No Docker host is needed for this.
+#[test]
+fn settings_come_from_a_configuration_file_and_secret_files() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let origin = BareRepo::new("fleet.git");
+    let work = GitRepo::new(&[
+        ("fleet.yaml", "hosts:\n  a: {endpoint: \"tcp://127.0.0.1:1\"}\n"),
+        ("apps/shop/compose.yaml", &shop("1", 1)),
+    ]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let github_secret = dir.path().join("github-secret");
+    std::fs::write(&github_secret, "from-a-file\n").unwrap();
+    let gitlab_token = dir.path().join("gitlab-token");
+    std::fs::write(&gitlab_token, "token-from-env-file").unwrap();
+    let config = dir.path().join("gitfleet.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo: {}\nlisten: 127.0.0.1:0\npoll_interval: 0s\nno_status: true\nwebhook_github_secret_file: {}\n",
+            origin.path().display(),
+            github_secret.display()
+        ),
+    )
+    .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--cache-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("GITFLEET_WEBHOOK_GITLAB_TOKEN_FILE", &gitlab_token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("gitfleet: listening on ") {
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                }
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    let ctl = Controller {
+        addr: rx.recv_timeout(Duration::from_secs(20)).expect("listening"),
+        child,
+        log,
+    };
+    let body = r#"{"ref": "refs/heads/other", "after": "0123456789012345678901234567890123456789", "repository": {"full_name": "acme/fleet"}}"#;
+    // Signed with the file's secret (its trailing newline dropped): accepted (another branch: 202).
+    assert_eq!(ctl.github("push", body, "from-a-file"), 202);
+    assert_eq!(ctl.github("push", body, SECRET), 401);
+    let gitlab = |token: &str| {
+        let body = r#"{"object_kind": "push", "ref": "refs/heads/other", "after": "0123456789012345678901234567890123456789", "project": {"id": 1, "path_with_namespace": "acme/fleet"}}"#;
+        http(
+            ctl.addr,
+            "POST",
+            "/hooks/gitlab",
+            &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", token)],
+            body.as_bytes(),
+        )
+        .0
+    };
+    assert_eq!(gitlab("token-from-env-file"), 202);
+    assert_eq!(gitlab("wrong"), 401);
+    // The unreachable host is reported, the head deployed nowhere, and the controller serves on.
+    ctl.wait_for("host reported", Duration::from_secs(30), |s| {
+        s["errors"].to_string().contains("host a is unreachable")
+    });
+    assert_eq!(http(ctl.addr, "GET", "/healthz", &[], b"").0, 200);
 }

@@ -54,6 +54,12 @@
 //! to it, and a new replica of such a service is unplaced rather than given a fresh volume
 //! elsewhere. When the host comes back, its old copies are the older ones and the planner
 //! removes them.
+//!
+//! A host counts as holding an app's volume from the moment a replica mounting it stays or is
+//! placed there (the plan creates the volume), so a replica held back for its data on a host
+//! that is away is placed on such a host in the same plan, not in the next one (placement is
+//! idempotent: the next plan is empty). Replicas held back this way are looked at again after
+//! every service is placed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -134,11 +140,39 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
         }
     }
 
+    // Hosts that will hold an app's volume because a replica mounting it stays there (phase
+    // 1) or goes there (phase 2, other services): the plan creates the volume there, so the
+    // next plan would see it; counting it now keeps the next plan from placing differently.
+    let mut will_hold: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for demand in &demands {
+        for &(_, h) in &demand.kept {
+            for &volume in &demand.volumes {
+                will_hold.entry((demand.app, volume)).or_default().push(h);
+            }
+        }
+    }
+
     // Phase 2: every other replica goes where the spread rule says. Assignments are made in
     // replica order, so the map below is built from sorted input.
     let mut placed: Vec<(ReplicaKey, String)> = Vec::new();
     let mut unplaced = Vec::new();
-    for demand in &demands {
+    // Replicas held back because their data is on a host that is away: looked at again once
+    // every service is placed, since a later service may put their volume on a host here.
+    let mut deferred: Vec<(usize, u32, String)> = Vec::new();
+    let pinned_now = |demand: &Demand, will_hold: &BTreeMap<(&str, &str), Vec<usize>>| {
+        let mut pinned = demand.pinned.clone();
+        for &volume in &demand.volumes {
+            let hosts = will_hold.get(&(demand.app, volume)).into_iter().flatten();
+            pinned.extend(hosts.filter(|h| demand.candidates.binary_search(h).is_ok()));
+        }
+        pinned.sort_unstable();
+        pinned.dedup();
+        pinned
+    };
+    for (index, demand) in demands.iter().enumerate() {
+        let pinned = pinned_now(demand, &will_hold);
+        let mut held_back = false;
+        let mut placed_here: Vec<usize> = Vec::new();
         for &(_, h) in &demand.kept {
             counts[h] += 1;
         }
@@ -156,11 +190,9 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
                 let here = |hosts: &[usize]| -> Vec<usize> {
                     hosts.iter().copied().filter(|&h| !away[h]).collect()
                 };
-                let pinned_away: Vec<usize> =
-                    demand.pinned.iter().copied().filter(|&h| away[h]).collect();
-                let chosen = demand
-                    .choose(&here(&demand.pinned), &loads, &counts, &capacities)
-                    .or_else(|| {
+                let pinned_away: Vec<usize> = pinned.iter().copied().filter(|&h| away[h]).collect();
+                let chosen =
+                    demand.choose(&here(&pinned), &loads, &counts, &capacities).or_else(|| {
                         // Data on a host that is away is not given up for a fresh volume.
                         pinned_away.is_empty().then(|| {
                             demand.choose(&here(&demand.candidates), &loads, &counts, &capacities)
@@ -170,8 +202,10 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
                     demand.occupy(&mut loads[h]);
                     counts[h] += 1;
                     placed.push((demand.key(replica), names[h].to_string()));
+                    placed_here.push(h);
                     continue;
                 }
+                held_back = !pinned_away.is_empty();
                 stuck = Some(if pinned_away.is_empty() {
                     demand.reason(&names, &hosts, &loads, &counts, &capacities)
                 } else {
@@ -189,12 +223,42 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
                 });
             }
             let reason = stuck.clone().unwrap_or_default();
-            unplaced.push(Unplaced { replica: demand.key(replica), reason });
+            if held_back {
+                deferred.push((index, replica, reason));
+            } else {
+                unplaced.push(Unplaced { replica: demand.key(replica), reason });
+            }
         }
         for &h in demand.candidates.iter() {
             counts[h] = 0;
         }
+        for &volume in &demand.volumes {
+            will_hold.entry((demand.app, volume)).or_default().extend(&placed_here);
+        }
     }
+
+    for (index, replica, reason) in deferred {
+        let demand = &demands[index];
+        let here: Vec<usize> =
+            pinned_now(demand, &will_hold).into_iter().filter(|&h| !away[h]).collect();
+        let key = demand.key(replica);
+        for (placed_key, host) in &placed {
+            if placed_key.app == key.app && placed_key.service == key.service {
+                if let Ok(h) = names.binary_search(&host.as_str()) {
+                    counts[h] += 1;
+                }
+            }
+        }
+        match demand.choose(&here, &loads, &counts, &capacities) {
+            Some(h) => {
+                demand.occupy(&mut loads[h]);
+                placed.push((key, names[h].to_string()));
+            }
+            None => unplaced.push(Unplaced { replica: key, reason }),
+        }
+        counts.iter_mut().for_each(|c| *c = 0);
+    }
+    unplaced.sort_by(|a, b| a.replica.cmp(&b.replica));
 
     Schedule { assignments: placed.into_iter().collect(), unplaced }
 }
@@ -385,6 +449,8 @@ struct Demand<'m> {
     /// The hosts satisfying the constraints that hold (or, unseen, may hold) one of the
     /// service's volumes, ascending, including hosts that are down; empty if stateless.
     pinned: Vec<usize>,
+    /// The app's named, non-external volumes it mounts.
+    volumes: Vec<&'m str>,
     /// `(replica, host)` kept by phase 1, by replica.
     kept: Vec<(u32, usize)>,
 }
@@ -425,16 +491,19 @@ fn demands<'m>(
             } else {
                 satisfying.clone()
             };
-            let mut holding: Vec<usize> = service
+            let mounted: Vec<&'m str> = service
                 .mounts
                 .iter()
                 .filter_map(|mount| match &mount.source {
-                    MountSource::Volume { volume } => Some(volume),
+                    MountSource::Volume { volume } => Some(volume.as_str()),
                     MountSource::Bind { .. } | MountSource::Anonymous | MountSource::Tmpfs => None,
                 })
                 .filter(|volume| app.volumes.get(*volume).is_some_and(|def| !def.external))
+                .collect();
+            let mut holding: Vec<usize> = mounted
+                .iter()
                 .flat_map(|volume| {
-                    let holders = volumes.get(app_name).and_then(|v| v.get(volume));
+                    let holders = volumes.get(app_name).and_then(|v| v.get(*volume));
                     holders.into_iter().flatten().copied()
                 })
                 .collect();
@@ -474,6 +543,7 @@ fn demands<'m>(
                     .collect(),
                 candidates,
                 pinned,
+                volumes: mounted,
                 kept: Vec::new(),
             });
         }
