@@ -636,4 +636,8 @@ fn settings_come_from_a_configuration_file_and_secret_files() {
         s["errors"].to_string().contains("host a is unreachable")
     });
     assert_eq!(http(ctl.addr, "GET", "/healthz", &[], b"").0, 200);
+    let (code, metrics) = http(ctl.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    assert!(metrics.lines().any(|l| l == "gitfleet_host_up{host=\"a\"} 0"), "{metrics}");
+    assert!(metrics.contains("# TYPE gitfleet_syncs_total counter"), "{metrics}");
 }

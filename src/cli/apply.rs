@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -93,7 +92,7 @@ async fn apply_model(
     revision: Option<String>,
     reviewed: Option<Plan>,
 ) -> anyhow::Result<i32> {
-    let plan = observe_and_plan(&model, revision).await;
+    let (plan, clients) = observe_and_plan(&model, revision).await;
     if let Some(reviewed) = &reviewed {
         let moved: Vec<&str> = plan
             .hosts
@@ -119,8 +118,8 @@ async fn apply_model(
         println!("Apply cancelled.");
         return Ok(1);
     }
-    let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
-    let mut engine = DockerEngine::connect(&model.fleet.hosts, timeout).await;
+    // The clients that observed the hosts: no second connection, no second /version.
+    let mut engine = DockerEngine::from_clients(clients);
     if let Some(config) = registry_config(args.docker_config.as_ref())? {
         engine = engine.with_registry_config(config);
     }

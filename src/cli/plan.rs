@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let what_now = "fix them, then plan again (see `gitfleet validate`).";
     let Some(model) = load_or_report(&loaded.tree, &loaded.options, what_now) else { return Ok(1) };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let plan = runtime.block_on(observe_and_plan(&model, loaded.revision.map(|r| r.commit)));
+    let (plan, _) = runtime.block_on(observe_and_plan(&model, loaded.revision.map(|r| r.commit)));
     if let Some(path) = &args.out {
         std::fs::write(path, render::json(&plan))
             .with_context(|| format!("writing {}", path.display()))?;

@@ -1,5 +1,6 @@
 //! The controller's HTTP side: the webhook receivers (`/hooks/...`), a health endpoint for
-//! probes (`/healthz`), and the controller's state as JSON (`/api/status`), read from the
+//! probes (`/healthz`), metrics for Prometheus (`/metrics`), and the controller's state as
+//! JSON (`/api/status`), read from the
 //! [`Store`] without reaching into the loop. The status page proper comes with `web/`.
 
 use std::sync::Arc;
@@ -17,8 +18,13 @@ pub fn router(store: Arc<Store>, receivers: Arc<ReceiverSettings>, sink: HookSin
     let state_routes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/status", get(status))
+        .route("/metrics", get(metrics))
         .with_state(store);
     state_routes.merge(webhook_router(receivers, sink))
+}
+
+async fn metrics(State(store): State<Arc<Store>>) -> String {
+    super::metrics::render(&store.snapshot())
 }
 
 async fn status(State(store): State<Arc<Store>>) -> Json<Snapshot> {

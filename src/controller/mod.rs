@@ -11,7 +11,8 @@
 //! * [`reconcile`]: one sync: fetch, load, observe, plan, apply, record.
 //! * [`events`]: Docker events streams, turned into triggers.
 //! * [`previews`]: plan previews on pull requests.
-//! * [`http`]: the HTTP side: webhook receivers, health and the JSON status.
+//! * [`metrics`]: the state in Prometheus' text format.
+//! * [`http`]: the HTTP side: webhook receivers, health, metrics and the JSON status.
 //!
 //! [`Controller::start`] wires them: the triggers (poll timer with jitter, or file-system
 //! notifications for a local repository; webhooks; Docker events; the periodic resync) feed
@@ -21,6 +22,7 @@ pub mod crashloop;
 pub mod events;
 pub mod http;
 pub mod liveness;
+pub mod metrics;
 pub mod previews;
 pub mod reconcile;
 pub mod settings;

@@ -48,6 +48,18 @@ pub enum Outcome {
     NothingDeployable(String),
 }
 
+impl Outcome {
+    /// One word, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::InSync => "in_sync",
+            Outcome::Applied(_) => "applied",
+            Outcome::Incomplete(_) => "incomplete",
+            Outcome::NothingDeployable(_) => "nothing_deployable",
+        }
+    }
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -142,6 +154,7 @@ impl Reconciler {
             reasons: batch.describe(),
             commit: self.target.as_ref().map(|t| t.revision.commit.clone()),
             outcome: outcome.to_string(),
+            kind: outcome.kind().to_string(),
             millis: started.elapsed().as_millis() as u64,
         });
         self.write_status().await;

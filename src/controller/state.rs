@@ -79,6 +79,8 @@ pub struct SyncRecord {
     pub reasons: String,
     pub commit: Option<String>,
     pub outcome: String,
+    /// `in_sync`, `applied`, `incomplete` or `nothing_deployable`.
+    pub kind: String,
     pub millis: u64,
 }
 
@@ -104,6 +106,9 @@ pub struct Snapshot {
     pub services: BTreeMap<String, BTreeMap<String, ServiceStatus>>,
     pub syncs: VecDeque<SyncRecord>,
     pub events: VecDeque<EventRecord>,
+    /// Syncs since the controller started, by outcome (`in_sync`, `applied`, `incomplete`,
+    /// `nothing_deployable`), for metrics.
+    pub sync_totals: BTreeMap<String, u64>,
 }
 
 /// The shared store.
@@ -153,6 +158,7 @@ impl Store {
 
     pub fn record_sync(&self, record: SyncRecord) {
         self.update(|s| {
+            *s.sync_totals.entry(record.kind.clone()).or_default() += 1;
             s.syncs.push_front(record);
             s.syncs.truncate(HISTORY);
         });
