@@ -1,6 +1,7 @@
 //! Clients kept between observations, for the long-running controller: each host is
-//! connected (and its API version negotiated) once, and reconnected only after it failed, so
-//! a resync with nothing to do costs the list calls and nothing else.
+//! connected (and its API version negotiated) once, and reconnected only after it failed or
+//! when its endpoint in `fleet.yaml` changed, so a resync with nothing to do costs the list
+//! calls and nothing else.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,12 +14,22 @@ use super::connect::connect_with_timeout;
 use super::error::HostError;
 use super::observe::{observe_host, unreachable};
 use crate::diff::{HostObservation, Observed};
-use crate::model::Host;
+use crate::model::{Endpoint, Host};
 
-/// Connected clients by host name.
+/// Connected clients by host name, each with the endpoint it was connected to.
 #[derive(Default)]
 pub struct Pool {
-    clients: Mutex<BTreeMap<String, Docker>>,
+    clients: Mutex<BTreeMap<String, (Endpoint, Docker)>>,
+}
+
+/// The kept client for `host`, if it was made for the endpoint (and TLS files) `host` names
+/// now: a commit that moves a host elsewhere must not keep talking to the old daemon.
+fn reusable(
+    known: &BTreeMap<String, (Endpoint, Docker)>,
+    name: &str,
+    host: &Host,
+) -> Option<Docker> {
+    known.get(name).filter(|(endpoint, _)| *endpoint == host.endpoint).map(|(_, d)| d.clone())
 }
 
 impl Pool {
@@ -36,7 +47,7 @@ impl Pool {
     ) -> (Observed, BTreeMap<String, Result<Docker, String>>) {
         let known = self.clients.lock().await.clone();
         let rounds = hosts.iter().map(|(name, host)| {
-            let cached = known.get(name).cloned();
+            let cached = reusable(&known, name, host);
             async move {
                 let bounded = tokio::time::timeout(timeout, async {
                     let docker = match cached {
@@ -59,7 +70,7 @@ impl Pool {
         for (name, host, outcome) in join_all(rounds).await {
             match outcome {
                 Ok((docker, state)) => {
-                    keep.insert(name.clone(), docker.clone());
+                    keep.insert(name.clone(), (host.endpoint.clone(), docker.clone()));
                     clients.insert(name.clone(), Ok(docker));
                     observed.hosts.insert(name, HostObservation::Reachable(state));
                 }
@@ -74,5 +85,32 @@ impl Pool {
         }
         *self.clients.lock().await = keep;
         (observed, clients)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(endpoint: &str) -> Host {
+        let fleet = format!("hosts:\n  a:\n    endpoint: {endpoint}\n");
+        let mut tree = crate::model::SourceTree::new();
+        tree.insert_file("fleet.yaml", fleet.into_bytes());
+        tree.insert_file("apps/x/compose.yaml", b"services:\n  s:\n    image: x:1\n".to_vec());
+        crate::model::load(&tree).expect("valid fleet").fleet.hosts["a"].clone()
+    }
+
+    #[test]
+    fn a_client_is_reused_only_for_its_own_endpoint() {
+        let old = host("tcp://127.0.0.1:2375");
+        // A client is lazy: nothing connects until a request is sent.
+        let docker =
+            Docker::connect_with_http("tcp://127.0.0.1:2375", 5, bollard::API_DEFAULT_VERSION)
+                .unwrap();
+        let known = BTreeMap::from([("a".to_string(), (old.endpoint.clone(), docker))]);
+        assert!(reusable(&known, "a", &old).is_some());
+        assert!(reusable(&known, "a", &host("tcp://127.0.0.1:2376")).is_none());
+        assert!(reusable(&known, "a", &host("unix:///run/other.sock")).is_none());
+        assert!(reusable(&known, "b", &old).is_none());
     }
 }
