@@ -104,7 +104,11 @@ impl Liveness {
                             now
                         }
                     };
-                    let down = now.duration_since(since) >= self.grace;
+                    // A host never seen since the controller started is never down: nobody
+                    // knows which volumes it holds, and moving its replicas could start a
+                    // stateful service on a fresh, empty volume.
+                    let down =
+                        now.duration_since(since) >= self.grace && memory.last_seen.is_some();
                     if down && !memory.reported_down {
                         memory.reported_down = true;
                         transitions
@@ -134,7 +138,7 @@ impl Liveness {
                         let away = now.duration_since(*since);
                         let reason = reason.clone();
                         let for_seconds = away.as_secs();
-                        if away >= self.grace {
+                        if away >= self.grace && memory.last_seen.is_some() {
                             HostHealth::Down { reason, for_seconds }
                         } else {
                             HostHealth::Unreachable { reason, for_seconds }
@@ -236,13 +240,19 @@ mod tests {
     }
 
     #[test]
-    fn a_host_never_seen_is_unreachable_without_memory() {
+    fn a_host_never_seen_is_never_down() {
+        let start = Instant::now();
         let mut liveness = Liveness::new(Duration::from_secs(30));
-        let (seen, _) = liveness.observe(round(&[("a", None)]), Instant::now());
+        let (seen, _) = liveness.observe(round(&[("a", None)]), start);
         assert!(matches!(
             planned(&seen, "a"),
             HostObservation::Unreachable { last_seen: None, down: false, .. }
         ));
+        let later = start + Duration::from_secs(600);
+        let (seen, changes) = liveness.observe(round(&[("a", None)]), later);
+        assert!(changes.is_empty());
+        assert!(matches!(planned(&seen, "a"), HostObservation::Unreachable { down: false, .. }));
+        assert!(matches!(liveness.health(later)["a"], HostHealth::Unreachable { .. }));
     }
 
     #[test]

@@ -141,12 +141,15 @@ impl Reconciler {
         }
         let outcome = match self.target.clone() {
             Some(target) => self.converge(&target).await,
-            None => Outcome::NothingDeployable(
-                self.fetch_error
-                    .clone()
-                    .or_else(|| self.head_errors.first().cloned())
-                    .unwrap_or_else(|| "no valid revision yet".into()),
-            ),
+            None => {
+                // Nothing to converge to: still say why, in the status.
+                let mut errors: Vec<String> =
+                    self.fetch_error.iter().map(|e| format!("fetch failed: {e}")).collect();
+                errors.extend(self.head_errors.iter().cloned());
+                let why = errors.first().cloned().unwrap_or_else(|| "no valid revision yet".into());
+                self.store.update(|s| s.errors = errors);
+                Outcome::NothingDeployable(why)
+            }
         };
         tracing::info!(outcome = %outcome, elapsed_ms = started.elapsed().as_millis() as u64, "sync done");
         self.store.record_sync(SyncRecord {
@@ -326,6 +329,8 @@ impl Reconciler {
         self.failed = Some(target.revision.commit.clone());
         self.set_head(target.revision.clone(), HeadState::Failed);
         self.target = self.good.clone();
+        // Converge back to the good revision now, not at the next trigger.
+        self.wake_after(Duration::ZERO);
     }
 
     fn deployed(&mut self, target: &Loaded, summary: diff::Summary, outcome: &Outcome) {
