@@ -64,11 +64,18 @@ impl Drop for Controller {
 
 impl Controller {
     fn start(repo_url: &str, cache: &std::path::Path, extra: &[&str]) -> Controller {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
+        command
             .args(["run", "--repo", repo_url, "--listen", "127.0.0.1:0"])
             .args(["--cache-dir", cache.to_str().unwrap(), "--poll-interval", "0s"])
             .args(["--webhook-github-secret", SECRET])
-            .args(extra)
+            .args(extra);
+        Controller::spawn(command)
+    }
+
+    /// Starts `command` (a `gitfleet run`) and waits until it listens.
+    fn spawn(mut command: Command) -> Controller {
+        let mut child = command
             .env("GITFLEET_LOG", "gitfleet=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -581,39 +588,12 @@ fn settings_come_from_a_configuration_file_and_secret_files() {
         ),
     )
     .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--cache-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .env("GITFLEET_WEBHOOK_GITLAB_TOKEN_FILE", &gitlab_token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("gitfleet: listening on ") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
-    let ctl = Controller {
-        addr: rx.recv_timeout(Duration::from_secs(20)).expect("listening"),
-        child,
-        log,
-    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
+    command
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--cache-dir", dir.path().to_str().unwrap()])
+        .env("GITFLEET_WEBHOOK_GITLAB_TOKEN_FILE", &gitlab_token);
+    let ctl = Controller::spawn(command);
     let body = r#"{"ref": "refs/heads/other", "after": "0123456789012345678901234567890123456789", "repository": {"full_name": "acme/fleet"}}"#;
     // Signed with the file's secret (its trailing newline dropped): accepted (another branch: 202).
     assert_eq!(ctl.github("push", body, "from-a-file"), 202);
