@@ -31,14 +31,19 @@ pub mod state;
 pub mod status_files;
 pub mod trigger;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use reconcile::{Outcome, Reconciler};
 pub use settings::Settings;
 pub use state::{Snapshot, Store};
 pub use trigger::{Trigger, Triggers};
 
+use crate::diff::{self, Desired, Plan};
 use crate::forge::ForgeClient;
+use crate::hosts;
+use crate::model::Model;
 use crate::sync::{self, BranchWatch, SyncError};
 use crate::webhook::Hook;
 use events::EventWatchers;
@@ -178,4 +183,19 @@ fn random_unit() -> f64 {
             .unwrap_or_default(),
     );
     (hasher.finish() >> 11) as f64 / (1_u64 << 53) as f64
+}
+
+/// Observes every host of `model` (each bounded by `settings.observe_timeout`) and plans.
+/// Also returns each host's connected client (or why there is none), for an apply to reuse.
+/// (One-off: `gitfleet plan` / `apply` and pull-request previews; the reconcile loop folds
+/// each observation into the hosts' memory first.)
+pub async fn observe_and_plan(
+    model: &Model,
+    revision: Option<String>,
+) -> (Plan, BTreeMap<String, Result<bollard::Docker, String>>) {
+    let settings = &model.fleet.settings;
+    let timeout = Duration::from_millis(settings.observe_timeout_ms);
+    let (observed, clients) =
+        hosts::Pool::new().observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+    (diff::plan(&Desired::new(model, &observed, revision), &observed), clients)
 }

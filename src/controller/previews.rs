@@ -5,15 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::source::{Source, SourceError};
-use crate::diff::{self, Desired};
 use crate::forge::{ForgeClient, Preview, PreviewOutcome, PullRequestRef, render_comment};
-use crate::hosts;
 use crate::webhook::{Forge, PullRequestAction, PullRequestHook};
 
 /// Pending previews, one per pull request (a newer push replaces an older one).
@@ -112,11 +109,7 @@ pub async fn comment_for(hook: &PullRequestHook, source: &tokio::sync::Mutex<Sou
             render_comment(&Preview { commit, outcome: PreviewOutcome::Invalid(&diagnostics) })
         }
         Ok(Ok(model)) => {
-            let settings = &model.fleet.settings;
-            let timeout = Duration::from_millis(settings.observe_timeout_ms);
-            let observed = hosts::observe_all(&model.fleet.hosts, &settings.name, timeout).await;
-            let plan =
-                diff::plan(&Desired::new(&model, &observed, Some(commit.to_string())), &observed);
+            let (plan, _) = super::observe_and_plan(&model, Some(commit.to_string())).await;
             render_comment(&Preview { commit, outcome: PreviewOutcome::Planned(&plan) })
         }
     }

@@ -24,6 +24,7 @@ use super::status_files;
 use super::trigger::{Batch, Trigger, Triggers};
 use crate::apply::docker::DockerEngine;
 use crate::apply::{self, EventKind};
+use crate::diff::render::short_commit;
 use crate::diff::{self, Desired, Observed, Plan, render, simulate};
 use crate::hosts::Pool;
 use crate::model::Model;
@@ -190,7 +191,7 @@ impl Reconciler {
         }
         self.store.event(format!(
             "new revision {} by {}: {}",
-            short(&revision.commit),
+            short_commit(&revision.commit),
             revision.author,
             revision.message
         ));
@@ -205,19 +206,21 @@ impl Reconciler {
                 self.head_errors = diagnostics.iter().map(|d| d.to_string()).collect();
                 self.store.event(format!(
                     "revision {} is invalid ({} error(s)); {} keeps running",
-                    short(&revision.commit),
+                    short_commit(&revision.commit),
                     diagnostics.len(),
                     self.good
                         .as_ref()
-                        .map(|g| short(&g.revision.commit).to_string())
+                        .map(|g| short_commit(&g.revision.commit).to_string())
                         .unwrap_or_else(|| "nothing".into())
                 ));
                 self.set_head(revision, HeadState::Invalid);
             }
             Err(SourceError::Unreadable(message)) => {
                 self.head_errors = vec![message.clone()];
-                self.store
-                    .event(format!("revision {} unreadable: {message}", short(&revision.commit)));
+                self.store.event(format!(
+                    "revision {} unreadable: {message}",
+                    short_commit(&revision.commit)
+                ));
                 self.set_head(revision, HeadState::Invalid);
             }
         }
@@ -324,7 +327,7 @@ impl Reconciler {
     fn reject(&mut self, target: &Loaded) {
         self.store.event(format!(
             "rollout of {} failed; it is not retried until a new commit arrives",
-            short(&target.revision.commit)
+            short_commit(&target.revision.commit)
         ));
         self.failed = Some(target.revision.commit.clone());
         self.set_head(target.revision.clone(), HeadState::Failed);
@@ -337,7 +340,8 @@ impl Reconciler {
         let changed =
             self.good.as_ref().is_none_or(|g| g.revision.commit != target.revision.commit);
         if changed {
-            self.store.event(format!("revision {} deployed", short(&target.revision.commit)));
+            self.store
+                .event(format!("revision {} deployed", short_commit(&target.revision.commit)));
             self.good = Some(target.clone());
             let plan = if matches!(outcome, Outcome::Applied(_)) {
                 summary
@@ -385,7 +389,7 @@ impl Reconciler {
             if self.head.as_ref().is_some_and(|h| &h.commit == failed) {
                 errors.push(format!(
                     "the rollout of {} failed; fix it with a new commit",
-                    short(failed)
+                    short_commit(failed)
                 ));
             }
         }
@@ -409,7 +413,7 @@ impl Reconciler {
             .store
             .snapshot()
             .deployed
-            .map(|d| format!("gitfleet status: {} deployed", short(&d.revision.commit)))
+            .map(|d| format!("gitfleet status: {} deployed", short_commit(&d.revision.commit)))
             .unwrap_or_else(|| "gitfleet status".to_string());
         let source = self.source.lock().await;
         match tokio::task::block_in_place(|| source.write_status(&branch, &files, &message)) {
@@ -433,8 +437,4 @@ impl Reconciler {
             triggers.push(Trigger::Deadline);
         });
     }
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::liveness::HostHealth;
 use super::state::{Deployed, Head, ServiceStatus, Snapshot};
+use crate::diff::render::short_commit;
 
 pub const STATUS_YAML: &str = "status.yaml";
 pub const STATUS_MD: &str = "STATUS.md";
@@ -72,7 +73,7 @@ pub fn markdown(snapshot: &Snapshot) -> String {
             let _ = writeln!(
                 md,
                 "**Deployed:** `{}` {} ({}), applied {}: {} created, {} replaced, {} removed.\n",
-                short(&d.revision.commit),
+                short_commit(&d.revision.commit),
                 escape(&d.revision.message),
                 escape(&d.revision.author),
                 d.at,
@@ -92,7 +93,7 @@ pub fn markdown(snapshot: &Snapshot) -> String {
         let _ = writeln!(
             md,
             "**Branch head:** `{}` {}: {state}.\n",
-            short(&head.revision.commit),
+            short_commit(&head.revision.commit),
             escape(&head.revision.message)
         );
     }
@@ -129,10 +130,6 @@ pub fn markdown(snapshot: &Snapshot) -> String {
         }
     }
     md
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
 
 /// Keeps a message from breaking the table or the page.

@@ -61,7 +61,7 @@ fn trailer(plan: &Plan) -> Vec<String> {
 /// The plan as a terminal shows it.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    let revision = plan.revision.as_deref().map(short).unwrap_or("(working tree)");
+    let revision = plan.revision.as_deref().map(short_commit).unwrap_or("(working tree)");
     let _ = writeln!(out, "gitfleet plan for fleet {:?} at {revision}\n", plan.fleet);
     for host in &plan.hosts {
         match &host.status {
@@ -98,7 +98,7 @@ pub fn text(plan: &Plan) -> String {
 /// The plan as a pull-request comment: a summary, then one collapsible section per app.
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
-    let revision = plan.revision.as_deref().map(short).unwrap_or("working tree");
+    let revision = plan.revision.as_deref().map(short_commit).unwrap_or("working tree");
     let _ = writeln!(out, "#### gitfleet plan for `{revision}` (fleet `{}`)\n", plan.fleet);
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     for line in trailer(plan) {
@@ -162,8 +162,9 @@ pub fn json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("a plan always serialises")
 }
 
-fn short(revision: &str) -> &str {
-    &revision[..revision.len().min(12)]
+/// The first 12 characters of a commit id, as people read it.
+pub fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 /// Whether the plan changes nothing and every host was seen.
