@@ -6,7 +6,7 @@
 //! with replicas / placement / resources / update_config, a config file, a route), plus the
 //! config file itself, committed once.
 //!
-//! Measured: `sync::read_commit` (the commit's tree into a `SourceTree`), `model::load`
+//! Measured: `git::read_commit` (the commit's tree into a `SourceTree`), `model::load`
 //! (parse, interpolate, schema, normalise, semantic checks), and the two together.
 
 use std::hint::black_box;
@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use criterion::{Criterion, SamplingMode, criterion_group};
 use fixtures::generate;
+use gitfleet::git::read_commit;
 use gitfleet::model::{SourceTree, load};
-use gitfleet::sync::read_commit;
 
 mod fixtures;
 

@@ -5,9 +5,9 @@
 //! 2,001 files) is generated on disk with git2, then a second commit changes one app's web
 //! image tag. Measured, loading the second commit:
 //!
-//! * `full`: `sync::read_commit` + `model::load_with`, every file read and every app
+//! * `full`: `git::read_commit` + `model::load_with`, every file read and every app
 //!   validated, as without a cache.
-//! * `incremental`: `sync::read_commit_skipping` with `LoadCache::is_fresh` as the skip test,
+//! * `incremental`: `git::read_commit_skipping` with `LoadCache::is_fresh` as the skip test,
 //!   then `model::load_cached`, with the cache warm from the other commit. Each iteration
 //!   loads the commit the cache does not hold (the two alternate), so every measured run is
 //!   "one app changed since the cached load"; the fleet-wide checks run on all 1,000 apps
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, criterion_group};
 use fixtures::{commit_app_change, generate};
 use git2::Repository;
+use gitfleet::git::{read_commit, read_commit_skipping};
 use gitfleet::model::{LoadCache, LoadOptions, LoadStats, Model, load_cached, load_with};
-use gitfleet::sync::{read_commit, read_commit_skipping};
 
 mod fixtures;
 

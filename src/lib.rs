@@ -31,7 +31,7 @@ pub mod cli;
 pub mod controller;
 pub mod diff;
 pub mod forge;
+pub mod git;
 pub mod hosts;
 pub mod model;
-pub mod sync;
 pub mod webhook;

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::controller::{Controller, Settings, http};
 use crate::forge::{ForgeClient, ForgeKind};
+use crate::git::Credentials;
 use crate::model::{LoadOptions, parse_identities};
-use crate::sync::Credentials;
 use crate::webhook::ReceiverSettings;
 
 #[derive(Debug, clap::Args)]
@@ -301,7 +301,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
     let Resolved { settings, listen, receivers, forge } = resolved;
-    tracing::info!(repository = %crate::sync::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
+    tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let controller = Controller::start(settings, forge)?;
     let app = http::router(controller.store.clone(), Arc::new(receivers), controller.hook_sink());
     let listener = tokio::net::TcpListener::bind(listen)

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::git;
 use crate::model::{LoadOptions, SourceTree, parse_identities};
-use crate::sync;
 
 #[derive(Debug, clap::Args)]
 pub struct SourceArgs {
@@ -32,7 +32,7 @@ pub struct SourceArgs {
 /// to load it with.
 pub struct Loaded {
     pub tree: SourceTree,
-    pub revision: Option<sync::Revision>,
+    pub revision: Option<git::Revision>,
     pub options: LoadOptions,
 }
 
@@ -56,19 +56,19 @@ impl SourceArgs {
         Ok(LoadOptions { identities })
     }
 
-    fn read_tree(&self) -> anyhow::Result<(SourceTree, Option<sync::Revision>)> {
+    fn read_tree(&self) -> anyhow::Result<(SourceTree, Option<git::Revision>)> {
         match &self.repo {
             Some(location) => {
                 let cache = self.cache_dir.clone().unwrap_or_else(default_cache);
-                let repository = sync::open(location, &cache)?;
-                let revision = sync::resolve(&repository, &self.rev)?;
-                let tree = sync::read_commit(&repository, &revision.commit)?;
+                let repository = git::open(location, &cache)?;
+                let revision = git::resolve(&repository, &self.rev)?;
+                let tree = git::read_commit(&repository, &revision.commit)?;
                 Ok((tree, Some(revision)))
             }
             None => {
                 let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from("."));
                 anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
-                let tree = sync::read_directory(&dir)
+                let tree = git::read_directory(&dir)
                     .with_context(|| format!("reading {}", dir.display()))?;
                 Ok((tree, None))
             }

@@ -12,9 +12,9 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
 use super::trigger::{Trigger, Triggers};
+use crate::git::poll::backoff;
 use crate::hosts::{self, container_events};
 use crate::model::{Host, Model};
-use crate::sync::poll::backoff;
 
 /// The running watchers, by host name.
 pub struct EventWatchers {

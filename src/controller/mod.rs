@@ -42,9 +42,9 @@ pub use trigger::{Trigger, Triggers};
 
 use crate::diff::{self, Desired, Plan};
 use crate::forge::ForgeClient;
+use crate::git::{self, BranchWatch, GitError};
 use crate::hosts;
 use crate::model::Model;
-use crate::sync::{self, BranchWatch, SyncError};
 use crate::webhook::Hook;
 use events::EventWatchers;
 use previews::PreviewQueue;
@@ -71,9 +71,9 @@ impl Drop for Controller {
 impl Controller {
     /// Opens the repository and starts the loop and its triggers on the current runtime.
     /// `forge`: where to post plan previews of pull requests, if anywhere.
-    pub fn start(settings: Settings, forge: Option<ForgeClient>) -> Result<Controller, SyncError> {
+    pub fn start(settings: Settings, forge: Option<ForgeClient>) -> Result<Controller, GitError> {
         if settings.status_branch.as_deref() == Some(settings.branch.as_str()) {
-            return Err(SyncError::InvalidName {
+            return Err(GitError::InvalidName {
                 what: "status branch",
                 name: settings.branch.clone(),
                 reason:
@@ -82,7 +82,7 @@ impl Controller {
             });
         }
         let settings = Arc::new(settings);
-        let store = Arc::new(Store::new(&sync::redact_url(&settings.repository), &settings.branch));
+        let store = Arc::new(Store::new(&git::redact_url(&settings.repository), &settings.branch));
         let triggers = Arc::new(Triggers::new());
         let source = Source::open(
             &settings.repository,
@@ -95,7 +95,7 @@ impl Controller {
         let watch = if source.mirror().is_local() {
             let triggers = triggers.clone();
             let watch =
-                sync::watch_branch(source.mirror().repository(), &settings.branch, move || {
+                git::watch_branch(source.mirror().repository(), &settings.branch, move || {
                     triggers.push(Trigger::Notify)
                 })?;
             Some(watch)
@@ -156,7 +156,7 @@ async fn reconcile_loop(mut reconciler: Reconciler, triggers: Arc<Triggers>) {
 async fn poll(interval: std::time::Duration, triggers: Arc<Triggers>) {
     loop {
         let random = random_unit();
-        tokio::time::sleep(sync::poll::next_poll(interval, 0.1, random)).await;
+        tokio::time::sleep(git::poll::next_poll(interval, 0.1, random)).await;
         triggers.push(Trigger::Poll);
     }
 }

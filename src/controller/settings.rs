@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply;
+use crate::git::Credentials;
 use crate::model::LoadOptions;
-use crate::sync::Credentials;
 
 /// Everything the reconcile loop and its triggers need.
 pub struct Settings {

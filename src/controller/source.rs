@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::state::RevisionInfo;
+use crate::git::{self, Credentials, GitError, Mirror};
 use crate::model::{self, Diagnostic, LoadCache, LoadOptions, Model};
-use crate::sync::{self, Credentials, Mirror, SyncError};
 
 /// Why a commit gives no model.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ impl Source {
         branch: &str,
         options: LoadOptions,
         push_status: bool,
-    ) -> Result<Self, SyncError> {
+    ) -> Result<Self, GitError> {
         let mirror = Mirror::open(location, cache_dir, credentials)?;
         Ok(Source {
             mirror,
@@ -50,13 +50,13 @@ impl Source {
     }
 
     /// Fetches the branch and returns its head.
-    pub fn fetch_head(&self) -> Result<RevisionInfo, SyncError> {
+    pub fn fetch_head(&self) -> Result<RevisionInfo, GitError> {
         let revision = self.mirror.fetch_branch(&self.branch)?;
         Ok(info(revision))
     }
 
     /// Fetches a pull request's head (`refs/pull/7/head` ...) and returns it.
-    pub fn fetch_ref(&self, remote_ref: &str) -> Result<RevisionInfo, SyncError> {
+    pub fn fetch_ref(&self, remote_ref: &str) -> Result<RevisionInfo, GitError> {
         Ok(info(self.mirror.fetch_ref(remote_ref)?))
     }
 
@@ -64,7 +64,7 @@ impl Source {
     /// load.
     pub fn load(&mut self, commit: &str) -> Result<Model, SourceError> {
         let cache = &self.cache;
-        let tree = sync::read_commit_skipping(self.mirror.repository(), commit, &|app, id| {
+        let tree = git::read_commit_skipping(self.mirror.repository(), commit, &|app, id| {
             cache.is_fresh(app, id)
         })
         .map_err(|e| SourceError::Unreadable(e.to_string()))?;
@@ -73,7 +73,7 @@ impl Source {
 
     /// The model of `commit` without touching the cache (pull-request previews).
     pub fn load_uncached(&self, commit: &str) -> Result<Model, SourceError> {
-        let tree = sync::read_commit(self.mirror.repository(), commit)
+        let tree = git::read_commit(self.mirror.repository(), commit)
             .map_err(|e| SourceError::Unreadable(e.to_string()))?;
         model::load_with(&tree, &self.options).map_err(SourceError::Invalid)
     }
@@ -84,11 +84,11 @@ impl Source {
         branch: &str,
         files: &BTreeMap<String, Vec<u8>>,
         message: &str,
-    ) -> Result<Option<String>, SyncError> {
-        sync::write_status(&self.mirror, branch, files, message, self.push_status)
+    ) -> Result<Option<String>, GitError> {
+        git::write_status(&self.mirror, branch, files, message, self.push_status)
     }
 }
 
-fn info(revision: sync::Revision) -> RevisionInfo {
+fn info(revision: git::Revision) -> RevisionInfo {
     RevisionInfo { commit: revision.commit, author: revision.author, message: revision.summary }
 }

@@ -8,7 +8,7 @@
 //! remembers the `fleet.yaml` entry and the identities' recipients its results were computed
 //! with. The cache also keeps each folder's files (shared `Arc`s, no copy), so that:
 //!
-//! * a folder skipped while reading the commit ([`crate::sync::read_commit_skipping`] with
+//! * a folder skipped while reading the commit ([`crate::git::read_commit_skipping`] with
 //!   [`LoadCache::is_fresh`] as the test) can still be validated again when only
 //!   `fleet.yaml` or the identities changed, and
 //! * fleet-wide findings (a port or route claimed twice) can be located in an app file the
@@ -72,7 +72,7 @@ impl LoadCache {
     }
 
     /// Whether the cache holds folder `folder` (`apps/<name>`) at Git tree `tree_id`, so a
-    /// reader may skip its files. Use as the skip test of `sync::read_commit_skipping`.
+    /// reader may skip its files. Use as the skip test of `git::read_commit_skipping`.
     pub fn is_fresh(&self, folder: &str, tree_id: &str) -> bool {
         folder
             .strip_prefix(APPS_DIR)

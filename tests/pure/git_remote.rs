@@ -3,16 +3,14 @@
 //! and pushes to it, and the controller's [`Mirror`] of it. Also the file-system watcher on a
 //! local repository, and status commits written back, locally and by push.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gitfleet::sync::{Credentials, Mirror, SyncError, watch_branch, write_status};
-use support::{BareRepo, GitHttpServer, GitRepo};
+use crate::support::{BareRepo, GitHttpServer, GitRepo};
+use gitfleet::git::{Credentials, GitError, Mirror, watch_branch, write_status};
 use tempfile::TempDir;
 
 const USER: &str = "fleet-bot";
@@ -101,7 +99,7 @@ fn clone_then_fetch_a_new_commit_of_only_the_watched_branch() {
 
     let repository = mirror.repository();
     assert!(repository.is_bare());
-    let tree = gitfleet::sync::read_commit(repository, &fetched.commit).unwrap();
+    let tree = gitfleet::git::read_commit(repository, &fetched.commit).unwrap();
     assert_eq!(tree.len(), 2, "fleet.yaml and apps/web/compose.yaml");
     assert!(repository.find_reference("refs/heads/other").is_err(), "fetched only main");
     // The token went over the wire (the server wants it) but never into the cache's config.
@@ -129,10 +127,10 @@ fn fetch_a_pull_request_head_into_the_preview_namespace() {
     assert!(mirror.repository().find_reference("refs/heads/main").is_err());
 
     let missing = mirror.fetch_ref("refs/pull/2/head").unwrap_err();
-    assert!(matches!(missing, SyncError::RefNotFound { .. }), "{missing:?}");
+    assert!(matches!(missing, GitError::RefNotFound { .. }), "{missing:?}");
     assert_eq!(missing.to_string(), format!("refs/pull/2/head not found in {}", remote.url()));
     let invalid = mirror.fetch_ref("pull/1/head").unwrap_err();
-    assert!(matches!(invalid, SyncError::InvalidName { .. }), "{invalid:?}");
+    assert!(matches!(invalid, GitError::InvalidName { .. }), "{invalid:?}");
 }
 
 #[test]
@@ -140,7 +138,7 @@ fn a_missing_branch_is_its_own_error() {
     let remote = Remote::new();
     let mirror = remote.mirror();
     let error = mirror.fetch_branch("nope").unwrap_err();
-    assert!(matches!(error, SyncError::BranchNotFound { .. }), "{error:?}");
+    assert!(matches!(error, GitError::BranchNotFound { .. }), "{error:?}");
     assert_eq!(error.to_string(), format!("branch nope not found in {}", remote.url()));
 
     // The same for a local repository.
@@ -152,7 +150,7 @@ fn a_missing_branch_is_its_own_error() {
     .unwrap();
     assert!(local.is_local());
     let error = local.fetch_branch("nope").unwrap_err();
-    assert!(matches!(error, SyncError::BranchNotFound { .. }), "{error:?}");
+    assert!(matches!(error, GitError::BranchNotFound { .. }), "{error:?}");
     assert_eq!(local.fetch_branch("main").unwrap().commit, remote.work.head());
 }
 
@@ -168,7 +166,7 @@ fn unreachable_locations_fail_with_the_url_and_gits_message() {
     let url = "http://127.0.0.1:1/x.git";
     let mirror = Mirror::open(url, cache.path(), Credentials::None).unwrap();
     let error = mirror.fetch_branch("main").unwrap_err();
-    assert!(matches!(error, SyncError::Fetch { .. }), "{error:?}");
+    assert!(matches!(error, GitError::Fetch { .. }), "{error:?}");
     let text = error.to_string();
     assert!(text.starts_with(&format!("cannot fetch refs/heads/main from {url}: ")), "{text}");
     assert!(text.len() > format!("cannot fetch refs/heads/main from {url}: ").len(), "{text}");
@@ -368,7 +366,7 @@ fn status_on_a_local_repository_is_an_orphan_branch_updated_in_place() {
     assert!(statuses.is_empty(), "the working tree changed");
 
     let bad = write_status(&mirror, branch, &files(&[("../x", "")]), "m", false).unwrap_err();
-    assert!(matches!(bad, SyncError::InvalidName { .. }), "{bad:?}");
+    assert!(matches!(bad, GitError::InvalidName { .. }), "{bad:?}");
 }
 
 #[test]
@@ -377,7 +375,7 @@ fn a_checked_out_status_branch_is_refused() {
     let mirror = local_mirror(&work);
     let branch = work.branch();
     let error = write_status(&mirror, &branch, &files(&[("s", "x")]), "m", false).unwrap_err();
-    assert!(matches!(error, SyncError::StatusCheckedOut { .. }), "{error:?}");
+    assert!(matches!(error, GitError::StatusCheckedOut { .. }), "{error:?}");
 }
 
 #[test]
@@ -430,7 +428,7 @@ fn a_rejected_status_push_is_retried_once() {
     // A server that always refuses: an error naming the URL, after two attempts.
     remote.origin.hook("pre-receive", "echo 'no' >&2; exit 1");
     let error = write_status(&mirror, branch, &files(&[("s", "2")]), "s2", true).unwrap_err();
-    assert!(matches!(error, SyncError::Push { .. }), "{error:?}");
+    assert!(matches!(error, GitError::Push { .. }), "{error:?}");
     assert!(error.to_string().contains(&remote.url()), "{error}");
     assert_eq!(remote.origin.tip("refs/heads/gitfleet/status").as_deref(), Some(c1.as_str()));
 }

@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use super::SyncError;
+use super::GitError;
 use crate::model::SourceTree;
 use crate::model::load::{APPS_DIR, FLEET_FILE};
 
 /// Reads the repository files under `root`.
-pub fn read_directory(root: &Path) -> Result<SourceTree, SyncError> {
+pub fn read_directory(root: &Path) -> Result<SourceTree, GitError> {
     let mut files = SourceTree::new();
     let fleet = root.join(FLEET_FILE);
     if fleet.symlink_metadata().is_ok() {
@@ -21,11 +21,11 @@ pub fn read_directory(root: &Path) -> Result<SourceTree, SyncError> {
     Ok(files)
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SyncError + '_ {
-    move |source| SyncError::Io { path: path.display().to_string(), source }
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> GitError + '_ {
+    move |source| GitError::Io { path: path.display().to_string(), source }
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut SourceTree) -> Result<(), SyncError> {
+fn walk(root: &Path, dir: &Path, files: &mut SourceTree) -> Result<(), GitError> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(io_error(dir))?
         .collect::<Result<_, _>>()
@@ -43,7 +43,7 @@ fn walk(root: &Path, dir: &Path, files: &mut SourceTree) -> Result<(), SyncError
     Ok(())
 }
 
-fn add(root: &Path, path: &Path, files: &mut SourceTree) -> Result<(), SyncError> {
+fn add(root: &Path, path: &Path, files: &mut SourceTree) -> Result<(), GitError> {
     let relative = path.strip_prefix(root).unwrap_or(path);
     let key = relative
         .components()

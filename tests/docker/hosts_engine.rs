@@ -6,8 +6,6 @@
 //! that fail with the image named, and pulls from a real registry (Debian's docker-registry)
 //! with and without basic auth.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -16,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{DockerHost, Testbed, Via};
 use bollard::Docker;
 use gitfleet::diff::ReplicaKey;
 use gitfleet::diff::labels;
@@ -27,7 +26,6 @@ use gitfleet::hosts::{
 };
 use gitfleet::model::{Healthcheck, PortMapping, Protocol, ResourceAmounts};
 use serde_json::Value as Json;
-use support::{DockerHost, Testbed, Via};
 
 const FLEET: &str = "test";
 

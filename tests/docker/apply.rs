@@ -4,15 +4,13 @@
 //! own objects on the same hosts that must survive all of it; another kills gitfleet in the
 //! middle of an apply and checks that the next one converges cleanly.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{DockerHost, GitRepo, Testbed};
+use crate::support::{DockerHost, GitRepo, Testbed};
 
 fn fleet_yaml(bed: &Testbed) -> String {
     let mut text = String::from(

@@ -3,15 +3,13 @@
 //! running or not) and what is not (unlabelled objects, other fleets), over TCP, the unix
 //! socket and TLS, and hosts that cannot be reached (cut off, frozen, stopped, absent).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::{DockerHost, Testbed, Via};
 use gitfleet::diff::{HostObservation, HostState, Observed};
 use gitfleet::hosts::{HostError, connect, observe_all, observe_host};
 use gitfleet::model::{Endpoint, Host};
-use support::{DockerHost, Testbed, Via};
 
 const FLEET: &str = "test";
 const TIMEOUT: Duration = Duration::from_secs(10);

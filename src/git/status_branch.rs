@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use git2::{ErrorCode, FileMode, Oid, Repository, Signature};
 
-use super::SyncError;
+use super::GitError;
 use super::mirror::{Mirror, Pushed, branch_ref};
 
 /// The author and committer of status commits.
@@ -37,10 +37,10 @@ pub fn write_status(
     files: &BTreeMap<String, Vec<u8>>,
     message: &str,
     push: bool,
-) -> Result<Option<String>, SyncError> {
+) -> Result<Option<String>, GitError> {
     let refname = branch_ref(branch)?;
     let repository = mirror.repository();
-    let git_error = |source| SyncError::Status {
+    let git_error = |source| GitError::Status {
         branch: branch.into(),
         location: mirror.location().into(),
         source,
@@ -103,7 +103,7 @@ pub fn write_status(
             }
         }
     }
-    Err(SyncError::Push {
+    Err(GitError::Push {
         branch: branch.into(),
         url: mirror.location().into(),
         message: format!("rejected twice (fetched, re-committed, retried): {last_rejection}"),
@@ -115,14 +115,14 @@ fn is_race(error: &git2::Error) -> bool {
     matches!(error.code(), ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked)
 }
 
-fn refuse_checked_out(mirror: &Mirror, refname: &str, branch: &str) -> Result<(), SyncError> {
+fn refuse_checked_out(mirror: &Mirror, refname: &str, branch: &str) -> Result<(), GitError> {
     let repository = mirror.repository();
     if repository.is_bare() {
         return Ok(());
     }
     let head = repository.find_reference("HEAD").ok();
     if head.as_ref().and_then(|h| h.symbolic_target().ok().flatten()) == Some(refname) {
-        return Err(SyncError::StatusCheckedOut {
+        return Err(GitError::StatusCheckedOut {
             branch: branch.into(),
             location: mirror.location().into(),
         });
@@ -131,7 +131,7 @@ fn refuse_checked_out(mirror: &Mirror, refname: &str, branch: &str) -> Result<()
 }
 
 enum TreeError {
-    Invalid(SyncError),
+    Invalid(GitError),
     Git(git2::Error),
 }
 
@@ -166,13 +166,13 @@ fn write_tree(
     write_dir(repository, &root)
 }
 
-fn invalid_path(path: &str, reason: &str) -> SyncError {
-    SyncError::InvalidName { what: "status file path", name: path.into(), reason: reason.into() }
+fn invalid_path(path: &str, reason: &str) -> GitError {
+    GitError::InvalidName { what: "status file path", name: path.into(), reason: reason.into() }
 }
 
 /// The components of a relative, normal path; anything git or a checkout would trip over is
 /// refused.
-fn check_path(path: &str) -> Result<Vec<&str>, SyncError> {
+fn check_path(path: &str) -> Result<Vec<&str>, GitError> {
     if path.contains('\0') || path.contains('\\') {
         return Err(invalid_path(path, "it contains a NUL or a backslash"));
     }
@@ -191,7 +191,7 @@ fn check_path(path: &str) -> Result<Vec<&str>, SyncError> {
     Ok(components)
 }
 
-fn insert(dir: &mut Dir, path: &str, components: &[&str], blob: Oid) -> Result<(), SyncError> {
+fn insert(dir: &mut Dir, path: &str, components: &[&str], blob: Oid) -> Result<(), GitError> {
     let conflict = || invalid_path(path, "it is both a file and a directory of the status tree");
     match components {
         [] => Err(conflict()),

@@ -5,11 +5,9 @@
 
 use std::process::Command;
 
-mod support;
-
+use crate::support::GitRepo;
 use age::secrecy::ExposeSecret;
 use age::x25519::Identity;
-use support::GitRepo;
 use tempfile::TempDir;
 
 const FLEET: &str = "hosts:\n  a:\n    endpoint: unix:///var/run/docker.sock\n";

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
-use super::SyncError;
+use super::GitError;
 use crate::model::SourceTree;
 use crate::model::load::{APPS_DIR, FLEET_FILE};
 
@@ -19,34 +19,34 @@ pub struct Revision {
 
 /// Opens the repository at `location`: a local path (bare or not) or a `file://` URL, or
 /// clones a URL into `cache` first (a bare mirror, reused and fetched on later calls).
-pub fn open(location: &str, cache: &Path) -> Result<Repository, SyncError> {
+pub fn open(location: &str, cache: &Path) -> Result<Repository, GitError> {
     let local = location.strip_prefix("file://").unwrap_or(location);
     if Path::new(local).exists() {
         return Repository::open(local)
-            .map_err(|source| SyncError::Open { location: location.into(), source });
+            .map_err(|source| GitError::Open { location: location.into(), source });
     }
     let target = cache.join(cache_name(location));
     if target.exists() {
         let repository = Repository::open_bare(&target)
-            .map_err(|source| SyncError::Open { location: location.into(), source })?;
+            .map_err(|source| GitError::Open { location: location.into(), source })?;
         fetch(&repository, location)?;
         return Ok(repository);
     }
     std::fs::create_dir_all(cache)
-        .map_err(|source| SyncError::Io { path: cache.display().to_string(), source })?;
+        .map_err(|source| GitError::Io { path: cache.display().to_string(), source })?;
     git2::build::RepoBuilder::new()
         .bare(true)
         .clone(location, &target)
-        .map_err(|source| SyncError::Clone { url: location.into(), source })
+        .map_err(|source| GitError::Clone { url: location.into(), source })
 }
 
-fn fetch(repository: &Repository, url: &str) -> Result<(), SyncError> {
+fn fetch(repository: &Repository, url: &str) -> Result<(), GitError> {
     let mut remote = repository
         .find_remote("origin")
-        .map_err(|source| SyncError::Clone { url: url.into(), source })?;
+        .map_err(|source| GitError::Clone { url: url.into(), source })?;
     remote
         .fetch(&["+refs/heads/*:refs/heads/*"], None, None)
-        .map_err(|source| SyncError::Clone { url: url.into(), source })
+        .map_err(|source| GitError::Clone { url: url.into(), source })
 }
 
 /// A directory name for a clone of `url`, readable and unique.
@@ -65,9 +65,9 @@ fn cache_name(url: &str) -> PathBuf {
 }
 
 /// Resolves `rev` (a branch, tag, commit id, `HEAD`, `main~2` ...) to a commit.
-pub fn resolve(repository: &Repository, rev: &str) -> Result<Revision, SyncError> {
+pub fn resolve(repository: &Repository, rev: &str) -> Result<Revision, GitError> {
     let location = repository.path().display().to_string();
-    let error = |source| SyncError::Resolve { rev: rev.into(), location: location.clone(), source };
+    let error = |source| GitError::Resolve { rev: rev.into(), location: location.clone(), source };
     let object = repository.revparse_single(rev).map_err(error)?;
     let commit = object.peel_to_commit().map_err(error)?;
     let author = commit.author();
@@ -86,7 +86,7 @@ pub fn resolve(repository: &Repository, rev: &str) -> Result<Revision, SyncError
 /// are recorded as links (never followed); submodules are skipped. The Git ids of
 /// `fleet.yaml` and of each `apps/<name>` folder are recorded in the tree
 /// ([`SourceTree::folder_id`]).
-pub fn read_commit(repository: &Repository, commit: &str) -> Result<SourceTree, SyncError> {
+pub fn read_commit(repository: &Repository, commit: &str) -> Result<SourceTree, GitError> {
     read_commit_skipping(repository, commit, &|_, _| false)
 }
 
@@ -99,9 +99,9 @@ pub fn read_commit_skipping(
     repository: &Repository,
     commit: &str,
     skip: &dyn Fn(&str, &str) -> bool,
-) -> Result<SourceTree, SyncError> {
+) -> Result<SourceTree, GitError> {
     let read_error =
-        |path: &str, source| SyncError::Read { commit: commit.into(), path: path.into(), source };
+        |path: &str, source| GitError::Read { commit: commit.into(), path: path.into(), source };
     let oid = Oid::from_str(commit).map_err(|e| read_error("", e))?;
     let tree = repository.find_commit(oid).and_then(|c| c.tree()).map_err(|e| read_error("", e))?;
     let apps_prefix = format!("{APPS_DIR}/");

@@ -4,12 +4,10 @@
 //! matches, replaces what changed or stopped, removes what left the repository, never lists
 //! what is not this fleet's, and names a host it cannot reach.
 
-mod support;
-
 use std::process::Command;
 
+use crate::support::{DockerHost, GitRepo, Testbed};
 use serde_json::Value as Json;
-use support::{DockerHost, GitRepo, Testbed};
 
 const APP: &str = "\
 services:

@@ -26,7 +26,7 @@ pub use watch::{BranchWatch, watch_branch};
 
 /// What can go wrong reading a repository.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub enum GitError {
     #[error("cannot open repository {location}: {source}")]
     Open { location: String, source: git2::Error },
     #[error("cannot clone {url}: {source}")]

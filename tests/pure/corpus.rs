@@ -4,7 +4,7 @@
 //!
 //! A file is either accepted or rejected with diagnostics that say what and where: a code, a
 //! message that names the key, value or file at fault, a position from 1:1 in the app's file.
-//! The test prints a table (`cargo test --test corpus -- --nocapture`): accepted and rejected
+//! The test prints a table (`cargo test --test pure corpus -- --nocapture`): accepted and rejected
 //! counts, per source, and the rejections grouped by diagnostic code and by the key or value
 //! each message names.
 

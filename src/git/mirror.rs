@@ -7,9 +7,9 @@
 //! * Credentials never reach a log, an error message or the disk: a URL with credentials in it
 //!   (`https://user:token@host/repo.git`) is kept in memory only, the cache directory's config
 //!   holds the URL without them, and every message git returns is scrubbed of the password, the
-//!   token and the passphrase before it is wrapped in a [`SyncError`].
+//!   token and the passphrase before it is wrapped in a [`GitError`].
 //! * A fetch that fails says so, with the redacted URL and git's own message; a branch the
-//!   remote does not advertise is [`SyncError::BranchNotFound`], never an empty result.
+//!   remote does not advertise is [`GitError::BranchNotFound`], never an empty result.
 //! * A fetch writes only the one reference it was asked for (`refs/heads/<branch>`, or
 //!   `refs/gitfleet/preview/...` for a PR head). A local repository is never written by a fetch.
 //! * The server is asked for each kind of credential once: if it rejects them, the fetch fails
@@ -29,7 +29,7 @@ use git2::{
     RemoteCallbacks, Repository,
 };
 
-use super::SyncError;
+use super::GitError;
 use super::repository::{Revision, resolve};
 
 /// Where the local copies of PR heads go: `refs/pull/7/head` is fetched into
@@ -114,9 +114,9 @@ impl Mirror {
         location: &str,
         cache: &Path,
         credentials: Credentials,
-    ) -> Result<Mirror, SyncError> {
+    ) -> Result<Mirror, GitError> {
         let redacted = redact_url(location);
-        let open_error = |source| SyncError::Open { location: redacted.clone(), source };
+        let open_error = |source| GitError::Open { location: redacted.clone(), source };
         if let Some(path) = local_path(location) {
             let repository = Repository::open(&path).map_err(open_error)?;
             return Ok(Mirror { repository, location: redacted, origin: None });
@@ -124,7 +124,7 @@ impl Mirror {
         let plain_url = strip_userinfo(location);
         let dir = cache.join(cache_dir_name(&plain_url));
         std::fs::create_dir_all(cache)
-            .map_err(|source| SyncError::Io { path: cache.display().to_string(), source })?;
+            .map_err(|source| GitError::Io { path: cache.display().to_string(), source })?;
         let repository = if dir.exists() {
             Repository::open_bare(&dir).map_err(open_error)?
         } else {
@@ -147,11 +147,11 @@ impl Mirror {
 
     /// Fetches `branch` only (`+refs/heads/B:refs/heads/B`) and returns its tip. For a local
     /// repository it only resolves the branch. A branch the remote does not have is
-    /// [`SyncError::BranchNotFound`].
-    pub fn fetch_branch(&self, branch: &str) -> Result<Revision, SyncError> {
+    /// [`GitError::BranchNotFound`].
+    pub fn fetch_branch(&self, branch: &str) -> Result<Revision, GitError> {
         let refname = branch_ref(branch)?;
         let not_found =
-            || SyncError::BranchNotFound { branch: branch.into(), url: self.location.clone() };
+            || GitError::BranchNotFound { branch: branch.into(), url: self.location.clone() };
         match &self.origin {
             None => self.resolve_local(&refname, not_found),
             Some(_) => match self.fetch_into(&refname, &refname)? {
@@ -164,10 +164,10 @@ impl Mirror {
     /// Fetches one reference of the remote, a PR head such as `refs/pull/7/head` or
     /// `refs/merge-requests/7/head`, into `refs/gitfleet/preview/pull/7/head` (see
     /// [`preview_ref`]) and returns it. For a local repository it only resolves `remote_ref`.
-    pub fn fetch_ref(&self, remote_ref: &str) -> Result<Revision, SyncError> {
+    pub fn fetch_ref(&self, remote_ref: &str) -> Result<Revision, GitError> {
         let local = preview_ref(remote_ref)?;
         let not_found =
-            || SyncError::RefNotFound { reference: remote_ref.into(), url: self.location.clone() };
+            || GitError::RefNotFound { reference: remote_ref.into(), url: self.location.clone() };
         match &self.origin {
             None => self.resolve_local(remote_ref, not_found),
             Some(_) => match self.fetch_into(remote_ref, &local)? {
@@ -195,8 +195,8 @@ impl Mirror {
     fn resolve_local(
         &self,
         refname: &str,
-        not_found: impl FnOnce() -> SyncError,
-    ) -> Result<Revision, SyncError> {
+        not_found: impl FnOnce() -> GitError,
+    ) -> Result<Revision, GitError> {
         match self.repository.find_reference(refname) {
             Err(e) if e.code() == ErrorCode::NotFound => Err(not_found()),
             _ => resolve(&self.repository, refname),
@@ -209,11 +209,11 @@ impl Mirror {
         &self,
         remote_ref: &str,
         local_ref: &str,
-    ) -> Result<Option<Oid>, SyncError> {
+    ) -> Result<Option<Oid>, GitError> {
         let Some(origin) = &self.origin else {
             return Ok(self.repository.refname_to_id(local_ref).ok());
         };
-        let error = |e: git2::Error| SyncError::Fetch {
+        let error = |e: git2::Error| GitError::Fetch {
             what: remote_ref.into(),
             url: self.location.clone(),
             message: origin.scrub(e.message()),
@@ -240,7 +240,7 @@ impl Mirror {
             .download(&[format!("+{remote_ref}:{local_ref}")], Some(&mut options))
             .map_err(error)?;
         drop(connection);
-        self.repository.find_object(tip, None).map_err(|e| SyncError::Fetch {
+        self.repository.find_object(tip, None).map_err(|e| GitError::Fetch {
             what: remote_ref.into(),
             url: self.location.clone(),
             message: format!("the remote advertised {tip} but did not send it: {}", e.message()),
@@ -254,9 +254,9 @@ impl Mirror {
 
     /// Pushes `refname` to the same name on the origin (not forced). `Rejected` when the
     /// remote's reference moved to something that is not an ancestor.
-    pub(super) fn push(&self, refname: &str, branch: &str) -> Result<Pushed, SyncError> {
+    pub(super) fn push(&self, refname: &str, branch: &str) -> Result<Pushed, GitError> {
         let Some(origin) = &self.origin else { return Ok(Pushed::Accepted) };
-        let error = |message: String| SyncError::Push {
+        let error = |message: String| GitError::Push {
             branch: branch.into(),
             url: self.location.clone(),
             message: origin.scrub(&message),
@@ -372,10 +372,10 @@ fn mismatch(what: &str, allowed: CredentialType) -> git2::Error {
 }
 
 /// `refs/heads/<branch>`, if that is a valid reference name.
-pub(super) fn branch_ref(branch: &str) -> Result<String, SyncError> {
+pub(super) fn branch_ref(branch: &str) -> Result<String, GitError> {
     let refname = format!("refs/heads/{branch}");
     if branch.is_empty() || branch.starts_with('-') || !git2::Reference::is_valid_name(&refname) {
-        return Err(SyncError::InvalidName {
+        return Err(GitError::InvalidName {
             what: "branch name",
             name: branch.into(),
             reason: "git does not allow it as a branch name".into(),
@@ -385,8 +385,8 @@ pub(super) fn branch_ref(branch: &str) -> Result<String, SyncError> {
 }
 
 /// Where a fetched PR head is kept: `refs/pull/7/head` → `refs/gitfleet/preview/pull/7/head`.
-pub fn preview_ref(remote_ref: &str) -> Result<String, SyncError> {
-    let invalid = |reason: &str| SyncError::InvalidName {
+pub fn preview_ref(remote_ref: &str) -> Result<String, GitError> {
+    let invalid = |reason: &str| GitError::InvalidName {
         what: "reference to fetch",
         name: remote_ref.into(),
         reason: reason.into(),

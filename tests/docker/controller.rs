@@ -3,8 +3,6 @@
 //! that pushes, two real Docker daemons from the test bed, signed GitHub webhooks, and a
 //! local HTTP server that plays GitHub's comments API and records every request.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{BareRepo, DockerHost, GitHttpServer, GitRepo, Testbed};
+use crate::support::{BareRepo, DockerHost, GitHttpServer, GitRepo, Testbed};
 
 const SECRET: &str = "webhook-secret";
 

@@ -35,7 +35,7 @@ use git2::{Oid, Repository};
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::SyncError;
+use super::GitError;
 use super::mirror::branch_ref;
 
 /// A burst of changes ends after this long without a relevant one.
@@ -67,7 +67,7 @@ pub fn watch_branch<F>(
     repository: &Repository,
     branch: &str,
     on_change: F,
-) -> Result<BranchWatch, SyncError>
+) -> Result<BranchWatch, GitError>
 where
     F: Fn() + Send + 'static,
 {
@@ -77,7 +77,7 @@ where
     let (sender, receiver) = mpsc::channel();
     let events = sender.clone();
     let watch_error =
-        |path: &Path, source| SyncError::Watch { path: path.display().to_string(), source };
+        |path: &Path, source| GitError::Watch { path: path.display().to_string(), source };
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = events.send(Message::Event(event));
     })
@@ -89,7 +89,7 @@ where
     let worker = std::thread::Builder::new()
         .name(format!("gitfleet-watch-{branch}"))
         .spawn(move || run(receiver, &paths, &git_dir, &refname, initial, on_change))
-        .map_err(|source| SyncError::Io { path: paths_display(repository), source })?;
+        .map_err(|source| GitError::Io { path: paths_display(repository), source })?;
     Ok(BranchWatch { watcher: Some(watcher), stop: sender, worker: Some(worker) })
 }
 
@@ -120,10 +120,10 @@ struct Paths {
 }
 
 impl Paths {
-    fn of(repository: &Repository, refname: &str) -> Result<Paths, SyncError> {
+    fn of(repository: &Repository, refname: &str) -> Result<Paths, GitError> {
         let canonical = |path: &Path| {
             path.canonicalize()
-                .map_err(|source| SyncError::Io { path: path.display().to_string(), source })
+                .map_err(|source| GitError::Io { path: path.display().to_string(), source })
         };
         let git_dir = canonical(repository.path())?;
         let common_dir = canonical(repository.commondir())?;

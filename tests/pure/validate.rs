@@ -6,9 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-mod support;
-
-use support::GitRepo;
+use crate::support::GitRepo;
 use tempfile::TempDir;
 
 const FLEET: &str = "\
