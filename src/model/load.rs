@@ -11,7 +11,8 @@ use serde_json::Value as Json;
 use super::diagnostic::Diagnostic;
 use super::encryption::Identities;
 use super::finding::{Finding, Findings};
-use super::interpolate::interpolate;
+use super::interpolate::{Failure as InterpolationFailure, interpolate_within};
+use super::limits::{cap_diagnostics, limit_hint};
 use super::path::{Path, Segment};
 use super::position::{Position, PositionMap};
 use super::schema::{self, DocumentKind};
@@ -99,6 +100,7 @@ pub(super) fn finish<'a>(
     }
     diagnostics.sort();
     diagnostics.dedup();
+    cap_diagnostics(&mut diagnostics);
     match model {
         Some(model) if diagnostics.is_empty() => Ok(model),
         _ => Err(diagnostics),
@@ -299,7 +301,8 @@ fn load_app(
     diagnostics: &mut Vec<Diagnostic>,
     findings: &mut Vec<Finding>,
 ) -> Option<App> {
-    let mut document = match document::parse(file, text) {
+    let limits = fleet.map(|f| f.settings.limits).unwrap_or_default();
+    let mut document = match document::parse_bounded(file, text, &limits) {
         Ok(document) => document,
         Err(diagnostic) => {
             diagnostics.push(diagnostic);
@@ -309,7 +312,12 @@ fn load_app(
     let mut app_findings = Findings::new(file);
     // Without a valid fleet.yaml there are no declared variables to judge references by.
     if let Some(variables) = variables {
-        interpolate_values(&mut document, &Path::root(), variables, &mut app_findings);
+        let mut room = Room {
+            string: usize::try_from(limits.max_string).unwrap_or(usize::MAX),
+            total: limits.byte_budget(text.len()),
+            exhausted: false,
+        };
+        interpolate_values(&mut document, &Path::root(), variables, &mut room, &mut app_findings);
     }
     app_findings.list.extend(unsupported::take_unsupported(file, &mut document));
     let mut schema_findings = schema::check(DocumentKind::App, file, &document);
@@ -328,7 +336,7 @@ fn load_app(
         findings.extend(schema_findings);
         return None;
     }
-    let app = compose::normalise(name, &document, tree, identities, &mut app_findings);
+    let app = compose::normalise(name, &document, tree, identities, &limits, &mut app_findings);
     if let Some(fleet) = fleet {
         semantic::check_app(&app, fleet, &mut app_findings);
     }
@@ -337,23 +345,63 @@ fn load_app(
     ok.then_some(app)
 }
 
-/// Interpolates every string value (not keys) in place.
+/// What interpolation may still produce in one file: bytes per string, bytes added in all.
+struct Room {
+    string: usize,
+    total: u64,
+    /// Whether the total ran out (reported once).
+    exhausted: bool,
+}
+
+/// Interpolates every string value (not keys) in place, within `room`.
 fn interpolate_values(
     value: &mut Json,
     path: &Path,
     variables: &BTreeMap<String, String>,
+    room: &mut Room,
     findings: &mut Findings<'_>,
 ) {
+    if room.exhausted {
+        return;
+    }
     match value {
-        Json::String(text) => match interpolate(text, variables) {
-            Ok(expanded) => *text = expanded,
-            Err(message) => {
+        Json::String(text) => match interpolate_within(text, variables, room.string) {
+            Ok(expanded) => {
+                let added = expanded.len().saturating_sub(text.len()) as u64;
+                if added > room.total {
+                    room.exhausted = true;
+                    findings
+                        .add(
+                            path.clone(),
+                            "limit",
+                            "interpolating `${VAR}` references makes the file grow too much \
+                             (limit `max_expansion`)",
+                        )
+                        .with_hint(limit_hint("max_expansion"));
+                    return;
+                }
+                room.total -= added;
+                *text = expanded;
+            }
+            Err(InterpolationFailure::Invalid(message)) => {
                 findings.add(path.clone(), "interpolation", message);
+            }
+            Err(InterpolationFailure::TooLong) => {
+                findings
+                    .add(
+                        path.clone(),
+                        "limit",
+                        format!(
+                            "interpolating this string gives more than {} bytes (limit `max_string`)",
+                            room.string
+                        ),
+                    )
+                    .with_hint(limit_hint("max_string"));
             }
         },
         Json::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_values(item, &path.index(i), variables, findings);
+                interpolate_values(item, &path.index(i), variables, room, findings);
             }
         }
         Json::Object(map) => {
@@ -362,7 +410,7 @@ fn interpolate_values(
                 if key.starts_with("x-") && key != "x-routes" {
                     continue;
                 }
-                interpolate_values(item, &path.key(key.clone()), variables, findings);
+                interpolate_values(item, &path.key(key.clone()), variables, room, findings);
             }
         }
         _ => {}
