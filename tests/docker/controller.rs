@@ -341,7 +341,7 @@ fn the_controller_keeps_the_fleet_at_the_branch() {
     });
     let status = ctl.status();
     assert_eq!(deployed(&status), second);
-    let errors = status["errors"].to_string();
+    let errors = status["problems"].to_string();
     assert!(errors.contains("apps/shop/compose.yaml:4:"), "{errors}");
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
 
@@ -507,7 +507,7 @@ fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!containers(a).contains_key("notes-db-1"), "the pinned database moved");
-    let errors = ctl.status()["errors"].to_string();
+    let errors = ctl.status()["problems"].to_string();
     assert!(errors.contains("pinned there by their volumes are not moved"), "{errors}");
 
     // b is back: its stale web copy is the older one and is removed; the database stays.
@@ -558,7 +558,7 @@ fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
     ]);
     assert_eq!(creates.trim(), "", "the failed revision was tried again");
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
-    assert!(ctl.status()["errors"].to_string().contains("fix it with a new commit"));
+    assert!(ctl.status()["problems"].to_string().contains("fix it with a new commit"));
 }
 
 /// Settings from a configuration file and `*_FILE` variables: the webhook secrets come from
@@ -611,7 +611,7 @@ fn settings_come_from_a_configuration_file_and_secret_files() {
     assert_eq!(gitlab("wrong"), 401);
     // The unreachable host is reported, the head deployed nowhere, and the controller serves on.
     ctl.wait_for("host reported", Duration::from_secs(30), |s| {
-        s["errors"].to_string().contains("host a is unreachable")
+        s["problems"].to_string().contains("host a is unreachable")
     });
     assert_eq!(http(ctl.addr, "GET", "/healthz", &[], b"").0, 200);
     let (code, metrics) = http(ctl.addr, "GET", "/metrics", &[], b"");
