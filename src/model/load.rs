@@ -12,7 +12,7 @@ use super::diagnostic::Diagnostic;
 use super::encryption::Identities;
 use super::finding::{Finding, Findings};
 use super::interpolate::{Failure as InterpolationFailure, interpolate_within};
-use super::limits::{cap_diagnostics, limit_hint};
+use super::limits::{cap_diagnostics, limit_hint, quoted};
 use super::path::{Path, Segment};
 use super::position::{Position, PositionMap};
 use super::schema::{self, DocumentKind};
@@ -69,8 +69,21 @@ pub(super) struct FolderResult {
 }
 
 /// `fleet.yaml` parsed and normalised, and its problems located.
+/// Also checks that `apps` is a folder, so that a revision whose apps cannot be seen is an
+/// error rather than a fleet with no apps.
 pub(super) fn load_fleet_located(tree: &SourceTree) -> (Option<Fleet>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
+    if let Some(entry) = tree.get(APPS_DIR) {
+        diagnostics.push(
+            Diagnostic::new(
+                APPS_DIR,
+                Position::START,
+                "not-a-folder",
+                format!("{APPS_DIR} is {}, not a folder; no app can be read", describe(entry)),
+            )
+            .with_hint("commit apps/ as a folder holding one folder per app"),
+        );
+    }
     let mut findings = Vec::new();
     let fleet = load_fleet(tree, &mut diagnostics, &mut findings);
     diagnostics.extend(locate(&|file| bytes_of(tree, file), findings));
@@ -126,6 +139,18 @@ fn load_fleet(
             );
             return None;
         }
+        Some(SourceEntry::Unreadable(what)) => {
+            diagnostics.push(
+                Diagnostic::new(
+                    FLEET_FILE,
+                    Position::START,
+                    "not-a-file",
+                    format!("fleet.yaml is {what}, not a file"),
+                )
+                .with_hint("commit fleet.yaml as a plain file"),
+            );
+            return None;
+        }
         None => {
             diagnostics.push(
                 Diagnostic::new(
@@ -158,6 +183,17 @@ fn load_fleet(
     ok.then_some(fleet)
 }
 
+/// What a tree entry that should have been a folder or a file is, in words.
+fn describe(entry: &SourceEntry) -> String {
+    match entry {
+        SourceEntry::File(_) => "a file".to_string(),
+        SourceEntry::Symlink(target) => {
+            format!("a symbolic link (to {}; gitfleet does not follow links)", quoted(target))
+        }
+        SourceEntry::Unreadable(what) => what.clone(),
+    }
+}
+
 /// The name of every folder under `apps/`, sorted: folders with files in the tree, and
 /// folders whose Git id is recorded (their files may have been skipped).
 pub(super) fn app_folders(tree: &SourceTree) -> Vec<String> {
@@ -165,8 +201,15 @@ pub(super) fn app_folders(tree: &SourceTree) -> Vec<String> {
     let mut folders: BTreeSet<&str> = BTreeSet::new();
     for path in tree.paths() {
         if let Some(rest) = path.strip_prefix(&prefix) {
-            if let Some((folder, _)) = rest.split_once('/') {
-                folders.insert(folder);
+            match rest.split_once('/') {
+                Some((folder, _)) => {
+                    folders.insert(folder);
+                }
+                // A link or a submodule where an app folder would be: reported by its load.
+                None if !matches!(tree.get(path), Some(SourceEntry::File(_))) => {
+                    folders.insert(rest);
+                }
+                None => {}
             }
         }
     }
@@ -228,6 +271,18 @@ fn app_file(folder: &str, tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) 
         );
         return None;
     }
+    if let Some(entry) = tree.get(&dir) {
+        diagnostics.push(
+            Diagnostic::new(
+                &dir,
+                Position::START,
+                "not-a-folder",
+                format!("app folder {dir} is {}; the app cannot be read", describe(entry)),
+            )
+            .with_hint("commit the app's files in the folder itself (not a link, not a submodule)"),
+        );
+        return None;
+    }
     let candidates: Vec<String> =
         APP_FILES.iter().map(|f| format!("{dir}/{f}")).filter(|p| tree.get(p).is_some()).collect();
     let Some(file) = candidates.first() else {
@@ -263,6 +318,18 @@ fn app_file(folder: &str, tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) 
                 format!("{file} is a symbolic link"),
             )
             .with_hint("commit the file itself"),
+        );
+        return None;
+    }
+    if let Some(SourceEntry::Unreadable(what)) = tree.get(file) {
+        diagnostics.push(
+            Diagnostic::new(
+                file,
+                Position::START,
+                "not-a-file",
+                format!("{file} is {what}, not a file; the app cannot be read"),
+            )
+            .with_hint("commit compose.yaml as a plain file"),
         );
         return None;
     }

@@ -154,6 +154,18 @@ fn describe(file: &str, error: &jsonschema::ValidationError<'_>) -> Vec<Finding>
             pattern_message(kind_of(file), error.schema_path().as_str())
                 .unwrap_or_else(|| pattern_hint(&path)),
         ),
+        ValidationErrorKind::Maximum { limit } => Finding::new(
+            file,
+            path.clone(),
+            "invalid-value",
+            format!("{} is {}, more than the maximum of {limit}", at(&path), shown(instance)),
+        ),
+        ValidationErrorKind::Minimum { limit } => Finding::new(
+            file,
+            path.clone(),
+            "invalid-value",
+            format!("{} is {}, less than the minimum of {limit}", at(&path), shown(instance)),
+        ),
         ValidationErrorKind::PropertyNames { error: inner } => {
             let name = inner.instance();
             let name = name.as_str().unwrap_or_default();

@@ -313,6 +313,12 @@ fn read_app_file(
             None
         }
         Some(SourceEntry::File(bytes)) => Some((repo_path, bytes.clone())),
+        Some(SourceEntry::Unreadable(what)) => {
+            findings
+                .add(path.clone(), "not-a-file", format!("{repo_path} is {what}, not a file"))
+                .with_hint("commit a plain file at this path");
+            None
+        }
         _ => {
             findings
                 .add(
