@@ -98,10 +98,11 @@ for dir in alias-2400 alias-10000 merge interpolate nesting ports-1M ports-400k 
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time")
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time")
     seconds=$(awk -v t="$wall" 'BEGIN { n = split(t, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }')
-    first=$(python3 -c 'import json,sys
+    first=$(python3 -c 'import json, os, sys
 try:
     d = json.load(open(sys.argv[1]))["diagnostics"]
-    print(f"{d[0][\"code\"]} ({len(d)} diagnostics, {__import__(\"os\").path.getsize(sys.argv[1])} bytes)" if d else "ok")
+    size = os.path.getsize(sys.argv[1])
+    print("%s (%d diagnostics, %d bytes of output)" % (d[0]["code"], len(d), size) if d else "ok")
 except Exception:
     print("-")' "$work/out")
     case $code in

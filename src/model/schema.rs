@@ -53,6 +53,18 @@ fn validator(kind: DocumentKind) -> &'static Validator {
 /// At most [`MAX_DIAGNOSTICS`] findings are kept; the errors past them are only counted, in
 /// one last finding, so a file with a million bad values costs no million messages.
 pub fn check(kind: DocumentKind, file: &str, document: &Json) -> Vec<Finding> {
+    // The validator builds an error per bad item eagerly (about 2.5 KB each): a list of
+    // hundreds of thousands of bad items would cost a gigabyte before any cap applies.
+    if let Some(path) = long_list(document, &Path::root()) {
+        let finding = Finding::new(
+            file,
+            path,
+            "limit",
+            format!("this list has more than {MAX_ITEMS} items (limit `max_items`, fixed)"),
+        )
+        .hint("no Compose list needs that many items; split the file or remove items");
+        return vec![finding];
+    }
     let mut findings: Vec<Finding> = Vec::new();
     let mut more = 0usize;
     for error in validator(kind).iter_errors(document) {
@@ -78,6 +90,21 @@ pub fn check(kind: DocumentKind, file: &str, document: &Json) -> Vec<Finding> {
         );
     }
     findings
+}
+
+/// The most items one list of a model may hold.
+pub const MAX_ITEMS: usize = 10_000;
+
+/// The first list longer than [`MAX_ITEMS`] in `value`, if any.
+fn long_list(value: &Json, path: &Path) -> Option<Path> {
+    match value {
+        Json::Array(items) if items.len() > MAX_ITEMS => Some(path.clone()),
+        Json::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| long_list(item, &path.index(i)))
+        }
+        Json::Object(map) => map.iter().find_map(|(key, item)| long_list(item, &path.key(key))),
+        _ => None,
+    }
 }
 
 fn to_path(location: &jsonschema::paths::Location) -> Path {

@@ -236,6 +236,16 @@ fn a_flood_of_errors_is_cut_at_a_hundred_and_counted() {
 }
 
 #[test]
+fn a_list_of_hundreds_of_thousands_of_bad_items_is_one_limit() {
+    let app = format!(
+        "services:\n  web:\n    image: nginx\n    ports: [{}]\n",
+        vec!["b"; 400_000].join(",")
+    );
+    let (code, list, _) = validate(&[app_dir(&app).path().to_str().unwrap()]);
+    assert_eq!((code, list), (1, vec!["apps/x/compose.yaml:4:12 limit".to_string()]));
+}
+
+#[test]
 fn replicas_have_a_maximum_the_scheduler_holds() {
     let over = "services:\n  web:\n    image: nginx\n    deploy: {replicas: 4294967295}\n";
     let (code, list, _) = validate(&[app_dir(over).path().to_str().unwrap()]);
