@@ -1,12 +1,12 @@
 //! One sync, and the state the loop carries from one sync to the next.
 //!
-//! A sync: fetch the branch when a trigger says it may have moved; load the head's model if
-//! it is new (an invalid head is reported and the last good revision stays the target; a
-//! head whose rollout failed is not retried until a new commit arrives); observe every host
-//! through the client pool; fold the observation into the hosts' memory (grace period,
-//! failover); plan; hold back crash-looping restarts; apply (stopping at a step boundary when
-//! the cancellation token fires); observe again for the replica counts; publish what happened
-//! through the [`StatusWriter`]; write the status branch when the status changed.
+//! A sync: take what the repository task published last (never waiting on Git: a new valid
+//! head becomes the target; an invalid head is reported and the last good revision stays the
+//! target; a head whose rollout failed is not retried until a new commit arrives); observe
+//! every host through the client pool; fold the observation into the hosts' memory (grace
+//! period, failover); plan; hold back crash-looping restarts; apply (stopping at a step
+//! boundary when the cancellation token fires); observe again for the replica counts; publish
+//! what happened through the [`StatusWriter`] (the status-branch writer is its own task).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,12 +19,12 @@ use super::crashloop::CrashLoops;
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
 use super::settings::Settings;
-use super::source::{Source, SourceError};
+use super::repository::{FetchProblem, Published, RepositoryView};
+use super::source::SourceError;
 use super::state::{
     Deployed, EventKind, Head, HeadState, Problem, ProblemKind, RevisionInfo, StatusWriter,
     Subject, SyncOutcome, SyncRecord, services,
 };
-use super::status_files;
 use super::trigger::Batch;
 use crate::apply::docker::DockerEngine;
 use crate::apply::{self, CancelGuard};
@@ -80,7 +80,10 @@ impl std::fmt::Display for Outcome {
 pub struct Reconciler {
     settings: Arc<Settings>,
     status: StatusWriter,
-    source: Arc<tokio::sync::Mutex<Source>>,
+    /// What the repository task publishes.
+    repository: RepositoryView,
+    /// The publication last taken.
+    taken: Option<Arc<Published>>,
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
     pool: Pool,
@@ -96,20 +99,18 @@ pub struct Reconciler {
     failed: Option<String>,
     /// Problems of the head (validation, reading), kept until the head changes.
     head_problems: Vec<Problem>,
-    fetch_error: Option<String>,
+    fetch_error: Option<FetchProblem>,
     /// The last commit announced as new, so an unreadable head is announced once.
     announced: Option<String>,
     /// When the loop should sync again without a trigger (grace deadline, crash-loop brake).
     wake: Option<tokio::time::Instant>,
-    /// The status files last written, to commit only on change.
-    written: Option<BTreeMap<String, Vec<u8>>>,
 }
 
 impl Reconciler {
     pub fn new(
         settings: Arc<Settings>,
         status: StatusWriter,
-        source: Arc<tokio::sync::Mutex<Source>>,
+        repository: RepositoryView,
         cancel: CancellationToken,
         heartbeat: Arc<Heartbeat>,
     ) -> Self {
@@ -118,7 +119,8 @@ impl Reconciler {
             crash_loops: CrashLoops::new(settings.restart_backoff, settings.restart_backoff_max),
             settings,
             status,
-            source,
+            repository,
+            taken: None,
             cancel,
             heartbeat,
             pool: Pool::new(),
@@ -130,7 +132,6 @@ impl Reconciler {
             fetch_error: None,
             announced: None,
             wake: None,
-            written: None,
         }
     }
 
@@ -149,6 +150,19 @@ impl Reconciler {
         self.wake = None;
     }
 
+    /// Waits until the repository task publishes something new.
+    pub async fn repository_changed(&mut self) {
+        if self.repository.changed().await.is_err() {
+            // The repository task is gone (the supervisor notices): nothing more will come.
+            std::future::pending::<()>().await
+        }
+    }
+
+    /// Whether the loop has a target to keep the hosts at.
+    pub fn has_target(&self) -> bool {
+        self.target.is_some()
+    }
+
     /// The status writer (the loop records its own events through it).
     pub fn status(&self) -> &StatusWriter {
         &self.status
@@ -165,10 +179,7 @@ impl Reconciler {
         let started_at = SystemTime::now();
         self.status.sync_started(batch.describe());
         self.heartbeat.beat();
-        if batch.fetch || self.head.is_none() {
-            self.fetch().await;
-            self.heartbeat.beat();
-        }
+        self.take_repository();
         if let Some(target) = &self.target {
             span.record("revision", target.revision.commit.as_str());
         }
@@ -201,33 +212,29 @@ impl Reconciler {
             plan: plan.as_ref().map(|p| p.summary).unwrap_or_default(),
             full_plan: plan,
         });
-        self.write_status().await;
         self.heartbeat.beat();
         outcome
     }
 
-    /// Fetches the branch; loads its head if it is new. A head that cannot be read is tried
-    /// again at the next fetch.
-    async fn fetch(&mut self) {
-        let source = self.source.clone();
-        let mut source = source.lock().await;
-        let fetched = tokio::task::block_in_place(|| source.fetch_head());
-        let revision = match fetched {
-            Ok(revision) => {
-                if self.fetch_error.take().is_some() {
-                    self.status.event(EventKind::Fetch, "fetching works again");
-                }
-                revision
+    /// Takes what the repository task published last, if it is new: fetch problems, and a
+    /// new head (valid: the next target; invalid: reported, the last good revision stays).
+    /// Never waits on Git.
+    fn take_repository(&mut self) {
+        let published = self.repository.borrow_and_update().clone();
+        if self.taken.as_ref().is_some_and(|t| Arc::ptr_eq(t, &published)) {
+            return;
+        }
+        self.taken = Some(published.clone());
+        match (&self.fetch_error, &published.fetch_error) {
+            (Some(_), None) => self.status.event(EventKind::Fetch, "fetching works again"),
+            (old, Some(new)) if old.as_ref().map(|o| &o.message) != Some(&new.message) => {
+                self.status.event(EventKind::Fetch, format!("fetch failed: {}", new.message))
             }
-            Err(error) => {
-                let message = error.to_string();
-                if self.fetch_error.as_deref() != Some(message.as_str()) {
-                    self.status.event(EventKind::Fetch, format!("fetch failed: {message}"));
-                }
-                self.fetch_error = Some(message);
-                return;
-            }
-        };
+            _ => {}
+        }
+        self.fetch_error = published.fetch_error.clone();
+        let Some(read) = &published.head else { return };
+        let revision = read.revision.clone();
         if self.head.as_ref().is_some_and(|h| h.commit == revision.commit) {
             return;
         }
@@ -243,52 +250,60 @@ impl Reconciler {
             );
             self.announced = Some(revision.commit.clone());
         }
-        match tokio::task::block_in_place(|| source.load(&revision.commit)) {
+        match &read.model {
             Ok(model) => {
                 self.head = Some(revision.clone());
                 self.head_problems.clear();
-                self.target = Some(Loaded { revision: revision.clone(), model: Arc::new(model) });
+                self.target = Some(Loaded { revision: revision.clone(), model: model.clone() });
                 self.set_head(revision, HeadState::Pending);
             }
-            Err(SourceError::Invalid(diagnostics)) => {
-                self.head = Some(revision.clone());
-                self.head_problems = diagnostics
-                    .iter()
-                    .map(|d| {
-                        Problem::new(
-                            ProblemKind::InvalidRevision,
-                            Subject::Repository,
-                            d.to_string(),
-                        )
-                    })
-                    .collect();
-                self.status.event(
-                    EventKind::Rollout,
-                    format!(
-                        "revision {} is invalid ({} error(s)); {} keeps running",
-                        short_commit(&revision.commit),
-                        diagnostics.len(),
-                        self.good
-                            .as_ref()
-                            .map(|g| short_commit(&g.revision.commit).to_string())
-                            .unwrap_or_else(|| "nothing".into())
-                    ),
-                );
-                self.set_head(revision, HeadState::Invalid);
-            }
-            Err(SourceError::Unreadable(message)) => {
-                // Not remembered as the head: the next fetch reads it again.
-                self.head_problems = vec![Problem::new(
-                    ProblemKind::UnreadableRevision,
-                    Subject::Repository,
-                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
-                )];
-                self.status.event(
-                    EventKind::Revision,
-                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
-                );
-                self.set_head(revision, HeadState::Invalid);
-            }
+            Err(error) => match error.as_ref() {
+                SourceError::Invalid(diagnostics) => {
+                    self.head = Some(revision.clone());
+                    self.head_problems = diagnostics
+                        .iter()
+                        .map(|d| {
+                            Problem::new(
+                                ProblemKind::InvalidRevision,
+                                Subject::Repository,
+                                d.to_string(),
+                            )
+                        })
+                        .collect();
+                    self.status.event(
+                        EventKind::Rollout,
+                        format!(
+                            "revision {} is invalid ({} error(s)); {} keeps running",
+                            short_commit(&revision.commit),
+                            diagnostics.len(),
+                            self.good
+                                .as_ref()
+                                .map(|g| short_commit(&g.revision.commit).to_string())
+                                .unwrap_or_else(|| "nothing".into())
+                        ),
+                    );
+                    self.set_head(revision, HeadState::Invalid);
+                }
+                SourceError::Unreadable(message) => {
+                    // Not remembered as the head: the repository task reads it again.
+                    self.head_problems = vec![Problem::new(
+                        ProblemKind::UnreadableRevision,
+                        Subject::Repository,
+                        format!(
+                            "revision {} unreadable: {message}",
+                            short_commit(&revision.commit)
+                        ),
+                    )];
+                    self.status.event(
+                        EventKind::Revision,
+                        format!(
+                            "revision {} unreadable: {message}",
+                            short_commit(&revision.commit)
+                        ),
+                    );
+                    self.set_head(revision, HeadState::Invalid);
+                }
+            },
         }
     }
 
@@ -484,7 +499,13 @@ impl Reconciler {
             .fetch_error
             .iter()
             .map(|e| {
-                Problem::new(ProblemKind::Fetch, Subject::Repository, format!("fetch failed: {e}"))
+                let mut problem = Problem::new(
+                    ProblemKind::Fetch,
+                    Subject::Repository,
+                    format!("fetch failed: {}", e.message),
+                );
+                problem.since = e.since;
+                problem
             })
             .collect();
         if let Some(failed) = &self.failed {
@@ -552,33 +573,6 @@ impl Reconciler {
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
         self.status.update(|s| s.services = services);
-    }
-
-    /// Commits the status files to the status branch when they changed.
-    async fn write_status(&mut self) {
-        let Some(branch) = self.settings.status_branch.clone() else { return };
-        let snapshot = self.status.current();
-        let files = status_files::render(&snapshot);
-        if self.written.as_ref() == Some(&files) {
-            return;
-        }
-        let message = snapshot
-            .deployed
-            .as_ref()
-            .map(|d| format!("gitfleet status: {} deployed", short_commit(&d.revision.commit)))
-            .unwrap_or_else(|| "gitfleet status".to_string());
-        let source = self.source.lock().await;
-        match tokio::task::block_in_place(|| source.write_status(&branch, &files, &message)) {
-            Ok(commit) => {
-                if let Some(commit) = commit {
-                    tracing::info!(%commit, %branch, "status written");
-                }
-                self.written = Some(files);
-            }
-            Err(error) => {
-                tracing::warn!(%error, %branch, "cannot write status");
-            }
-        }
     }
 
     /// Makes the loop sync again after `delay` (the earliest of all such wishes wins).
