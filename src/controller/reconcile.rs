@@ -18,8 +18,8 @@ use tracing::Instrument;
 use super::crashloop::CrashLoops;
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
-use super::settings::Settings;
 use super::repository::{FetchProblem, Published, RepositoryView};
+use super::settings::Settings;
 use super::source::SourceError;
 use super::state::{
     Deployed, EventKind, Head, HeadState, Problem, ProblemKind, RevisionInfo, StatusWriter,
@@ -440,6 +440,16 @@ impl Reconciler {
             match event.kind {
                 apply::EventKind::Failed => {
                     status.event(EventKind::Replica, format!("host {}: {}", event.host, event.text))
+                }
+                apply::EventKind::Logs => {
+                    // The text is "<name> last log lines:\n<lines>": the lines stay in the
+                    // event's log field, out of the message.
+                    let (what, logs) = event.text.split_once('\n').unwrap_or((&event.text, ""));
+                    status.event_with_logs(
+                        EventKind::Replica,
+                        format!("host {}: {what}", event.host),
+                        logs,
+                    )
                 }
                 apply::EventKind::Done | apply::EventKind::Info => {
                     tracing::debug!(host = %event.host, "{}", event.text)
