@@ -24,7 +24,7 @@
 //! replica (the better one is kept, the other removed as a duplicate). Planning again and
 //! applying converges.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -106,6 +106,10 @@ pub struct Report {
     pub hosts: BTreeMap<String, HostReport>,
     /// Set when the guard stopped the apply at a step boundary: why.
     pub stopped: Option<String>,
+    /// Services (`app/service`) whose update failed its health gate and was rolled back: the
+    /// only failures that make a revision bad. Others (a pull refused, an API error, a host
+    /// lost) are worth retrying.
+    pub rolled_back: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +149,8 @@ pub async fn execute<E: Engine, G: Guard>(
         engine,
         guard,
         stopped: Mutex::new(None),
+        unhealthy: Mutex::default(),
+        rolled_back: Mutex::default(),
         model,
         plan,
         options,
@@ -168,6 +174,7 @@ pub async fn execute<E: Engine, G: Guard>(
     Report {
         hosts: run.report.into_inner().unwrap_or_else(|e| e.into_inner()),
         stopped: run.stopped.into_inner().unwrap_or_else(|e| e.into_inner()),
+        rolled_back: run.rolled_back.into_inner().unwrap_or_else(|e| e.into_inner()),
     }
 }
 
@@ -176,6 +183,10 @@ struct Run<'a, E, G> {
     guard: &'a G,
     /// Why the guard stopped the apply, once it did.
     stopped: Mutex<Option<String>>,
+    /// Replicas (`app/service`) whose new container failed its health gate.
+    unhealthy: Mutex<BTreeSet<String>>,
+    /// Services rolled back after a failed health gate.
+    rolled_back: Mutex<BTreeSet<String>>,
     model: &'a Model,
     plan: &'a Plan,
     options: &'a Options,
@@ -409,6 +420,10 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
                         break;
                     }
                     FailureAction::Rollback => {
+                        let key = format!("{}/{}", service.app, service.service);
+                        if self.unhealthy.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+                            self.rolled_back.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                        }
                         self.skip_remaining(service, i + 1, count, "rolled back");
                         // Back in batches by `rollback_config`, most recent first.
                         replaced.reverse();
@@ -492,7 +507,16 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
             (id, started)
         };
         let up = match started {
-            Ok(()) => self.wait_ready(host, &id, &container.name, healthy, monitor).await,
+            Ok(()) => {
+                let ready = self.wait_ready(host, &id, &container.name, healthy, monitor).await;
+                if ready.is_err() && !self.is_stopped() && !self.lost(host) {
+                    self.unhealthy
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(format!("{}/{}", replica.app, replica.service));
+                }
+                ready
+            }
             Err(error) => Err(error),
         };
         if let Err(error) = up {
@@ -913,6 +937,7 @@ mod tests {
         assert_eq!(host.failures.len(), 1);
         assert!(host.failures[0].contains("shop-web-1 is unhealthy"), "{host:?}");
         assert!(!report.converged());
+        assert_eq!(report.rolled_back, BTreeSet::from(["shop/web".to_string()]));
     }
 
     #[test]
@@ -965,6 +990,7 @@ mod tests {
         assert!(report.stopped.is_some(), "{report:?}");
         let host = &report.hosts["a"];
         assert!(host.failures.is_empty(), "a stop is no failure: {host:?}");
+        assert!(report.rolled_back.is_empty(), "a stop rolls nothing back: {report:?}");
         assert!(calls.contains(&"a: remove new-shop-web-1".to_string()), "{calls:#?}");
         let last = calls.last().unwrap();
         assert!(last.starts_with("a: start ctr-shop-web-1-"), "old one back: {calls:#?}");
@@ -1006,6 +1032,7 @@ mod tests {
         assert!(calls.iter().any(|c| c == "a: create shop-web-2"), "{calls:#?}");
         assert_eq!(report.hosts["a"].failures.len(), 2);
         assert_eq!(report.hosts["a"].skipped, 0);
+        assert!(report.rolled_back.is_empty(), "nothing rolled back: {report:?}");
     }
 
     /// Records its hooks in the engine's call log; refuses once `stop_after` is in the log

@@ -228,9 +228,10 @@ impl Controller {
                 triggers.push(Trigger::Webhook { forge: forge.to_string() })
             }
             Hook::Sync { .. } => {
-                // Fetch, and sync even if the branch did not move.
+                // Fetch, and sync even if the branch did not move, retrying a revision
+                // whose rollout failed.
                 triggers.push(Trigger::Webhook { forge: "generic".into() });
-                triggers.push(Trigger::Resync);
+                triggers.push(Trigger::Retry);
             }
             Hook::PullRequest(pr) => previews.push(pr),
         })
@@ -260,7 +261,9 @@ async fn reconcile_loop(
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
 ) -> &'static str {
-    let mut watchers = EventWatchers::new(triggers.clone());
+    let quiet = Arc::new(events::Quiet::default());
+    reconciler.set_quiet(quiet.clone());
+    let mut watchers = EventWatchers::new(triggers.clone(), quiet);
     loop {
         heartbeat.beat();
         let wake = reconciler.wake_at();

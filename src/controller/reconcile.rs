@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::crashloop::CrashLoops;
+use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
 use super::repository::{FetchProblem, Published, RepositoryView};
@@ -30,8 +31,14 @@ use crate::apply::docker::DockerEngine;
 use crate::apply::{self, CancelGuard};
 use crate::diff::render::short_commit;
 use crate::diff::{self, Desired, Observed, Plan, render};
+use crate::git::poll::backoff;
 use crate::hosts::Pool;
 use crate::model::Model;
+
+/// The first wait before an apply that did not complete is tried again; doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// A revision and its model.
 #[derive(Clone)]
@@ -97,11 +104,17 @@ pub struct Reconciler {
     good: Option<Loaded>,
     /// Revisions whose rollout failed; not retried.
     failed: Option<String>,
+    /// The revision whose rollout failed, kept for a requested retry.
+    rejected: Option<Loaded>,
+    /// Applies in a row that did not complete (not counting rejections): the retry backoff.
+    retries: u32,
     /// Problems of the head (validation, reading), kept until the head changes.
     head_problems: Vec<Problem>,
     fetch_error: Option<FetchProblem>,
     /// The last commit announced as new, so an unreadable head is announced once.
     announced: Option<String>,
+    /// Tells the Docker events watchers which containers an apply touches.
+    quiet: Arc<Quiet>,
     /// When the loop should sync again without a trigger (grace deadline, crash-loop brake).
     wake: Option<tokio::time::Instant>,
 }
@@ -121,6 +134,7 @@ impl Reconciler {
             status,
             repository,
             taken: None,
+            quiet: Arc::default(),
             cancel,
             heartbeat,
             pool: Pool::new(),
@@ -128,6 +142,8 @@ impl Reconciler {
             target: None,
             good: None,
             failed: None,
+            rejected: None,
+            retries: 0,
             head_problems: Vec::new(),
             fetch_error: None,
             announced: None,
@@ -148,6 +164,11 @@ impl Reconciler {
     /// The wake-up came: forget it.
     pub fn woken(&mut self) {
         self.wake = None;
+    }
+
+    /// Shares `quiet` with the Docker events watchers.
+    pub fn set_quiet(&mut self, quiet: Arc<Quiet>) {
+        self.quiet = quiet;
     }
 
     /// Waits until the repository task publishes something new.
@@ -180,6 +201,9 @@ impl Reconciler {
         self.status.sync_started(batch.describe());
         self.heartbeat.beat();
         self.take_repository();
+        if batch.reasons.contains_key("retry") {
+            self.retry_requested();
+        }
         if let Some(target) = &self.target {
             span.record("revision", target.revision.commit.as_str());
         }
@@ -388,19 +412,30 @@ impl Reconciler {
                         failures.push(format!("host {host} lost: {lost}"));
                     }
                 }
-                let rollout_failed =
-                    report.hosts.values().any(|r| !r.failures.is_empty() && r.lost.is_none());
+                // Only a health gate failed and rolled back makes the revision bad; anything
+                // else (a pull refused, an API error, a host lost) is retried with backoff.
                 let is_new =
                     self.good.as_ref().is_none_or(|g| g.revision.commit != target.revision.commit);
-                if rollout_failed && is_new {
-                    self.reject(target);
+                if !report.rolled_back.is_empty() && is_new {
+                    self.reject(target, &report.rolled_back);
+                } else {
+                    let wait = backoff(self.retries, RETRY_FIRST, RETRY_MAX);
+                    self.retries = self.retries.saturating_add(1);
+                    self.status.event(
+                        EventKind::Rollout,
+                        format!("the apply did not complete; trying again in {}s", wait.as_secs()),
+                    );
+                    self.wake_after(wait);
                 }
                 Outcome::Incomplete(failures.join("; "))
             };
             (outcome, after)
         };
-        if matches!(outcome, Outcome::InSync | Outcome::Applied(_)) && plan.unplaced.is_empty() {
-            self.deployed(target, plan.summary, &outcome);
+        if matches!(outcome, Outcome::InSync | Outcome::Applied(_)) {
+            self.retries = 0;
+            if plan.unplaced.is_empty() {
+                self.deployed(target, plan.summary, &outcome);
+            }
         }
         self.record(model, &observed, &plan, problems);
         (outcome, plan)
@@ -458,23 +493,51 @@ impl Reconciler {
         };
         tracing::info!(plan = %render::summary_line(&plan.summary), "applying");
         let guard = CancelGuard(self.cancel.clone());
-        apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
+        self.quiet.begin();
+        let engine = Noting { engine: &engine, quiet: &self.quiet };
+        let report =
+            apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await;
+        self.quiet.end();
+        report
     }
 
     /// The target's rollout failed: fall back to the last good revision until a new commit.
-    fn reject(&mut self, target: &Loaded) {
+    fn reject(&mut self, target: &Loaded, services: &std::collections::BTreeSet<String>) {
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
         self.status.event(
             EventKind::Rollout,
             format!(
-                "rollout of {} failed; it is not retried until a new commit arrives",
-                short_commit(&target.revision.commit)
+                "rollout of {} failed its health gate and was rolled back ({}); it is not retried until a new commit arrives or a retry is requested",
+                short_commit(&target.revision.commit),
+                services.join(", ")
             ),
         );
         self.failed = Some(target.revision.commit.clone());
+        self.rejected = Some(target.clone());
         self.set_head(target.revision.clone(), HeadState::Failed);
         self.target = self.good.clone();
         // Converge back to the good revision now, not at the next trigger.
         self.wake_after(Duration::ZERO);
+    }
+
+    /// Someone asked to retry: a revision rejected after its rollout failed becomes the
+    /// target again (while it is still the head).
+    fn retry_requested(&mut self) {
+        let Some(rejected) = self.rejected.take() else { return };
+        if self.head.as_ref().is_none_or(|h| h.commit != rejected.revision.commit) {
+            return;
+        }
+        self.status.event(
+            EventKind::Rollout,
+            format!(
+                "retrying the rollout of {} on request",
+                short_commit(&rejected.revision.commit)
+            ),
+        );
+        self.failed = None;
+        self.retries = 0;
+        self.set_head(rejected.revision.clone(), HeadState::Pending);
+        self.target = Some(rejected);
     }
 
     /// `target` converged on every host: it is deployed (and so is the head, if it is it).
@@ -524,7 +587,7 @@ impl Reconciler {
                     ProblemKind::RolloutFailed,
                     Subject::Repository,
                     format!(
-                        "the rollout of {} failed; fix it with a new commit",
+                        "the rollout of {} failed; fix it with a new commit (or request a retry)",
                         short_commit(failed)
                     ),
                 ));

@@ -26,7 +26,7 @@ pub struct Published {
     pub head: Option<ReadHead>,
     /// Why the last fetch failed (or has not finished), since when; `None` once one works.
     pub fetch_error: Option<FetchProblem>,
-    /// How many fetches have finished (successfully or not).
+    /// How many fetches had finished at this publication.
     pub fetches: u64,
 }
 
@@ -100,29 +100,36 @@ impl RepositoryTask {
             }
             last_fetch = Some(now);
             let fetched = self.fetch_and_load(known.clone()).await;
-            self.publish.send_modify(|published| {
+            // Publish only what changed: each publication makes the loop sync.
+            self.publish.send_if_modified(|published| {
                 let mut next = Published::clone(published);
                 next.fetches += 1;
-                match fetched {
+                let changed = match fetched {
                     Fetched::Failed(message) => {
                         let since = match &next.fetch_error {
-                            Some(old) if old.message == message => old.since,
+                            Some(old) if old.message == message => return false,
                             _ => SystemTime::now(),
                         };
                         next.fetch_error = Some(FetchProblem { message, since });
+                        true
                     }
-                    Fetched::Same => next.fetch_error = None,
+                    Fetched::Same => next.fetch_error.take().is_some(),
                     Fetched::New(head) => {
                         known = Some(head.revision.commit.clone());
                         next.fetch_error = None;
                         next.head = Some(head);
+                        true
                     }
                     Fetched::Unreadable(head) => {
                         next.fetch_error = None;
                         next.head = Some(head);
+                        true
                     }
+                };
+                if changed {
+                    *published = Arc::new(next);
                 }
-                *published = Arc::new(next);
+                changed
             });
         }
     }
@@ -169,5 +176,132 @@ impl RepositoryTask {
             }
         };
         joined.unwrap_or_else(|error| Fetched::Failed(format!("the fetch task failed: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::trigger::Trigger;
+    use crate::git::Credentials;
+    use crate::model::LoadOptions;
+
+    const FLEET: &str = "hosts:\n  a: {endpoint: unix:///a.sock}\n";
+    const APP: &str = "services:\n  web:\n    image: web:1\n";
+
+    /// Commits `files` as the whole tree on `main`.
+    fn commit(repository: &git2::Repository, files: &[(&str, &str)]) -> String {
+        let mut index = git2::Index::new().unwrap();
+        for (path, text) in files {
+            let id = repository.blob(text.as_bytes()).unwrap();
+            let mut entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: text.len() as u32,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: Vec::new(),
+            };
+            entry.flags = path.len() as u16;
+            entry.path = path.as_bytes().to_vec();
+            index.add(&entry).unwrap();
+        }
+        let tree = repository.find_tree(index.write_tree_to(repository).unwrap()).unwrap();
+        let who = git2::Signature::now("t", "t@example.test").unwrap();
+        let parent = repository.find_reference("refs/heads/main").ok();
+        let parent = parent.and_then(|r| r.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let id = repository.commit(Some("refs/heads/main"), &who, &who, "c", &tree, &parents);
+        id.unwrap().to_string()
+    }
+
+    fn task(location: &str, deadline: Duration) -> (RepositoryTask, RepositoryView, Arc<Triggers>) {
+        let cache = std::env::temp_dir().join("gitfleet-repository-task-tests");
+        let source = Source::open(
+            location,
+            &cache,
+            Credentials::None,
+            "main",
+            LoadOptions::default(),
+            false,
+        )
+        .unwrap();
+        let triggers = Arc::new(Triggers::new());
+        let (task, view) =
+            RepositoryTask::new(source, triggers.clone(), Duration::from_secs(60), deadline);
+        (task, view, triggers)
+    }
+
+    async fn next(view: &mut RepositoryView) -> Arc<Published> {
+        tokio::time::timeout(Duration::from_secs(20), view.changed())
+            .await
+            .expect("published in time")
+            .expect("task alive");
+        view.borrow_and_update().clone()
+    }
+
+    #[tokio::test]
+    async fn heads_are_published_once_and_a_resync_fetches_at_most_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = git2::Repository::init_bare(dir.path()).unwrap();
+        let first = commit(&repository, &[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", APP)]);
+        let (task, mut view, triggers) =
+            task(dir.path().to_str().unwrap(), Duration::from_secs(30));
+        let running = tokio::spawn(task.run());
+
+        triggers.push(Trigger::Startup);
+        let published = next(&mut view).await;
+        let head = published.head.as_ref().unwrap();
+        assert_eq!(head.revision.commit, first);
+        assert!(head.model.as_ref().unwrap().apps.contains_key("shop"));
+
+        // The same head again: nothing new is published (so the loop does not sync).
+        triggers.push(Trigger::Poll);
+        let again = tokio::time::timeout(Duration::from_millis(300), view.changed()).await;
+        assert!(again.is_err(), "an unchanged head was published again");
+
+        // A broken head is published with its diagnostics.
+        let broken = commit(
+            &repository,
+            &[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", "services: [")],
+        );
+        triggers.push(Trigger::Resync);
+        let skipped = tokio::time::timeout(Duration::from_millis(300), view.changed()).await;
+        assert!(skipped.is_err(), "a resync fetched within the poll interval");
+        triggers.push(Trigger::Webhook { forge: "generic".into() });
+        let published = next(&mut view).await;
+        let head = published.head.as_ref().unwrap();
+        assert_eq!(head.revision.commit, broken);
+        assert!(
+            matches!(head.model.as_ref().unwrap_err().as_ref(), SourceError::Invalid(d) if !d.is_empty())
+        );
+        running.abort();
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_hangs_is_reported_while_it_lasts() {
+        // A remote that accepts connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/fleet.git", listener.local_addr().unwrap());
+        let (task, mut view, triggers) = task(&url, Duration::from_millis(500));
+        let running = tokio::spawn(task.run());
+        triggers.push(Trigger::Startup);
+        let held = tokio::task::spawn_blocking(move || listener.accept().map(|(s, _)| s));
+        let published = next(&mut view).await;
+        let problem = published.fetch_error.as_ref().expect("a stall is a fetch problem");
+        assert!(problem.message.contains("has not finished after"), "{problem:?}");
+        assert!(published.head.is_none());
+        // Hang up: the fetch fails, and that is published (the blocking thread ends).
+        drop(held.await.unwrap().unwrap());
+        let published = next(&mut view).await;
+        let problem = published.fetch_error.as_ref().unwrap();
+        assert!(!problem.message.contains("has not finished"), "{problem:?}");
+        running.abort();
     }
 }

@@ -32,6 +32,8 @@ pub enum Trigger {
     Deadline,
     /// The repository task published something new (a head, a fetch problem).
     Repository,
+    /// Someone asked to retry a revision whose rollout failed (a signed generic hook).
+    Retry,
 }
 
 /// What the repository task is asked for.
@@ -71,6 +73,7 @@ impl Trigger {
             Trigger::Resync => "resync",
             Trigger::Deadline => "deadline",
             Trigger::Repository => "repository",
+            Trigger::Retry => "retry",
         }
     }
 }
