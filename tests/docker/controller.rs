@@ -674,6 +674,47 @@ fn sigterm_while_idle_exits_zero_within_the_timeout() {
     eprintln!("stopped {:.2}s after SIGTERM", started.elapsed().as_secs_f64());
     // The replica is still there: shutdown does not tear the fleet down.
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"]);
+
+    // Again, now in the middle of a rollout whose new replica never gets healthy (its first
+    // health check is a minute away): the health wait is cut short, the new container goes
+    // and the old one is back, within the timeout.
+    let mut ctl = Controller::start(
+        &server.url("fleet.git"),
+        cache.path(),
+        &["--no-status", "--shutdown-timeout", "10s"],
+    );
+    ctl.wait_for("in sync", Duration::from_secs(60), |s| s["head"]["state"] == "deployed");
+    let slow = "services:\n  web:\n    image: gitfleet/web:2\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 60s\n      start_period: 60s\n";
+    work.commit(&[("apps/shop/compose.yaml", slow)], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    assert_eq!(ctl.push_hook(&work.head()), 200);
+    let waiting = Instant::now();
+    while running_images(&bed, "shop-web") != ["gitfleet/web:2"] {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "the new replica never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = ctl.child.id().to_string();
+    let started = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = ctl.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(12), "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM mid-apply: {status:?}");
+    eprintln!("stopped mid-apply {:.2}s after SIGTERM", started.elapsed().as_secs_f64());
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"]);
+    for host in bed.hosts() {
+        let names: Vec<String> = containers(host).into_keys().collect();
+        assert!(
+            names.iter().all(|n| !n.contains(".old-") && !n.contains(".next-")),
+            "half-made replica left on {}: {names:?}",
+            host.name()
+        );
+    }
 }
 
 /// Sum of the syncs recorded since start, by every outcome.
