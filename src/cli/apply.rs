@@ -195,13 +195,14 @@ impl Progress {
             EventKind::Done => "ok  ",
             EventKind::Failed => "FAIL",
             EventKind::Info => "    ",
+            EventKind::Logs => "log ",
         };
         let line = format!("[{}] {mark} {}", event.host, event.text);
         match &self.bars {
             None => println!("{line}"),
             Some((multi, bars)) => {
                 if let Some(bar) = bars.get(&event.host) {
-                    if event.kind != EventKind::Info {
+                    if matches!(event.kind, EventKind::Done | EventKind::Failed) {
                         bar.inc(1);
                     }
                     bar.set_message(event.text.lines().next().unwrap_or_default().to_string());

@@ -9,8 +9,11 @@
 //!   loop.
 //! * [`health`]: the loop's heartbeat, for `/healthz`.
 //! * [`status_files`]: `status.yaml` and `STATUS.md`, rendered from a snapshot.
-//! * [`source`]: the repository: fetch, load (cached per app), write status.
-//! * [`reconcile`]: one sync: fetch, load, observe, plan, apply, record.
+//! * [`source`]: the repository: fetch, load (cached per app), write status (blocking).
+//! * [`repository`]: the task that owns the watched repository's [`Source`], fetches on
+//!   wishes and publishes the latest loaded head through a `watch` channel.
+//! * [`status_writer`]: the task that commits the status files when the status changed.
+//! * [`reconcile`]: one sync: take the published head, observe, plan, apply, record.
 //! * [`events`]: Docker events streams, turned into triggers.
 //! * [`previews`]: plan previews on pull requests.
 //! * [`metrics`]: a snapshot in Prometheus' text format.
@@ -23,10 +26,9 @@
 //! process then exits non-zero), and [`Controller::shutdown`] lets the loop finish or stop
 //! its current step at a boundary (the cancellation token reaches `apply::execute`).
 //!
-//! # Caveats
-//!
-//! The loop still awaits Git (fetch, load, status commits) and shares the repository with
-//! previews through a `Mutex`; a separate repository task is the next step.
+//! The loop never awaits Git: the repository task fetches and loads, the status writer
+//! commits, and previews open their own handle on the repository (same cache directory), so
+//! none of them holds anything a deployment needs.
 
 pub mod crashloop;
 pub mod events;
@@ -36,10 +38,12 @@ pub mod liveness;
 pub mod metrics;
 pub mod previews;
 pub mod reconcile;
+pub mod repository;
 pub mod settings;
 pub mod source;
 pub mod state;
 pub mod status_files;
+pub mod status_writer;
 pub mod trigger;
 
 use std::collections::BTreeMap;
@@ -112,14 +116,17 @@ impl Controller {
         let reader = status.reader();
         let heartbeat = Arc::new(Heartbeat::new(health::bound(settings.resync_interval)));
         let triggers = Arc::new(Triggers::new());
-        let source = Source::open(
-            &settings.repository,
-            &settings.cache_dir,
-            settings.credentials.clone(),
-            &settings.branch,
-            settings.load.clone(),
-            settings.push_status,
-        )?;
+        let open = || {
+            Source::open(
+                &settings.repository,
+                &settings.cache_dir,
+                settings.credentials.clone(),
+                &settings.branch,
+                settings.load.clone(),
+                settings.push_status,
+            )
+        };
+        let source = open()?;
         let watch = if source.mirror().is_local() {
             let triggers = triggers.clone();
             let watch =
@@ -130,7 +137,6 @@ impl Controller {
         } else {
             None
         };
-        let source = Arc::new(tokio::sync::Mutex::new(source));
         let previews = Arc::new(PreviewQueue::default());
         let mut tasks = JoinSet::new();
         if watch.is_none() {
@@ -141,11 +147,23 @@ impl Controller {
         let resync_task = resync(settings.resync_interval, triggers.clone());
         tasks.spawn(until(cancel.clone(), "resync", resync_task));
         if let Some(client) = forge {
-            let task = previews::run(previews.clone(), source.clone(), client);
+            // Their own handle on the repository: a preview never holds what a deploy needs.
+            let preview_source = Arc::new(tokio::sync::Mutex::new(open()?));
+            let task = previews::run(previews.clone(), preview_source, client);
             tasks.spawn(until(cancel.clone(), "previews", task));
         }
-        let reconciler =
-            Reconciler::new(settings, status, source, cancel.clone(), heartbeat.clone());
+        if let Some(branch) = settings.status_branch.clone() {
+            let task = status_writer::run(open()?, branch, reader.clone());
+            tasks.spawn(until(cancel.clone(), "status writer", task));
+        }
+        let (repository, view) = repository::RepositoryTask::new(
+            source,
+            triggers.clone(),
+            settings.poll_interval.unwrap_or(settings.resync_interval),
+            settings.repository_deadline,
+        );
+        tasks.spawn(until(cancel.clone(), "repository", repository.run()));
+        let reconciler = Reconciler::new(settings, status, view, cancel.clone(), heartbeat.clone());
         tasks.spawn(reconcile_loop(
             reconciler,
             triggers.clone(),
@@ -209,7 +227,12 @@ impl Controller {
                 }
                 triggers.push(Trigger::Webhook { forge: forge.to_string() })
             }
-            Hook::Sync { .. } => triggers.push(Trigger::Webhook { forge: "generic".into() }),
+            Hook::Sync { .. } => {
+                // Fetch, and sync even if the branch did not move, retrying a revision
+                // whose rollout failed.
+                triggers.push(Trigger::Webhook { forge: "generic".into() });
+                triggers.push(Trigger::Retry);
+            }
             Hook::PullRequest(pr) => previews.push(pr),
         })
     }
@@ -238,7 +261,9 @@ async fn reconcile_loop(
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
 ) -> &'static str {
-    let mut watchers = EventWatchers::new(triggers.clone());
+    let quiet = Arc::new(events::Quiet::default());
+    reconciler.set_quiet(quiet.clone());
+    let mut watchers = EventWatchers::new(triggers.clone(), quiet);
     loop {
         heartbeat.beat();
         let wake = reconciler.wake_at();
@@ -255,7 +280,13 @@ async fn reconcile_loop(
                 reconciler.woken();
                 triggers.push(Trigger::Deadline);
             }
+            _ = reconciler.repository_changed() => triggers.push(Trigger::Repository),
             batch = triggers.next() => {
+                // Reasons that only say the branch may have moved are the repository task's:
+                // the loop syncs when it publishes something new.
+                if batch.only_fetch() {
+                    continue;
+                }
                 reconciler.sync(&batch).await;
                 if let Some(model) = reconciler.target_model() {
                     watchers.update(&model);

@@ -1,12 +1,12 @@
 //! One sync, and the state the loop carries from one sync to the next.
 //!
-//! A sync: fetch the branch when a trigger says it may have moved; load the head's model if
-//! it is new (an invalid head is reported and the last good revision stays the target; a
-//! head whose rollout failed is not retried until a new commit arrives); observe every host
-//! through the client pool; fold the observation into the hosts' memory (grace period,
-//! failover); plan; hold back crash-looping restarts; apply (stopping at a step boundary when
-//! the cancellation token fires); observe again for the replica counts; publish what happened
-//! through the [`StatusWriter`]; write the status branch when the status changed.
+//! A sync: take what the repository task published last (never waiting on Git: a new valid
+//! head becomes the target; an invalid head is reported and the last good revision stays the
+//! target; a head whose rollout failed is not retried until a new commit arrives); observe
+//! every host through the client pool; fold the observation into the hosts' memory (grace
+//! period, failover); plan; hold back crash-looping restarts; apply (stopping at a step
+//! boundary when the cancellation token fires); observe again for the replica counts; publish
+//! what happened through the [`StatusWriter`] (the status-branch writer is its own task).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,22 +16,29 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::crashloop::CrashLoops;
+use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
+use super::repository::{FetchProblem, Published, RepositoryView};
 use super::settings::Settings;
-use super::source::{Source, SourceError};
+use super::source::SourceError;
 use super::state::{
     Deployed, EventKind, Head, HeadState, Problem, ProblemKind, RevisionInfo, StatusWriter,
     Subject, SyncOutcome, SyncRecord, services,
 };
-use super::status_files;
 use super::trigger::Batch;
 use crate::apply::docker::DockerEngine;
 use crate::apply::{self, CancelGuard};
 use crate::diff::render::short_commit;
 use crate::diff::{self, Desired, Observed, Plan, render};
+use crate::git::poll::backoff;
 use crate::hosts::Pool;
 use crate::model::Model;
+
+/// The first wait before an apply that did not complete is tried again; doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// A revision and its model.
 #[derive(Clone)]
@@ -80,7 +87,10 @@ impl std::fmt::Display for Outcome {
 pub struct Reconciler {
     settings: Arc<Settings>,
     status: StatusWriter,
-    source: Arc<tokio::sync::Mutex<Source>>,
+    /// What the repository task publishes.
+    repository: RepositoryView,
+    /// The publication last taken.
+    taken: Option<Arc<Published>>,
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
     pool: Pool,
@@ -94,22 +104,26 @@ pub struct Reconciler {
     good: Option<Loaded>,
     /// Revisions whose rollout failed; not retried.
     failed: Option<String>,
+    /// The revision whose rollout failed, kept for a requested retry.
+    rejected: Option<Loaded>,
+    /// Applies in a row that did not complete (not counting rejections): the retry backoff.
+    retries: u32,
     /// Problems of the head (validation, reading), kept until the head changes.
     head_problems: Vec<Problem>,
-    fetch_error: Option<String>,
+    fetch_error: Option<FetchProblem>,
     /// The last commit announced as new, so an unreadable head is announced once.
     announced: Option<String>,
+    /// Tells the Docker events watchers which containers an apply touches.
+    quiet: Arc<Quiet>,
     /// When the loop should sync again without a trigger (grace deadline, crash-loop brake).
     wake: Option<tokio::time::Instant>,
-    /// The status files last written, to commit only on change.
-    written: Option<BTreeMap<String, Vec<u8>>>,
 }
 
 impl Reconciler {
     pub fn new(
         settings: Arc<Settings>,
         status: StatusWriter,
-        source: Arc<tokio::sync::Mutex<Source>>,
+        repository: RepositoryView,
         cancel: CancellationToken,
         heartbeat: Arc<Heartbeat>,
     ) -> Self {
@@ -118,7 +132,9 @@ impl Reconciler {
             crash_loops: CrashLoops::new(settings.restart_backoff, settings.restart_backoff_max),
             settings,
             status,
-            source,
+            repository,
+            taken: None,
+            quiet: Arc::default(),
             cancel,
             heartbeat,
             pool: Pool::new(),
@@ -126,11 +142,12 @@ impl Reconciler {
             target: None,
             good: None,
             failed: None,
+            rejected: None,
+            retries: 0,
             head_problems: Vec::new(),
             fetch_error: None,
             announced: None,
             wake: None,
-            written: None,
         }
     }
 
@@ -149,6 +166,24 @@ impl Reconciler {
         self.wake = None;
     }
 
+    /// Shares `quiet` with the Docker events watchers.
+    pub fn set_quiet(&mut self, quiet: Arc<Quiet>) {
+        self.quiet = quiet;
+    }
+
+    /// Waits until the repository task publishes something new.
+    pub async fn repository_changed(&mut self) {
+        if self.repository.changed().await.is_err() {
+            // The repository task is gone (the supervisor notices): nothing more will come.
+            std::future::pending::<()>().await
+        }
+    }
+
+    /// Whether the loop has a target to keep the hosts at.
+    pub fn has_target(&self) -> bool {
+        self.target.is_some()
+    }
+
     /// The status writer (the loop records its own events through it).
     pub fn status(&self) -> &StatusWriter {
         &self.status
@@ -165,9 +200,9 @@ impl Reconciler {
         let started_at = SystemTime::now();
         self.status.sync_started(batch.describe());
         self.heartbeat.beat();
-        if batch.fetch || self.head.is_none() {
-            self.fetch().await;
-            self.heartbeat.beat();
+        self.take_repository();
+        if batch.reasons.contains_key("retry") {
+            self.retry_requested();
         }
         if let Some(target) = &self.target {
             span.record("revision", target.revision.commit.as_str());
@@ -201,33 +236,29 @@ impl Reconciler {
             plan: plan.as_ref().map(|p| p.summary).unwrap_or_default(),
             full_plan: plan,
         });
-        self.write_status().await;
         self.heartbeat.beat();
         outcome
     }
 
-    /// Fetches the branch; loads its head if it is new. A head that cannot be read is tried
-    /// again at the next fetch.
-    async fn fetch(&mut self) {
-        let source = self.source.clone();
-        let mut source = source.lock().await;
-        let fetched = tokio::task::block_in_place(|| source.fetch_head());
-        let revision = match fetched {
-            Ok(revision) => {
-                if self.fetch_error.take().is_some() {
-                    self.status.event(EventKind::Fetch, "fetching works again");
-                }
-                revision
+    /// Takes what the repository task published last, if it is new: fetch problems, and a
+    /// new head (valid: the next target; invalid: reported, the last good revision stays).
+    /// Never waits on Git.
+    fn take_repository(&mut self) {
+        let published = self.repository.borrow_and_update().clone();
+        if self.taken.as_ref().is_some_and(|t| Arc::ptr_eq(t, &published)) {
+            return;
+        }
+        self.taken = Some(published.clone());
+        match (&self.fetch_error, &published.fetch_error) {
+            (Some(_), None) => self.status.event(EventKind::Fetch, "fetching works again"),
+            (old, Some(new)) if old.as_ref().map(|o| &o.message) != Some(&new.message) => {
+                self.status.event(EventKind::Fetch, format!("fetch failed: {}", new.message))
             }
-            Err(error) => {
-                let message = error.to_string();
-                if self.fetch_error.as_deref() != Some(message.as_str()) {
-                    self.status.event(EventKind::Fetch, format!("fetch failed: {message}"));
-                }
-                self.fetch_error = Some(message);
-                return;
-            }
-        };
+            _ => {}
+        }
+        self.fetch_error = published.fetch_error.clone();
+        let Some(read) = &published.head else { return };
+        let revision = read.revision.clone();
         if self.head.as_ref().is_some_and(|h| h.commit == revision.commit) {
             return;
         }
@@ -243,52 +274,60 @@ impl Reconciler {
             );
             self.announced = Some(revision.commit.clone());
         }
-        match tokio::task::block_in_place(|| source.load(&revision.commit)) {
+        match &read.model {
             Ok(model) => {
                 self.head = Some(revision.clone());
                 self.head_problems.clear();
-                self.target = Some(Loaded { revision: revision.clone(), model: Arc::new(model) });
+                self.target = Some(Loaded { revision: revision.clone(), model: model.clone() });
                 self.set_head(revision, HeadState::Pending);
             }
-            Err(SourceError::Invalid(diagnostics)) => {
-                self.head = Some(revision.clone());
-                self.head_problems = diagnostics
-                    .iter()
-                    .map(|d| {
-                        Problem::new(
-                            ProblemKind::InvalidRevision,
-                            Subject::Repository,
-                            d.to_string(),
-                        )
-                    })
-                    .collect();
-                self.status.event(
-                    EventKind::Rollout,
-                    format!(
-                        "revision {} is invalid ({} error(s)); {} keeps running",
-                        short_commit(&revision.commit),
-                        diagnostics.len(),
-                        self.good
-                            .as_ref()
-                            .map(|g| short_commit(&g.revision.commit).to_string())
-                            .unwrap_or_else(|| "nothing".into())
-                    ),
-                );
-                self.set_head(revision, HeadState::Invalid);
-            }
-            Err(SourceError::Unreadable(message)) => {
-                // Not remembered as the head: the next fetch reads it again.
-                self.head_problems = vec![Problem::new(
-                    ProblemKind::UnreadableRevision,
-                    Subject::Repository,
-                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
-                )];
-                self.status.event(
-                    EventKind::Revision,
-                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
-                );
-                self.set_head(revision, HeadState::Invalid);
-            }
+            Err(error) => match error.as_ref() {
+                SourceError::Invalid(diagnostics) => {
+                    self.head = Some(revision.clone());
+                    self.head_problems = diagnostics
+                        .iter()
+                        .map(|d| {
+                            Problem::new(
+                                ProblemKind::InvalidRevision,
+                                Subject::Repository,
+                                d.to_string(),
+                            )
+                        })
+                        .collect();
+                    self.status.event(
+                        EventKind::Rollout,
+                        format!(
+                            "revision {} is invalid ({} error(s)); {} keeps running",
+                            short_commit(&revision.commit),
+                            diagnostics.len(),
+                            self.good
+                                .as_ref()
+                                .map(|g| short_commit(&g.revision.commit).to_string())
+                                .unwrap_or_else(|| "nothing".into())
+                        ),
+                    );
+                    self.set_head(revision, HeadState::Invalid);
+                }
+                SourceError::Unreadable(message) => {
+                    // Not remembered as the head: the repository task reads it again.
+                    self.head_problems = vec![Problem::new(
+                        ProblemKind::UnreadableRevision,
+                        Subject::Repository,
+                        format!(
+                            "revision {} unreadable: {message}",
+                            short_commit(&revision.commit)
+                        ),
+                    )];
+                    self.status.event(
+                        EventKind::Revision,
+                        format!(
+                            "revision {} unreadable: {message}",
+                            short_commit(&revision.commit)
+                        ),
+                    );
+                    self.set_head(revision, HeadState::Invalid);
+                }
+            },
         }
     }
 
@@ -382,19 +421,30 @@ impl Reconciler {
                         failures.push(format!("host {host} lost: {lost}"));
                     }
                 }
-                let rollout_failed =
-                    report.hosts.values().any(|r| !r.failures.is_empty() && r.lost.is_none());
+                // Only a health gate failed and rolled back makes the revision bad; anything
+                // else (a pull refused, an API error, a host lost) is retried with backoff.
                 let is_new =
                     self.good.as_ref().is_none_or(|g| g.revision.commit != target.revision.commit);
-                if rollout_failed && is_new {
-                    self.reject(target);
+                if !report.rolled_back.is_empty() && is_new {
+                    self.reject(target, &report.rolled_back);
+                } else {
+                    let wait = backoff(self.retries, RETRY_FIRST, RETRY_MAX);
+                    self.retries = self.retries.saturating_add(1);
+                    self.status.event(
+                        EventKind::Rollout,
+                        format!("the apply did not complete; trying again in {}s", wait.as_secs()),
+                    );
+                    self.wake_after(wait);
                 }
                 Outcome::Incomplete(failures.join("; "))
             };
             (outcome, after)
         };
-        if matches!(outcome, Outcome::InSync | Outcome::Applied(_)) && plan.unplaced.is_empty() {
-            self.deployed(target, plan.summary, &outcome);
+        if matches!(outcome, Outcome::InSync | Outcome::Applied(_)) {
+            self.retries = 0;
+            if plan.unplaced.is_empty() {
+                self.deployed(target, plan.summary, &outcome);
+            }
         }
         self.record(model, &observed, &plan, problems);
         (outcome, plan)
@@ -435,6 +485,16 @@ impl Reconciler {
                 apply::EventKind::Failed => {
                     status.event(EventKind::Replica, format!("host {}: {}", event.host, event.text))
                 }
+                apply::EventKind::Logs => {
+                    // The text is "<name> last log lines:\n<lines>": the lines stay in the
+                    // event's log field, out of the message.
+                    let (what, logs) = event.text.split_once('\n').unwrap_or((&event.text, ""));
+                    status.event_with_logs(
+                        EventKind::Replica,
+                        format!("host {}: {what}", event.host),
+                        logs,
+                    )
+                }
                 apply::EventKind::Done | apply::EventKind::Info => {
                     tracing::debug!(host = %event.host, "{}", event.text)
                 }
@@ -442,23 +502,51 @@ impl Reconciler {
         };
         tracing::info!(plan = %render::summary_line(&plan.summary), "applying");
         let guard = CancelGuard(self.cancel.clone());
-        apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
+        self.quiet.begin();
+        let engine = Noting { engine: &engine, quiet: &self.quiet };
+        let report =
+            apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await;
+        self.quiet.end();
+        report
     }
 
     /// The target's rollout failed: fall back to the last good revision until a new commit.
-    fn reject(&mut self, target: &Loaded) {
+    fn reject(&mut self, target: &Loaded, services: &std::collections::BTreeSet<String>) {
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
         self.status.event(
             EventKind::Rollout,
             format!(
-                "rollout of {} failed; it is not retried until a new commit arrives",
-                short_commit(&target.revision.commit)
+                "rollout of {} failed its health gate and was rolled back ({}); it is not retried until a new commit arrives or a retry is requested",
+                short_commit(&target.revision.commit),
+                services.join(", ")
             ),
         );
         self.failed = Some(target.revision.commit.clone());
+        self.rejected = Some(target.clone());
         self.set_head(target.revision.clone(), HeadState::Failed);
         self.target = self.good.clone();
         // Converge back to the good revision now, not at the next trigger.
         self.wake_after(Duration::ZERO);
+    }
+
+    /// Someone asked to retry: a revision rejected after its rollout failed becomes the
+    /// target again (while it is still the head).
+    fn retry_requested(&mut self) {
+        let Some(rejected) = self.rejected.take() else { return };
+        if self.head.as_ref().is_none_or(|h| h.commit != rejected.revision.commit) {
+            return;
+        }
+        self.status.event(
+            EventKind::Rollout,
+            format!(
+                "retrying the rollout of {} on request",
+                short_commit(&rejected.revision.commit)
+            ),
+        );
+        self.failed = None;
+        self.retries = 0;
+        self.set_head(rejected.revision.clone(), HeadState::Pending);
+        self.target = Some(rejected);
     }
 
     /// `target` converged on every host: it is deployed (and so is the head, if it is it).
@@ -493,7 +581,13 @@ impl Reconciler {
             .fetch_error
             .iter()
             .map(|e| {
-                Problem::new(ProblemKind::Fetch, Subject::Repository, format!("fetch failed: {e}"))
+                let mut problem = Problem::new(
+                    ProblemKind::Fetch,
+                    Subject::Repository,
+                    format!("fetch failed: {}", e.message),
+                );
+                problem.since = e.since;
+                problem
             })
             .collect();
         if let Some(failed) = &self.failed {
@@ -502,7 +596,7 @@ impl Reconciler {
                     ProblemKind::RolloutFailed,
                     Subject::Repository,
                     format!(
-                        "the rollout of {} failed; fix it with a new commit",
+                        "the rollout of {} failed; fix it with a new commit (or request a retry)",
                         short_commit(failed)
                     ),
                 ));
@@ -561,33 +655,6 @@ impl Reconciler {
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
         self.status.update(|s| s.services = services);
-    }
-
-    /// Commits the status files to the status branch when they changed.
-    async fn write_status(&mut self) {
-        let Some(branch) = self.settings.status_branch.clone() else { return };
-        let snapshot = self.status.current();
-        let files = status_files::render(&snapshot);
-        if self.written.as_ref() == Some(&files) {
-            return;
-        }
-        let message = snapshot
-            .deployed
-            .as_ref()
-            .map(|d| format!("gitfleet status: {} deployed", short_commit(&d.revision.commit)))
-            .unwrap_or_else(|| "gitfleet status".to_string());
-        let source = self.source.lock().await;
-        match tokio::task::block_in_place(|| source.write_status(&branch, &files, &message)) {
-            Ok(commit) => {
-                if let Some(commit) = commit {
-                    tracing::info!(%commit, %branch, "status written");
-                }
-                self.written = Some(files);
-            }
-            Err(error) => {
-                tracing::warn!(%error, %branch, "cannot write status");
-            }
-        }
     }
 
     /// Makes the loop sync again after `delay` (the earliest of all such wishes wins).

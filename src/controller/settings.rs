@@ -38,6 +38,9 @@ pub struct Settings {
     /// How long shutdown (SIGTERM, SIGINT) may take: the current step finishes or stops at a
     /// boundary, HTTP connections close; whatever still runs then is aborted.
     pub shutdown_timeout: Duration,
+    /// How long a fetch with its load may run before the status reports it as stalled (the
+    /// Git timeouts end it; meanwhile the hosts are kept at the last target).
+    pub repository_deadline: Duration,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             registry_config: None,
             load: LoadOptions::default(),
             shutdown_timeout: Duration::from_secs(30),
+            repository_deadline: Duration::from_secs(90),
         }
     }
 }

@@ -232,6 +232,10 @@ pub struct EventRecord {
     pub at: SystemTime,
     pub kind: EventKind,
     pub message: String,
+    /// A failed replica's last log lines (capped by the apply), for the page's event list:
+    /// never serialized (not in `/api/status`, the status files or a comment).
+    #[serde(skip)]
+    pub logs: Option<Arc<str>>,
 }
 
 /// What a problem is about.
@@ -474,7 +478,18 @@ impl StatusWriter {
     pub fn event(&self, kind: EventKind, message: impl Into<String>) {
         let message = message.into();
         tracing::info!(event = %message, kind = ?kind, "event");
-        self.update(|s| s.events.push(EventRecord { at: SystemTime::now(), kind, message }));
+        self.update(|s| {
+            s.events.push(EventRecord { at: SystemTime::now(), kind, message, logs: None })
+        });
+    }
+
+    /// An event with a failed replica's last log lines attached (kept out of every
+    /// serialization; see [`EventRecord::logs`]).
+    pub fn event_with_logs(&self, kind: EventKind, message: impl Into<String>, logs: &str) {
+        let message = message.into();
+        tracing::info!(event = %message, kind = ?kind, logs, "event");
+        let logs: Option<Arc<str>> = Some(logs.into());
+        self.update(|s| s.events.push(EventRecord { at: SystemTime::now(), kind, message, logs }));
     }
 
     pub fn sync_started(&self, reasons: String) {
