@@ -11,8 +11,9 @@
 //! * [`reconcile`]: one sync: fetch, load, observe, plan, apply, record.
 //! * [`events`]: Docker events streams, turned into triggers.
 //! * [`previews`]: plan previews on pull requests.
-//! * [`metrics`]: the state in Prometheus' text format.
-//! * [`http`]: the HTTP side: webhook receivers, health, metrics and the JSON status.
+//!
+//! The HTTP side (status page, API, metrics, webhook listener) is `crate::web`, which reads
+//! the state's snapshots.
 //!
 //! [`Controller::start`] wires them: the triggers (poll timer with jitter, or file-system
 //! notifications for a local repository; webhooks; Docker events; the periodic resync) feed
@@ -20,9 +21,7 @@
 
 pub mod crashloop;
 pub mod events;
-pub mod http;
 pub mod liveness;
-pub mod metrics;
 pub mod previews;
 pub mod reconcile;
 pub mod settings;

@@ -12,4 +12,7 @@ mod load_fuzz;
 mod plan_properties;
 mod validate;
 mod validate_age;
+mod web_routes;
+mod web_run;
+mod web_server;
 mod webhook_receive;
