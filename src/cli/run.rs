@@ -96,6 +96,10 @@ pub struct Args {
     /// Docker operations at once per host.
     #[arg(long, env = "GITFLEET_CONCURRENCY")]
     concurrency: Option<usize>,
+    /// How long shutdown on SIGTERM / SIGINT may take (the current step finishes or stops at
+    /// a step boundary, HTTP connections close). Default 30s.
+    #[arg(long, env = "GITFLEET_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Option<Duration>,
 }
 
 /// The configuration file: the same settings as the flags, in snake_case, plus `*_file`
@@ -135,6 +139,8 @@ struct ConfigFile {
     age_identity: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     concurrency: Option<usize>,
+    #[serde(default, with = "optional_duration")]
+    shutdown_timeout: Option<Duration>,
 }
 
 mod optional_duration {
@@ -213,6 +219,9 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     }
     if let Some(grace) = args.grace_period.or(file.grace_period) {
         settings.grace = grace;
+    }
+    if let Some(timeout) = args.shutdown_timeout.or(file.shutdown_timeout) {
+        settings.shutdown_timeout = timeout;
     }
     if let Some(concurrency) = args.concurrency.or(file.concurrency) {
         settings.apply.concurrency = concurrency.max(1);
@@ -309,36 +318,83 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     runtime.block_on(serve(resolved))
 }
 
+/// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
+/// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
     let Resolved { settings, listen, hooks_listen, receivers, forge } = resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
-    let controller = Controller::start(settings, forge)?;
-    let stop = CancellationToken::new();
-    let snapshots =
-        web::follow_store(controller.store.clone(), Duration::from_millis(250), stop.clone());
-    let site = web::Web::new(snapshots, stop.clone());
-    let limits = web::Limits::default();
+    let shutdown_timeout = settings.shutdown_timeout;
+    let cancel = CancellationToken::new();
+    let listener = bind(listen).await?;
+    let hooks_listener = match hooks_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let mut controller = Controller::start(settings, forge, cancel.clone())?;
+    let site = web::Web::new(controller.status.clone(), cancel.clone())
+        .with_heartbeat(controller.heartbeat.clone());
+    // The HTTP side stops with everything else; its own grace stays within the shutdown
+    // timeout.
+    let limits = web::Limits {
+        shutdown_grace: web::Limits::default().shutdown_grace.min(shutdown_timeout),
+        ..web::Limits::default()
+    };
     let hooks =
         web::hooks(site.clone(), Arc::new(receivers), controller.hook_sink(), limits.body_timeout);
-    let listener = bind(listen).await?;
     eprintln!("gitfleet: listening on {}", listener.local_addr()?);
     let mut servers = tokio::task::JoinSet::new();
-    match hooks_listen {
-        Some(addr) => {
-            let hooks_listener = bind(addr).await?;
+    match hooks_listener {
+        Some(hooks_listener) => {
             eprintln!("gitfleet: webhooks listening on {}", hooks_listener.local_addr()?);
-            servers.spawn(web::serve(hooks_listener, hooks, limits, stop.clone()));
-            servers.spawn(web::serve(listener, web::app(site), limits, stop.clone()));
+            servers.spawn(web::serve(hooks_listener, hooks, limits, cancel.clone()));
+            servers.spawn(web::serve(listener, web::app(site), limits, cancel.clone()));
         }
         None => {
-            servers.spawn(web::serve(listener, web::app(site).merge(hooks), limits, stop.clone()));
+            servers.spawn(web::serve(
+                listener,
+                web::app(site).merge(hooks),
+                limits,
+                cancel.clone(),
+            ));
         }
     }
-    shutdown().await;
-    stop.cancel();
-    while servers.join_next().await.is_some() {}
-    drop(controller);
-    Ok(0)
+    let mut code = tokio::select! {
+        _ = shutdown_signal() => 0,
+        ended = controller.supervise() => {
+            tracing::error!(error = %ended, "a controller task ended: exiting");
+            1
+        }
+        _ = servers.join_next() => {
+            tracing::error!("an HTTP server ended: exiting");
+            1
+        }
+    };
+    // Stop taking triggers and requests; let the current step finish, within the timeout.
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    let http_closed = async {
+        let all = async { while servers.join_next().await.is_some() {} };
+        match tokio::time::timeout_at(deadline, all).await {
+            Ok(()) => true,
+            Err(_) => {
+                servers.abort_all();
+                false
+            }
+        }
+    };
+    let (stopped, closed) = tokio::join!(controller.shutdown(deadline), http_closed);
+    if !(stopped && closed) {
+        tracing::error!(
+            timeout_s = shutdown_timeout.as_secs_f64(),
+            controller_stopped = stopped,
+            http_closed = closed,
+            "not everything stopped within the shutdown timeout"
+        );
+        code = 1;
+    } else {
+        tracing::info!("stopped");
+    }
+    Ok(code)
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
@@ -346,7 +402,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
+async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

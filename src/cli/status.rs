@@ -93,17 +93,22 @@ pub fn render(status: &Value) -> String {
         let _ = writeln!(
             out,
             "last sync  {} at {} ({} ms): {}",
-            text(sync, "kind"),
+            text(sync, "outcome"),
             text(sync, "at"),
             sync["millis"].as_u64().unwrap_or(0),
-            text(sync, "outcome")
+            text(sync, "detail")
         );
     }
-    let errors = status["errors"].as_array().cloned().unwrap_or_default();
-    if !errors.is_empty() {
+    let problems = status["problems"].as_array().cloned().unwrap_or_default();
+    if !problems.is_empty() {
         let _ = writeln!(out, "\nNEEDS ATTENTION");
-        for error in &errors {
-            let _ = writeln!(out, "  ✕ {}", error.as_str().unwrap_or_default());
+        for problem in &problems {
+            let _ = writeln!(
+                out,
+                "  ✕ {} (since {})",
+                text(problem, "message"),
+                text(problem, "since")
+            );
         }
     }
     let _ = writeln!(
@@ -145,11 +150,9 @@ pub fn render(status: &Value) -> String {
         for (host, health) in hosts {
             let state = match text(health, "state") {
                 "up" => "✓ up".to_string(),
-                other => format!(
-                    "✕ {other} for {} s: {}",
-                    health["for_seconds"].as_u64().unwrap_or(0),
-                    text(health, "reason")
-                ),
+                other => {
+                    format!("✕ {other} since {}: {}", text(health, "since"), text(health, "reason"))
+                }
             };
             let _ = writeln!(out, "{host:<16} {state}");
         }
@@ -164,22 +167,22 @@ mod tests {
     #[test]
     fn renders_the_status_for_a_terminal() {
         let status = serde_json::json!({
-            "format_version": 1,
+            "version": 1,
             "repository": "/srv/fleet", "branch": "main",
             "deployed": {"commit": "0123456789abcdef", "author": "Ann", "message": "Scale web\n\nmore", "at": "2026-01-01T00:00:00Z", "plan": {}},
             "head": {"commit": "fedcba9876543210", "author": "Bob", "message": "Break", "state": "invalid"},
-            "errors": ["apps/shop/compose.yaml:4:5: error[unsupported-key]: `build`"],
-            "hosts": {"a": {"state": "up"}, "b": {"state": "unreachable", "reason": "refused", "for_seconds": 12}},
+            "problems": [{"kind": "invalid_revision", "subject": {"type": "repository"}, "message": "apps/shop/compose.yaml:4:5: error[unsupported-key]: `build`", "since": "2026-01-01T00:00:01Z"}],
+            "hosts": {"a": {"state": "up", "since": "2026-01-01T00:00:00Z"}, "b": {"state": "away", "reason": "refused", "since": "2026-01-01T00:00:02Z"}},
             "services": {"shop": {"web": {"desired": 2, "running": 2, "healthy": 1, "hosts": {"a": {"running": 1, "healthy": 1}, "b": {"running": 1, "healthy": 0}}}}},
-            "syncs": [{"at": "2026-01-01T00:00:00Z", "reasons": "startup", "commit": null, "outcome": "in sync", "kind": "in_sync", "millis": 80}],
+            "syncs": [{"at": "2026-01-01T00:00:00Z", "reasons": "startup", "commit": null, "outcome": "in_sync", "detail": "in sync", "millis": 80}],
             "events": []
         });
         let text = render(&status);
         for line in [
             "deployed   0123456789ab \"Scale web\" by Ann, at 2026-01-01T00:00:00Z",
             "head       fedcba987654 (does not validate)",
-            "  ✕ apps/shop/compose.yaml:4:5: error[unsupported-key]: `build`",
-            "b                ✕ unreachable for 12 s: refused",
+            "  ✕ apps/shop/compose.yaml:4:5: error[unsupported-key]: `build` (since 2026-01-01T00:00:01Z)",
+            "b                ✕ away since 2026-01-01T00:00:02Z: refused",
             "last sync  in_sync at 2026-01-01T00:00:00Z (80 ms): in sync",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");

@@ -18,14 +18,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::controller::liveness::HostHealth;
-use crate::controller::state::Snapshot;
+use crate::controller::state::{HostState, SYNC_SECONDS_BUCKETS, Snapshot, SyncOutcome};
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
-/// Upper bounds of `gitfleet_sync_duration_seconds`' buckets.
-pub const SYNC_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
 
 /// Webhook deliveries answered, by `(forge, result)`.
 pub type Deliveries = BTreeMap<(String, String), u64>;
@@ -102,22 +98,29 @@ pub fn render(snapshot: &Snapshot, deliveries: &Deliveries) -> String {
     );
 
     let syncs = Family::<ResultLabel, Counter>::default();
-    for result in ["in_sync", "applied", "incomplete", "nothing_deployable"] {
-        let n = snapshot.sync_totals.get(result).copied().unwrap_or(0);
-        syncs.get_or_create(&ResultLabel { result: result.into() }).inc_by(n);
+    for outcome in SyncOutcome::ALL {
+        let n = snapshot.sync_totals.get(&outcome).copied().unwrap_or(0);
+        syncs.get_or_create(&ResultLabel { result: outcome.as_str().into() }).inc_by(n);
     }
     registry.register("gitfleet_sync", "Syncs since start, by result", syncs);
 
-    let (sum, count, buckets) = sync_durations(snapshot);
+    let counters = &snapshot.counters;
+    let buckets: Vec<(f64, u64)> = SYNC_SECONDS_BUCKETS
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(counters.sync_seconds_buckets.iter().copied())
+        .collect();
+    let count = counters.sync_seconds_buckets.iter().sum();
     registry.register(
         "gitfleet_sync_duration_seconds",
         "How long syncs took",
-        ConstHistogram { sum, count, buckets },
+        ConstHistogram { sum: counters.sync_seconds_sum, count, buckets },
     );
 
     let last_good = Gauge::<f64, AtomicU64>::default();
-    if let Some(at) = last_successful_sync(snapshot) {
-        last_good.set(at);
+    if let Some(at) = counters.last_success {
+        last_good.set(at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64());
     }
     registry.register(
         "gitfleet_last_successful_sync_timestamp_seconds",
@@ -126,7 +129,7 @@ pub fn render(snapshot: &Snapshot, deliveries: &Deliveries) -> String {
     );
 
     let replicas = Family::<ReplicaLabels, Gauge>::default();
-    for (app, services) in &snapshot.services {
+    for (app, services) in snapshot.services.iter() {
         for (service, s) in services {
             for (state, n) in
                 [("desired", s.desired), ("running", s.running), ("healthy", s.healthy)]
@@ -150,9 +153,27 @@ pub fn render(snapshot: &Snapshot, deliveries: &Deliveries) -> String {
     for (host, health) in &snapshot.hosts {
         hosts
             .get_or_create(&HostLabel { host: host.clone() })
-            .set(i64::from(matches!(health, HostHealth::Up)));
+            .set(i64::from(health.state == HostState::Up));
     }
     registry.register("gitfleet_host_up", "1 when the host answered its last observation", hosts);
+
+    for (name, help, n) in [
+        (
+            "gitfleet_drift_repairs",
+            "Applies that brought the hosts back to the revision already deployed",
+            counters.drift_repairs,
+        ),
+        (
+            "gitfleet_failovers",
+            "Hosts that passed the grace period (replicas moved)",
+            counters.failovers,
+        ),
+        ("gitfleet_rollbacks", "Rollouts that failed and were rolled back", counters.rollbacks),
+    ] {
+        let counter: Counter = Counter::default();
+        counter.inc_by(n);
+        registry.register(name, help, counter);
+    }
 
     let hooks = Family::<DeliveryLabels, Counter>::default();
     for ((forge, result), n) in deliveries {
@@ -172,54 +193,48 @@ pub fn render(snapshot: &Snapshot, deliveries: &Deliveries) -> String {
     out
 }
 
-/// The sync durations as `(sum, count, buckets)`.
-fn sync_durations(snapshot: &Snapshot) -> (f64, u64, Vec<(f64, u64)>) {
-    let mut buckets: Vec<(f64, u64)> =
-        SYNC_BUCKETS.iter().map(|b| (*b, 0)).chain([(f64::INFINITY, 0)]).collect();
-    let mut sum = 0.0;
-    for sync in &snapshot.syncs {
-        let seconds = sync.millis as f64 / 1000.0;
-        sum += seconds;
-        if let Some(bucket) = buckets.iter_mut().find(|(le, _)| seconds <= *le) {
-            bucket.1 += 1;
-        }
-    }
-    (sum, snapshot.syncs.len() as u64, buckets)
-}
-
-/// When the last sync that ended in sync or applied finished, in seconds since the epoch.
-fn last_successful_sync(snapshot: &Snapshot) -> Option<f64> {
-    let sync = snapshot.syncs.iter().find(|s| matches!(s.kind.as_str(), "in_sync" | "applied"))?;
-    let at = humantime::parse_rfc3339(&sync.at).ok()?;
-    Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
     use super::*;
-    use crate::controller::state::{ServiceStatus, SyncRecord};
+    use crate::controller::state::{HostStatus, ServiceStatus, StatusWriter, SyncRecord};
+
+    fn host(state: HostState) -> HostStatus {
+        HostStatus { state, since: SystemTime::now(), reason: None }
+    }
 
     #[test]
     fn every_family_is_typed_and_labelled() {
         let mut snapshot = Snapshot::default();
-        snapshot.sync_totals.insert("applied".into(), 3);
-        snapshot.hosts.insert("a".into(), HostHealth::Up);
-        snapshot.hosts.insert("b".into(), HostHealth::Down { reason: "x".into(), for_seconds: 40 });
+        snapshot.sync_totals.insert(SyncOutcome::Applied, 3);
+        snapshot.hosts.insert("a".into(), host(HostState::Up));
+        snapshot.hosts.insert("b".into(), host(HostState::Down));
         let web = ServiceStatus { desired: 2, running: 1, healthy: 1, ..Default::default() };
-        snapshot.services.insert("shop".into(), [("web".to_string(), web)].into());
-        snapshot.syncs.push_front(SyncRecord {
-            at: "2026-01-01T00:00:10Z".into(),
+        snapshot.services =
+            Arc::new([("shop".to_string(), [("web".to_string(), web)].into())].into());
+        snapshot.counters.rollbacks = 2;
+        // The loop's writer fills the duration histogram and the last success.
+        let writer = StatusWriter::new(snapshot);
+        let at = humantime::parse_rfc3339("2026-01-01T00:00:10Z").unwrap();
+        writer.record_sync(SyncRecord {
+            started_at: at,
+            at,
             reasons: "startup".into(),
             commit: None,
-            outcome: "applied".into(),
-            kind: "applied".into(),
+            outcome: SyncOutcome::Applied,
+            detail: "applied".into(),
             millis: 700,
+            plan: Default::default(),
+            full_plan: None,
         });
+        let snapshot = writer.current();
         let deliveries: Deliveries = [(("github".into(), "accepted".into()), 2)].into();
         let text = render(&snapshot, &deliveries);
         for line in [
             "# TYPE gitfleet_sync_total counter",
-            "gitfleet_sync_total{result=\"applied\"} 3",
+            "gitfleet_sync_total{result=\"applied\"} 4",
             "gitfleet_sync_total{result=\"incomplete\"} 0",
             "# TYPE gitfleet_sync_duration_seconds histogram",
             "gitfleet_sync_duration_seconds_bucket{le=\"1\"} 1",
@@ -229,6 +244,9 @@ mod tests {
             "gitfleet_host_up{host=\"b\"} 0",
             "gitfleet_service_replicas{app=\"shop\",service=\"web\",state=\"running\"} 1",
             "gitfleet_webhook_deliveries_total{forge=\"github\",result=\"accepted\"} 2",
+            "gitfleet_rollbacks_total 2",
+            "gitfleet_failovers_total 0",
+            "gitfleet_drift_repairs_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
@@ -238,7 +256,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let mut snapshot = Snapshot::default();
-        snapshot.hosts.insert("a\"b\\c\nd".into(), HostHealth::Up);
+        snapshot.hosts.insert("a\"b\\c\nd".into(), host(HostState::Up));
         let text = render(&snapshot, &Deliveries::new());
         assert!(text.contains(r#"gitfleet_host_up{host="a\"b\\c\nd"} 1"#), "{text}");
     }

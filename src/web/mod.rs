@@ -1,6 +1,6 @@
 //! The web side of `gitfleet run`: the read-only status page, its JSON and live-update
 //! endpoints, `/metrics`, health, and the webhook receivers' listener. It only reads status
-//! snapshots from a `watch` channel the controller publishes; it never reaches into the loop.
+//! snapshots through the controller's `StatusReader`; it never reaches into the loop.
 //!
 //! * [`view`]: what the page shows, as values (pure).
 //! * [`page`]: the HTML, from embedded templates with HTML escaping (pure).
@@ -29,37 +29,41 @@ pub mod view;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::state::{Snapshot, Store};
+use crate::controller::Heartbeat;
+use crate::controller::state::{Snapshot, StatusReader};
 
 pub use routes::{app, hooks};
 pub use server::{Limits, serve};
 
-/// The status as the web side receives it: the latest snapshot, and a way to wait for the
-/// next one.
-pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
-
 /// What the web routes share.
 #[derive(Clone)]
 pub struct Web {
-    snapshots: Snapshots,
+    status: StatusReader,
+    heartbeat: Option<Arc<Heartbeat>>,
     shutdown: CancellationToken,
     deliveries: Arc<Mutex<metrics::Deliveries>>,
 }
 
 impl Web {
-    /// The web side over `snapshots`; live streams end when `shutdown` is cancelled.
-    pub fn new(snapshots: Snapshots, shutdown: CancellationToken) -> Self {
-        Web { snapshots, shutdown, deliveries: Arc::default() }
+    /// The web side over the controller's `status`; live streams end when `shutdown` is
+    /// cancelled.
+    pub fn new(status: StatusReader, shutdown: CancellationToken) -> Self {
+        Web { status, heartbeat: None, shutdown, deliveries: Arc::default() }
+    }
+
+    /// `/healthz` answers from the reconcile loop's heartbeat (without one, it only says the
+    /// server answers).
+    pub fn with_heartbeat(mut self, heartbeat: Arc<Heartbeat>) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 
     /// The latest snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshots.borrow().clone()
+        self.status.get()
     }
 
     fn deliveries(&self) -> BTreeMap<(String, String), u64> {
@@ -70,32 +74,4 @@ impl Web {
         let mut deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         *deliveries.entry((forge.to_string(), result.to_string())).or_default() += 1;
     }
-}
-
-/// Publishes the store's state as snapshots: checks it every `every` and sends a new
-/// snapshot when it changed, until `shutdown`.
-///
-/// The adapter between today's [`Store`] (a lock the loop writes) and the web side (which
-/// reads snapshots from a channel); it goes when the controller publishes snapshots itself.
-pub fn follow_store(store: Arc<Store>, every: Duration, shutdown: CancellationToken) -> Snapshots {
-    let (tx, rx) = watch::channel(Arc::new(store.snapshot()));
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let snapshot = store.snapshot();
-            tx.send_if_modified(|current| {
-                let changed = **current != snapshot;
-                if changed {
-                    *current = Arc::new(snapshot);
-                }
-                changed
-            });
-        }
-    });
-    rx
 }

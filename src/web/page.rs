@@ -83,9 +83,13 @@ pub fn sections(snapshot: &Snapshot, now: SystemTime) -> BTreeMap<String, String
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::controller::liveness::HostHealth;
-    use crate::controller::state::{ServiceStatus, SyncRecord};
+    use crate::controller::state::{
+        HostState, HostStatus, Problem, ProblemKind, ServiceStatus, Subject, SyncOutcome,
+        SyncRecord,
+    };
 
     #[test]
     fn no_template_turns_escaping_off() {
@@ -97,18 +101,29 @@ mod tests {
 
     #[test]
     fn repository_values_are_escaped() {
-        let mut s = Snapshot { repository: "/srv/<b>fleet".into(), ..Snapshot::default() };
+        let mut s = Snapshot::new("/srv/<b>fleet", "main");
         let evil = "<script>alert(1)</script>";
-        s.hosts.insert(evil.into(), HostHealth::Up);
-        s.services.insert(evil.into(), [(evil.to_string(), ServiceStatus::default())].into());
-        s.errors.push(format!("apps/x/compose.yaml:1:1: {evil}"));
-        s.syncs.push_front(SyncRecord {
-            at: "2026-01-01T00:00:00Z".into(),
+        let now = SystemTime::now();
+        let down = HostStatus { state: HostState::Down, since: now, reason: Some(evil.into()) };
+        s.hosts.insert(evil.into(), down);
+        let services = [(evil.to_string(), ServiceStatus::default())].into();
+        s.services = Arc::new([(evil.to_string(), services)].into());
+        s.problems.push(Problem {
+            kind: ProblemKind::InvalidRevision,
+            subject: Subject::Repository,
+            message: format!("apps/x/compose.yaml:1:1: {evil}"),
+            since: now,
+        });
+        s.syncs.push(SyncRecord {
+            started_at: now,
+            at: now,
             reasons: evil.into(),
             commit: None,
-            outcome: "\" onmouseover=\"x".into(),
-            kind: "in_sync".into(),
+            outcome: SyncOutcome::InSync,
+            detail: "\" onmouseover=\"x".into(),
             millis: 1,
+            plan: Default::default(),
+            full_plan: None,
         });
         let html = page(&s, SystemTime::now());
         assert!(!html.contains("<script>alert"), "{html}");

@@ -24,8 +24,9 @@ use super::{Web, assets, metrics, page};
 use crate::controller::state::Snapshot;
 use crate::webhook::{HookSink, ReceiverSettings};
 
-/// The shape of `/api/status` and `/api/sections`; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The shape of `/api/sections`; bumped on incompatible changes (`/api/status` carries the
+/// snapshot's own `version`).
+pub const SECTIONS_VERSION: u32 = 1;
 
 /// How long an EventSource waits before reconnecting (the `retry:` field).
 pub const SSE_RETRY: Duration = Duration::from_secs(3);
@@ -43,7 +44,7 @@ pub fn app(web: Web) -> Router {
         .route("/api/sections", get(sections))
         .route("/api/events", get(events))
         .route("/metrics", get(prometheus))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready));
     for (path, content_type, body) in assets::FILES {
         router = router.route(path, get(move || async move { asset(content_type, body) }));
@@ -114,28 +115,19 @@ async fn index(State(web): State<Web>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-#[derive(Serialize)]
-struct StatusBody<'a> {
-    format_version: u32,
-    #[serde(flatten)]
-    snapshot: &'a Snapshot,
-}
-
 async fn status(State(web): State<Web>) -> Response {
-    let snapshot = web.snapshot();
-    let body = StatusBody { format_version: FORMAT_VERSION, snapshot: &snapshot };
-    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Json(web.snapshot())).into_response()
 }
 
 #[derive(Serialize)]
 struct SectionsBody {
-    format_version: u32,
+    version: u32,
     sections: BTreeMap<String, String>,
 }
 
 fn sections_json(snapshot: &Snapshot) -> String {
     let body = SectionsBody {
-        format_version: FORMAT_VERSION,
+        version: SECTIONS_VERSION,
         sections: page::sections(snapshot, SystemTime::now()),
     };
     serde_json::to_string(&body).unwrap_or_default()
@@ -151,7 +143,7 @@ async fn sections(State(web): State<Web>) -> Response {
 /// A slow client skips to the latest snapshot (a `watch` channel keeps only that); every
 /// stream ends when the server shuts down.
 async fn events(State(web): State<Web>) -> Response {
-    let mut snapshots = web.snapshots.clone();
+    let mut snapshots = web.status.receiver();
     snapshots.mark_changed();
     let stream = futures_util::stream::unfold(snapshots, |mut snapshots| async move {
         snapshots.changed().await.ok()?;
@@ -170,12 +162,20 @@ async fn prometheus(State(web): State<Web>) -> Response {
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
-/// Ready once the controller finished its first sync (whatever its outcome: a sync that
-/// found nothing deployable still means the controller works and reports).
+/// Live while the reconcile loop makes progress (its heartbeat).
+async fn healthz(State(web): State<Web>) -> Response {
+    match web.heartbeat.as_ref().map(|h| h.check()) {
+        Some(Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+        _ => "ok\n".into_response(),
+    }
+}
+
+/// Ready once the repository was read and a first sync finished.
 async fn ready(State(web): State<Web>) -> Response {
-    if web.snapshot().syncs.is_empty() {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting: no sync finished yet\n").into_response()
-    } else {
-        "ready\n".into_response()
+    match web.snapshot().ready() {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
+        }
     }
 }

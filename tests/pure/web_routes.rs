@@ -8,14 +8,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use gitfleet::controller::liveness::HostHealth;
+use std::time::SystemTime;
+
 use gitfleet::controller::state::{
-    Deployed, EventRecord, Head, HeadState, HostReplicas, RevisionInfo, ServiceStatus, Snapshot,
-    SyncRecord,
+    Deployed, EventKind, EventRecord, Head, HeadState, HostReplicas, HostState, HostStatus,
+    Problem, ProblemKind, RevisionInfo, ServiceStatus, Snapshot, StatusWriter, Subject,
+    SyncOutcome, SyncRecord,
 };
 use gitfleet::web::{self, Web};
 use http_body_util::BodyExt;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -27,69 +28,85 @@ fn revision(commit: &str, message: &str) -> RevisionInfo {
     }
 }
 
+fn at(rfc3339: &str) -> SystemTime {
+    humantime::parse_rfc3339(rfc3339).unwrap()
+}
+
+fn host(state: HostState, reason: Option<&str>) -> HostStatus {
+    HostStatus { state, since: at("2026-01-01T00:00:00Z"), reason: reason.map(String::from) }
+}
+
 /// A fleet with a bit of everything: a deployed revision, an invalid head, an away host, a
 /// short service, syncs and events.
 fn snapshot() -> Snapshot {
-    let mut s = Snapshot {
-        repository: "https://git.example.com/ops/fleet.git".into(),
-        branch: "main".into(),
-        ..Snapshot::default()
-    };
+    let mut s = Snapshot::new("https://git.example.com/ops/fleet.git", "main");
     s.deployed = Some(Deployed {
         revision: revision("1111111111111111111111111111111111111111", "Scale web to 2"),
-        at: "2026-01-01T00:00:00Z".into(),
+        at: at("2026-01-01T00:00:00Z"),
         plan: Default::default(),
     });
     s.head = Some(Head {
         revision: revision("2222222222222222222222222222222222222222", "Use build"),
         state: HeadState::Invalid,
     });
-    s.errors.push(
-        "apps/shop/compose.yaml:4:5: error[unsupported-key]: `build` is not supported".into(),
-    );
-    s.hosts.insert("a".into(), HostHealth::Up);
-    s.hosts.insert(
-        "b".into(),
-        HostHealth::Unreachable { reason: "connection refused".into(), for_seconds: 12 },
-    );
+    s.problems.push(Problem {
+        kind: ProblemKind::InvalidRevision,
+        subject: Subject::Repository,
+        message: "apps/shop/compose.yaml:4:5: error[unsupported-key]: `build` is not supported"
+            .into(),
+        since: at("2026-01-01T00:00:05Z"),
+    });
+    s.hosts.insert("a".into(), host(HostState::Up, None));
+    s.hosts.insert("b".into(), host(HostState::Away, Some("connection refused")));
     let web = ServiceStatus {
         desired: 2,
         running: 1,
         healthy: 1,
         hosts: [("a".to_string(), HostReplicas { running: 1, healthy: 1 })].into(),
     };
-    s.services.insert("shop".into(), [("web".to_string(), web)].into());
-    s.syncs.push_front(SyncRecord {
-        at: "2026-01-01T00:00:05Z".into(),
-        reasons: "webhook (github)".into(),
-        commit: Some("1111111111111111111111111111111111111111".into()),
-        outcome: "applied: 1 to create".into(),
-        kind: "applied".into(),
-        millis: 2300,
-    });
-    s.sync_totals.insert("applied".into(), 1);
-    s.events.push_front(EventRecord {
-        at: "2026-01-01T00:00:05Z".into(),
+    s.services = Arc::new([("shop".to_string(), [("web".to_string(), web)].into())].into());
+    s.repository_read = true;
+    s.events.push(EventRecord {
+        at: at("2026-01-01T00:00:05Z"),
+        kind: EventKind::Rollout,
         message: "revision 111111111111 deployed".into(),
     });
     s
 }
 
+fn sync_record() -> SyncRecord {
+    SyncRecord {
+        started_at: at("2026-01-01T00:00:03Z"),
+        at: at("2026-01-01T00:00:05Z"),
+        reasons: "webhook (github)".into(),
+        commit: Some("1111111111111111111111111111111111111111".into()),
+        outcome: SyncOutcome::Applied,
+        detail: "applied: 1 to create".into(),
+        millis: 2300,
+        plan: Default::default(),
+        full_plan: None,
+    }
+}
+
 struct Site {
     router: Router,
-    tx: watch::Sender<Arc<Snapshot>>,
+    writer: StatusWriter,
     shutdown: CancellationToken,
 }
 
-fn site(snapshot: Snapshot) -> Site {
-    let (tx, rx) = watch::channel(Arc::new(snapshot));
+/// The routes over `snapshot`, with one sync recorded through the loop's writer.
+fn site(snapshot: Snapshot, synced: bool) -> Site {
+    let writer = StatusWriter::new(snapshot);
+    if synced {
+        writer.record_sync(sync_record());
+    }
     let shutdown = CancellationToken::new();
-    let web = Web::new(rx, shutdown.clone());
+    let web = Web::new(writer.reader(), shutdown.clone());
     let mut receivers = gitfleet::webhook::ReceiverSettings::new("main");
     receivers.github_secret = Some("s3cret".into());
     let hooks =
         web::hooks(web.clone(), Arc::new(receivers), Arc::new(|_| {}), Duration::from_secs(5));
-    Site { router: web::app(web).merge(hooks), tx, shutdown }
+    Site { router: web::app(web).merge(hooks), writer, shutdown }
 }
 
 async fn call(
@@ -106,7 +123,7 @@ async fn call(
 
 #[tokio::test]
 async fn the_page_shows_the_fleet_with_a_strict_policy() {
-    let site = site(snapshot());
+    let site = site(snapshot(), true);
     let (code, headers, html) = call(&site.router, Method::GET, "/").await;
     assert_eq!(code, StatusCode::OK);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
@@ -139,7 +156,7 @@ async fn the_page_shows_the_fleet_with_a_strict_policy() {
 
 #[tokio::test]
 async fn only_get_and_head_are_served() {
-    let site = site(snapshot());
+    let site = site(snapshot(), true);
     for path in [
         "/",
         "/api/status",
@@ -166,7 +183,7 @@ async fn only_get_and_head_are_served() {
 
 #[tokio::test]
 async fn assets_are_embedded() {
-    let site = site(snapshot());
+    let site = site(snapshot(), true);
     for (path, content_type, needle) in [
         ("/assets/gitfleet.css", "text/css", "prefers-color-scheme: dark"),
         ("/assets/gitfleet.js", "text/javascript", "EventSource"),
@@ -182,13 +199,13 @@ async fn assets_are_embedded() {
 
 #[tokio::test]
 async fn the_api_gives_the_snapshot_and_the_sections() {
-    let site = site(snapshot());
+    let site = site(snapshot(), true);
     let (code, _, body) = call(&site.router, Method::GET, "/api/status").await;
     assert_eq!(code, StatusCode::OK);
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(status["format_version"], 1);
+    assert_eq!(status["version"], 1);
     assert_eq!(status["deployed"]["commit"], "1111111111111111111111111111111111111111");
-    assert_eq!(status["hosts"]["b"]["state"], "unreachable");
+    assert_eq!(status["hosts"]["b"]["state"], "away");
 
     let (code, _, body) = call(&site.router, Method::GET, "/api/sections").await;
     assert_eq!(code, StatusCode::OK);
@@ -200,7 +217,7 @@ async fn the_api_gives_the_snapshot_and_the_sections() {
 
 #[tokio::test]
 async fn events_stream_every_snapshot_and_end_on_shutdown() {
-    let site = site(snapshot());
+    let site = site(snapshot(), true);
     let request = Request::builder().uri("/api/events").body(Body::empty()).unwrap();
     let response = site.router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -214,9 +231,9 @@ async fn events_stream_every_snapshot_and_end_on_shutdown() {
     assert!(first.contains("s-header"), "{first}");
 
     // A new snapshot is a new event.
-    let mut changed = snapshot();
-    changed.hosts.insert("c".into(), HostHealth::Up);
-    site.tx.send(Arc::new(changed)).unwrap();
+    site.writer.update(|s| {
+        s.hosts.insert("c".into(), host(HostState::Up, None));
+    });
     let second = next(&mut body).await.unwrap();
     assert!(second.contains("data-host=\\\"c\\\""), "{second}");
 
@@ -227,12 +244,13 @@ async fn events_stream_every_snapshot_and_end_on_shutdown() {
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let site = site(Snapshot::default());
+    let site = site(Snapshot::default(), false);
     let (code, _, body) = call(&site.router, Method::GET, "/healthz").await;
     assert_eq!((code, body.as_str()), (StatusCode::OK, "ok\n"));
     let (code, _, _) = call(&site.router, Method::GET, "/readyz").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-    site.tx.send(Arc::new(snapshot())).unwrap();
+    site.writer.update(|s| s.repository_read = true);
+    site.writer.record_sync(sync_record());
     let (code, _, _) = call(&site.router, Method::GET, "/readyz").await;
     assert_eq!(code, StatusCode::OK);
 }
@@ -242,14 +260,18 @@ async fn health_and_readiness() {
 async fn repository_values_are_escaped_on_the_page() {
     let evil = "<script>alert(1)</script>";
     let mut s = snapshot();
-    s.services.insert(
-        evil.into(),
-        [(evil.to_string(), ServiceStatus { desired: 1, ..Default::default() })].into(),
-    );
-    s.hosts.insert(format!("h{evil}"), HostHealth::Down { reason: evil.into(), for_seconds: 99 });
-    s.events.push_front(EventRecord { at: "x".into(), message: evil.into() });
+    let mut services = (*s.services).clone();
+    let service = ServiceStatus { desired: 1, ..Default::default() };
+    services.insert(evil.into(), [(evil.to_string(), service)].into());
+    s.services = Arc::new(services);
+    s.hosts.insert(format!("h{evil}"), host(HostState::Down, Some(evil)));
+    s.events.push(EventRecord {
+        at: at("2026-01-01T00:00:09Z"),
+        kind: EventKind::Host,
+        message: evil.into(),
+    });
     s.head.as_mut().unwrap().revision.message = format!("\"><img src=x onerror=alert(1)>{evil}");
-    let site = site(s);
+    let site = site(s, true);
     for path in ["/", "/api/sections"] {
         let (_, _, body) = call(&site.router, Method::GET, path).await;
         assert!(!body.contains("<script>alert"), "{path}: {body}");
@@ -261,7 +283,7 @@ async fn repository_values_are_escaped_on_the_page() {
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_count_deliveries() {
-    let site = site(snapshot());
+    let site = site(snapshot(), true);
     // Two deliveries: a wrong signature and a forge without a secret.
     for path in ["/hooks/github", "/hooks/gitlab"] {
         let request = Request::builder()

@@ -165,7 +165,7 @@ fn hooks_listen_status_and_sigterm() {
     assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
     assert!(
         text.contains("shop/web")
-            && text.lines().any(|l| l.starts_with("a ") && l.contains("✕ unreachable")),
+            && text.lines().any(|l| l.starts_with("a ") && l.contains("✕ away")),
         "{text}"
     );
     let output = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
@@ -173,8 +173,8 @@ fn hooks_listen_status_and_sigterm() {
         .output()
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(json["format_version"], 1);
-    assert_eq!(json["hosts"]["a"]["state"], "unreachable");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["hosts"]["a"]["state"], "away");
     // Nothing listens on port 9 of loopback: a clear error, exit code 1.
     let output = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
         .args(["status", "--server", "http://127.0.0.1:9"])

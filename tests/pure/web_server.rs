@@ -4,14 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use gitfleet::controller::state::Snapshot;
+use gitfleet::controller::state::{Snapshot, StatusWriter};
 use gitfleet::web::{self, Limits, Web};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// A server with `limits` on a loopback port, on its own runtime thread; the address, the
@@ -151,9 +149,9 @@ fn connections_beyond_the_cap_are_closed_at_once() {
 fn shutdown_does_not_wait_for_clients_that_never_finish() {
     let limits = Limits { shutdown_grace: Duration::from_secs(1), ..Limits::default() };
     // A live stream (ends on the token) next to a request that never finishes by itself.
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+    let writer = StatusWriter::new(Snapshot::default());
     let shutdown_web = CancellationToken::new();
-    let site = Web::new(rx, shutdown_web.clone());
+    let site = Web::new(writer.reader(), shutdown_web.clone());
     let app = web::app(site).route(
         "/forever",
         get(|| async {
@@ -180,7 +178,7 @@ fn shutdown_does_not_wait_for_clients_that_never_finish() {
     let took = started.elapsed();
     eprintln!("shutdown with 3 unfinished clients took {took:?} (grace 1 s)");
     assert!(took < Duration::from_secs(3), "{took:?}");
-    drop(tx);
+    drop(writer);
 }
 
 /// This process's resident memory, in KiB.
