@@ -81,9 +81,12 @@ impl Drop for Process {
 fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    // Read until the peer closes or goes quiet (chromedriver may keep the connection open).
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let response = String::from_utf8_lossy(&bytes);
     let code = response.split(' ').nth(1)?.parse().ok()?;
     Some((code, response.split_once("\r\n\r\n")?.1.to_string()))
 }
