@@ -5,6 +5,8 @@
 # `gitfleet run` following it, with the status page on http://127.0.0.1:8080.
 #
 #   bash scripts/demo.sh          # Ctrl-C stops gitfleet and the hosts
+#   GITFLEET_DEMO_DEBUG=1 bash scripts/demo.sh   # a debug build: quicker to build
+#   GITFLEET_DEMO_LISTEN=127.0.0.1:18080 bash scripts/demo.sh   # the page elsewhere
 #
 # Ctrl-C (or SIGTERM) stops gitfleet and everything this script started (the two dockerd
 # and their namespaces, by pid and by name), and nothing else. The repository stays in
@@ -14,8 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bash scripts/install-deps.sh
-cargo build --release --quiet
-gitfleet="$root/target/release/gitfleet"
+if [[ ${GITFLEET_DEMO_DEBUG:-0} == 1 ]]; then
+    cargo build --quiet
+    gitfleet="$root/target/debug/gitfleet"
+else
+    cargo build --release --quiet
+    gitfleet="$root/target/release/gitfleet"
+fi
 export DOCKER_API_VERSION=1.41
 work=/tmp/gitfleet-demo
 listen=${GITFLEET_DEMO_LISTEN:-127.0.0.1:8080}
