@@ -78,7 +78,7 @@ Things to try, in another terminal (the page follows live):
 
   cd $work/fleet
   # scale the web front end: edit replicas, commit, watch the page
-  sed -i 's/replicas: 2/replicas: 3/' apps/shop/compose.yaml && git commit -qam "Scale web to 3"
+  sed -i 's/replicas: 2/replicas: 1/' apps/shop/compose.yaml && git commit -qam "Scale web to 1"
   # remove a replica by hand: gitfleet puts it back within a second
   docker -H unix://$work/b/docker.sock rm -f shop-web-1
   # break a file: the error shows with its file:line:col, nothing changes on the hosts

@@ -21,8 +21,8 @@ use super::liveness::{HostHealth, Liveness};
 use super::settings::Settings;
 use super::source::{Source, SourceError};
 use super::state::{
-    Deployed, EventKind, Head, HeadState, Problem, ProblemKind, RevisionInfo, StatusWriter,
-    Subject, SyncOutcome, SyncRecord, services,
+    Deployed, EventKind, Head, HeadState, HostInfo, Problem, ProblemKind, RevisionInfo,
+    StatusWriter, Subject, SyncOutcome, SyncRecord, services,
 };
 use super::status_files;
 use super::trigger::Batch;
@@ -561,7 +561,14 @@ impl Reconciler {
         let services = Arc::new(services(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
-        self.status.update(|s| s.services = services);
+        let fleet = model.fleet.settings.name.clone();
+        let host_info =
+            model.fleet.hosts.iter().map(|(name, h)| (name.clone(), HostInfo::of(h))).collect();
+        self.status.update(|s| {
+            s.services = services;
+            s.fleet = Some(fleet);
+            s.host_info = host_info;
+        });
     }
 
     /// Commits the status files to the status branch when they changed.

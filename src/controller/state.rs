@@ -335,6 +335,30 @@ impl<T: Serialize> Serialize for History<T> {
     }
 }
 
+/// A host as `fleet.yaml` registers it, for people (no TLS file paths, no credentials).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostInfo {
+    /// `unix:///...` or `tcp://host:port` (`(tls)` when it uses TLS).
+    pub endpoint: String,
+    pub labels: BTreeMap<String, String>,
+    /// `os/arch`.
+    pub platform: String,
+    pub millicpus: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
+impl HostInfo {
+    pub fn of(host: &crate::model::Host) -> Self {
+        HostInfo {
+            endpoint: host.endpoint.to_string(),
+            labels: host.labels.clone(),
+            platform: format!("{}/{}", host.platform.os, host.platform.arch),
+            millicpus: host.capacity.millicpus,
+            memory_bytes: host.capacity.memory_bytes,
+        }
+    }
+}
+
 /// Upper bounds, in seconds, of the sync duration histogram's buckets (`+Inf` is implied).
 pub const SYNC_SECONDS_BUCKETS: [f64; 10] =
     [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
@@ -385,6 +409,10 @@ pub struct Snapshot {
     pub repository_read: bool,
     /// Counts since start, for metrics.
     pub counters: Counters,
+    /// The fleet's name (`settings.name`) and its hosts as registered, from the revision
+    /// the hosts are kept at.
+    pub fleet: Option<String>,
+    pub host_info: BTreeMap<String, HostInfo>,
 }
 
 impl Default for Snapshot {
@@ -405,6 +433,8 @@ impl Default for Snapshot {
             sync_totals: BTreeMap::new(),
             repository_read: false,
             counters: Counters::default(),
+            fleet: None,
+            host_info: BTreeMap::new(),
         }
     }
 }

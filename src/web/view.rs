@@ -134,6 +134,13 @@ pub struct Host {
     pub since: When,
     /// Replicas of the fleet running there.
     pub replicas: u32,
+    /// As `fleet.yaml` registers it (once a revision was loaded).
+    pub endpoint: Option<String>,
+    pub platform: Option<String>,
+    /// `key=value`.
+    pub labels: Vec<String>,
+    /// `2 CPUs, 2.0 GiB`, when declared.
+    pub capacity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -249,9 +256,9 @@ fn header(snapshot: &Snapshot, now: SystemTime) -> Header {
     };
     Header {
         fleet: snapshot
-            .plan
-            .as_ref()
-            .map(|p| p.fleet.clone())
+            .fleet
+            .clone()
+            .or_else(|| snapshot.plan.as_ref().map(|p| p.fleet.clone()))
             .unwrap_or_else(|| fleet_name(&snapshot.repository)),
         repository: snapshot.repository.clone(),
         branch: snapshot.branch.clone(),
@@ -432,12 +439,29 @@ fn hosts(snapshot: &Snapshot, now: SystemTime) -> Vec<Host> {
                 HostState::Away => Badge::new("warn", "Unreachable"),
                 HostState::Down => Badge::new("bad", "Down"),
             };
+            let info = snapshot.host_info.get(name);
+            let capacity = info.and_then(|i| {
+                let mut parts = Vec::new();
+                if let Some(m) = i.millicpus {
+                    parts.push(format!("{} CPUs", m as f64 / 1000.0));
+                }
+                if let Some(b) = i.memory_bytes {
+                    parts.push(format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64));
+                }
+                (!parts.is_empty()).then(|| parts.join(", "))
+            });
             Host {
                 name: name.clone(),
                 badge,
                 reason: status.reason.clone(),
                 since: when(status.since, now),
                 replicas,
+                endpoint: info.map(|i| i.endpoint.clone()),
+                platform: info.map(|i| i.platform.clone()),
+                labels: info
+                    .map(|i| i.labels.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                    .unwrap_or_default(),
+                capacity,
             }
         })
         .collect()

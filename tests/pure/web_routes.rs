@@ -265,6 +265,17 @@ async fn repository_values_are_escaped_on_the_page() {
     services.insert(evil.into(), [(evil.to_string(), service)].into());
     s.services = Arc::new(services);
     s.hosts.insert(format!("h{evil}"), host(HostState::Down, Some(evil)));
+    // A host label holding markup.
+    s.host_info.insert(
+        "a".into(),
+        gitfleet::controller::state::HostInfo {
+            endpoint: "tcp://10.250.40.2:2375".into(),
+            labels: [("zone".to_string(), evil.to_string())].into(),
+            platform: "linux/x86_64".into(),
+            millicpus: Some(2000),
+            memory_bytes: Some(2 << 30),
+        },
+    );
     s.events.push(EventRecord {
         at: at("2026-01-01T00:00:09Z"),
         kind: EventKind::Host,
@@ -279,6 +290,8 @@ async fn repository_values_are_escaped_on_the_page() {
     }
     let (_, _, html) = call(&site.router, Method::GET, "/").await;
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("zone&#x3D;&lt;script&gt;"), "{html}");
+    assert!(html.contains("2 CPUs, 2.0 GiB"), "{html}");
 }
 
 #[tokio::test]
