@@ -288,6 +288,9 @@ fn the_status_page_in_a_real_browser() {
         assert_eq!(still.as_deref(), Some(second.as_str()));
         assert_eq!(client.execute("return window.gitfleetMarker", vec![]).await.unwrap(), json!("still here"));
         screenshot(&client, &artifacts, "status-desktop-attention.png", 1280, 900).await;
+        client.execute("document.getElementById('s-apps').scrollIntoView(); return true", vec![]).await.unwrap();
+        screenshot(&client, &artifacts, "status-desktop-apps-hosts.png", 1280, 900).await;
+        client.execute("window.scrollTo(0, 0); return true", vec![]).await.unwrap();
         screenshot(&client, &artifacts, "status-phone.png", 390, 844).await;
         // The phone layout does not scroll sideways (tables scroll inside their own box).
         let overflow = client
