@@ -4,11 +4,14 @@
 # busybox-static (the local images are built from it), iproute2 and util-linux (network
 # namespaces, nsenter), openssl (TLS test certificates), docker-registry (a real registry
 # for pull tests), git (the sync tests serve repositories with `git http-backend`), libssl-dev
-# and pkg-config (git2's https and ssh transports are built against OpenSSL). Idempotent and
+# and pkg-config (git2's https and ssh transports are built against OpenSSL), prometheus
+# (promtool checks /metrics; a real Prometheus scrapes gitfleet run in a test), chromium,
+# chromium-driver and fonts-dejavu-core (the status page's real-browser test). Idempotent and
 # quiet when all is there.
 set -euo pipefail
 
-packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config)
+packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config
+    prometheus chromium chromium-driver fonts-dejavu-core)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

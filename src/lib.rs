@@ -18,6 +18,8 @@
 //!   GitLab and Gitea / Forgejo APIs that keep one such comment per pull request up to date.
 //! * [`controller`]: `gitfleet run`'s reconcile loop: triggers, host liveness and failover,
 //!   crash-loop backoff, the state the status and the web layer read.
+//! * [`web`]: the read-only status page, `/api/status`, live updates (server-sent events),
+//!   `/metrics` and health, from the controller's status snapshots; the hardened HTTP server.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants
@@ -34,4 +36,5 @@ pub mod forge;
 pub mod git;
 pub mod hosts;
 pub mod model;
+pub mod web;
 pub mod webhook;

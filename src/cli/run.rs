@@ -14,10 +14,11 @@ use serde::Deserialize;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::{Controller, Settings, http};
+use crate::controller::{Controller, Settings};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::git::Credentials;
 use crate::model::{LoadOptions, parse_identities};
+use crate::web;
 use crate::webhook::ReceiverSettings;
 
 #[derive(Debug, clap::Args)]
@@ -31,9 +32,13 @@ pub struct Args {
     /// A YAML file with any of these settings (snake_case names, e.g. `poll_interval: 30s`).
     #[arg(long, env = "GITFLEET_CONFIG")]
     config: Option<PathBuf>,
-    /// Where the HTTP server (webhooks, /healthz, /api/status) listens.
+    /// Where the HTTP server (status page, /api/status, /metrics, health, and the webhooks
+    /// unless --hooks-listen is given) listens. Default 127.0.0.1:8080.
     #[arg(long, env = "GITFLEET_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Serve the webhooks (/hooks/*) on this address instead, apart from the page.
+    #[arg(long, env = "GITFLEET_HOOKS_LISTEN")]
+    hooks_listen: Option<SocketAddr>,
     /// The branch status commits go to.
     #[arg(long, env = "GITFLEET_STATUS_BRANCH")]
     status_branch: Option<String>,
@@ -105,6 +110,7 @@ struct ConfigFile {
     repo: Option<String>,
     branch: Option<String>,
     listen: Option<SocketAddr>,
+    hooks_listen: Option<SocketAddr>,
     status_branch: Option<String>,
     no_status: Option<bool>,
     #[serde(default, with = "optional_duration")]
@@ -178,6 +184,7 @@ fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
 struct Resolved {
     settings: Settings,
     listen: SocketAddr,
+    hooks_listen: Option<SocketAddr>,
     receivers: ReceiverSettings,
     forge: Option<ForgeClient>,
 }
@@ -301,7 +308,8 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     };
     let listen =
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    Ok(Resolved { settings, listen, receivers, forge })
+    let hooks_listen = args.hooks_listen.or(file.hooks_listen);
+    Ok(Resolved { settings, listen, hooks_listen, receivers, forge })
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -313,35 +321,51 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
 /// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { settings, listen, receivers, forge } = resolved;
+    let Resolved { settings, listen, hooks_listen, receivers, forge } = resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let shutdown_timeout = settings.shutdown_timeout;
     let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = bind(listen).await?;
+    let hooks_listener = match hooks_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let mut controller = Controller::start(settings, forge, cancel.clone())?;
-    let app = http::router(
-        controller.status.clone(),
-        controller.heartbeat.clone(),
-        Arc::new(receivers),
-        controller.hook_sink(),
-    );
+    let site = web::Web::new(controller.status.clone(), cancel.clone())
+        .with_heartbeat(controller.heartbeat.clone());
+    // The HTTP side stops with everything else; its own grace stays within the shutdown
+    // timeout.
+    let limits = web::Limits {
+        shutdown_grace: web::Limits::default().shutdown_grace.min(shutdown_timeout),
+        ..web::Limits::default()
+    };
+    let hooks =
+        web::hooks(site.clone(), Arc::new(receivers), controller.hook_sink(), limits.body_timeout);
     eprintln!("gitfleet: listening on {}", listener.local_addr()?);
-    let stop_serving = cancel.clone();
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop_serving.cancelled_owned())
-            .await
-    });
+    let mut servers = tokio::task::JoinSet::new();
+    match hooks_listener {
+        Some(hooks_listener) => {
+            eprintln!("gitfleet: webhooks listening on {}", hooks_listener.local_addr()?);
+            servers.spawn(web::serve(hooks_listener, hooks, limits, cancel.clone()));
+            servers.spawn(web::serve(listener, web::app(site), limits, cancel.clone()));
+        }
+        None => {
+            servers.spawn(web::serve(
+                listener,
+                web::app(site).merge(hooks),
+                limits,
+                cancel.clone(),
+            ));
+        }
+    }
     let mut code = tokio::select! {
         _ = shutdown_signal() => 0,
         ended = controller.supervise() => {
             tracing::error!(error = %ended, "a controller task ended: exiting");
             1
         }
-        served = &mut server => {
-            tracing::error!(result = ?served, "the HTTP server ended: exiting");
+        _ = servers.join_next() => {
+            tracing::error!("an HTTP server ended: exiting");
             1
         }
     };
@@ -349,13 +373,11 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
     let http_closed = async {
-        if server.is_finished() {
-            return true;
-        }
-        match tokio::time::timeout_at(deadline, &mut server).await {
-            Ok(_) => true,
+        let all = async { while servers.join_next().await.is_some() {} };
+        match tokio::time::timeout_at(deadline, all).await {
+            Ok(()) => true,
             Err(_) => {
-                server.abort();
+                servers.abort_all();
                 false
             }
         }
@@ -373,6 +395,10 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
         tracing::info!("stopped");
     }
     Ok(code)
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -398,4 +424,45 @@ async fn shutdown_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// `examples/gitfleet.yaml` resolves into the settings it says, with its secret files in
+    /// place.
+    #[test]
+    fn the_example_configuration_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        for name in ["git-token", "webhook-secret", "github-token"] {
+            std::fs::write(secrets.join(name), format!("{name}-value\n")).unwrap();
+        }
+        let example = include_str!("../../examples/gitfleet.yaml")
+            .replace("/etc/gitfleet/secrets", secrets.to_str().unwrap());
+        let config = dir.path().join("gitfleet.yaml");
+        std::fs::write(&config, example).unwrap();
+        let wrapper = Wrapper::try_parse_from(["x", "--config", config.to_str().unwrap()]).unwrap();
+        let resolved = resolve(wrapper.args).unwrap();
+        assert_eq!(resolved.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(resolved.hooks_listen, Some("0.0.0.0:9090".parse().unwrap()));
+        assert_eq!(resolved.settings.branch, "main");
+        assert_eq!(resolved.settings.poll_interval, Some(Duration::from_secs(60)));
+        assert_eq!(resolved.settings.cache_dir, PathBuf::from("/var/lib/gitfleet"));
+        assert_eq!(resolved.receivers.github_secret.as_deref(), Some("webhook-secret-value"));
+        assert!(resolved.forge.is_some());
+        assert!(
+            matches!(resolved.settings.credentials, Credentials::Token { ref token, .. } if token == "git-token-value")
+        );
+    }
 }

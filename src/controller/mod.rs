@@ -16,8 +16,9 @@
 //! * [`reconcile`]: one sync: take the published head, observe, plan, apply, record.
 //! * [`events`]: Docker events streams, turned into triggers.
 //! * [`previews`]: plan previews on pull requests.
-//! * [`metrics`]: a snapshot in Prometheus' text format.
-//! * [`http`]: the HTTP side: webhook receivers, health, readiness, metrics, JSON status.
+//!
+//! The HTTP side (status page, API, metrics, webhook listener) is `crate::web`, which reads
+//! the state's snapshots.
 //!
 //! [`Controller::start`] wires them: the triggers (poll timer with jitter, or file-system
 //! notifications for a local repository; webhooks; Docker events; the periodic resync) feed
@@ -33,9 +34,7 @@
 pub mod crashloop;
 pub mod events;
 pub mod health;
-pub mod http;
 pub mod liveness;
-pub mod metrics;
 pub mod previews;
 pub mod reconcile;
 pub mod repository;

@@ -23,8 +23,8 @@ use super::repository::{FetchProblem, Published, RepositoryView};
 use super::settings::Settings;
 use super::source::SourceError;
 use super::state::{
-    Deployed, EventKind, Head, HeadState, Problem, ProblemKind, RevisionInfo, StatusWriter,
-    Subject, SyncOutcome, SyncRecord, services,
+    Deployed, EventKind, Head, HeadState, HostInfo, Problem, ProblemKind, RevisionInfo,
+    StatusWriter, Subject, SyncOutcome, SyncRecord, services,
 };
 use super::trigger::Batch;
 use crate::apply::docker::DockerEngine;
@@ -396,7 +396,13 @@ impl Reconciler {
             };
             (outcome, observed)
         } else {
+            // Changes while the target already runs: drift being repaired.
+            let repairing =
+                self.good.as_ref().is_some_and(|g| g.revision.commit == target.revision.commit);
             let report = self.apply(model, &plan, clients).await;
+            if repairing && report.converged() && report.stopped.is_none() {
+                self.status.update(|s| s.counters.drift_repairs += 1);
+            }
             // Replica counts come from the hosts as they are now, not from the plan.
             let (after, _) = self.observe(model).await;
             let outcome = if let Some(why) = &report.stopped {
@@ -462,6 +468,9 @@ impl Reconciler {
         self.heartbeat.beat();
         let (observed, transitions) = self.liveness.observe(seen, Instant::now());
         for transition in &transitions {
+            if matches!(transition, super::liveness::Transition::Down { .. }) {
+                self.status.update(|s| s.counters.failovers += 1);
+            }
             self.status.event(EventKind::Host, transition.to_string());
         }
         (observed, clients)
@@ -523,6 +532,7 @@ impl Reconciler {
         );
         self.failed = Some(target.revision.commit.clone());
         self.rejected = Some(target.clone());
+        self.status.update(|s| s.counters.rollbacks += 1);
         self.set_head(target.revision.clone(), HeadState::Failed);
         self.target = self.good.clone();
         // Converge back to the good revision now, not at the next trigger.
@@ -654,7 +664,14 @@ impl Reconciler {
         let services = Arc::new(services(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
-        self.status.update(|s| s.services = services);
+        let fleet = model.fleet.settings.name.clone();
+        let host_info =
+            model.fleet.hosts.iter().map(|(name, h)| (name.clone(), HostInfo::of(h))).collect();
+        self.status.update(|s| {
+            s.services = services;
+            s.fleet = Some(fleet);
+            s.host_info = host_info;
+        });
     }
 
     /// Makes the loop sync again after `delay` (the earliest of all such wishes wins).

@@ -339,6 +339,53 @@ impl<T: Serialize> Serialize for History<T> {
     }
 }
 
+/// A host as `fleet.yaml` registers it, for people (no TLS file paths, no credentials).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostInfo {
+    /// `unix:///...` or `tcp://host:port` (`(tls)` when it uses TLS).
+    pub endpoint: String,
+    pub labels: BTreeMap<String, String>,
+    /// `os/arch`.
+    pub platform: String,
+    pub millicpus: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
+impl HostInfo {
+    pub fn of(host: &crate::model::Host) -> Self {
+        HostInfo {
+            endpoint: host.endpoint.to_string(),
+            labels: host.labels.clone(),
+            platform: format!("{}/{}", host.platform.os, host.platform.arch),
+            millicpus: host.capacity.millicpus,
+            memory_bytes: host.capacity.memory_bytes,
+        }
+    }
+}
+
+/// Upper bounds, in seconds, of the sync duration histogram's buckets (`+Inf` is implied).
+pub const SYNC_SECONDS_BUCKETS: [f64; 10] =
+    [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
+
+/// Counts since the controller started, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
+    /// Applies that brought the hosts back to the revision already deployed (a container
+    /// removed, crashed or changed by hand, a host back after failover).
+    pub drift_repairs: u64,
+    /// Hosts that passed the grace period (their replicas were moved).
+    pub failovers: u64,
+    /// Rollouts that failed and were rolled back to the last good revision.
+    pub rollbacks: u64,
+    /// Syncs per duration bucket ([`SYNC_SECONDS_BUCKETS`], then `+Inf`), not cumulative.
+    pub sync_seconds_buckets: [u64; SYNC_SECONDS_BUCKETS.len() + 1],
+    pub sync_seconds_sum: f64,
+    /// When the last sync that left the hosts at the target revision (in sync or applied)
+    /// finished.
+    #[serde(serialize_with = "rfc3339::option")]
+    pub last_success: Option<SystemTime>,
+}
+
 /// Everything the status page, the status files, the metrics and the API show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
@@ -364,6 +411,12 @@ pub struct Snapshot {
     pub sync_totals: BTreeMap<SyncOutcome, u64>,
     /// The repository has been read at least once (a head was fetched, valid or not).
     pub repository_read: bool,
+    /// Counts since start, for metrics.
+    pub counters: Counters,
+    /// The fleet's name (`settings.name`) and its hosts as registered, from the revision
+    /// the hosts are kept at.
+    pub fleet: Option<String>,
+    pub host_info: BTreeMap<String, HostInfo>,
 }
 
 impl Default for Snapshot {
@@ -383,6 +436,9 @@ impl Default for Snapshot {
             events: History::new(EVENTS),
             sync_totals: BTreeMap::new(),
             repository_read: false,
+            counters: Counters::default(),
+            fleet: None,
+            host_info: BTreeMap::new(),
         }
     }
 }
@@ -501,6 +557,16 @@ impl StatusWriter {
     pub fn record_sync(&self, record: SyncRecord) {
         self.update(|s| {
             *s.sync_totals.entry(record.outcome).or_default() += 1;
+            let seconds = record.millis as f64 / 1000.0;
+            let bucket = SYNC_SECONDS_BUCKETS
+                .iter()
+                .position(|le| seconds <= *le)
+                .unwrap_or(SYNC_SECONDS_BUCKETS.len());
+            s.counters.sync_seconds_buckets[bucket] += 1;
+            s.counters.sync_seconds_sum += seconds;
+            if matches!(record.outcome, SyncOutcome::InSync | SyncOutcome::Applied) {
+                s.counters.last_success = Some(record.at);
+            }
             s.syncing = None;
             if record.full_plan.is_some() {
                 s.plan = record.full_plan.clone();

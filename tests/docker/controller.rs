@@ -633,7 +633,7 @@ fn settings_come_from_a_configuration_file_and_secret_files() {
     let (code, metrics) = http(ctl.addr, "GET", "/metrics", &[], b"");
     assert_eq!(code, 200);
     assert!(metrics.lines().any(|l| l == "gitfleet_host_up{host=\"a\"} 0"), "{metrics}");
-    assert!(metrics.contains("# TYPE gitfleet_syncs_total counter"), "{metrics}");
+    assert!(metrics.contains("# TYPE gitfleet_sync_total counter"), "{metrics}");
 }
 
 /// SIGTERM to an idle `gitfleet run` (after its first sync): it stops within the shutdown

@@ -13,4 +13,7 @@ mod plan_properties;
 mod untrusted;
 mod validate;
 mod validate_age;
+mod web_routes;
+mod web_run;
+mod web_server;
 mod webhook_receive;
