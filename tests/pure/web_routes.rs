@@ -70,6 +70,7 @@ fn snapshot() -> Snapshot {
         at: at("2026-01-01T00:00:05Z"),
         kind: EventKind::Rollout,
         message: "revision 111111111111 deployed".into(),
+        logs: None,
     });
     s
 }
