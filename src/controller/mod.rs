@@ -87,7 +87,10 @@ impl Controller {
         let source = Source::open(
             &settings.repository,
             &settings.cache_dir,
-            settings.credentials.clone(),
+            git::MirrorOptions {
+                credentials: settings.credentials.clone(),
+                timeout: settings.git_timeout,
+            },
             &settings.branch,
             settings.load.clone(),
             settings.push_status,

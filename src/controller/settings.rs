@@ -19,6 +19,8 @@ pub struct Settings {
     /// Push status commits to the remote (a clone); local repositories are written in place.
     pub push_status: bool,
     pub credentials: Credentials,
+    /// A fetch or push that progresses nothing for this long is given up.
+    pub git_timeout: Duration,
     /// Where clones of remote repositories are kept.
     pub cache_dir: PathBuf,
     /// Poll interval (±10 % jitter); `None`: no polling (webhooks or notifications only).
@@ -46,6 +48,7 @@ impl Settings {
             status_branch: Some("gitfleet/status".into()),
             push_status: true,
             credentials: Credentials::None,
+            git_timeout: crate::git::DEFAULT_GIT_TIMEOUT,
             cache_dir,
             poll_interval: Some(Duration::from_secs(60)),
             resync_interval: Duration::from_secs(60),
