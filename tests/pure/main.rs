@@ -7,6 +7,7 @@ mod support;
 
 mod corpus;
 mod forge_comments;
+mod git_edges;
 mod git_remote;
 mod load_fuzz;
 mod plan_properties;
