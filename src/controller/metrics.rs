@@ -25,7 +25,10 @@ pub fn render(snapshot: &Snapshot) -> String {
     let errors = [(String::new(), snapshot.errors.len() as u64)];
     family(&mut out, "gitfleet_errors", "gauge", "Current problems (see /api/status).", errors);
     let hosts = snapshot.hosts.iter().map(|(host, health)| {
-        (format!("{{host=\"{}\"}}", escape(host)), u64::from(matches!(health, HostHealth::Up)))
+        (
+            format!("{{host=\"{}\"}}", escape(host)),
+            u64::from(matches!(health, HostHealth::Up | HostHealth::Failing { .. })),
+        )
     });
     family(&mut out, "gitfleet_host_up", "gauge", "1 when the host answers.", hosts);
     let replicas = snapshot.services.iter().flat_map(|(app, services)| {

@@ -235,10 +235,10 @@ impl Reconciler {
         let model = &target.model;
         let settings = &model.fleet.settings;
         let timeout = Duration::from_millis(settings.observe_timeout_ms);
-        let (seen, clients) =
-            self.pool.observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+        let round = self.pool.observe_round(&model.fleet.hosts, &settings.name, timeout).await;
+        let (seen, clients) = (round.observed, round.clients);
         let now = Instant::now();
-        let (observed, transitions) = self.liveness.observe(seen, now);
+        let (observed, transitions) = self.liveness.observe(seen, &round.failures, now);
         for transition in &transitions {
             self.store.event(transition.to_string());
         }
@@ -360,6 +360,7 @@ impl Reconciler {
         for (name, health) in &hosts {
             match health {
                 HostHealth::Up => {}
+                HostHealth::Failing { reason, .. } => errors.push(format!("host {name}: {reason}")),
                 HostHealth::Unreachable { reason, .. } => {
                     errors.push(format!("host {name} is unreachable: {reason}"))
                 }

@@ -35,6 +35,7 @@ struct HostLine<'s> {
 fn host_line(health: &HostHealth) -> HostLine<'_> {
     match health {
         HostHealth::Up => HostLine { state: "up", reason: None },
+        HostHealth::Failing { reason, .. } => HostLine { state: "failing", reason: Some(reason) },
         HostHealth::Unreachable { reason, .. } => {
             HostLine { state: "unreachable", reason: Some(reason) }
         }

@@ -9,6 +9,7 @@ mod corpus;
 mod forge_comments;
 mod git_edges;
 mod git_remote;
+mod hosts_failures;
 mod load_fuzz;
 mod plan_properties;
 mod validate;
