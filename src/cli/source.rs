@@ -127,6 +127,18 @@ impl SourceArgs {
         Ok(LoadOptions { identities })
     }
 
+    /// The stable id of the repository read (`git::repository_id`): what the
+    /// `io.gitfleet.repository` label says on everything `apply` creates.
+    pub fn repository_id(&self) -> String {
+        match &self.repo {
+            Some(location) => git::repository_id(location),
+            None => {
+                let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+                git::repository_id(&dir.display().to_string())
+            }
+        }
+    }
+
     fn read_tree(&self) -> anyhow::Result<(SourceTree, Option<git::Revision>)> {
         match &self.repo {
             Some(location) => {

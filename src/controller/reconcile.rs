@@ -246,7 +246,12 @@ impl Reconciler {
             self.wake_after(deadline);
         }
         let mut plan = diff::plan(
-            &Desired::new(model, &observed, Some(target.revision.commit.clone())),
+            &Desired::for_repository(
+                model,
+                &observed,
+                Some(target.revision.commit.clone()),
+                Some(self.settings.repository_id.clone()),
+            ),
             &observed,
         );
         let held = self.crash_loops.hold_back(&mut plan, now);
@@ -370,6 +375,9 @@ impl Reconciler {
             }
         }
         for host in &plan.hosts {
+            if let diff::HostStatus::Refused { reason } = &host.status {
+                errors.push(format!("host {}: {reason}", host.host));
+            }
             let down = matches!(hosts.get(&host.host), Some(HostHealth::Down { .. }));
             if let (true, diff::HostStatus::Unreachable { replicas, .. }) = (down, &host.status) {
                 if *replicas > 0 {

@@ -13,6 +13,8 @@ use crate::model::LoadOptions;
 pub struct Settings {
     /// A local path, `file://` URL, or a URL to clone (https, ssh).
     pub repository: String,
+    /// Its stable id (`git::repository_id`), the `io.gitfleet.repository` label.
+    pub repository_id: String,
     pub branch: String,
     /// Where status commits go; `None` writes no status.
     pub status_branch: Option<String>,
@@ -42,8 +44,10 @@ pub struct Settings {
 impl Settings {
     /// Settings for `repository` with every default.
     pub fn new(repository: impl Into<String>, cache_dir: PathBuf) -> Self {
+        let repository = repository.into();
         Settings {
-            repository: repository.into(),
+            repository_id: crate::git::repository_id(&repository),
+            repository,
             branch: "main".into(),
             status_branch: Some("gitfleet/status".into()),
             push_status: true,

@@ -573,7 +573,7 @@ pub fn preview_ref(remote_ref: &str) -> Result<String, GitError> {
 }
 
 /// The path of a local repository location: a `file://` URL or anything that is not a URL.
-fn local_path(location: &str) -> Option<PathBuf> {
+pub(super) fn local_path(location: &str) -> Option<PathBuf> {
     if let Some(path) = location.strip_prefix("file://") {
         return Some(PathBuf::from(path));
     }
@@ -584,7 +584,7 @@ fn local_path(location: &str) -> Option<PathBuf> {
 }
 
 /// `user@host:path` or `host:path` (git's scp-like syntax), unless it is an existing path.
-fn is_scp_like(location: &str) -> bool {
+pub(super) fn is_scp_like(location: &str) -> bool {
     match location.split_once(':') {
         Some((host, _)) => !host.is_empty() && !host.contains('/') && !Path::new(location).exists(),
         None => false,
@@ -625,7 +625,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `url` without its userinfo, whatever it holds.
-fn strip_userinfo(url: &str) -> String {
+pub(super) fn strip_userinfo(url: &str) -> String {
     match split_userinfo(url) {
         Some((scheme, _, rest)) => format!("{scheme}{rest}"),
         None => url.to_string(),

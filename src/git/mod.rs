@@ -16,6 +16,7 @@
 
 mod deadline;
 mod directory;
+mod identity;
 mod locks;
 mod maintenance;
 mod mirror;
@@ -26,6 +27,7 @@ mod watch;
 
 pub use deadline::DEFAULT_GIT_TIMEOUT;
 pub use directory::read_directory;
+pub use identity::repository_id;
 pub use mirror::{Credentials, Mirror, MirrorOptions, PREVIEW_PREFIX, redact_url};
 pub use repository::{Revision, read_commit, read_commit_skipping, resolve};
 pub use status_branch::{STATUS_EMAIL, STATUS_NAME, write_status};
