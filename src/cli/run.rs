@@ -61,6 +61,9 @@ pub struct Args {
     /// Token for https fetches and status pushes (or GITFLEET_GIT_TOKEN_FILE).
     #[arg(long, env = "GITFLEET_GIT_TOKEN", hide_env_values = true)]
     git_token: Option<String>,
+    /// A file holding the token (its first line), so it stays out of the process list.
+    #[arg(long, conflicts_with = "git_token")]
+    git_token_file: Option<PathBuf>,
     /// SSH private key for ssh URLs; without it, the ssh agent is asked.
     #[arg(long, env = "GITFLEET_GIT_SSH_KEY")]
     git_ssh_key: Option<PathBuf>,
@@ -228,7 +231,10 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
         anyhow::ensure!(!timeout.is_zero(), "the git timeout must be more than 0s");
         settings.git_timeout = timeout;
     }
-    let token = secret(args.git_token, "GITFLEET_GIT_TOKEN", file.git_token, file.git_token_file)?;
+    let token = match &args.git_token_file {
+        Some(path) => Some(super::source::read_secret_file(path, "--git-token-file")?),
+        None => secret(args.git_token, "GITFLEET_GIT_TOKEN", file.git_token, file.git_token_file)?,
+    };
     settings.credentials = super::source::credentials(
         &settings.repository,
         args.git_username.or(file.git_username),

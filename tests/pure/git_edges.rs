@@ -382,3 +382,21 @@ fn assert_no_file_contains(dir: &Path, secret: &str) {
         }
     }
 }
+
+#[test]
+fn git_token_files_are_read_by_every_command_and_named_when_missing() {
+    for command in ["validate", "run"] {
+        let (code, _, stderr, _) = gitfleet(&[
+            command,
+            "--repo",
+            "https://127.0.0.1:9/x.git",
+            "--git-token-file",
+            "/nonexistent/token",
+        ]);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains("reading the secret file /nonexistent/token (--git-token-file)"),
+            "{command}: {stderr}"
+        );
+    }
+}
