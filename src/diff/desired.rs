@@ -23,10 +23,17 @@ pub struct Desired {
     pub repository: Option<String>,
     /// Hosts where another repository deployed this fleet, with why: nothing is planned
     /// there (see [`super::ownership`]).
-    pub refused: BTreeMap<String, String>,
+    pub refused_hosts: BTreeMap<String, String>,
     pub hosts: BTreeMap<String, DesiredHost>,
     /// Replicas the scheduler could not place, with why.
     pub unplaced: Vec<Unplaced>,
+    /// How many apps the model has; none at all is refused against a fleet with running
+    /// apps unless `allow_empty` ([`super::plan::plan`]).
+    #[serde(default)]
+    pub apps: usize,
+    /// `settings.allow_empty` of the model.
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -79,7 +86,7 @@ impl Desired {
         let mut desired =
             Self::new(model, &ownership::without_refused(observed, &refused), revision);
         desired.repository = Some(ours);
-        desired.refused = refused;
+        desired.refused_hosts = refused;
         desired
     }
 
@@ -151,9 +158,11 @@ impl Desired {
             fleet: model.fleet.settings.name.clone(),
             revision,
             repository: None,
-            refused: BTreeMap::new(),
+            refused_hosts: BTreeMap::new(),
             hosts,
             unplaced: schedule.unplaced,
+            apps: model.apps.len(),
+            allow_empty: model.fleet.settings.allow_empty,
         }
     }
 }
