@@ -3,11 +3,11 @@
 # Debian's Docker engine (the tests start their own daemons; no system daemon is needed),
 # busybox-static (the local images are built from it), iproute2 and util-linux (network
 # namespaces, nsenter), openssl (TLS test certificates), docker-registry (a real registry
-# for pull tests), git (the sync tests serve repositories with `git http-backend`), libssl-dev
-# and pkg-config (git2's https and ssh transports are built against OpenSSL), prometheus
-# (promtool checks /metrics; a real Prometheus scrapes gitfleet run in a test), chromium,
-# chromium-driver and fonts-dejavu-core (the status page's real-browser test). Idempotent and
-# quiet when all is there.
+# for pull tests), git (the Git tests serve repositories with `git http-backend`; the mirror's
+# compaction runs `git gc`), libssl-dev and pkg-config (git2's https and ssh transports are
+# built against OpenSSL), prometheus (promtool checks /metrics; a real Prometheus scrapes
+# gitfleet run in a test), chromium, chromium-driver and fonts-dejavu-core (the status page's
+# real-browser test). Idempotent and quiet when all is there.
 set -euo pipefail
 
 packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config

@@ -337,10 +337,12 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
         match step {
             Step::CreateNetwork { app, key, network, .. } => {
                 let labels = labels::for_object(fleet, app, key, &network.labels);
+                let labels = labels::with_repository(labels, self.plan.repository.as_deref());
                 self.op(host, self.engine.ensure_network(host, network, &labels)).await
             }
             Step::CreateVolume { app, key, volume, .. } => {
                 let labels = labels::for_object(fleet, app, key, &volume.labels);
+                let labels = labels::with_repository(labels, self.plan.repository.as_deref());
                 self.op(host, self.engine.ensure_volume(host, volume, &labels)).await
             }
             Step::PullImage { image, policy, .. } => {
@@ -497,6 +499,7 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
             &container.spec_hash,
             self.plan.revision.as_deref(),
         );
+        let labels = labels::with_repository(labels, self.plan.repository.as_deref());
         // Create and start under one permit, so a container starts as soon as it exists
         // rather than after every other create queued on the host.
         let (id, started) = {

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controller::{Controller, Settings};
 use crate::forge::{ForgeClient, ForgeKind};
-use crate::git::Credentials;
 use crate::model::{LoadOptions, parse_identities};
 use crate::web;
 use crate::webhook::ReceiverSettings;
@@ -57,12 +56,19 @@ pub struct Args {
     /// Where clones of remote repositories are kept.
     #[arg(long, env = "GITFLEET_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Give up a fetch or push that connects, answers or progresses nothing for this long.
+    /// Default 30s.
+    #[arg(long, env = "GITFLEET_GIT_TIMEOUT", value_parser = humantime::parse_duration)]
+    git_timeout: Option<Duration>,
     /// User name for https fetches with a token (default `git`), or for ssh (default `git`).
     #[arg(long, env = "GITFLEET_GIT_USERNAME")]
     git_username: Option<String>,
     /// Token for https fetches and status pushes (or GITFLEET_GIT_TOKEN_FILE).
     #[arg(long, env = "GITFLEET_GIT_TOKEN", hide_env_values = true)]
     git_token: Option<String>,
+    /// A file holding the token (its first line), so it stays out of the process list.
+    #[arg(long, conflicts_with = "git_token")]
+    git_token_file: Option<PathBuf>,
     /// SSH private key for ssh URLs; without it, the ssh agent is asked.
     #[arg(long, env = "GITFLEET_GIT_SSH_KEY")]
     git_ssh_key: Option<PathBuf>,
@@ -120,6 +126,8 @@ struct ConfigFile {
     #[serde(default, with = "optional_duration")]
     grace_period: Option<Duration>,
     cache_dir: Option<PathBuf>,
+    #[serde(default, with = "optional_duration")]
+    git_timeout: Option<Duration>,
     git_username: Option<String>,
     git_token: Option<String>,
     git_token_file: Option<PathBuf>,
@@ -226,19 +234,20 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     if let Some(concurrency) = args.concurrency.or(file.concurrency) {
         settings.apply.concurrency = concurrency.max(1);
     }
-    let username = args.git_username.or(file.git_username).unwrap_or_else(|| "git".into());
-    let token = secret(args.git_token, "GITFLEET_GIT_TOKEN", file.git_token, file.git_token_file)?;
-    settings.credentials = match (token, args.git_ssh_key.or(file.git_ssh_key)) {
-        (Some(token), _) => Credentials::Token { username: username.clone(), token },
-        (None, Some(key)) => Credentials::SshKey { username, private_key: key, passphrase: None },
-        (None, None)
-            if settings.repository.starts_with("ssh://")
-                || settings.repository.contains('@') && !settings.repository.contains("://") =>
-        {
-            Credentials::SshAgent { username }
-        }
-        (None, None) => Credentials::None,
+    if let Some(timeout) = args.git_timeout.or(file.git_timeout) {
+        anyhow::ensure!(!timeout.is_zero(), "the git timeout must be more than 0s");
+        settings.git_timeout = timeout;
+    }
+    let token = match &args.git_token_file {
+        Some(path) => Some(super::source::read_secret_file(path, "--git-token-file")?),
+        None => secret(args.git_token, "GITFLEET_GIT_TOKEN", file.git_token, file.git_token_file)?,
     };
+    settings.credentials = super::source::credentials(
+        &settings.repository,
+        args.git_username.or(file.git_username),
+        token,
+        args.git_ssh_key.or(file.git_ssh_key),
+    );
     if let Some(path) = args.age_identity.or(file.age_identity) {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading the age identity {}", path.display()))?;
@@ -429,6 +438,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use crate::git::Credentials;
 
     use super::*;
 

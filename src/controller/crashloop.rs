@@ -115,6 +115,7 @@ mod tests {
             format_version: 1,
             fleet: "prod".into(),
             revision: None,
+            repository: None,
             hosts: vec![HostPlan {
                 host: "a".into(),
                 status: HostStatus::Reachable,

@@ -119,7 +119,10 @@ impl Controller {
             Source::open(
                 &settings.repository,
                 &settings.cache_dir,
-                settings.credentials.clone(),
+                git::MirrorOptions {
+                    credentials: settings.credentials.clone(),
+                    timeout: settings.git_timeout,
+                },
                 &settings.branch,
                 settings.load.clone(),
                 settings.push_status,
@@ -338,9 +341,20 @@ pub async fn observe_and_plan(
     model: &Model,
     revision: Option<String>,
 ) -> (Plan, BTreeMap<String, Result<bollard::Docker, String>>) {
+    observe_and_plan_for(model, revision, None).await
+}
+
+/// [`observe_and_plan`] for the repository `repository` (`git::repository_id`): hosts where
+/// another repository deployed this fleet are refused (`diff::ownership`).
+pub async fn observe_and_plan_for(
+    model: &Model,
+    revision: Option<String>,
+    repository: Option<String>,
+) -> (Plan, BTreeMap<String, Result<bollard::Docker, String>>) {
     let settings = &model.fleet.settings;
     let timeout = Duration::from_millis(settings.observe_timeout_ms);
     let (observed, clients) =
         hosts::Pool::new().observe_all(&model.fleet.hosts, &settings.name, timeout).await;
-    (diff::plan(&Desired::new(model, &observed, revision), &observed), clients)
+    let desired = Desired::for_repository(model, &observed, revision, repository);
+    (diff::plan(&desired, &observed), clients)
 }

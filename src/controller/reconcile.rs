@@ -347,7 +347,12 @@ impl Reconciler {
             self.wake_after(deadline);
         }
         let mut plan = diff::plan(
-            &Desired::new(model, &observed, Some(target.revision.commit.clone())),
+            &Desired::for_repository(
+                model,
+                &observed,
+                Some(target.revision.commit.clone()),
+                Some(self.settings.repository_id.clone()),
+            ),
             &observed,
         );
         let held = self.crash_loops.hold_back(&mut plan, now);
@@ -463,10 +468,10 @@ impl Reconciler {
     ) -> (Observed, BTreeMap<String, Result<bollard::Docker, String>>) {
         let settings = &model.fleet.settings;
         let timeout = Duration::from_millis(settings.observe_timeout_ms);
-        let (seen, clients) =
-            self.pool.observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+        let round = self.pool.observe_round(&model.fleet.hosts, &settings.name, timeout).await;
+        let (seen, clients) = (round.observed, round.clients);
         self.heartbeat.beat();
-        let (observed, transitions) = self.liveness.observe(seen, Instant::now());
+        let (observed, transitions) = self.liveness.observe(seen, &round.failures, Instant::now());
         for transition in &transitions {
             if matches!(transition, super::liveness::Transition::Down { .. }) {
                 self.status.update(|s| s.counters.failovers += 1);
@@ -623,6 +628,11 @@ impl Reconciler {
             let subject = Subject::Host { host: name.clone() };
             match health {
                 HostHealth::Up => {}
+                HostHealth::Failing { reason, .. } => problems.push(Problem::new(
+                    ProblemKind::HostFailing,
+                    subject,
+                    format!("host {name} answers with an error: {reason}"),
+                )),
                 HostHealth::Unreachable { reason, .. } => problems.push(Problem::new(
                     ProblemKind::HostUnreachable,
                     subject,
@@ -636,6 +646,13 @@ impl Reconciler {
             }
         }
         for host in &plan.hosts {
+            if let diff::HostStatus::Refused { reason } = &host.status {
+                problems.push(Problem::new(
+                    ProblemKind::HostRefused,
+                    Subject::Host { host: host.host.clone() },
+                    format!("host {}: {reason}", host.host),
+                ));
+            }
             let down = matches!(hosts.get(&host.host), Some(HostHealth::Down { .. }));
             if let (true, diff::HostStatus::Unreachable { replicas, .. }) = (down, &host.status) {
                 if *replicas > 0 {

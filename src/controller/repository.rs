@@ -183,7 +183,6 @@ impl RepositoryTask {
 mod tests {
     use super::*;
     use crate::controller::trigger::Trigger;
-    use crate::git::Credentials;
     use crate::model::LoadOptions;
 
     const FLEET: &str = "hosts:\n  a: {endpoint: unix:///a.sock}\n";
@@ -226,7 +225,7 @@ mod tests {
         let source = Source::open(
             location,
             &cache,
-            Credentials::None,
+            crate::git::MirrorOptions::default(),
             "main",
             LoadOptions::default(),
             false,

@@ -13,12 +13,16 @@ use crate::model::LoadOptions;
 pub struct Settings {
     /// A local path, `file://` URL, or a URL to clone (https, ssh).
     pub repository: String,
+    /// Its stable id (`git::repository_id`), the `io.gitfleet.repository` label.
+    pub repository_id: String,
     pub branch: String,
     /// Where status commits go; `None` writes no status.
     pub status_branch: Option<String>,
     /// Push status commits to the remote (a clone); local repositories are written in place.
     pub push_status: bool,
     pub credentials: Credentials,
+    /// A fetch or push that progresses nothing for this long is given up.
+    pub git_timeout: Duration,
     /// Where clones of remote repositories are kept.
     pub cache_dir: PathBuf,
     /// Poll interval (±10 % jitter); `None`: no polling (webhooks or notifications only).
@@ -46,12 +50,15 @@ pub struct Settings {
 impl Settings {
     /// Settings for `repository` with every default.
     pub fn new(repository: impl Into<String>, cache_dir: PathBuf) -> Self {
+        let repository = repository.into();
         Settings {
-            repository: repository.into(),
+            repository_id: crate::git::repository_id(&repository),
+            repository,
             branch: "main".into(),
             status_branch: Some("gitfleet/status".into()),
             push_status: true,
             credentials: Credentials::None,
+            git_timeout: crate::git::DEFAULT_GIT_TIMEOUT,
             cache_dir,
             poll_interval: Some(Duration::from_secs(60)),
             resync_interval: Duration::from_secs(60),

@@ -126,6 +126,8 @@ pub struct HostReplicas {
 pub enum HostState {
     /// It answers.
     Up,
+    /// It answers, with errors (an API error, not a lost connection): reported, nothing moves.
+    Failing,
     /// Not answering, for less than the grace period: nothing moves.
     Away,
     /// Not answering for longer than the grace period: its replicas run elsewhere.
@@ -136,6 +138,7 @@ impl HostState {
     pub fn as_str(self) -> &'static str {
         match self {
             HostState::Up => "up",
+            HostState::Failing => "failing",
             HostState::Away => "away",
             HostState::Down => "down",
         }
@@ -256,6 +259,10 @@ pub enum ProblemKind {
     HostUnreachable,
     /// A host is down (past the grace period).
     HostDown,
+    /// A host answers with errors (an HTTP 500, say): nothing moves.
+    HostFailing,
+    /// Another repository deployed this fleet on a host: nothing is planned there.
+    HostRefused,
     /// Replicas pinned by their volumes to a host that is down.
     Pinned,
     /// A replica that cannot be placed.
@@ -614,6 +621,9 @@ pub fn host_statuses(
         .map(|(name, health)| {
             let (state, reason, away_for) = match health {
                 HostHealth::Up => (HostState::Up, None, None),
+                HostHealth::Failing { reason, for_seconds } => {
+                    (HostState::Failing, Some(reason.clone()), Some(*for_seconds))
+                }
                 HostHealth::Unreachable { reason, for_seconds } => {
                     (HostState::Away, Some(reason.clone()), Some(*for_seconds))
                 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::observed::{Observed, ReplicaKey};
+use super::ownership;
 use super::schedule::{Unplaced, schedule};
 use super::spec::ContainerSpec;
 use crate::model::{Model, MountSource, PullPolicy};
@@ -18,6 +19,11 @@ pub struct Desired {
     pub fleet: String,
     /// The commit the model was read from, when it came from Git.
     pub revision: Option<String>,
+    /// The id of the repository deployed from (the `io.gitfleet.repository` label), if known.
+    pub repository: Option<String>,
+    /// Hosts where another repository deployed this fleet, with why: nothing is planned
+    /// there (see [`super::ownership`]).
+    pub refused_hosts: BTreeMap<String, String>,
     pub hosts: BTreeMap<String, DesiredHost>,
     /// Replicas the scheduler could not place, with why.
     pub unplaced: Vec<Unplaced>,
@@ -66,6 +72,24 @@ pub fn container_name(key: &ReplicaKey) -> String {
 }
 
 impl Desired {
+    /// [`Desired::new`] for the repository `repository` (its `git::repository_id`): hosts
+    /// where another repository deployed this fleet are refused, and no replica is placed
+    /// there; everything created carries the repository label.
+    pub fn for_repository(
+        model: &Model,
+        observed: &Observed,
+        revision: Option<String>,
+        repository: Option<String>,
+    ) -> Self {
+        let Some(ours) = repository else { return Self::new(model, observed, revision) };
+        let refused = ownership::refusals(observed, &model.fleet.settings.name, &ours);
+        let mut desired =
+            Self::new(model, &ownership::without_refused(observed, &refused), revision);
+        desired.repository = Some(ours);
+        desired.refused_hosts = refused;
+        desired
+    }
+
     /// Schedules `model` against what `observed` shows and lays the result out per host.
     pub fn new(model: &Model, observed: &Observed, revision: Option<String>) -> Self {
         let schedule = schedule(model, observed);
@@ -133,6 +157,8 @@ impl Desired {
         Desired {
             fleet: model.fleet.settings.name.clone(),
             revision,
+            repository: None,
+            refused_hosts: BTreeMap::new(),
             hosts,
             unplaced: schedule.unplaced,
             apps: model.apps.len(),

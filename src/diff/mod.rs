@@ -5,6 +5,7 @@
 pub mod desired;
 pub mod labels;
 pub mod observed;
+pub mod ownership;
 pub mod plan;
 pub mod render;
 pub mod schedule;

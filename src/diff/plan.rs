@@ -36,6 +36,9 @@ pub struct Plan {
     pub format_version: u32,
     pub fleet: String,
     pub revision: Option<String>,
+    /// The repository deployed from (`io.gitfleet.repository` on what apply creates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     pub hosts: Vec<HostPlan>,
     pub unplaced: Vec<Unplaced>,
     pub summary: Summary,
@@ -63,6 +66,10 @@ pub enum HostStatus {
     Unreachable {
         reason: String,
         replicas: usize,
+    },
+    /// Another repository deployed this fleet here: nothing is planned, nothing touched.
+    Refused {
+        reason: String,
     },
 }
 
@@ -177,6 +184,13 @@ pub struct Summary {
     pub unchanged: usize,
     pub unreachable_hosts: usize,
     pub unplaced: usize,
+    /// Hosts where another repository deployed this fleet (nothing planned there).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_hosts: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -234,6 +248,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             format_version: PLAN_FORMAT_VERSION,
             fleet: desired.fleet.clone(),
             revision: desired.revision.clone(),
+            repository: desired.repository.clone(),
             hosts: Vec::new(),
             unplaced: Vec::new(),
             summary: Summary::default(),
@@ -244,6 +259,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut hosts = Vec::new();
     for (name, want) in &desired.hosts {
         let host_plan = match observed.hosts.get(name) {
+            _ if desired.refused_hosts.contains_key(name) => HostPlan {
+                host: name.clone(),
+                status: HostStatus::Refused { reason: desired.refused_hosts[name].clone() },
+                steps: Vec::new(),
+                unchanged: 0,
+                retained_volumes: Vec::new(),
+            },
             Some(HostObservation::Reachable(state)) => plan_host(name, want, state, desired),
             Some(HostObservation::Unreachable { reason, .. }) => {
                 unreachable(name, reason.clone(), want)
@@ -257,6 +279,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         format_version: PLAN_FORMAT_VERSION,
         fleet: desired.fleet.clone(),
         revision: desired.revision.clone(),
+        repository: desired.repository.clone(),
         hosts,
         unplaced: desired.unplaced.clone(),
         summary,
@@ -301,8 +324,10 @@ fn unreachable(name: &str, reason: String, want: &DesiredHost) -> HostPlan {
 }
 
 fn count(host: &HostPlan, summary: &mut Summary) {
-    if matches!(host.status, HostStatus::Unreachable { .. }) {
-        summary.unreachable_hosts += 1;
+    match host.status {
+        HostStatus::Unreachable { .. } => summary.unreachable_hosts += 1,
+        HostStatus::Refused { .. } => summary.refused_hosts += 1,
+        HostStatus::Reachable => {}
     }
     summary.unchanged += host.unchanged;
     for step in &host.steps {

@@ -48,8 +48,12 @@ fn unreachable_line(host: &str, reason: &str, replicas: usize) -> String {
 fn trailer(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
     for host in &plan.hosts {
-        if let HostStatus::Unreachable { reason, replicas } = &host.status {
-            lines.push(unreachable_line(&host.host, reason, *replicas));
+        match &host.status {
+            HostStatus::Unreachable { reason, replicas } => {
+                lines.push(unreachable_line(&host.host, reason, *replicas))
+            }
+            HostStatus::Refused { reason } => lines.push(format!("host {}: {reason}", host.host)),
+            HostStatus::Reachable => {}
         }
     }
     for unplaced in &plan.unplaced {
@@ -71,6 +75,9 @@ pub fn text(plan: &Plan) -> String {
         match &host.status {
             HostStatus::Unreachable { reason, .. } => {
                 let _ = writeln!(out, "host {}: UNREACHABLE: {reason}", host.host);
+            }
+            HostStatus::Refused { reason } => {
+                let _ = writeln!(out, "host {}: REFUSED: {reason}", host.host);
             }
             HostStatus::Reachable if host.steps.is_empty() => {
                 let _ =

@@ -28,6 +28,9 @@
 //! * Observing is read-only: it sends `GET` requests only (`/version`, `/containers/json`,
 //!   `/networks`, `/volumes`). Only the mutating calls change a host, and only when the apply
 //!   engine calls them with a plan's step.
+//! * Classified: a host that cannot be observed is either gone ([`FailureClass::Connection`])
+//!   or answering with errors ([`FailureClass::Api`]); only the first is host loss
+//!   ([`Pool::observe_round`] says which, per host).
 //! * Bounded: [`observe_all`] answers within its timeout (plus scheduling noise) whatever the
 //!   hosts do; a host that does not answer in time is reported unreachable, never waited for.
 
@@ -44,7 +47,7 @@ mod registry;
 
 pub use connect::{DEFAULT_CONNECT_TIMEOUT, connect, connect_with_timeout};
 pub use create::{DEFAULT_FILE_MODE, FileToDeliver, create_container};
-pub use error::HostError;
+pub use error::{FailureClass, HostError};
 pub use events::{ContainerEvent, WATCHED_ACTIONS, container_events};
 pub use lifecycle::{
     ContainerStatus, Health, container_status, logs_tail, remove_container, rename_container,
@@ -52,5 +55,5 @@ pub use lifecycle::{
 };
 pub use objects::{ensure_network, ensure_volume, remove_network};
 pub use observe::{observe_all, observe_host};
-pub use pool::Pool;
+pub use pool::{Pool, Round};
 pub use registry::{RegistryAuth, image_present, pull_image, registry_auth_for, registry_of};

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use tokio::sync::Mutex;
 
 use super::connect::connect_with_timeout;
-use super::error::HostError;
+use super::error::{FailureClass, HostError};
 use super::observe::{observe_host, unreachable};
 use crate::diff::{HostObservation, Observed};
 use crate::model::{Endpoint, Host};
@@ -32,6 +32,17 @@ fn reusable(
     known.get(name).filter(|(endpoint, _)| *endpoint == host.endpoint).map(|(_, d)| d.clone())
 }
 
+/// One observation round of every host, through the pool.
+pub struct Round {
+    /// What each host runs, or why it could not be seen.
+    pub observed: Observed,
+    /// Each host's client (or why there is none), for the apply that may follow.
+    pub clients: BTreeMap<String, Result<Docker, String>>,
+    /// For each host that could not be observed: gone, or answering with errors. The
+    /// controller's liveness counts only [`FailureClass::Connection`] toward away and down.
+    pub failures: BTreeMap<String, FailureClass>,
+}
+
 impl Pool {
     pub fn new() -> Self {
         Self::default()
@@ -45,6 +56,18 @@ impl Pool {
         fleet: &str,
         timeout: Duration,
     ) -> (Observed, BTreeMap<String, Result<Docker, String>>) {
+        let round = self.observe_round(hosts, fleet, timeout).await;
+        (round.observed, round.clients)
+    }
+
+    /// [`Pool::observe_all`], also saying which kind of failure kept each unobserved host
+    /// from being seen.
+    pub async fn observe_round(
+        &self,
+        hosts: &BTreeMap<String, Host>,
+        fleet: &str,
+        timeout: Duration,
+    ) -> Round {
         let known = self.clients.lock().await.clone();
         let rounds = hosts.iter().map(|(name, host)| {
             let cached = reusable(&known, name, host);
@@ -66,6 +89,7 @@ impl Pool {
         });
         let mut observed = Observed::default();
         let mut clients = BTreeMap::new();
+        let mut failures = BTreeMap::new();
         let mut keep = BTreeMap::new();
         for (name, host, outcome) in join_all(rounds).await {
             match outcome {
@@ -75,6 +99,7 @@ impl Pool {
                     observed.hosts.insert(name, HostObservation::Reachable(state));
                 }
                 Err(error) => {
+                    failures.insert(name.clone(), error.class());
                     let observation = unreachable(host, &error);
                     if let HostObservation::Unreachable { reason, .. } = &observation {
                         clients.insert(name.clone(), Err(reason.clone()));
@@ -84,7 +109,7 @@ impl Pool {
             }
         }
         *self.clients.lock().await = keep;
-        (observed, clients)
+        Round { observed, clients, failures }
     }
 }
 

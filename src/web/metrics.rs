@@ -153,7 +153,7 @@ pub fn render(snapshot: &Snapshot, deliveries: &Deliveries) -> String {
     for (host, health) in &snapshot.hosts {
         hosts
             .get_or_create(&HostLabel { host: host.clone() })
-            .set(i64::from(health.state == HostState::Up));
+            .set(i64::from(matches!(health.state, HostState::Up | HostState::Failing)));
     }
     registry.register("gitfleet_host_up", "1 when the host answered its last observation", hosts);
 

@@ -331,6 +331,16 @@ fn problem_heading(kind: ProblemKind) -> (&'static str, &'static str, &'static s
             ("warn", "Pinned", "Replicas held by their volume on a host that is down")
         }
         ProblemKind::Unplaced => ("bad", "Unplaced", "Replicas that cannot be placed on any host"),
+        ProblemKind::HostFailing => (
+            "warn",
+            "Failing",
+            "Hosts whose engine answers with errors: nothing moves off or onto them meanwhile",
+        ),
+        ProblemKind::HostRefused => (
+            "bad",
+            "Refused",
+            "Hosts where this fleet name is deployed from another repository",
+        ),
     }
 }
 
@@ -436,6 +446,7 @@ fn hosts(snapshot: &Snapshot, now: SystemTime) -> Vec<Host> {
                 .sum();
             let badge = match status.state {
                 HostState::Up => Badge::new("ok", "Up"),
+                HostState::Failing => Badge::new("warn", "Failing"),
                 HostState::Away => Badge::new("warn", "Unreachable"),
                 HostState::Down => Badge::new("bad", "Down"),
             };

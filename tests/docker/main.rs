@@ -11,3 +11,4 @@ mod hosts_engine;
 mod hosts_observe;
 mod plan_hosts;
 mod web_browser;
+mod two_repositories;

@@ -7,7 +7,9 @@ mod support;
 
 mod corpus;
 mod forge_comments;
+mod git_edges;
 mod git_remote;
+mod hosts_failures;
 mod load_fuzz;
 mod plan_properties;
 mod untrusted;

@@ -281,6 +281,7 @@ async fn repository_values_are_escaped_on_the_page() {
         at: at("2026-01-01T00:00:09Z"),
         kind: EventKind::Host,
         message: evil.into(),
+        logs: None,
     });
     s.head.as_mut().unwrap().revision.message = format!("\"><img src=x onerror=alert(1)>{evil}");
     let site = site(s, true);
