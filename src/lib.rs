@@ -34,4 +34,5 @@ pub mod forge;
 pub mod git;
 pub mod hosts;
 pub mod model;
+pub mod router;
 pub mod webhook;

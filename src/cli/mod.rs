@@ -7,6 +7,7 @@
 mod apply;
 mod pipeline;
 mod plan;
+mod router;
 mod run;
 mod source;
 mod validate;
@@ -42,6 +43,9 @@ enum Command {
     /// webhooks, file-system notifications and Docker events; post plan previews on pull
     /// requests; write status to a status branch.
     Run(Box<run::Args>),
+    /// The router alone with a static route table from a file (benchmarks, trials).
+    #[command(hide = true)]
+    RouterStatic(router::Args),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -53,6 +57,7 @@ pub fn main() -> i32 {
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Run(args) => run::run(*args),
+        Command::RouterStatic(args) => router::run(args),
     };
     match result {
         Ok(code) => code,

@@ -316,7 +316,7 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
+pub(super) async fn shutdown() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

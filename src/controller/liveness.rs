@@ -180,6 +180,7 @@ mod tests {
                             labels: BTreeMap::new(),
                             created: 0,
                             health: None,
+                            ports: Vec::new(),
                         })
                         .collect(),
                     ..HostState::default()

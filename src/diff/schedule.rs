@@ -1076,6 +1076,7 @@ mod tests {
             labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             created: 0,
             health: None,
+            ports: Vec::new(),
         }
     }
 
@@ -1123,6 +1124,7 @@ mod tests {
                 labels: BTreeMap::new(),
                 created: 0,
                 health: None,
+                ports: Vec::new(),
             };
             self.state(host).containers.push(bare);
             self

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::model::digest::sha256_hex;
-use crate::model::{App, Healthcheck, MountSource, PortMapping, ResourceAmounts, Service};
+use crate::model::{
+    App, Healthcheck, MountSource, PortMapping, Protocol, ResourceAmounts, Service,
+};
 
 /// What a container is, independent of which replica or host it is. (`Default` is an empty
 /// spec with no image, for building specs field by field in tests.)
@@ -127,7 +129,7 @@ impl ContainerSpec {
             command: service.command.clone(),
             entrypoint: service.entrypoint.clone(),
             environment: service.environment.clone(),
-            ports: service.ports.clone(),
+            ports: ports_with_routes(service),
             expose: service.expose.clone(),
             networks,
             mounts,
@@ -154,6 +156,26 @@ impl ContainerSpec {
     pub fn hash(&self) -> String {
         sha256_hex(self.canonical_json().as_bytes())[..16].to_string()
     }
+}
+
+/// The service's ports, plus each `x-routes` port not published already, published on a host
+/// port Docker chooses (`published: None`): the router reads the chosen port back from the
+/// observation. Such a port never conflicts on a host, so routed services may update
+/// start-first.
+fn ports_with_routes(service: &Service) -> Vec<PortMapping> {
+    let mut ports = service.ports.clone();
+    for route in &service.routes {
+        let published = ports.iter().any(|p| p.target == route.port && p.protocol == Protocol::Tcp);
+        if !published {
+            ports.push(PortMapping {
+                target: route.port,
+                published: None,
+                host_ip: None,
+                protocol: Protocol::Tcp,
+            });
+        }
+    }
+    ports
 }
 
 /// Compose's `restart`, else Swarm's `deploy.restart_policy`, else `always`: a replica that
