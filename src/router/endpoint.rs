@@ -224,6 +224,16 @@ impl Endpoint {
         self.closing.clone()
     }
 
+    /// Ends what is still in flight to it: its requests fail, its upgraded connections close.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Resolves once [`close`](Self::close) was called (or a drain timed out).
+    pub async fn closed(&self) {
+        self.closing.cancelled().await
+    }
+
     /// Changes the health state and refreshes the hot-path flags.
     pub fn update_health(&self, change: impl FnOnce(&mut Health)) {
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());

@@ -202,15 +202,25 @@ async fn forward(
             },
         };
         let upstream = upstream_request(&parts, &endpoint, peer, tls, host, upstream_body, false);
-        let sent =
-            tokio::time::timeout(config.response_timeout, shared.client.request(upstream)).await;
+        let sent = tokio::select! {
+            sent = tokio::time::timeout(config.response_timeout, shared.client.request(upstream)) => {
+                sent.map(|answer| answer.map_err(Some))
+            }
+            () = endpoint.closed() => Ok(Err(None)),
+        };
         let failure = match sent {
+            Ok(Err(None)) => {
+                // The endpoint left the fleet (its host cut off) while this was in flight.
+                rule.metrics.upstream_error();
+                endpoint.request_failed();
+                Failure::BeforeResponse
+            }
             Ok(Ok(response)) => {
                 endpoint.succeeded();
                 access(&log_req(), host, response.status(), Some(&endpoint), tries, started);
                 return client_response(response, in_flight);
             }
-            Ok(Err(error)) => {
+            Ok(Err(Some(error))) => {
                 rule.metrics.upstream_error();
                 if error.is_connect() {
                     endpoint.connect_failed(format!("connect: {}", error_chain(&error)));

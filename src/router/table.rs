@@ -181,7 +181,15 @@ pub fn build(
         };
         matcher.insert(&spec.host, &spec.path_prefix, Arc::new(rule));
     }
-    registry.endpoints.retain(|key, _| used.contains_key(key) || keep(key));
+    registry.endpoints.retain(|key, endpoint| {
+        let stays = used.contains_key(key) || keep(key);
+        if !stays {
+            // Gone from the fleet (its host cut off, the container died): requests still in
+            // flight to it fail now rather than at their timeout, and may be retried.
+            endpoint.close();
+        }
+        stays
+    });
     let names: Vec<String> = matcher.values().map(|r: &Arc<Rule>| r.name()).collect();
     registry.metrics.retain(|name, _| names.contains(name));
     (Table { matcher, generation }, bad)
