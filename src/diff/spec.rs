@@ -39,6 +39,10 @@ pub struct ContainerSpec {
     pub stop_signal: Option<String>,
     pub hostname: Option<String>,
     pub limits: ResourceAmounts,
+    /// `name:ip` entries for /etc/hosts. Left out of the canonical JSON when empty, so specs
+    /// (and hashes) of services without it are what they were before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
 }
 
 /// A mount with the volume resolved to its Docker name.
@@ -143,6 +147,7 @@ impl ContainerSpec {
             stop_signal: service.stop_signal.clone(),
             hostname: service.hostname.clone(),
             limits: service.deploy.resources.limits,
+            extra_hosts: service.extra_hosts.clone(),
         }
     }
 

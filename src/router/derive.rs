@@ -81,7 +81,7 @@ mod tests {
 
     fn model() -> Model {
         let fleet = "hosts:\n  a:\n    endpoint: tcp://10.250.50.2:2375\n  b:\n    endpoint: unix:///var/run/docker.sock\n";
-        let shop = "services:\n  web:\n    image: web:1\n    deploy: {replicas: 2}\n    x-routes:\n      - {host: shop.test, port: 80}\n      - {host: '*.shop.test', path_prefix: /api, port: 8080}\n  db:\n    image: db:1\n";
+        let shop = "services:\n  web:\n    image: web:1\n    deploy: {replicas: 2}\n    x-routes:\n      - {host: shop.test, port: 80}\n      - {host: '*.shop.test', path_prefix: /api, port: 8080}\n  db:\n    image: db:1\n    extra_hosts: [\"api.shop.internal=10.0.0.1\", \"b.internal:10.0.0.2\"]\n";
         let tree: SourceTree = [("fleet.yaml", fleet), ("apps/shop/compose.yaml", shop)]
             .into_iter()
             .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
@@ -169,6 +169,14 @@ mod tests {
         let spec = crate::diff::spec::ContainerSpec::of(&model.apps["shop"], web);
         let targets: Vec<_> = spec.ports.iter().map(|p| (p.target, p.published)).collect();
         assert_eq!(targets, [(80, None), (8080, None)]);
+        assert!(spec.extra_hosts.is_empty());
+        assert!(!spec.canonical_json().contains("extra_hosts"), "specs without it keep their hash");
+        // Consumers reach a routed service on another host through the router's address.
+        let db = crate::diff::spec::ContainerSpec::of(
+            &model.apps["shop"],
+            &model.apps["shop"].services["db"],
+        );
+        assert_eq!(db.extra_hosts, ["api.shop.internal:10.0.0.1", "b.internal:10.0.0.2"]);
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub(super) fn service(name: &str, replicas: u32) -> Service {
         stop_grace_period_ms: None,
         stop_signal: None,
         hostname: None,
+        extra_hosts: Vec::new(),
         pull_policy: None,
         deploy: Deploy {
             replicas,
