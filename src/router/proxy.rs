@@ -60,7 +60,7 @@ pub async fn handle(
     let path = req.uri().path().to_string();
     let rule = shared.table.load().find(&host, &path).cloned();
     let Some(rule) = rule else {
-        access(&req, &host, StatusCode::NOT_FOUND, None, 0, started);
+        access(Line::of(&req), &host, StatusCode::NOT_FOUND, None, 0, started);
         return Ok(plain(StatusCode::NOT_FOUND, "no route for this host and path\n"));
     };
     let response = if is_upgrade(&req) {
@@ -110,8 +110,24 @@ fn no_replica(shared: &Shared, rule: &Rule) -> Response<ProxyBody> {
     response
 }
 
-fn access<B>(
-    req: &Request<B>,
+/// What the access log needs of a request: its method and path.
+struct Line<'a> {
+    method: &'a http::Method,
+    path: &'a str,
+}
+
+impl<'a> Line<'a> {
+    fn of<B>(req: &'a Request<B>) -> Self {
+        Line { method: req.method(), path: req.uri().path() }
+    }
+
+    fn of_parts(parts: &'a http::request::Parts) -> Self {
+        Line { method: &parts.method, path: parts.uri.path() }
+    }
+}
+
+fn access(
+    line: Line<'_>,
     host: &str,
     status: StatusCode,
     upstream: Option<&Endpoint>,
@@ -120,9 +136,9 @@ fn access<B>(
 ) {
     tracing::info!(
         target: "gitfleet::router::access",
-        method = %req.method(),
+        method = %line.method,
         host = %host,
-        path = %req.uri().path(),
+        path = %line.path,
         status = status.as_u16(),
         upstream = upstream.map(|e| e.authority.as_str()).unwrap_or("-"),
         tries,
@@ -148,7 +164,7 @@ async fn forward(
     let config = &shared.config;
     let length = content_length(req.headers());
     if length.is_some_and(|l| l > config.body_limit) {
-        access(&req, host, StatusCode::PAYLOAD_TOO_LARGE, None, 0, started);
+        access(Line::of(&req), host, StatusCode::PAYLOAD_TOO_LARGE, None, 0, started);
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
     let (parts, body) = req.into_parts();
@@ -161,8 +177,7 @@ async fn forward(
         match tokio::time::timeout(config.response_timeout, read).await {
             Ok(Ok(collected)) => RequestBody::Buffered(collected.to_bytes()),
             Ok(Err(_)) | Err(_) => {
-                let req = Request::from_parts(parts, ());
-                access(&req, host, StatusCode::BAD_REQUEST, None, 0, started);
+                access(Line::of_parts(&parts), host, StatusCode::BAD_REQUEST, None, 0, started);
                 return plain(StatusCode::BAD_REQUEST, "could not read the request body\n");
             }
         }
@@ -174,14 +189,20 @@ async fn forward(
     let mut tried: Vec<Arc<Endpoint>> = Vec::new();
     let mut tries = 0;
     loop {
-        let log_req = || Request::from_parts(parts.clone(), ());
         let Some(endpoint) = rule.pick(config.policy, &tried).cloned() else {
             if tried.is_empty() {
-                access(&log_req(), host, StatusCode::SERVICE_UNAVAILABLE, None, tries, started);
+                access(
+                    Line::of_parts(&parts),
+                    host,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    tries,
+                    started,
+                );
                 return no_replica(shared, rule);
             }
             access(
-                &log_req(),
+                Line::of_parts(&parts),
                 host,
                 StatusCode::BAD_GATEWAY,
                 tried.last().map(|e| &**e),
@@ -217,7 +238,14 @@ async fn forward(
             }
             Ok(Ok(response)) => {
                 endpoint.succeeded();
-                access(&log_req(), host, response.status(), Some(&endpoint), tries, started);
+                access(
+                    Line::of_parts(&parts),
+                    host,
+                    response.status(),
+                    Some(&endpoint),
+                    tries,
+                    started,
+                );
                 return client_response(response, in_flight);
             }
             Ok(Err(Some(error))) => {
@@ -246,7 +274,7 @@ async fn forward(
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            access(&log_req(), host, status, Some(&endpoint), tries, started);
+            access(Line::of_parts(&parts), host, status, Some(&endpoint), tries, started);
             return plain(
                 status,
                 if status == StatusCode::GATEWAY_TIMEOUT {
@@ -398,7 +426,7 @@ async fn upgrade(
     started: Instant,
 ) -> Response<ProxyBody> {
     let Some(endpoint) = rule.pick(shared.config.policy, &[]).cloned() else {
-        access(&req, host, StatusCode::SERVICE_UNAVAILABLE, None, 0, started);
+        access(Line::of(&req), host, StatusCode::SERVICE_UNAVAILABLE, None, 0, started);
         return no_replica(shared, rule);
     };
     let in_flight = endpoint.begin();
@@ -406,7 +434,6 @@ async fn upgrade(
     let (parts, _) = req.into_parts();
     let body = Empty::new().map_err(|e| match e {}).boxed();
     let upstream = upstream_request(&parts, &endpoint, peer, tls, host, body, true);
-    let log_req = Request::from_parts(parts, ());
     let sent =
         tokio::time::timeout(shared.config.response_timeout, shared.client.request(upstream)).await;
     let mut response = match sent {
@@ -415,16 +442,30 @@ async fn upgrade(
             if error.is_connect() {
                 endpoint.connect_failed(format!("connect: {}", error_chain(&error)));
             }
-            access(&log_req, host, StatusCode::BAD_GATEWAY, Some(&endpoint), 1, started);
+            access(
+                Line::of_parts(&parts),
+                host,
+                StatusCode::BAD_GATEWAY,
+                Some(&endpoint),
+                1,
+                started,
+            );
             return plain(StatusCode::BAD_GATEWAY, "the replica failed to answer\n");
         }
         Err(_) => {
-            access(&log_req, host, StatusCode::GATEWAY_TIMEOUT, Some(&endpoint), 1, started);
+            access(
+                Line::of_parts(&parts),
+                host,
+                StatusCode::GATEWAY_TIMEOUT,
+                Some(&endpoint),
+                1,
+                started,
+            );
             return plain(StatusCode::GATEWAY_TIMEOUT, "the replica did not answer in time\n");
         }
     };
     endpoint.succeeded();
-    access(&log_req, host, response.status(), Some(&endpoint), 1, started);
+    access(Line::of_parts(&parts), host, response.status(), Some(&endpoint), 1, started);
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return client_response(response, in_flight);
     }
