@@ -117,9 +117,12 @@ struct State {
     base: Vec<RouteSpec>,
     /// Replicas admitted by the controller after their health gate that the snapshot does
     /// not list yet, per rule (`host + prefix`), with when they were admitted.
-    admitted: HashMap<EndpointKey, (Vec<(String, String, Backend)>, Instant)>,
+    admitted: HashMap<EndpointKey, Admitted>,
     generation: u64,
 }
+
+/// An admitted replica's backends, per rule (`host`, `path_prefix`), and when it was admitted.
+type Admitted = (Vec<(String, String, Backend)>, Instant);
 
 /// How long an admitted replica is routed without the snapshot listing it.
 const ADMITTED_TTL: Duration = Duration::from_secs(600);
