@@ -61,7 +61,7 @@ async fn serve(args: Args) -> anyhow::Result<i32> {
     let mut seen = modified(&args.routes);
     loop {
         tokio::select! {
-            () = super::run::shutdown() => break,
+            () = super::run::shutdown_signal() => break,
             () = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
         let now = modified(&args.routes);
