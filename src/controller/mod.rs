@@ -15,6 +15,8 @@
 //! * [`previews`]: plan previews on pull requests.
 //! * [`metrics`]: a snapshot in Prometheus' text format.
 //! * [`http`]: the HTTP side: webhook receivers, health, readiness, metrics, JSON status.
+//! * [`routing`]: the router beside the loop: the snapshot into its table, and the apply guard
+//!   that admits new replicas and drains old ones.
 //!
 //! [`Controller::start`] wires them: the triggers (poll timer with jitter, or file-system
 //! notifications for a local repository; webhooks; Docker events; the periodic resync) feed
@@ -36,6 +38,7 @@ pub mod liveness;
 pub mod metrics;
 pub mod previews;
 pub mod reconcile;
+pub mod routing;
 pub mod settings;
 pub mod source;
 pub mod state;

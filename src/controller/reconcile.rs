@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::crashloop::CrashLoops;
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
+use super::routing::RoutedGuard;
 use super::settings::Settings;
 use super::source::{Source, SourceError};
 use super::state::{
@@ -432,7 +433,12 @@ impl Reconciler {
             }
         };
         tracing::info!(plan = %render::summary_line(&plan.summary), "applying");
-        let guard = CancelGuard(self.cancel.clone());
+        let guard = RoutedGuard {
+            inner: CancelGuard(self.cancel.clone()),
+            router: self.settings.router.as_ref(),
+            hosts: &model.fleet.hosts,
+            timeout: Duration::from_millis(model.fleet.settings.observe_timeout_ms),
+        };
         apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
     }
 
@@ -549,9 +555,13 @@ impl Reconciler {
         }
         problems.extend(self.repository_problems());
         let services = Arc::new(services(model, observed));
+        let routes = Arc::new(crate::router::derive_routes(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
-        self.status.update(|s| s.services = services);
+        self.status.update(|s| {
+            s.services = services;
+            s.routes = routes;
+        });
     }
 
     /// Commits the status files to the status branch when they changed.

@@ -38,6 +38,8 @@ pub struct Settings {
     /// How long shutdown (SIGTERM, SIGINT) may take: the current step finishes or stops at a
     /// boundary, HTTP connections close; whatever still runs then is aborted.
     pub shutdown_timeout: Duration,
+    /// The router (`--router-listen`): apply lets it admit new replicas and drain old ones.
+    pub router: Option<crate::router::Router>,
 }
 
 impl Settings {
@@ -59,6 +61,7 @@ impl Settings {
             registry_config: None,
             load: LoadOptions::default(),
             shutdown_timeout: Duration::from_secs(30),
+            router: None,
         }
     }
 }

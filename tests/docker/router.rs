@@ -186,7 +186,8 @@ fn load(
             let (seen, stop) = (seen.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut i = 0u64;
-                while !stop.load(Ordering::SeqCst) && seen.sent.fetch_add(1, Ordering::SeqCst) < max {
+                while !stop.load(Ordering::SeqCst) && seen.sent.fetch_add(1, Ordering::SeqCst) < max
+                {
                     i += 1;
                     let post = i % 2 == 0;
                     let id = format!("t{t}-{i}");
@@ -213,7 +214,9 @@ fn load(
                             .lock()
                             .unwrap()
                             .push(format!("{id}: {status} {body} after {took:?}")),
-                        Err(e) => seen.failures.lock().unwrap().push(format!("{id}: {e} after {took:?}")),
+                        Err(e) => {
+                            seen.failures.lock().unwrap().push(format!("{id}: {e} after {took:?}"))
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -251,7 +254,10 @@ fn routed_service_through_rollout_health_and_a_host_cut_off() {
     assert_eq!(hosts.len(), 2, "one replica on each host: {before:?}");
     for (id, host) in &before {
         let ports = bed.host(host).docker(&["port", id, "80/tcp"]);
-        assert!(ports.contains("0.0.0.0:"), "the route port is published on a port Docker chose: {ports}");
+        assert!(
+            ports.contains("0.0.0.0:"),
+            "the route port is published on a port Docker chose: {ports}"
+        );
     }
 
     // 2. A start-first rolling update under load: nothing fails, no POST arrives twice.
@@ -278,7 +284,11 @@ fn routed_service_through_rollout_health_and_a_host_cut_off() {
         seen.answered_by.lock().unwrap(),
         seen.slowest.lock().unwrap()
     );
-    assert!(failures.is_empty(), "{} failed requests during the rollout: {failures:#?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed requests during the rollout: {failures:#?}",
+        failures.len()
+    );
     let delivered = std::fs::read_to_string(logs.path().join("posts")).unwrap_or_default();
     let mut count: BTreeMap<&str, u32> = BTreeMap::new();
     for line in delivered.lines() {
@@ -304,15 +314,24 @@ fn routed_service_through_rollout_health_and_a_host_cut_off() {
         }
         Ok(())
     });
-    let (healthy, healthy_host) = now.iter().find(|(i, _)| **i != sick).map(|(i, h)| (i.clone(), h.clone())).unwrap();
+    let (healthy, healthy_host) =
+        now.iter().find(|(i, _)| **i != sick).map(|(i, h)| (i.clone(), h.clone())).unwrap();
     bed.host(&healthy_host).docker(&["exec", &healthy, "touch", "/tmp/unhealthy"]);
-    wait_until("no healthy replica: 503 with Retry-After", Duration::from_secs(20), || {
-        match request(router, "GET", "shop.test", "", Duration::from_secs(5)) {
-            Ok((503, head, body)) if head.to_ascii_lowercase().contains("retry-after:") && body.contains("no healthy replica") => Ok(()),
+    wait_until(
+        "no healthy replica: 503 with Retry-After",
+        Duration::from_secs(20),
+        || match request(router, "GET", "shop.test", "", Duration::from_secs(5)) {
+            Ok((503, head, body))
+                if head.to_ascii_lowercase().contains("retry-after:")
+                    && body.contains("no healthy replica") =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
-        }
-    });
-    let (status, _, _) = request(router, "GET", "nothing.test", "", Duration::from_secs(5)).unwrap();
+        },
+    );
+    let (status, _, _) =
+        request(router, "GET", "nothing.test", "", Duration::from_secs(5)).unwrap();
     assert_eq!(status, 404);
     for (id, host) in &now {
         bed.host(host).docker(&["exec", id, "rm", "-f", "/tmp/unhealthy"]);
@@ -320,7 +339,9 @@ fn routed_service_through_rollout_health_and_a_host_cut_off() {
     wait_until("both back in rotation", Duration::from_secs(20), || {
         let mut seen = BTreeSet::new();
         for _ in 0..20 {
-            if let Ok((200, _, body)) = request(router, "GET", "shop.test", "", Duration::from_secs(5)) {
+            if let Ok((200, _, body)) =
+                request(router, "GET", "shop.test", "", Duration::from_secs(5))
+            {
                 seen.insert(who(&body));
             }
         }
