@@ -51,11 +51,16 @@ impl Router {
         let key = EndpointKey { host: host.to_string(), container: container_id.to_string() };
         let service = format!("{}/{}", replica.app, replica.service);
         let rules: Vec<(String, String, u16)> = {
-            let state = self.lock();
+            let mut state = self.lock();
             if let Some(endpoint) = state.registry.endpoints.get(&key) {
-                endpoint.undrain();
-                endpoint.update_health(|h| h.admitted = true);
-                return;
+                if !endpoint.is_closed() {
+                    // A drained replica started again (a rollback): back in rotation.
+                    endpoint.undrain();
+                    endpoint.update_health(|h| h.admitted = true);
+                    return;
+                }
+                // Its drain timed out and closed it: a fresh endpoint takes its place.
+                state.registry.endpoints.remove(&key);
             }
             state
                 .base
@@ -117,5 +122,74 @@ impl Router {
             millis = started.elapsed().as_millis() as u64,
             "router: replica drained before stop"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::table::RouteSpec;
+    use crate::router::{Config, EndpointKey};
+
+    struct Fixed(Option<String>);
+
+    impl Resolve for Fixed {
+        fn published<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            port: u16,
+        ) -> BoxFuture<'a, Option<String>> {
+            assert_eq!(port, 80, "asked for the route's container port");
+            Box::pin(async move { self.0.clone() })
+        }
+    }
+
+    fn web(backends: Vec<crate::router::Backend>) -> Vec<RouteSpec> {
+        vec![RouteSpec {
+            host: "shop.test".into(),
+            path_prefix: "/".into(),
+            service: "shop/web".into(),
+            port: 80,
+            backends,
+        }]
+    }
+
+    fn states(router: &Router) -> Vec<&'static str> {
+        router.view()[0].endpoints.iter().map(|e| e.state).collect()
+    }
+
+    #[tokio::test]
+    async fn a_ready_replica_is_routed_at_once_and_drained_before_its_stop() {
+        let router = Router::new(Config::default());
+        router.set_routes(web(Vec::new()));
+        let replica = ReplicaKey { app: "shop".into(), service: "web".into(), replica: 1 };
+        router.after_ready("a", "c1", &replica, &Fixed(Some("10.0.0.1:32768".into()))).await;
+        assert_eq!(states(&router), ["in_rotation"], "admitted without waiting for a probe");
+        assert_eq!(router.view()[0].endpoints[0].address, "10.0.0.1:32768");
+
+        // The next snapshot lists it: the same endpoint stays (its counters with it).
+        let listed = Backend {
+            key: EndpointKey { host: "a".into(), container: "c1".into() },
+            address: "10.0.0.1:32768".into(),
+            replica: Some(replica.clone()),
+            health: DockerHealth::None,
+        };
+        router.set_routes(web(vec![listed.clone()]));
+        assert_eq!(states(&router), ["in_rotation"]);
+
+        router.before_stop("a", "c1", &replica).await;
+        assert_eq!(states(&router), ["draining"]);
+        // Started again (a rollback): back in rotation.
+        router.after_ready("a", "c1", &replica, &Fixed(None)).await;
+        assert_eq!(states(&router), ["in_rotation"]);
+
+        // A replica of another service, or one whose port is not published, is not routed.
+        let other = ReplicaKey { app: "shop".into(), service: "db".into(), replica: 1 };
+        router.after_ready("a", "c2", &other, &Fixed(Some("10.0.0.1:1".into()))).await;
+        router.after_ready("a", "c3", &replica, &Fixed(None)).await;
+        assert_eq!(router.view()[0].endpoints.len(), 1);
+        // Unknown to the router: before_stop returns at once.
+        router.before_stop("b", "nope", &replica).await;
     }
 }

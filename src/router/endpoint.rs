@@ -229,6 +229,10 @@ impl Endpoint {
         self.closing.cancel();
     }
 
+    pub fn is_closed(&self) -> bool {
+        self.closing.is_cancelled()
+    }
+
     /// Resolves once [`close`](Self::close) was called (or a drain timed out).
     pub async fn closed(&self) {
         self.closing.cancelled().await

@@ -175,6 +175,10 @@ impl Router {
     /// in force when this returns. Endpoints keep their state across the swap.
     pub fn set_routes(&self, specs: Vec<RouteSpec>) {
         let mut state = self.lock();
+        if state.base == specs {
+            // Most snapshots change something else (a sync record, an event).
+            return;
+        }
         state.base = specs;
         self.rebuild(&mut state);
     }

@@ -119,7 +119,27 @@ fn request(
     stream.read_to_string(&mut response).map_err(|e| format!("read: {e}"))?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or(format!("no head: {response:?}"))?;
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     Ok((status, head.to_string(), body.trim_end().to_string()))
+}
+
+/// A chunked body's content.
+fn dechunk(mut rest: &str) -> Result<String, String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").ok_or(format!("bad chunk: {rest:?}"))?;
+        let size = usize::from_str_radix(size.trim(), 16).map_err(|e| format!("{e}: {size:?}"))?;
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = after.get(..size).ok_or(format!("short chunk: {after:?}"))?;
+        body.push_str(chunk);
+        rest = after[size..].strip_prefix("\r\n").ok_or("no CRLF after a chunk")?;
+    }
 }
 
 /// The answering replica's hostname and version (`"3f2a.. v1"`) of a 200.
