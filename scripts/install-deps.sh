@@ -8,7 +8,9 @@
 # quiet when all is there.
 set -euo pipefail
 
-packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config)
+# curl: the router tests (HTTP/2 with prior knowledge); nginx, haproxy, wrk: scripts/bench-router.sh.
+packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config
+    curl nginx haproxy wrk)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
