@@ -11,6 +11,7 @@ mod git_remote;
 mod load_fuzz;
 mod plan_properties;
 mod router_proxy;
+mod untrusted;
 mod validate;
 mod validate_age;
 mod webhook_receive;
