@@ -10,8 +10,9 @@
 # real-browser test). Idempotent and quiet when all is there.
 set -euo pipefail
 
+# curl: the router tests (HTTP/2 with prior knowledge); nginx, haproxy, wrk: scripts/bench-router.sh.
 packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config
-    prometheus chromium chromium-driver fonts-dejavu-core)
+    prometheus chromium chromium-driver fonts-dejavu-core curl nginx haproxy wrk)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

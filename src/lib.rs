@@ -38,5 +38,6 @@ pub mod forge;
 pub mod git;
 pub mod hosts;
 pub mod model;
+pub mod router;
 pub mod web;
 pub mod webhook;

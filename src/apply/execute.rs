@@ -570,6 +570,8 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
             new_id,
         };
         // Two containers cannot publish the same host port: such replicas update stop-first.
+        // Ports Docker chooses (`published: None`, as routed services' route ports are) never
+        // clash, so those replicas may start first.
         let publishes = container.spec.ports.iter().any(|p| p.published.is_some());
         if order == UpdateOrder::StartFirst && !publishes {
             let hash = &container.spec_hash[..8.min(container.spec_hash.len())];

@@ -7,6 +7,7 @@
 mod apply;
 mod pipeline;
 mod plan;
+mod router;
 mod run;
 mod source;
 mod status;
@@ -45,6 +46,9 @@ enum Command {
     Run(Box<run::Args>),
     /// A running controller's status in the terminal (from its /api/status).
     Status(status::Args),
+    /// The router alone with a static route table from a file (benchmarks, trials).
+    #[command(hide = true)]
+    RouterStatic(router::Args),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -57,6 +61,7 @@ pub fn main() -> i32 {
         Command::Apply(args) => apply::run(args),
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(args),
+        Command::RouterStatic(args) => router::run(args),
     };
     match result {
         Ok(code) => code,

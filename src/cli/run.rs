@@ -18,6 +18,7 @@ use crate::controller::{Controller, Settings};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::model::{LoadOptions, parse_identities};
 use crate::web;
+use crate::router::{self, Router};
 use crate::webhook::ReceiverSettings;
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +107,9 @@ pub struct Args {
     /// a step boundary, HTTP connections close). Default 30s.
     #[arg(long, env = "GITFLEET_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
     shutdown_timeout: Option<Duration>,
+    /// Serve HTTP for every `x-routes` rule on this address (the router); off by default.
+    #[arg(long, env = "GITFLEET_ROUTER_LISTEN")]
+    router_listen: Option<SocketAddr>,
 }
 
 /// The configuration file: the same settings as the flags, in snake_case, plus `*_file`
@@ -149,6 +153,7 @@ struct ConfigFile {
     concurrency: Option<usize>,
     #[serde(default, with = "optional_duration")]
     shutdown_timeout: Option<Duration>,
+    router_listen: Option<SocketAddr>,
 }
 
 mod optional_duration {
@@ -195,6 +200,7 @@ struct Resolved {
     hooks_listen: Option<SocketAddr>,
     receivers: ReceiverSettings,
     forge: Option<ForgeClient>,
+    router_listen: Option<SocketAddr>,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -318,7 +324,8 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     let listen =
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let hooks_listen = args.hooks_listen.or(file.hooks_listen);
-    Ok(Resolved { settings, listen, hooks_listen, receivers, forge })
+    let router_listen = args.router_listen.or(file.router_listen);
+    Ok(Resolved { settings, listen, hooks_listen, receivers, forge, router_listen })
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -330,7 +337,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
 /// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { settings, listen, hooks_listen, receivers, forge } = resolved;
+    let Resolved { mut settings, listen, hooks_listen, receivers, forge, router_listen } = resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let shutdown_timeout = settings.shutdown_timeout;
     let cancel = CancellationToken::new();
@@ -339,9 +346,43 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let router = match router_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("the router cannot listen on {addr}"))?;
+            let router = Router::new(router::Config::default());
+            settings.router = Some(router.clone());
+            Some((listener, router))
+        }
+        None => None,
+    };
     let mut controller = Controller::start(settings, forge, cancel.clone())?;
+    // The router beside the loop: its listener, its prober, and the snapshot into its table.
+    let mut routing = tokio::task::JoinSet::new();
+    let metrics_router = router.as_ref().map(|(_, r)| r.clone());
+    if let Some((listener, router)) = router {
+        eprintln!("gitfleet: router listening on {}", listener.local_addr()?);
+        let (r, c) = (router.clone(), cancel.clone());
+        routing.spawn(async move { r.serve(listener, c).await });
+        let (r, c) = (router.clone(), cancel.clone());
+        routing.spawn(async move { r.run_prober(c).await });
+        routing.spawn(crate::controller::routing::follow(
+            router,
+            controller.status.clone(),
+            cancel.clone(),
+        ));
+    }
     let site = web::Web::new(controller.status.clone(), cancel.clone())
         .with_heartbeat(controller.heartbeat.clone());
+    let mut page = web::app(site.clone());
+    if let Some(router) = metrics_router {
+        // The router's per-route metrics, Prometheus text, beside the controller's /metrics.
+        page = page.route(
+            "/metrics/router",
+            axum::routing::get(move || std::future::ready(router.metrics_text())),
+        );
+    }
     // The HTTP side stops with everything else; its own grace stays within the shutdown
     // timeout.
     let limits = web::Limits {
@@ -356,15 +397,10 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
         Some(hooks_listener) => {
             eprintln!("gitfleet: webhooks listening on {}", hooks_listener.local_addr()?);
             servers.spawn(web::serve(hooks_listener, hooks, limits, cancel.clone()));
-            servers.spawn(web::serve(listener, web::app(site), limits, cancel.clone()));
+            servers.spawn(web::serve(listener, page, limits, cancel.clone()));
         }
         None => {
-            servers.spawn(web::serve(
-                listener,
-                web::app(site).merge(hooks),
-                limits,
-                cancel.clone(),
-            ));
+            servers.spawn(web::serve(listener, page.merge(hooks), limits, cancel.clone()));
         }
     }
     let mut code = tokio::select! {
@@ -391,7 +427,14 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
             }
         }
     };
-    let (stopped, closed) = tokio::join!(controller.shutdown(deadline), http_closed);
+    let router_closed = async {
+        tokio::time::timeout_at(deadline, async { while routing.join_next().await.is_some() {} })
+            .await
+            .is_ok()
+    };
+    let (stopped, closed, router_closed) =
+        tokio::join!(controller.shutdown(deadline), http_closed, router_closed);
+    let closed = closed && router_closed;
     if !(stopped && closed) {
         tracing::error!(
             timeout_s = shutdown_timeout.as_secs_f64(),
@@ -411,7 +454,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

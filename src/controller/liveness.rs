@@ -262,6 +262,7 @@ mod tests {
                             labels: BTreeMap::new(),
                             created: 0,
                             health: None,
+                            ports: Vec::new(),
                         })
                         .collect(),
                     ..HostState::default()

@@ -19,6 +19,8 @@
 //!
 //! The HTTP side (status page, API, metrics, webhook listener) is `crate::web`, which reads
 //! the state's snapshots.
+//! * [`routing`]: the router beside the loop: the snapshot into its table, and the apply guard
+//!   that admits new replicas and drains old ones.
 //!
 //! [`Controller::start`] wires them: the triggers (poll timer with jitter, or file-system
 //! notifications for a local repository; webhooks; Docker events; the periodic resync) feed
@@ -38,6 +40,7 @@ pub mod liveness;
 pub mod previews;
 pub mod reconcile;
 pub mod repository;
+pub mod routing;
 pub mod settings;
 pub mod source;
 pub mod state;

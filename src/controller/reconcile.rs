@@ -20,6 +20,7 @@ use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
 use super::repository::{FetchProblem, Published, RepositoryView};
+use super::routing::RoutedGuard;
 use super::settings::Settings;
 use super::source::SourceError;
 use super::state::{
@@ -515,7 +516,12 @@ impl Reconciler {
             }
         };
         tracing::info!(plan = %render::summary_line(&plan.summary), "applying");
-        let guard = CancelGuard(self.cancel.clone());
+        let guard = RoutedGuard {
+            inner: CancelGuard(self.cancel.clone()),
+            router: self.settings.router.as_ref(),
+            hosts: &model.fleet.hosts,
+            timeout: Duration::from_millis(model.fleet.settings.observe_timeout_ms),
+        };
         self.quiet.begin();
         let engine = Noting { engine: &engine, quiet: &self.quiet };
         let report =
@@ -679,6 +685,7 @@ impl Reconciler {
         }
         problems.extend(self.repository_problems());
         let services = Arc::new(services(model, observed));
+        let routes = Arc::new(crate::router::derive_routes(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
         let fleet = model.fleet.settings.name.clone();
@@ -688,6 +695,7 @@ impl Reconciler {
             s.services = services;
             s.fleet = Some(fleet);
             s.host_info = host_info;
+            s.routes = routes;
         });
     }
 

@@ -45,6 +45,8 @@ pub struct Settings {
     /// How long a fetch with its load may run before the status reports it as stalled (the
     /// Git timeouts end it; meanwhile the hosts are kept at the last target).
     pub repository_deadline: Duration,
+    /// The router (`--router-listen`): apply lets it admit new replicas and drain old ones.
+    pub router: Option<crate::router::Router>,
 }
 
 impl Settings {
@@ -70,6 +72,7 @@ impl Settings {
             load: LoadOptions::default(),
             shutdown_timeout: Duration::from_secs(30),
             repository_deadline: Duration::from_secs(90),
+            router: None,
         }
     }
 }

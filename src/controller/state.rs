@@ -407,6 +407,11 @@ pub struct Snapshot {
     pub hosts: BTreeMap<String, HostStatus>,
     /// app → service → replicas, as observed.
     pub services: Arc<BTreeMap<String, BTreeMap<String, ServiceStatus>>>,
+    /// Every `x-routes` rule with the replicas that can serve it (host address and published
+    /// port, Docker health), as observed: what the router's table is built from. Not in the
+    /// JSON (the router's own view has the live states).
+    #[serde(skip)]
+    pub routes: Arc<Vec<crate::router::RouteSpec>>,
     /// The plan of the last sync (every host's steps with their reasons); not in the JSON.
     #[serde(skip)]
     pub plan: Option<Arc<Plan>>,
@@ -437,6 +442,7 @@ impl Default for Snapshot {
             problems: Vec::new(),
             hosts: BTreeMap::new(),
             services: Arc::default(),
+            routes: Arc::default(),
             plan: None,
             syncing: None,
             syncs: History::new(HISTORY),

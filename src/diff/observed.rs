@@ -61,6 +61,22 @@ pub struct ObservedContainer {
     /// Docker's health check status (`healthy`, `unhealthy`, `starting`), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Container ports published on the host, as Docker reports them (the router reads the
+    /// host port Docker chose for a route's port here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PublishedPort>,
+}
+
+/// One published port of a container: `host_port` on the host's `host_ip` (empty, `0.0.0.0`
+/// or `::` for every address) reaches `container_port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub host_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
 }
 
 /// A network or a volume.
@@ -118,6 +134,16 @@ impl ObservedContainer {
 
     pub fn spec_hash(&self) -> Option<&str> {
         self.labels.get(labels::SPEC_HASH).map(String::as_str)
+    }
+
+    /// The host port publishing TCP `container_port`, if any (an IPv4 or wildcard binding
+    /// first: the router connects to the host's address).
+    pub fn host_port(&self, container_port: u16) -> Option<u16> {
+        let tcp =
+            self.ports.iter().filter(|p| p.container_port == container_port && p.protocol == "tcp");
+        let mut ports: Vec<&PublishedPort> = tcp.collect();
+        ports.sort_by_key(|p| p.host_ip.contains(':'));
+        ports.first().map(|p| p.host_port)
     }
 
     pub fn is_running(&self) -> bool {

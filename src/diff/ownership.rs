@@ -83,6 +83,7 @@ mod tests {
             labels,
             created: 0,
             health: None,
+            ports: Vec::new(),
         }
     }
 

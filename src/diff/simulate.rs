@@ -56,6 +56,7 @@ pub fn apply_plan(observed: &Observed, plan: &Plan) -> Observed {
                         // Created now: newer than anything observed.
                         created: i64::MAX,
                         health: None,
+                        ports: Vec::new(),
                     });
                 }
                 Step::RemoveContainer { id, .. } => state.containers.retain(|c| &c.id != id),

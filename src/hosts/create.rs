@@ -16,6 +16,7 @@
 //! | `healthcheck` | `Healthcheck`: `Test`, `Interval` / `Timeout` / `StartPeriod` in nanoseconds, `Retries` |
 //! | `restart` | `HostConfig.RestartPolicy`: `no`, `always`, `unless-stopped`, `on-failure[:N]` (`MaximumRetryCount` N) |
 //! | `user`, `working_dir`, `hostname`, `stop_signal` | `User`, `WorkingDir`, `Hostname`, `StopSignal` |
+//! | `extra_hosts` | `HostConfig.ExtraHosts`, `name:ip` |
 //! | `stop_grace_period_ms` | `StopTimeout`, whole seconds rounded up |
 //! | `limits` | `HostConfig.NanoCpus` (milli-CPUs × 10⁶), `Memory` (bytes), `PidsLimit` |
 //! | `files` (with [`FileToDeliver`]) | a tar archive uploaded to `/` (`PUT /containers/{id}/archive`) |
@@ -264,6 +265,7 @@ pub(crate) fn container_config(
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         mounts: (!mounts.is_empty()).then_some(mounts),
         restart_policy: Some(restart_policy),
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
         nano_cpus: spec.limits.millicpus.map(|m| saturating_i64(m.saturating_mul(1_000_000))),
         memory: spec.limits.memory_bytes.map(saturating_i64),
         pids_limit: spec.limits.pids,

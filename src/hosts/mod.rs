@@ -50,8 +50,8 @@ pub use create::{DEFAULT_FILE_MODE, FileToDeliver, create_container};
 pub use error::{FailureClass, HostError};
 pub use events::{ContainerEvent, WATCHED_ACTIONS, container_events};
 pub use lifecycle::{
-    ContainerStatus, Health, container_status, logs_tail, remove_container, rename_container,
-    start_container, stop_container,
+    ContainerStatus, Health, container_status, logs_tail, published_ports, remove_container,
+    rename_container, start_container, stop_container,
 };
 pub use objects::{ensure_network, ensure_volume, remove_network};
 pub use observe::{observe_all, observe_host};

@@ -202,6 +202,10 @@ pub struct Service {
     pub stop_grace_period_ms: Option<u64>,
     pub stop_signal: Option<String>,
     pub hostname: Option<String>,
+    /// `extra_hosts`: `name:ip` lines added to the containers' /etc/hosts (how consumers
+    /// reach a service on another host through the router, by its internal route name).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
     pub pull_policy: Option<PullPolicy>,
     pub deploy: Deploy,
     /// `x-routes`: how the router will reach this service.

@@ -269,6 +269,7 @@ async fn every_spec_field_reaches_the_engine_and_the_running_container() {
         stop_grace_period_ms: Some(2_500),
         stop_signal: Some("SIGINT".into()),
         hostname: Some("shop-web-host".into()),
+        extra_hosts: vec!["api.shop.internal:10.250.50.9".into()],
         limits: ResourceAmounts {
             millicpus: Some(500),
             memory_bytes: Some(64 << 20),
@@ -422,6 +423,10 @@ async fn every_spec_field_reaches_the_engine_and_the_running_container() {
         "{log:?}"
     );
     assert_eq!(exec(a, &id, None, &["hostname"]), "shop-web-host");
+    assert!(
+        exec(a, &id, None, &["cat", "/etc/hosts"]).contains("10.250.50.9\tapi.shop.internal"),
+        "extra_hosts reach /etc/hosts"
+    );
     assert_eq!(
         exec(a, &id, None, &["sh", "-c", "echo \"$EQUALS|$EMPTY|$GREETING\""]),
         "a=b||hello world"

@@ -12,3 +12,4 @@ mod hosts_observe;
 mod plan_hosts;
 mod web_browser;
 mod two_repositories;
+mod router;

@@ -12,6 +12,7 @@ mod git_remote;
 mod hosts_failures;
 mod load_fuzz;
 mod plan_properties;
+mod router_proxy;
 mod untrusted;
 mod validate;
 mod validate_age;

@@ -534,6 +534,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels,
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }
@@ -551,6 +552,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels,
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }
@@ -572,6 +574,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels: BTreeMap::new(),
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }
@@ -595,6 +598,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels,
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }

@@ -401,6 +401,7 @@ impl ServiceBuilder<'_, '_> {
                 .duration(&raw.stop_grace_period, &path.key("stop_grace_period")),
             stop_signal: raw.stop_signal.clone(),
             hostname: raw.hostname.clone(),
+            extra_hosts: raw.extra_hosts.as_ref().map(|e| e.entries()).unwrap_or_default(),
             pull_policy: raw.pull_policy.as_deref().map(|p| match p {
                 "always" => PullPolicy::Always,
                 "never" => PullPolicy::Never,
