@@ -121,6 +121,7 @@ mod tests {
                 steps: vec![step],
                 unchanged: 0,
                 retained_volumes: Vec::new(),
+                platform: None,
             }],
             unplaced: Vec::new(),
             summary: Summary { replace: 1, ..Summary::default() },

@@ -33,7 +33,6 @@ pub mod trigger;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use reconcile::{Outcome, Reconciler};
 pub use settings::Settings;
@@ -193,9 +192,6 @@ pub async fn observe_and_plan(
     model: &Model,
     revision: Option<String>,
 ) -> (Plan, BTreeMap<String, Result<bollard::Docker, String>>) {
-    let settings = &model.fleet.settings;
-    let timeout = Duration::from_millis(settings.observe_timeout_ms);
-    let (observed, clients) =
-        hosts::Pool::new().observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+    let (observed, clients) = hosts::Pool::new().observe_model(model).await;
     (diff::plan(&Desired::new(model, &observed, revision), &observed), clients)
 }

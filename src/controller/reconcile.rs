@@ -233,10 +233,7 @@ impl Reconciler {
     /// Observes, plans and applies `target`.
     async fn converge(&mut self, target: &Loaded) -> Outcome {
         let model = &target.model;
-        let settings = &model.fleet.settings;
-        let timeout = Duration::from_millis(settings.observe_timeout_ms);
-        let (seen, clients) =
-            self.pool.observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+        let (seen, clients) = self.pool.observe_model(model).await;
         let now = Instant::now();
         let (observed, transitions) = self.liveness.observe(seen, now);
         for transition in &transitions {

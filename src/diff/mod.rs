@@ -6,10 +6,12 @@ pub mod desired;
 pub mod labels;
 pub mod observed;
 pub mod plan;
+pub mod platform;
 pub mod render;
 pub mod schedule;
 pub mod simulate;
 pub mod spec;
+pub mod windows;
 
 pub use desired::Desired;
 pub use observed::{

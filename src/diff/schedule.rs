@@ -103,13 +103,15 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
     let fleet = model.fleet.settings.name.as_str();
     // Index order is name order: every tie-break below relies on it.
     let names: Vec<&str> = model.fleet.hosts.keys().map(String::as_str).collect();
-    let hosts: Vec<&Host> = model.fleet.hosts.values().collect();
+    // Hosts with their platforms checked against their engines (`platform`).
+    let platforms = super::platform::Platforms::new(model, observed);
+    let hosts: Vec<&Host> = platforms.hosts();
     let capacities: Vec<Capacity> = hosts.iter().map(|host| host.capacity).collect();
     let volumes = observed_volumes(fleet, &names, observed);
     let unseen = unseen_hosts(&names, observed);
     let down = down_hosts(&names, observed);
-    let away = away_hosts(&names, observed);
-    let mut demands = demands(model, &hosts, &volumes, &unseen, &down);
+    let away = platforms.with_blocked(away_hosts(&names, observed));
+    let mut demands = demands(model, &hosts, &volumes, &unseen, &down, &platforms);
     let existing = observed_replicas(fleet, &names, observed, &demands);
 
     let mut loads: Vec<Load> = names.iter().map(|_| Load::default()).collect();
@@ -446,6 +448,8 @@ struct Demand<'m> {
     ports: Vec<Published<'m>>,
     /// Host indices satisfying every constraint, ascending.
     candidates: Rc<[usize]>,
+    /// Why hosts satisfying the constraints cannot run it (`platform`), if any cannot.
+    platform: Option<Rc<str>>,
     /// The hosts satisfying the constraints that hold (or, unseen, may hold) one of the
     /// service's volumes, ascending, including hosts that are down; empty if stateless.
     pinned: Vec<usize>,
@@ -469,6 +473,7 @@ fn demands<'m>(
     volumes: &Volumes,
     unseen: &[usize],
     down: &[bool],
+    platforms: &super::platform::Platforms<'_>,
 ) -> Vec<Demand<'m>> {
     // Services with the same constraints share one list of candidates.
     let mut shared: BTreeMap<Vec<ConstraintKey<'m>>, Rc<[usize]>> = BTreeMap::new();
@@ -486,6 +491,7 @@ fn demands<'m>(
                         .collect()
                 })
                 .clone();
+            let (satisfying, platform) = platforms.admit(service, satisfying);
             let candidates: Rc<[usize]> = if down.iter().any(|&d| d) {
                 satisfying.iter().copied().filter(|&h| !down[h]).collect()
             } else {
@@ -542,6 +548,7 @@ fn demands<'m>(
                     })
                     .collect(),
                 candidates,
+                platform,
                 pinned,
                 volumes: mounted,
                 kept: Vec::new(),
@@ -656,7 +663,10 @@ impl<'m> Demand<'m> {
         capacities: &[Capacity],
     ) -> String {
         if self.candidates.is_empty() {
-            return unsatisfiable(self.constraints, names, hosts);
+            return match &self.platform {
+                Some(why) => why.to_string(),
+                None => unsatisfiable(self.constraints, names, hosts),
+            };
         }
         let mut max_per_node = Vec::new();
         let mut cpu = Vec::new();
@@ -1247,16 +1257,17 @@ mod tests {
             host("c").platform("windows", "x86_64"),
         ];
         let cases: &[(&[&str], &[&str])] = &[
-            (&[], &["a", "b", "c"]),
+            // A service that does not say it runs on Windows runs on Linux only (`platform`).
+            (&[], &["a", "b"]),
             (&["node.hostname == b"], &["b"]),
-            (&["node.hostname != b"], &["a", "c"]),
+            (&["node.hostname != b"], &["a"]),
             (&["node.labels.zone == x"], &["a"]),
             // A host without the label is "not equal".
-            (&["node.labels.zone != x"], &["b", "c"]),
+            (&["node.labels.zone != x"], &["b"]),
             (&["node.platform.os == windows"], &["c"]),
             (&["node.platform.os != windows"], &["a", "b"]),
             (&["node.platform.arch == aarch64"], &["b"]),
-            (&["node.platform.arch != aarch64", "node.labels.zone != y"], &["a", "c"]),
+            (&["node.platform.arch != aarch64", "node.labels.zone != y"], &["a"]),
         ];
         for (constraints, expected) in cases {
             let web = constraints.iter().fold(service("web", 6), |s, c| s.constraint(c));

@@ -37,6 +37,10 @@ pub struct ContainerSpec {
     pub stop_signal: Option<String>,
     pub hostname: Option<String>,
     pub limits: ResourceAmounts,
+    /// `windows` for a spec made for a Windows host ([`super::windows::translate`]); absent
+    /// (and so not in the canonical JSON, nor changing its hash) for Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// A mount with the volume resolved to its Docker name.
@@ -141,6 +145,7 @@ impl ContainerSpec {
             stop_signal: service.stop_signal.clone(),
             hostname: service.hostname.clone(),
             limits: service.deploy.resources.limits,
+            os: None,
         }
     }
 

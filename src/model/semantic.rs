@@ -15,6 +15,7 @@ pub fn check_app(app: &App, fleet: &Fleet, findings: &mut Findings<'_>) {
         let path = Path::of(&["services", name]);
         check_references(app, service, &path, findings);
         check_placement(service, fleet, &path, findings);
+        super::windows::check_service(service, &path, findings);
     }
     check_cycles(app, findings);
 }
