@@ -97,7 +97,8 @@ impl Desired {
                     if on_windows {
                         let (translated, said) = windows::translate(&spec);
                         spec = translated;
-                        notes = said.iter().map(|n| format!("{}: {n}", key.service_in_app())).collect();
+                        notes =
+                            said.iter().map(|n| format!("{}: {n}", key.service_in_app())).collect();
                     }
                     let hash: Arc<str> = spec.hash().into();
                     let depends_on = service.depends_on.keys().cloned().collect();

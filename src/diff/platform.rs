@@ -266,8 +266,9 @@ impl<'a> Platforms<'a> {
             }
         }
         // A registry's answer counts for images no host has.
-        for (name, _) in &model.fleet.hosts {
-            for (image, platforms) in state_of(observed, name).iter().flat_map(|s| &s.registry_images)
+        for name in model.fleet.hosts.keys() {
+            for (image, platforms) in
+                state_of(observed, name).iter().flat_map(|s| &s.registry_images)
             {
                 let entry = known.entry(image.as_str()).or_default();
                 if !entry.seen.is_empty() && !entry.seen.starts_with("in") {
@@ -476,7 +477,10 @@ mod tests {
     #[test]
     fn builds_are_read_from_either_spelling() {
         assert_eq!(windows_build("10.0.20348.2113"), Some(20348));
-        assert_eq!(windows_build("10.0 20348 (20348.1.amd64fre.fe_release.210507-1500)"), Some(20348));
+        assert_eq!(
+            windows_build("10.0 20348 (20348.1.amd64fre.fe_release.210507-1500)"),
+            Some(20348)
+        );
         assert_eq!(windows_build("10.0.17763"), Some(17763));
         assert_eq!(windows_build("6.1.0-28-amd64"), None);
         assert_eq!(windows_build(""), None);
@@ -503,7 +507,10 @@ mod tests {
         assert!(why.contains("hosts.a.platform"), "{why}");
         // The declared spelling of an architecture is kept when it means the same.
         let p = resolve("b", &declared("linux", "amd64"), Some(&engine("linux", "x86_64")));
-        assert_eq!((p.arch.as_str(), p.source, p.mismatch), ("amd64", PlatformSource::Checked, None));
+        assert_eq!(
+            (p.arch.as_str(), p.source, p.mismatch),
+            ("amd64", PlatformSource::Checked, None)
+        );
         let p = resolve("c", &declared("", "aarch64"), Some(&engine("linux", "x86_64")));
         assert!(p.mismatch.is_some());
         let p = resolve("d", &declared("windows", ""), None);
@@ -512,7 +519,11 @@ mod tests {
 
     #[test]
     fn builds_follow_the_isolation_rules() {
-        let image = |v: &str| ImagePlatform { os: "windows".into(), os_version: v.into(), ..Default::default() };
+        let image = |v: &str| ImagePlatform {
+            os: "windows".into(),
+            os_version: v.into(),
+            ..Default::default()
+        };
         let mut host = resolve("w", &Platform::undeclared(), Some(&engine("windows", "x86_64")));
         assert_eq!(build_conflict("i", &image("10.0.20348.2113"), &host, "w"), None);
         let older = build_conflict("i", &image("10.0.17763.5206"), &host, "w").unwrap();

@@ -138,7 +138,9 @@ mod tests {
         assert_eq!(windows.os.as_deref(), Some("windows"));
         let targets: Vec<&str> = windows.files.keys().map(String::as_str).collect();
         assert_eq!(targets, [r"C:\ProgramData\Docker\secrets\db", r"C:\web.config"]);
-        assert!(windows.files.values().all(|f| f.uid.is_none() && f.gid.is_none() && f.mode.is_none()));
+        assert!(
+            windows.files.values().all(|f| f.uid.is_none() && f.gid.is_none() && f.mode.is_none())
+        );
         assert_eq!(windows.limits.pids, None);
         assert_eq!(
             windows.healthcheck.clone().unwrap().test,

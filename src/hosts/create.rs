@@ -355,10 +355,7 @@ fn archive_path(target: &str) -> Option<(String, &'static str)> {
 /// without `..`, each once, all Linux paths or all on Windows' `C:` drive, numeric owners.
 /// Windows targets get owner `0:0` and the default mode (Windows has neither). Errors name the
 /// target, never the content.
-fn file_archive(
-    name: &str,
-    files: &[FileToDeliver],
-) -> Result<(&'static str, Vec<u8>), HostError> {
+fn file_archive(name: &str, files: &[FileToDeliver]) -> Result<(&'static str, Vec<u8>), HostError> {
     let invalid = |target: &str, reason: &str| HostError::Invalid {
         operation: "writing configs and secrets into container",
         object: name.to_string(),

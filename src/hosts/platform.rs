@@ -132,7 +132,9 @@ pub async fn observe_images(
     let reachable: Vec<(&String, &Docker)> = clients
         .iter()
         .filter_map(|(name, client)| Some((name, client.as_ref().ok()?)))
-        .filter(|(name, _)| matches!(observed.hosts.get(*name), Some(HostObservation::Reachable(_))))
+        .filter(|(name, _)| {
+            matches!(observed.hosts.get(*name), Some(HostObservation::Reachable(_)))
+        })
         .collect();
     let inspections = reachable.iter().flat_map(|&(name, docker)| {
         images.iter().map(move |image| async move {
@@ -201,7 +203,11 @@ pub async fn observe_images(
                     (image, Some(name), Some(platforms))
                 }
                 _ => {
-                    cache.answers.lock().await.insert(image.clone(), Answer::Unknown(Instant::now()));
+                    cache
+                        .answers
+                        .lock()
+                        .await
+                        .insert(image.clone(), Answer::Unknown(Instant::now()));
                     (image, None, None)
                 }
             }

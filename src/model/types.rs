@@ -366,6 +366,18 @@ impl Constraint {
         };
         (actual == Some(self.value.as_str())) == self.equal
     }
+
+    /// Whether `host` may satisfy this constraint once its engine has answered: a platform
+    /// attribute the host does not declare is the engine's to say, so validation (which sees
+    /// no engine) does not hold it against the host.
+    pub fn may_be_satisfied_by(&self, host: &Host) -> bool {
+        let undeclared = match self.attribute {
+            NodeAttribute::Os => host.platform.os.is_empty(),
+            NodeAttribute::Arch => host.platform.arch.is_empty(),
+            NodeAttribute::Hostname | NodeAttribute::Label(_) => false,
+        };
+        undeclared || self.satisfied_by(host)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -68,9 +68,12 @@ pub fn required_os(service: &Service) -> Option<&str> {
 
 /// Whether the service's constraints rule out hosts running `os`.
 pub fn excludes_os(service: &Service, os: &str) -> bool {
-    service.deploy.placement.constraints.iter().any(|c| {
-        c.attribute == NodeAttribute::Os && (c.equal != (c.value == os))
-    })
+    service
+        .deploy
+        .placement
+        .constraints
+        .iter()
+        .any(|c| c.attribute == NodeAttribute::Os && (c.equal != (c.value == os)))
 }
 
 /// Where the service names a Windows path (mount targets and sources, config and secret
@@ -103,9 +106,11 @@ pub fn unsupported_on_windows(service: &Service) -> Vec<(Vec<String>, String)> {
     let mut found = Vec::new();
     for (section, mounts) in [("configs", &service.configs), ("secrets", &service.secrets)] {
         for (i, mount) in mounts.iter().enumerate() {
-            for (key, set) in
-                [("uid", mount.uid.is_some()), ("gid", mount.gid.is_some()), ("mode", mount.mode.is_some())]
-            {
+            for (key, set) in [
+                ("uid", mount.uid.is_some()),
+                ("gid", mount.gid.is_some()),
+                ("mode", mount.mode.is_some()),
+            ] {
                 if set {
                     found.push((
                         vec![section.to_string(), i.to_string(), key.to_string()],
@@ -168,7 +173,9 @@ pub fn check_service(service: &Service, path: &Path, findings: &mut Findings<'_>
                         service.name
                     ),
                 )
-                .with_hint("use a Linux path (/data), or place it with node.platform.os == windows");
+                .with_hint(
+                    "use a Linux path (/data), or place it with node.platform.os == windows",
+                );
         }
     }
 }

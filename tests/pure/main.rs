@@ -13,3 +13,4 @@ mod plan_properties;
 mod validate;
 mod validate_age;
 mod webhook_receive;
+mod windows_fleet;
