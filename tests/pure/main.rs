@@ -13,4 +13,5 @@ mod plan_properties;
 mod validate;
 mod validate_age;
 mod webhook_receive;
+mod windows_engine;
 mod windows_fleet;
