@@ -1,8 +1,8 @@
 //! Platform facts from the engines, for [`crate::diff::platform`]: what each engine says
 //! about itself ([`engine_info`], `GET /info`, read once per connection), and the platforms of
 //! the model's images ([`observe_images`]): image inspect on every host, and for an image no
-//! host has, the registry's manifest list through an engine's distribution endpoint
-//! (`GET /distribution/{name}/json`), kept per image.
+//! host has, the registry's manifest list through the distribution endpoint of an engine that
+//! is not Linux (`GET /distribution/{name}/json`), kept per image.
 //!
 //! # Guarantees
 //!
@@ -120,8 +120,8 @@ pub fn model_images(model: &Model) -> BTreeSet<String> {
 
 /// Fills in the platforms of `images` in `observed`: on every reachable host, the images it
 /// has (`HostState::images`); for the images no host has, the registry's answer through one
-/// engine (`HostState::registry_images` of the host that answered), Windows hosts asked
-/// first. Each request is bounded by `timeout`; what fails stays unknown.
+/// engine that is not Linux (`HostState::registry_images` of the host that answered). Each
+/// request is bounded by `timeout`; what fails stays unknown.
 pub async fn observe_images(
     observed: &mut Observed,
     clients: &BTreeMap<String, Result<Docker, String>>,
@@ -159,17 +159,20 @@ pub async fn observe_images(
         }
     }
 
-    // Windows hosts first: their engines are the ones set up for Windows images' registries.
-    let mut askers = reachable.clone();
-    askers.sort_by_key(|(name, _)| {
-        let linux = match observed.hosts.get(*name) {
-            Some(HostObservation::Reachable(HostState { engine: Some(engine), .. })) => {
-                engine.os_type == LINUX
-            }
-            _ => true,
-        };
-        (linux, name.to_string())
-    });
+    // Only engines that are not Linux are asked: an image nothing is known about runs on
+    // Linux anyway, so only a non-Linux answer changes a placement, and these engines are the
+    // ones set up for those images' registries.
+    let askers: Vec<(&String, &Docker)> = reachable
+        .iter()
+        .copied()
+        .filter(|(name, _)| {
+            matches!(
+                observed.hosts.get(*name),
+                Some(HostObservation::Reachable(HostState { engine: Some(engine), .. }))
+                    if !engine.os_type.is_empty() && engine.os_type != LINUX
+            )
+        })
+        .collect();
     let missing: Vec<&String> = images.iter().filter(|i| !present.contains(i)).collect();
     let lookups = missing.into_iter().map(|image| {
         let askers = &askers;

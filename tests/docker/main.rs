@@ -10,3 +10,4 @@ mod controller;
 mod hosts_engine;
 mod hosts_observe;
 mod plan_hosts;
+mod windows_mixed;
