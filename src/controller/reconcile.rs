@@ -376,6 +376,8 @@ impl Reconciler {
                 }
             }
         }
+        // A host whose engine contradicts its declared platform (named with both values).
+        errors.extend(plan.hosts.iter().filter_map(|h| h.platform.as_ref()?.mismatch.clone()));
         for unplaced in &plan.unplaced {
             errors.push(format!("{} cannot be placed: {}", unplaced.replica, unplaced.reason));
         }
