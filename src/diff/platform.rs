@@ -378,7 +378,7 @@ impl<'a> Platforms<'a> {
                     }
                 }
             }
-        } else if os != LINUX && required_os(service) != Some(os) {
+        } else if os != LINUX && required_os(service) != Some(os) && !excludes_os(service, LINUX) {
             return Some(format!(
                 "{name} runs {os}, and nothing says it does: its image {image} is not known to be \
                  a {os} image (add node.platform.os == {os})"

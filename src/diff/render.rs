@@ -132,7 +132,11 @@ pub fn markdown(plan: &Plan) -> String {
     let platforms: Vec<String> = plan
         .hosts
         .iter()
-        .filter_map(|h| Some(format!("`{}` {}", h.host, h.platform.as_ref()?.describe())))
+        // In code spans: the engine's words are not markdown.
+        .filter_map(|h| {
+            let platform = h.platform.as_ref()?.describe().replace('`', "'");
+            Some(format!("`{}` `{platform}`", h.host))
+        })
         .collect();
     if !platforms.is_empty() {
         let _ = writeln!(out, "Hosts: {}\n", platforms.join("; "));

@@ -121,6 +121,10 @@ services:
   unknown:
     image: example.test/unknown:1
     deploy: {{replicas: 2}}
+  notlinux:
+    image: example.test/other:1
+    deploy:
+      placement: {{constraints: [node.platform.os != linux]}}
 "
     );
     let m = model(FLEET, &compose).unwrap();
@@ -132,6 +136,7 @@ services:
         // The image is a Windows image (inspected on w): Windows hosts only.
         ("iis#1", "w"),
         ("iis#2", "w"),
+        ("notlinux#1", "w"),
         ("site#1", "w"),
         // Nothing says it runs on Windows: Linux only.
         ("unknown#1", "l"),
@@ -155,7 +160,7 @@ services:
     );
     assert!(text.contains("host l: (linux/x86_64, Debian GNU/Linux 12 (bookworm))"), "{text}");
     let markdown = gitfleet::diff::render::markdown(&p);
-    assert!(markdown.contains("`w` windows/x86_64"), "{markdown}");
+    assert!(markdown.contains("`w` `windows/x86_64"), "{markdown}");
 }
 
 #[test]
