@@ -109,6 +109,23 @@ volumes:
     // The plan says what the host is, from its engine (fleet.yaml declares nothing).
     let (code, out) = gitfleet(&["plan", repo, "--format", "json"]);
     assert_eq!(code, 0, "{out}");
+    // One observation of a Windows host: the API version, /info, the three labelled lists,
+    // and (a fleet with a Windows host) the model's image.
+    let mut asked: Vec<String> =
+        engine.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    asked.sort();
+    let image = format!("GET /images/{IIS}/json");
+    assert_eq!(
+        asked,
+        [
+            "GET /containers/json",
+            image.as_str(),
+            "GET /info",
+            "GET /networks",
+            "GET /version",
+            "GET /volumes"
+        ]
+    );
     let plan: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let host = &plan["hosts"][0];
     assert_eq!(host["platform"]["os"], "windows", "{out}");
