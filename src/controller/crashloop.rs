@@ -124,6 +124,7 @@ mod tests {
                 platform: None,
             }],
             unplaced: Vec::new(),
+            refused: None,
             summary: Summary { replace: 1, ..Summary::default() },
         }
     }

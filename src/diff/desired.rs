@@ -26,6 +26,13 @@ pub struct Desired {
     /// Every host's platform as planned with (its declaration checked against its engine),
     /// with notes on what was translated for it.
     pub platforms: BTreeMap<String, HostPlatform>,
+    /// How many apps the model has; none at all is refused against a fleet with running
+    /// apps unless `allow_empty` ([`super::plan::plan`]).
+    #[serde(default)]
+    pub apps: usize,
+    /// `settings.allow_empty` of the model.
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -162,6 +169,8 @@ impl Desired {
             hosts,
             unplaced: schedule.unplaced,
             platforms,
+            apps: model.apps.len(),
+            allow_empty: model.fleet.settings.allow_empty,
         }
     }
 }
