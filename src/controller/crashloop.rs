@@ -122,6 +122,7 @@ mod tests {
                 steps: vec![step],
                 unchanged: 0,
                 retained_volumes: Vec::new(),
+                platform: None,
             }],
             unplaced: Vec::new(),
             refused: None,

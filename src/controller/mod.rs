@@ -50,7 +50,6 @@ pub mod trigger;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -354,10 +353,7 @@ pub async fn observe_and_plan_for(
     revision: Option<String>,
     repository: Option<String>,
 ) -> (Plan, BTreeMap<String, Result<bollard::Docker, String>>) {
-    let settings = &model.fleet.settings;
-    let timeout = Duration::from_millis(settings.observe_timeout_ms);
-    let (observed, clients) =
-        hosts::Pool::new().observe_all(&model.fleet.hosts, &settings.name, timeout).await;
-    let desired = Desired::for_repository(model, &observed, revision, repository);
-    (diff::plan(&desired, &observed), clients)
+    let round = hosts::Pool::new().observe_model(model).await;
+    let desired = Desired::for_repository(model, &round.observed, revision, repository);
+    (diff::plan(&desired, &round.observed), round.clients)
 }

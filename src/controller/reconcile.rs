@@ -467,9 +467,7 @@ impl Reconciler {
         &mut self,
         model: &Model,
     ) -> (Observed, BTreeMap<String, Result<bollard::Docker, String>>) {
-        let settings = &model.fleet.settings;
-        let timeout = Duration::from_millis(settings.observe_timeout_ms);
-        let round = self.pool.observe_round(&model.fleet.hosts, &settings.name, timeout).await;
+        let round = self.pool.observe_model(model).await;
         let (seen, clients) = (round.observed, round.clients);
         self.heartbeat.beat();
         let (observed, transitions) = self.liveness.observe(seen, &round.failures, Instant::now());
@@ -673,6 +671,13 @@ impl Reconciler {
                 }
             }
         }
+        // A host whose engine contradicts its declared platform (named with both values).
+        for host in &plan.hosts {
+            if let Some(mismatch) = host.platform.as_ref().and_then(|p| p.mismatch.clone()) {
+                let subject = Subject::Host { host: host.host.clone() };
+                problems.push(Problem::new(ProblemKind::PlatformMismatch, subject, mismatch));
+            }
+        }
         for unplaced in &plan.unplaced {
             problems.push(Problem::new(
                 ProblemKind::Unplaced,
@@ -688,6 +693,8 @@ impl Reconciler {
         let routes = Arc::new(crate::router::derive_routes(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
+        let platforms =
+            plan.hosts.iter().filter_map(|h| Some((h.host.clone(), h.platform.clone()?))).collect();
         let fleet = model.fleet.settings.name.clone();
         let host_info =
             model.fleet.hosts.iter().map(|(name, h)| (name.clone(), HostInfo::of(h))).collect();
@@ -696,6 +703,7 @@ impl Reconciler {
             s.fleet = Some(fleet);
             s.host_info = host_info;
             s.routes = routes;
+            s.platforms = platforms;
         });
     }
 

@@ -267,6 +267,9 @@ pub enum ProblemKind {
     Pinned,
     /// A replica that cannot be placed.
     Unplaced,
+    /// A host's engine reports another platform than `fleet.yaml` declares: nothing is
+    /// planned onto it.
+    PlatformMismatch,
 }
 
 /// Whom a problem is about.
@@ -412,6 +415,10 @@ pub struct Snapshot {
     /// JSON (the router's own view has the live states).
     #[serde(skip)]
     pub routes: Arc<Vec<crate::router::RouteSpec>>,
+    /// Each host's platform as the last sync planned with it (OS, architecture, what its
+    /// engine reports, a mismatch with `fleet.yaml`). Additive in version 1.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub platforms: BTreeMap<String, crate::diff::platform::HostPlatform>,
     /// The plan of the last sync (every host's steps with their reasons); not in the JSON.
     #[serde(skip)]
     pub plan: Option<Arc<Plan>>,
@@ -443,6 +450,7 @@ impl Default for Snapshot {
             hosts: BTreeMap::new(),
             services: Arc::default(),
             routes: Arc::default(),
+            platforms: BTreeMap::new(),
             plan: None,
             syncing: None,
             syncs: History::new(HISTORY),

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::observed::{Observed, ReplicaKey};
 use super::ownership;
+use super::platform::{HostPlatform, Platforms};
 use super::schedule::{Unplaced, schedule};
 use super::spec::ContainerSpec;
+use super::windows;
 use crate::model::{Model, MountSource, PullPolicy};
 
 /// Everything that should exist, per host.
@@ -27,6 +29,9 @@ pub struct Desired {
     pub hosts: BTreeMap<String, DesiredHost>,
     /// Replicas the scheduler could not place, with why.
     pub unplaced: Vec<Unplaced>,
+    /// Every host's platform as planned with (its declaration checked against its engine),
+    /// with notes on what was translated for it.
+    pub platforms: BTreeMap<String, HostPlatform>,
     /// How many apps the model has; none at all is refused against a fleet with running
     /// apps unless `allow_empty` ([`super::plan::plan`]).
     #[serde(default)]
@@ -95,9 +100,17 @@ impl Desired {
         let schedule = schedule(model, observed);
         let mut hosts: BTreeMap<String, DesiredHost> =
             model.fleet.hosts.keys().map(|h| (h.clone(), DesiredHost::default())).collect();
-        // One spec and hash per service, shared by its replicas.
-        type SharedSpec = (Arc<ContainerSpec>, Arc<str>, Arc<[String]>);
-        let mut specs: BTreeMap<(&str, &str), SharedSpec> = BTreeMap::new();
+        let mut platforms: BTreeMap<String, HostPlatform> = model
+            .fleet
+            .hosts
+            .keys()
+            .cloned()
+            .zip(Platforms::new(model, observed).resolved().iter().cloned())
+            .collect();
+        // One spec and hash per service and OS (Windows hosts get a translated one), shared by
+        // its replicas.
+        type SharedSpec = (Arc<ContainerSpec>, Arc<str>, Arc<[String]>, Arc<[String]>);
+        let mut specs: BTreeMap<(&str, &str, bool), SharedSpec> = BTreeMap::new();
         let mut placed: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
         for (key, host_name) in &schedule.assignments {
             let (Some(app), Some(host)) = (model.apps.get(&key.app), hosts.get_mut(host_name))
@@ -105,14 +118,31 @@ impl Desired {
                 continue;
             };
             let Some(service) = app.services.get(&key.service) else { continue };
-            let (spec, spec_hash, depends_on) = specs
-                .entry((app.name.as_str(), service.name.as_str()))
+            let platform = platforms.get_mut(host_name);
+            let on_windows = platform.as_ref().is_some_and(|p| p.is_windows());
+            let (spec, spec_hash, depends_on, notes) = specs
+                .entry((app.name.as_str(), service.name.as_str(), on_windows))
                 .or_insert_with(|| {
-                    let spec = ContainerSpec::of(app, service);
+                    let mut spec = ContainerSpec::of(app, service);
+                    let mut notes = Vec::new();
+                    if on_windows {
+                        let (translated, said) = windows::translate(&spec);
+                        spec = translated;
+                        notes =
+                            said.iter().map(|n| format!("{}: {n}", key.service_in_app())).collect();
+                    }
                     let hash: Arc<str> = spec.hash().into();
-                    (Arc::new(spec), hash, service.depends_on.keys().cloned().collect())
+                    let depends_on = service.depends_on.keys().cloned().collect();
+                    (Arc::new(spec), hash, depends_on, notes.into())
                 })
                 .clone();
+            if let Some(platform) = platform {
+                for note in notes.iter() {
+                    if !platform.notes.contains(note) {
+                        platform.notes.push(note.clone());
+                    }
+                }
+            }
             // A service's networks and volumes are the same for all its replicas on a host.
             let first_on_host =
                 placed.insert((host_name.as_str(), app.name.as_str(), service.name.as_str()));
@@ -122,7 +152,10 @@ impl Desired {
                         (app.name.clone(), network_key.clone()),
                         DesiredObject {
                             name: network.docker_name.clone(),
-                            driver: network.driver.clone(),
+                            driver: match on_windows {
+                                true => windows::network_driver(network.driver.as_deref()),
+                                false => network.driver.clone(),
+                            },
                             internal: network.internal,
                             labels: network.labels.clone(),
                         },
@@ -161,6 +194,7 @@ impl Desired {
             refused_hosts: BTreeMap::new(),
             hosts,
             unplaced: schedule.unplaced,
+            platforms,
             apps: model.apps.len(),
             allow_empty: model.fleet.settings.allow_empty,
         }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::labels;
+pub use super::platform::{EngineInfo, ImagePlatform};
 
 /// Every registered host's observation, keyed by host name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,12 +40,23 @@ impl HostObservation {
     }
 }
 
-/// The fleet-labelled objects on one host.
+/// The fleet-labelled objects on one host, and what its engine says about its platform.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
     pub containers: Vec<ObservedContainer>,
     pub networks: Vec<ObservedObject>,
     pub volumes: Vec<ObservedObject>,
+    /// The engine's `/info` (OS, architecture, version, isolation), read once per connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineInfo>,
+    /// The model's images present on this host, by reference as the model names them, with
+    /// their platform (image inspect). Only looked up in fleets with a non-Linux host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, ImagePlatform>,
+    /// What a registry says about the model's images that no host has (the platforms of the
+    /// manifest list), asked through this host's engine (`GET /distribution/{name}/json`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registry_images: BTreeMap<String, Vec<ImagePlatform>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +106,13 @@ pub struct ReplicaKey {
     pub app: String,
     pub service: String,
     pub replica: u32,
+}
+
+impl ReplicaKey {
+    /// `app/service`, without the replica number.
+    pub fn service_in_app(&self) -> String {
+        format!("{}/{}", self.app, self.service)
+    }
 }
 
 impl std::fmt::Display for ReplicaKey {

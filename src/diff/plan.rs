@@ -24,6 +24,7 @@ use super::labels;
 use super::observed::{
     HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey,
 };
+use super::platform::HostPlatform;
 use super::schedule::Unplaced;
 use super::spec::changed_fields;
 use crate::model::PullPolicy;
@@ -56,13 +57,18 @@ pub struct HostPlan {
     pub unchanged: usize,
     /// Volumes of this fleet no longer used here, kept because volumes are data.
     pub retained_volumes: Vec<String>,
+    /// The host's platform (OS, architecture, and what its engine says), with notes on
+    /// Windows translations. Added in format 1 (absent from older plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<HostPlatform>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum HostStatus {
     Reachable,
-    /// Not observed, so not planned; `replicas` are assigned to it meanwhile.
+    /// Not observed, or its platform does not match its declaration (`platform.mismatch`), so
+    /// not planned; `replicas` are assigned to it meanwhile.
     Unreachable {
         reason: String,
         replicas: usize,
@@ -258,20 +264,28 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut summary = Summary { unplaced: desired.unplaced.len(), ..Summary::default() };
     let mut hosts = Vec::new();
     for (name, want) in &desired.hosts {
-        let host_plan = match observed.hosts.get(name) {
+        let platform = desired.platforms.get(name);
+        let mismatch = platform.and_then(|p| p.mismatch.as_ref());
+        let mut host_plan = match observed.hosts.get(name) {
             _ if desired.refused_hosts.contains_key(name) => HostPlan {
                 host: name.clone(),
                 status: HostStatus::Refused { reason: desired.refused_hosts[name].clone() },
                 steps: Vec::new(),
                 unchanged: 0,
                 retained_volumes: Vec::new(),
+                platform: None,
             },
+            // A host whose engine contradicts its declaration gets nothing planned.
+            Some(HostObservation::Reachable(_)) if mismatch.is_some() => {
+                unreachable(name, mismatch.cloned().unwrap_or_default(), want)
+            }
             Some(HostObservation::Reachable(state)) => plan_host(name, want, state, desired),
             Some(HostObservation::Unreachable { reason, .. }) => {
                 unreachable(name, reason.clone(), want)
             }
             None => unreachable(name, "not observed".to_string(), want),
         };
+        host_plan.platform = platform.cloned();
         count(&host_plan, &mut summary);
         hosts.push(host_plan);
     }
@@ -320,6 +334,7 @@ fn unreachable(name: &str, reason: String, want: &DesiredHost) -> HostPlan {
         steps: Vec::new(),
         unchanged: 0,
         retained_volumes: Vec::new(),
+        platform: None,
     }
 }
 
@@ -492,6 +507,7 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         steps,
         unchanged,
         retained_volumes,
+        platform: None,
     }
 }
 

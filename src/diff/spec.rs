@@ -43,6 +43,10 @@ pub struct ContainerSpec {
     /// (and hashes) of services without it are what they were before the field existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// `windows` for a spec made for a Windows host ([`super::windows::translate`]); absent
+    /// (and so not in the canonical JSON, nor changing its hash) for Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// A mount with the volume resolved to its Docker name.
@@ -148,6 +152,7 @@ impl ContainerSpec {
             hostname: service.hostname.clone(),
             limits: service.deploy.resources.limits,
             extra_hosts: service.extra_hosts.clone(),
+            os: None,
         }
     }
 

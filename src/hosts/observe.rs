@@ -1,5 +1,6 @@
 //! Observing hosts: what carries this fleet's label on one host ([`observe_host`]) and on all
-//! registered hosts at once, each bounded in time ([`observe_all`]).
+//! registered hosts at once, each bounded in time, with each engine's platform
+//! ([`observe_all`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -81,7 +82,10 @@ pub async fn observe_all(
             let started = std::time::Instant::now();
             let bounded = tokio::time::timeout(timeout, async {
                 let docker = connect_with_timeout(host, timeout).await?;
-                observe_host(&docker, fleet).await
+                let engine = super::platform::engine_info(&docker).await?;
+                let mut state = observe_host(&docker, fleet).await?;
+                state.engine = Some(engine);
+                Ok(state)
             })
             .await;
             let observation = match bounded {
@@ -166,6 +170,7 @@ fn host_state(
             })
             .filter(|v| owned_by(&v.labels, fleet))
             .collect(),
+        ..HostState::default()
     };
     state.containers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     state.networks.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));

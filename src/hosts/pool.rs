@@ -1,7 +1,8 @@
 //! Clients kept between observations, for the long-running controller: each host is
 //! connected (and its API version negotiated) once, and reconnected only after it failed or
 //! when its endpoint in `fleet.yaml` changed, so a resync with nothing to do costs the list
-//! calls and nothing else.
+//! calls and nothing else. The engine's `/info` (its platform) is read once per connection
+//! and kept with the client.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,13 +14,19 @@ use tokio::sync::Mutex;
 use super::connect::connect_with_timeout;
 use super::error::{FailureClass, HostError};
 use super::observe::{observe_host, unreachable};
+use super::platform::{RegistryCache, engine_info, mixed, model_images, observe_images};
+use crate::diff::platform::EngineInfo;
 use crate::diff::{HostObservation, Observed};
-use crate::model::{Endpoint, Host};
+use crate::model::{Endpoint, Host, Model};
 
 /// Connected clients by host name, each with the endpoint it was connected to.
 #[derive(Default)]
 pub struct Pool {
     clients: Mutex<BTreeMap<String, (Endpoint, Docker)>>,
+    /// Each connected engine's `/info`, read when it was connected.
+    engines: Mutex<BTreeMap<String, EngineInfo>>,
+    /// What registries said about images, through the engines' distribution endpoint.
+    registry: RegistryCache,
 }
 
 /// The kept client for `host`, if it was made for the endpoint (and TLS files) `host` names
@@ -69,15 +76,21 @@ impl Pool {
         timeout: Duration,
     ) -> Round {
         let known = self.clients.lock().await.clone();
+        let engines = self.engines.lock().await.clone();
         let rounds = hosts.iter().map(|(name, host)| {
-            let cached = reusable(&known, name, host);
+            let cached = reusable(&known, name, host).zip(engines.get(name).cloned());
             async move {
                 let bounded = tokio::time::timeout(timeout, async {
-                    let docker = match cached {
-                        Some(docker) => docker,
-                        None => connect_with_timeout(host, timeout).await?,
+                    let (docker, engine) = match cached {
+                        Some(kept) => kept,
+                        None => {
+                            let docker = connect_with_timeout(host, timeout).await?;
+                            let engine = engine_info(&docker).await?;
+                            (docker, engine)
+                        }
                     };
-                    let state = observe_host(&docker, fleet).await?;
+                    let mut state = observe_host(&docker, fleet).await?;
+                    state.engine = Some(engine);
                     Ok::<_, HostError>((docker, state))
                 })
                 .await
@@ -91,10 +104,14 @@ impl Pool {
         let mut clients = BTreeMap::new();
         let mut failures = BTreeMap::new();
         let mut keep = BTreeMap::new();
+        let mut keep_engines = BTreeMap::new();
         for (name, host, outcome) in join_all(rounds).await {
             match outcome {
                 Ok((docker, state)) => {
                     keep.insert(name.clone(), (host.endpoint.clone(), docker.clone()));
+                    if let Some(engine) = &state.engine {
+                        keep_engines.insert(name.clone(), engine.clone());
+                    }
                     clients.insert(name.clone(), Ok(docker));
                     observed.hosts.insert(name, HostObservation::Reachable(state));
                 }
@@ -109,7 +126,23 @@ impl Pool {
             }
         }
         *self.clients.lock().await = keep;
+        *self.engines.lock().await = keep_engines;
         Round { observed, clients, failures }
+    }
+
+    /// [`observe_round`](Self::observe_round) for `model`'s hosts (each bounded by its
+    /// `settings.observe_timeout`), and in a fleet with a host that is not Linux the platforms
+    /// of the model's images ([`super::platform::observe_images`]), for placement.
+    pub async fn observe_model(&self, model: &Model) -> Round {
+        let settings = &model.fleet.settings;
+        let timeout = Duration::from_millis(settings.observe_timeout_ms);
+        let mut round = self.observe_round(&model.fleet.hosts, &settings.name, timeout).await;
+        if mixed(&model.fleet.hosts, &round.observed) {
+            let images = model_images(model);
+            observe_images(&mut round.observed, &round.clients, &images, &self.registry, timeout)
+                .await;
+        }
+        round
     }
 }
 

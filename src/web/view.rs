@@ -336,6 +336,11 @@ fn problem_heading(kind: ProblemKind) -> (&'static str, &'static str, &'static s
             "Failing",
             "Hosts whose engine answers with errors: nothing moves off or onto them meanwhile",
         ),
+        ProblemKind::PlatformMismatch => (
+            "bad",
+            "Mismatch",
+            "Hosts whose engine reports another platform than fleet.yaml declares: nothing is planned there",
+        ),
         ProblemKind::HostRefused => (
             "bad",
             "Refused",

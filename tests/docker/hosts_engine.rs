@@ -275,6 +275,7 @@ async fn every_spec_field_reaches_the_engine_and_the_running_container() {
             memory_bytes: Some(64 << 20),
             pids: Some(64),
         },
+        os: None,
     };
     let secret = Arc::new(b"s3cr3t-pa55".to_vec());
     let files = vec![

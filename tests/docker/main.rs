@@ -13,3 +13,4 @@ mod plan_hosts;
 mod web_browser;
 mod two_repositories;
 mod router;
+mod windows_mixed;

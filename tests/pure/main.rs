@@ -20,3 +20,5 @@ mod web_routes;
 mod web_run;
 mod web_server;
 mod webhook_receive;
+mod windows_engine;
+mod windows_fleet;

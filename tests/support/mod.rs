@@ -41,6 +41,7 @@ mod git_http;
 mod slot;
 mod testbed;
 mod tls;
+pub mod windows_engine;
 
 use std::path::PathBuf;
 

@@ -19,7 +19,10 @@ impl<'m> Demand<'m> {
         capacities: &[Capacity],
     ) -> String {
         if self.candidates.is_empty() {
-            return unsatisfiable(self.constraints, names, hosts);
+            return match &self.platform {
+                Some(why) => why.to_string(),
+                None => unsatisfiable(self.constraints, names, hosts),
+            };
         }
         let mut max_per_node = Vec::new();
         let mut cpu = Vec::new();

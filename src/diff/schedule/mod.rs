@@ -8,7 +8,9 @@
 //!
 //! * **Candidates.** A service may run on every registered host that satisfies all of its
 //!   `deploy.placement.constraints`. How the host was observed does not matter: unreachable
-//!   hosts, and hosts missing from the observation, are candidates too.
+//!   hosts, and hosts missing from the observation, are candidates too. Hosts its image cannot
+//!   run on are not (see `diff::platform`: a service that does not say it runs on Windows runs
+//!   on Linux); a host whose engine contradicts its declared platform counts as away.
 //! * **Room.** A host has room for one more replica of a service when that keeps the service
 //!   within `max_replicas_per_node` (`0` means unlimited, as in Swarm), keeps the sum of the
 //!   reservations (`deploy.resources.reservations`) of every replica placed there within the
@@ -108,13 +110,15 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
     let fleet = model.fleet.settings.name.as_str();
     // Index order is name order: every tie-break below relies on it.
     let names: Vec<&str> = model.fleet.hosts.keys().map(String::as_str).collect();
-    let hosts: Vec<&Host> = model.fleet.hosts.values().collect();
+    // Hosts with their platforms checked against their engines (`platform`).
+    let platforms = super::platform::Platforms::new(model, observed);
+    let hosts: Vec<&Host> = platforms.hosts();
     let capacities: Vec<Capacity> = hosts.iter().map(|host| host.capacity).collect();
     let volumes = observed_volumes(fleet, &names, observed);
     let unseen = unseen_hosts(&names, observed);
     let down = down_hosts(&names, observed);
-    let away = away_hosts(&names, observed);
-    let mut demands = demands(model, &hosts, &volumes, &unseen, &down);
+    let away = platforms.with_blocked(away_hosts(&names, observed));
+    let mut demands = demands(model, &hosts, &volumes, &unseen, &down, &platforms);
     let existing = observed_replicas(fleet, &names, observed, &demands);
 
     let mut loads: Vec<Load> = names.iter().map(|_| Load::default()).collect();
