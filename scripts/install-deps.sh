@@ -4,11 +4,13 @@
 # busybox-static (the local images are built from it), iproute2 and util-linux (network
 # namespaces, nsenter), openssl (TLS test certificates), docker-registry (a real registry
 # for pull tests), git (the sync tests serve repositories with `git http-backend`), libssl-dev
-# and pkg-config (git2's https and ssh transports are built against OpenSSL). Idempotent and
-# quiet when all is there.
+# and pkg-config (git2's https and ssh transports are built against OpenSSL), etcd-server (the
+# high-availability tests run a real 3-member etcd cluster), protobuf-compiler and
+# libprotobuf-dev (the etcd-client crate generates its gRPC code with protoc at build time and
+# needs the well-known .proto files too). Idempotent and quiet when all is there.
 set -euo pipefail
 
-packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config)
+packages=(docker.io busybox-static docker-registry iproute2 util-linux openssl git libssl-dev pkg-config etcd-server protobuf-compiler libprotobuf-dev)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

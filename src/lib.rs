@@ -33,5 +33,6 @@ pub mod diff;
 pub mod forge;
 pub mod git;
 pub mod hosts;
+pub mod leader;
 pub mod model;
 pub mod webhook;

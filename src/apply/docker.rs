@@ -17,6 +17,8 @@ pub struct DockerEngine {
     clients: BTreeMap<String, Result<Docker, String>>,
     /// Docker's `config.json` (`auths`), for pulls from private registries.
     registry_config: Option<serde_json::Value>,
+    /// The leadership epoch, labelled on what is created (`io.gitfleet.epoch`).
+    epoch: Option<i64>,
 }
 
 impl DockerEngine {
@@ -28,19 +30,44 @@ impl DockerEngine {
             (host.name.clone(), client)
         }))
         .await;
-        DockerEngine { clients: connections.into_iter().collect(), registry_config: None }
+        DockerEngine {
+            clients: connections.into_iter().collect(),
+            registry_config: None,
+            epoch: None,
+        }
     }
 
     /// Uses clients already connected (from [`hosts::Pool::observe_all`]); a host given as
     /// `Err(reason)` is lost from the start.
     pub fn from_clients(clients: BTreeMap<String, Result<Docker, String>>) -> Self {
-        DockerEngine { clients, registry_config: None }
+        DockerEngine { clients, registry_config: None, epoch: None }
     }
 
     /// Uses Docker's `config.json` (its `auths`) for registry credentials.
     pub fn with_registry_config(mut self, config: serde_json::Value) -> Self {
         self.registry_config = Some(config);
         self
+    }
+
+    /// Labels what it creates with the leadership epoch `epoch` (outside the spec hash).
+    pub fn with_epoch(mut self, epoch: i64) -> Self {
+        self.epoch = Some(epoch);
+        self
+    }
+
+    /// `labels`, with the epoch label when there is an epoch.
+    fn labelled<'a>(
+        &self,
+        labels: &'a BTreeMap<String, String>,
+    ) -> std::borrow::Cow<'a, BTreeMap<String, String>> {
+        match self.epoch {
+            None => std::borrow::Cow::Borrowed(labels),
+            Some(epoch) => {
+                let mut labels = labels.clone();
+                labels.insert(crate::diff::labels::EPOCH.to_string(), epoch.to_string());
+                std::borrow::Cow::Owned(labels)
+            }
+        }
     }
 
     fn client(&self, host: &str) -> EngineResult<&Docker> {
@@ -79,7 +106,7 @@ impl Engine for DockerEngine {
         hosts::ensure_network(
             docker,
             &object.name,
-            labels,
+            &self.labelled(labels),
             object.driver.as_deref(),
             object.internal,
         )
@@ -95,7 +122,7 @@ impl Engine for DockerEngine {
         labels: &BTreeMap<String, String>,
     ) -> EngineResult<()> {
         let docker = self.client(host)?;
-        hosts::ensure_volume(docker, &object.name, labels, object.driver.as_deref())
+        hosts::ensure_volume(docker, &object.name, &self.labelled(labels), object.driver.as_deref())
             .await
             .map_err(engine_error)
     }
@@ -123,7 +150,9 @@ impl Engine for DockerEngine {
         files: &[FileToDeliver],
     ) -> EngineResult<String> {
         let docker = self.client(host)?;
-        hosts::create_container(docker, name, spec, labels, files).await.map_err(engine_error)
+        hosts::create_container(docker, name, spec, &self.labelled(labels), files)
+            .await
+            .map_err(engine_error)
     }
 
     async fn start(&self, host: &str, id: &str) -> EngineResult<()> {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::controller::{Controller, Settings, http};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::git::Credentials;
+use crate::leader::{EtcdTls, LeaderSettings};
 use crate::model::{LoadOptions, parse_identities};
 use crate::webhook::ReceiverSettings;
 
@@ -89,6 +90,34 @@ pub struct Args {
     /// Docker operations at once per host.
     #[arg(long, env = "GITFLEET_CONCURRENCY")]
     concurrency: Option<usize>,
+    /// etcd client URLs, comma-separated: run as one of several instances, of which only the
+    /// leader applies. Without it, this is the only instance.
+    #[arg(long, env = "GITFLEET_ETCD", value_delimiter = ',')]
+    etcd: Option<Vec<String>>,
+    /// The leader's lease: a crashed leader's successor starts within about this. Default 5s.
+    #[arg(long, env = "GITFLEET_LEASE_TTL", value_parser = humantime::parse_duration)]
+    lease_ttl: Option<Duration>,
+    /// The group of instances that elect one leader (keys under /gitfleet/<fleet>/).
+    #[arg(long, env = "GITFLEET_FLEET")]
+    fleet: Option<String>,
+    /// This instance's name among the members. Default: host name and process id.
+    #[arg(long, env = "GITFLEET_ETCD_MEMBER")]
+    etcd_member: Option<String>,
+    /// CA certificate (PEM) of the etcd cluster, for https:// endpoints.
+    #[arg(long, env = "GITFLEET_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd, with --etcd-key.
+    #[arg(long, env = "GITFLEET_ETCD_CERT")]
+    etcd_cert: Option<PathBuf>,
+    /// Client key (PEM) for etcd.
+    #[arg(long, env = "GITFLEET_ETCD_KEY")]
+    etcd_key: Option<PathBuf>,
+    /// etcd user (etcd's own authentication), with --etcd-password.
+    #[arg(long, env = "GITFLEET_ETCD_USER")]
+    etcd_user: Option<String>,
+    /// etcd password (or GITFLEET_ETCD_PASSWORD_FILE).
+    #[arg(long, env = "GITFLEET_ETCD_PASSWORD", hide_env_values = true)]
+    etcd_password: Option<String>,
 }
 
 /// The configuration file: the same settings as the flags, in snake_case, plus `*_file`
@@ -127,6 +156,33 @@ struct ConfigFile {
     age_identity: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     concurrency: Option<usize>,
+    /// A list, or one comma-separated string.
+    #[serde(default, deserialize_with = "urls")]
+    etcd: Option<Vec<String>>,
+    #[serde(default, with = "optional_duration")]
+    lease_ttl: Option<Duration>,
+    fleet: Option<String>,
+    etcd_member: Option<String>,
+    etcd_ca: Option<PathBuf>,
+    etcd_cert: Option<PathBuf>,
+    etcd_key: Option<PathBuf>,
+    etcd_user: Option<String>,
+    etcd_password: Option<String>,
+    etcd_password_file: Option<PathBuf>,
+}
+
+/// `etcd:` in the configuration file: a list of URLs or one comma-separated string.
+fn urls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<Urls>::deserialize(d)?.map(|urls| match urls {
+        Urls::One(text) => text.split(',').map(|u| u.trim().to_string()).collect(),
+        Urls::Many(list) => list,
+    }))
 }
 
 mod optional_duration {
@@ -172,6 +228,8 @@ struct Resolved {
     listen: SocketAddr,
     receivers: ReceiverSettings,
     forge: Option<ForgeClient>,
+    /// Leader election through etcd, when `--etcd` is given.
+    leader: Option<LeaderSettings>,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -290,7 +348,41 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     };
     let listen =
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    Ok(Resolved { settings, listen, receivers, forge })
+    let leader = match args.etcd.or(file.etcd).filter(|urls| !urls.is_empty()) {
+        None => None,
+        Some(endpoints) => {
+            let fleet = args.fleet.or(file.fleet).unwrap_or_else(|| "gitfleet".into());
+            let mut leader = LeaderSettings::new(endpoints, fleet);
+            if let Some(ttl) = args.lease_ttl.or(file.lease_ttl) {
+                leader.lease_ttl = ttl;
+            }
+            if let Some(member) = args.etcd_member.or(file.etcd_member) {
+                leader.member = member;
+            }
+            let tls = EtcdTls {
+                ca: args.etcd_ca.or(file.etcd_ca),
+                cert: args.etcd_cert.or(file.etcd_cert),
+                key: args.etcd_key.or(file.etcd_key),
+            };
+            if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
+                leader.tls = Some(tls);
+            }
+            let password = secret(
+                args.etcd_password,
+                "GITFLEET_ETCD_PASSWORD",
+                file.etcd_password,
+                file.etcd_password_file,
+            )?;
+            match (args.etcd_user.or(file.etcd_user), password) {
+                (Some(user), Some(password)) => leader.credentials = Some((user, password)),
+                (None, None) => {}
+                _ => bail!("give --etcd-user and --etcd-password together"),
+            }
+            leader.validate()?;
+            Some(leader)
+        }
+    };
+    Ok(Resolved { settings, listen, receivers, forge, leader })
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -300,7 +392,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 }
 
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { settings, listen, receivers, forge } = resolved;
+    let Resolved { settings, listen, receivers, forge, leader: _ } = resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let controller = Controller::start(settings, forge)?;
     let app = http::router(controller.store.clone(), Arc::new(receivers), controller.hook_sink());

@@ -15,6 +15,10 @@ pub const SPEC: &str = "io.gitfleet.spec";
 pub const REVISION: &str = "io.gitfleet.revision";
 /// On networks and volumes: the app's key for the object.
 pub const OBJECT: &str = "io.gitfleet.object";
+/// The leadership epoch of the controller that created the object (with high availability:
+/// the etcd election key's create revision). Not part of the spec hash, so a failover
+/// replaces nothing; it tells which leader wrote what.
+pub const EPOCH: &str = "io.gitfleet.epoch";
 
 use std::collections::BTreeMap;
 

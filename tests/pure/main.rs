@@ -8,6 +8,7 @@ mod support;
 mod corpus;
 mod forge_comments;
 mod git_remote;
+mod leader_etcd;
 mod load_fuzz;
 mod plan_properties;
 mod validate;
