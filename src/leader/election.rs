@@ -73,6 +73,22 @@ impl Term {
         Duration::from_nanos(self.deadline.load(Ordering::Acquire))
     }
 
+    /// A local check for right before each Docker call (no etcd round trip): the term is not
+    /// cancelled and its own-clock deadline has not passed.
+    pub fn gate(&self) -> Arc<dyn Fn() -> Result<(), String> + Send + Sync> {
+        let (token, deadline, epoch) = (self.token.clone(), self.deadline.clone(), self.epoch);
+        Arc::new(move || {
+            if token.is_cancelled() {
+                return Err(format!("the leadership term of epoch {epoch} is over"));
+            }
+            if boot_now() >= Duration::from_nanos(deadline.load(Ordering::Acquire)) {
+                token.cancel();
+                return Err(format!("epoch {epoch}: the lease's own-clock deadline passed"));
+            }
+            Ok(())
+        })
+    }
+
     /// Whether the term is over (cancelled, or its deadline passed).
     pub fn is_over(&self) -> bool {
         self.token.is_cancelled() || boot_now() >= self.deadline()
@@ -94,11 +110,12 @@ impl Term {
                 self.epoch
             ));
         }
-        let txn = Txn::new().when([Compare::create_revision(
-            self.key.as_bytes(),
-            CompareOp::Equal,
-            self.epoch,
-        )]);
+        // The read in `and_then` is what makes etcd serve this linearizably: a transaction
+        // without operations counts as serializable and is answered from the member's local
+        // state, even by a member cut off from the quorum.
+        let txn = Txn::new()
+            .when([Compare::create_revision(self.key.as_bytes(), CompareOp::Equal, self.epoch)])
+            .and_then([TxnOp::get(self.key.as_bytes(), Some(GetOptions::new().with_count_only()))]);
         let answer = self
             .etcd
             .call(left, |mut client| {
