@@ -137,3 +137,31 @@ async fn losing_quorum_stops_the_leader_within_its_ttl() {
     assert!(next.epoch > term.epoch);
     scope.cancel();
 }
+
+/// The cost of the fence a leader runs before each mutating batch: one linearizable etcd
+/// transaction. Prints `FENCE` percentiles (`GITFLEET_FENCE_ROUNDS` checks, 200 by default;
+/// `scripts/ha-faults.sh` runs 2,000); asserts only that every check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fence_costs_one_transaction() {
+    let rounds: usize =
+        std::env::var("GITFLEET_FENCE_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(200);
+    let cluster = EtcdCluster::start(3);
+    let scope = CancellationToken::new();
+    let a = Elector::start(settings(&cluster, "fence", "a"), scope.clone()).await.unwrap();
+    let (_, term) = leader_of(&[&a], Duration::from_secs(5)).await;
+    let mut micros = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        term.check().await.expect("the leader passes its fence");
+        micros.push(started.elapsed().as_micros() as u64);
+    }
+    micros.sort_unstable();
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    eprintln!(
+        "FENCE rounds={rounds} p50_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    scope.cancel();
+}
