@@ -47,6 +47,14 @@ pub struct Elector {
     settings: Arc<LeaderSettings>,
 }
 
+/// What the reconcile loop watches: the current term (`None` while standby) and the view for
+/// the status snapshot.
+#[derive(Clone)]
+pub struct Leadership {
+    pub terms: watch::Receiver<Option<Term>>,
+    pub view: watch::Receiver<View>,
+}
+
 /// One term of leadership: while its token is not cancelled, this instance leads with
 /// `epoch`. Cloned into the loop; [`Term::check`] is the fence run before each mutating batch.
 #[derive(Clone)]
@@ -181,6 +189,11 @@ impl Elector {
     /// The current term (`None` while standby).
     pub fn terms(&self) -> watch::Receiver<Option<Term>> {
         self.terms.clone()
+    }
+
+    /// What the reconcile loop needs: the terms and the view.
+    pub fn leadership(&self) -> Leadership {
+        Leadership { terms: self.terms(), view: self.view() }
     }
 
     /// The etcd connection, for the hand-off of webhooks.

@@ -42,7 +42,7 @@ pub mod handoff;
 pub mod lease_clock;
 pub mod settings;
 
-pub use election::{Elector, Term};
+pub use election::{Elector, Leadership, Term};
 pub use settings::{EtcdTls, LeaderSettings};
 
 /// What can go wrong before campaigning starts.

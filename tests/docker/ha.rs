@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::controller::{Controller, SECRET, http};
+use crate::controller::{Controller, http};
 use crate::support::{BareRepo, DockerHost, EtcdCluster, GitHttpServer, GitRepo, Testbed};
 
 const FLEET: &str = "ha";
