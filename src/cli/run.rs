@@ -12,12 +12,16 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::controller::{Controller, Settings, http};
+use crate::controller::{Trigger, Triggers};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::git::Credentials;
-use crate::leader::{EtcdTls, LeaderSettings};
+use crate::leader::{Elector, EtcdTls, LeaderSettings, Role, handoff};
 use crate::model::{LoadOptions, parse_identities};
 use crate::webhook::ReceiverSettings;
+use crate::webhook::{Hook, HookSink};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -90,6 +94,10 @@ pub struct Args {
     /// Docker operations at once per host.
     #[arg(long, env = "GITFLEET_CONCURRENCY")]
     concurrency: Option<usize>,
+    /// How long shutdown on SIGTERM / SIGINT may take (the current step finishes or stops at
+    /// a step boundary, HTTP connections close). Default 30s.
+    #[arg(long, env = "GITFLEET_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Option<Duration>,
     /// etcd client URLs, comma-separated: run as one of several instances, of which only the
     /// leader applies. Without it, this is the only instance.
     #[arg(long, env = "GITFLEET_ETCD", value_delimiter = ',')]
@@ -156,6 +164,8 @@ struct ConfigFile {
     age_identity: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     concurrency: Option<usize>,
+    #[serde(default, with = "optional_duration")]
+    shutdown_timeout: Option<Duration>,
     /// A list, or one comma-separated string.
     #[serde(default, deserialize_with = "urls")]
     etcd: Option<Vec<String>>,
@@ -262,6 +272,9 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     }
     if let Some(grace) = args.grace_period.or(file.grace_period) {
         settings.grace = grace;
+    }
+    if let Some(timeout) = args.shutdown_timeout.or(file.shutdown_timeout) {
+        settings.shutdown_timeout = timeout;
     }
     if let Some(concurrency) = args.concurrency.or(file.concurrency) {
         settings.apply.concurrency = concurrency.max(1);
@@ -391,24 +404,139 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     runtime.block_on(serve(resolved))
 }
 
+/// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
+/// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { settings, listen, receivers, forge, leader: _ } = resolved;
+    let Resolved { settings, listen, receivers, forge, leader } = resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
-    let controller = Controller::start(settings, forge)?;
-    let app = http::router(controller.store.clone(), Arc::new(receivers), controller.hook_sink());
+    let shutdown_timeout = settings.shutdown_timeout;
+    let cancel = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let elector = match leader {
+        Some(leader) => {
+            let member = leader.member.clone();
+            let elector = Elector::start(leader, cancel.clone())
+                .await
+                .context("cannot take part in the leader election")?;
+            tracing::info!(%member, "campaigning for leadership through etcd");
+            Some(Arc::new(elector))
+        }
+        None => None,
+    };
+    let leadership = elector.as_ref().map(|e| e.leadership());
+    let mut controller = Controller::start(settings, forge, cancel.clone(), leadership)?;
+    let mut sink = controller.hook_sink();
+    if let Some(elector) = &elector {
+        sink = standby_forwards(sink, elector.clone());
+        tokio::spawn(receive_handed_hooks(elector.clone(), controller.triggers.clone()));
+    }
+    let app = http::router(
+        controller.status.clone(),
+        controller.heartbeat.clone(),
+        Arc::new(receivers),
+        sink,
+    );
     eprintln!("gitfleet: listening on {}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await?;
-    drop(controller);
-    Ok(0)
+    let stop_serving = cancel.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop_serving.cancelled_owned())
+            .await
+    });
+    let mut code = tokio::select! {
+        _ = shutdown_signal() => 0,
+        ended = controller.supervise() => {
+            tracing::error!(error = %ended, "a controller task ended: exiting");
+            1
+        }
+        served = &mut server => {
+            tracing::error!(result = ?served, "the HTTP server ended: exiting");
+            1
+        }
+    };
+    // A leader resigns first (its term ends, its lease is revoked): a standby takes over in
+    // well under a second instead of after the TTL.
+    if let Some(elector) = &elector {
+        elector.resign().await;
+    }
+    // Stop taking triggers and requests; let the current step finish, within the timeout.
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    let http_closed = async {
+        if server.is_finished() {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(_) => true,
+            Err(_) => {
+                server.abort();
+                false
+            }
+        }
+    };
+    let (stopped, closed) = tokio::join!(controller.shutdown(deadline), http_closed);
+    if !(stopped && closed) {
+        tracing::error!(
+            timeout_s = shutdown_timeout.as_secs_f64(),
+            controller_stopped = stopped,
+            http_closed = closed,
+            "not everything stopped within the shutdown timeout"
+        );
+        code = 1;
+    } else {
+        tracing::info!("stopped");
+    }
+    Ok(code)
+}
+
+/// With high availability: pushes and sync requests that reach a standby are handed to the
+/// leader through etcd; the leader (and pull-request previews, which any instance runs for
+/// the hooks it receives) keep the local sink.
+fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
+    Arc::new(move |hook: Hook| {
+        let forge = match &hook {
+            Hook::Push { forge, .. } => forge.to_string(),
+            Hook::Sync { .. } => "generic".to_string(),
+            Hook::Ping { .. } | Hook::PullRequest(_) => return local(hook),
+        };
+        if elector.view().borrow().role == Role::Leader {
+            return local(hook);
+        }
+        let elector = elector.clone();
+        tokio::spawn(async move {
+            match handoff::forward(elector.etcd(), elector.settings(), &forge).await {
+                Ok(()) => tracing::info!(%forge, "webhook handed to the leader"),
+                Err(error) => {
+                    tracing::warn!(%forge, %error, "cannot hand the webhook to the leader")
+                }
+            }
+        });
+    })
+}
+
+/// While this instance leads: turns the webhooks standbys hand on into triggers.
+async fn receive_handed_hooks(elector: Arc<Elector>, triggers: Arc<Triggers>) {
+    let mut terms = elector.terms();
+    loop {
+        let term = terms.borrow_and_update().clone();
+        if let Some(term) = term.filter(|t| !t.is_over()) {
+            let triggers = triggers.clone();
+            handoff::receive(elector.etcd().clone(), elector.settings(), term.token, move |h| {
+                tracing::info!(forge = %h.forge, from = %h.member, "webhook handed on by a standby");
+                triggers.push(Trigger::Webhook { forge: h.forge })
+            })
+            .await;
+        }
+        if terms.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
+async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

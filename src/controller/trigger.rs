@@ -27,12 +27,21 @@ pub enum Trigger {
     Resync,
     /// A host's grace period ends, or a held-back replica may be restarted.
     Deadline,
+    /// This instance became the leader (high availability): fetch, observe every host, plan.
+    Elected,
 }
 
 impl Trigger {
     /// Whether this reason means the repository may have moved, so fetch first.
     pub fn needs_fetch(&self) -> bool {
-        matches!(self, Trigger::Startup | Trigger::Poll | Trigger::Notify | Trigger::Webhook { .. })
+        matches!(
+            self,
+            Trigger::Startup
+                | Trigger::Poll
+                | Trigger::Notify
+                | Trigger::Webhook { .. }
+                | Trigger::Elected
+        )
     }
 
     /// A short name for logs and the status page.
@@ -45,6 +54,7 @@ impl Trigger {
             Trigger::DockerEvent { .. } => "docker-event",
             Trigger::Resync => "resync",
             Trigger::Deadline => "deadline",
+            Trigger::Elected => "elected",
         }
     }
 }

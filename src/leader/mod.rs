@@ -7,6 +7,7 @@
 //! * [`etcd`]: one client per endpoint, every request bounded, retried on the next member.
 //! * [`election`]: the session (lease + keep-alive), the campaign, the [`Term`] handed to
 //!   the loop, resigning.
+//! * [`guard`]: a [`Term`] as the `apply::Guard` of the applies it runs.
 //! * [`handoff`]: webhooks a standby received, handed to the leader through etcd.
 //!
 //! # Keys (under `/gitfleet/<fleet>/`)
@@ -38,6 +39,7 @@
 pub mod clock;
 pub mod election;
 pub mod etcd;
+pub mod guard;
 pub mod handoff;
 pub mod lease_clock;
 pub mod settings;

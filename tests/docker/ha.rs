@@ -120,7 +120,9 @@ fn converged(bed: &Testbed, tag: u32) -> Result<(), String> {
     let mut names = BTreeSet::new();
     for host in bed.hosts() {
         for (name, image, state, _) in containers(host) {
-            if image != format!("gitfleet/web:{tag}") || state != "running" || name.contains(".old-")
+            if image != format!("gitfleet/web:{tag}")
+                || state != "running"
+                || name.contains(".old-")
             {
                 return Err(format!("{}: {name} {image} {state}", host.name()));
             }
@@ -427,10 +429,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             report(
                 "sigterm",
                 trial,
-                &[
-                    ("elected_ms", elected_ms),
-                    ("first_write_ms", (first - stopped) as f64 / 1e6),
-                ],
+                &[("elected_ms", elected_ms), ("first_write_ms", (first - stopped) as f64 / 1e6)],
             );
         }
         // Loss of etcd quorum: nobody writes from TTL after it until it returns.

@@ -7,6 +7,7 @@ mod support;
 
 mod apply;
 mod controller;
+mod ha;
 mod hosts_engine;
 mod hosts_observe;
 mod plan_hosts;
