@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::state::{HeadState, HostState, Snapshot, SyncOutcome};
+use crate::leader::Role;
 
 /// The metrics text for `snapshot`.
 pub fn render(snapshot: &Snapshot) -> String {
@@ -38,6 +39,30 @@ pub fn render(snapshot: &Snapshot) -> String {
         })
     });
     family(&mut out, "gitfleet_replicas", "gauge", "Replicas per service and state.", replicas);
+    let role = snapshot.leadership.role;
+    let roles = [Role::Leader, Role::Standby, Role::Single].map(|r| {
+        let name = match r {
+            Role::Leader => "leader",
+            Role::Standby => "standby",
+            Role::Single => "single",
+        };
+        (format!("{{role=\"{name}\"}}"), u64::from(role == r))
+    });
+    family(
+        &mut out,
+        "gitfleet_role",
+        "gauge",
+        "1 for this instance's role (high availability).",
+        roles,
+    );
+    let epoch = [(String::new(), snapshot.leadership.epoch.unwrap_or(0).max(0) as u64)];
+    family(
+        &mut out,
+        "gitfleet_leader_epoch",
+        "gauge",
+        "The current leader's epoch (0: none known).",
+        epoch,
+    );
     out
 }
 

@@ -92,47 +92,58 @@ fn events(host: &DockerHost, since: u128, until: u128) -> Vec<Event> {
         .collect()
 }
 
-/// `(name, image, state, epoch)` of the fleet's containers on `host`.
-fn containers(host: &DockerHost) -> Vec<(String, String, String, Option<i64>)> {
+/// One of the fleet's containers on a host.
+#[derive(Debug)]
+struct Container {
+    name: String,
+    image: String,
+    state: String,
+    /// `service#replica`, from the labels (names can carry a temporary suffix).
+    replica: String,
+}
+
+/// The fleet's containers on `host`.
+fn containers(host: &DockerHost) -> Vec<Container> {
     host.docker(&[
         "ps",
         "-a",
         "--filter",
         &format!("label=io.gitfleet.fleet={FLEET}"),
         "--format",
-        "{{.Names}}\t{{.Image}}\t{{.State}}\t{{.Label \"io.gitfleet.epoch\"}}",
+        "{{.Names}}\t{{.Image}}\t{{.State}}\t{{.Label \"io.gitfleet.service\"}}#{{.Label \"io.gitfleet.replica\"}}",
     ])
     .lines()
     .filter_map(|line| {
         let mut p = line.split('\t');
-        Some((
-            p.next()?.to_string(),
-            p.next()?.to_string(),
-            p.next()?.to_string(),
-            p.next().and_then(|e| e.parse().ok()),
-        ))
+        Some(Container {
+            name: p.next()?.to_string(),
+            image: p.next()?.to_string(),
+            state: p.next()?.to_string(),
+            replica: p.next()?.to_string(),
+        })
     })
     .collect()
 }
 
-/// Whether the hosts run exactly the wanted replicas of `tag`, each once, nothing left over.
+/// Whether the hosts run exactly the wanted replicas of `tag`, each once (by their labels),
+/// nothing left over (no stopped copy, no `.old-` container).
 fn converged(bed: &Testbed, tag: u32) -> Result<(), String> {
-    let mut names = BTreeSet::new();
+    let mut replicas = BTreeSet::new();
     for host in bed.hosts() {
-        for (name, image, state, _) in containers(host) {
-            if image != format!("gitfleet/web:{tag}")
-                || state != "running"
-                || name.contains(".old-")
+        for c in containers(host) {
+            if c.image != format!("gitfleet/web:{tag}")
+                || c.state != "running"
+                || c.name.contains(".old-")
             {
-                return Err(format!("{}: {name} {image} {state}", host.name()));
+                return Err(format!("{}: {} {} {}", host.name(), c.name, c.image, c.state));
             }
-            if !names.insert(name.clone()) {
-                return Err(format!("{name} twice"));
+            if !replicas.insert(c.replica.clone()) {
+                return Err(format!("{} twice (duplicate)", c.replica));
             }
         }
     }
-    let wanted: BTreeSet<String> = (1..=REPLICAS).map(|i| format!("shop-web-{i}")).collect();
-    if names != wanted { Err(format!("replicas {names:?}")) } else { Ok(()) }
+    let wanted: BTreeSet<String> = (1..=REPLICAS).map(|i| format!("web#{i}")).collect();
+    if replicas != wanted { Err(format!("replicas {replicas:?}")) } else { Ok(()) }
 }
 
 fn wait_converged(bed: &Testbed, tag: u32, within: Duration) {
@@ -151,7 +162,7 @@ fn wait_converged(bed: &Testbed, tag: u32, within: Duration) {
 /// Any container of `tag` created yet (the rollout under way)?
 fn rollout_started(bed: &Testbed, tag: u32) -> bool {
     let image = format!("gitfleet/web:{tag}");
-    bed.hosts().iter().any(|h| containers(h).iter().any(|c| c.1 == image))
+    bed.hosts().iter().any(|h| containers(h).iter().any(|c| c.image == image))
 }
 
 /// The two instances and how to (re)start one.
