@@ -157,14 +157,15 @@ mod tests {
 
     #[test]
     fn bad_settings_say_which_flag() {
-        let cases: Vec<(Box<dyn Fn(&mut LeaderSettings)>, &str)> = vec![
-            (Box::new(|s| s.endpoints.clear()), "--etcd"),
-            (Box::new(|s| s.endpoints = vec!["127.0.0.1:2379".into()]), "--etcd"),
-            (Box::new(|s| s.endpoints = vec!["https://e:2379".into()]), "--etcd"),
-            (Box::new(|s| s.lease_ttl = Duration::from_secs(1)), "--lease-ttl"),
-            (Box::new(|s| s.lease_ttl = Duration::from_millis(2500)), "--lease-ttl"),
-            (Box::new(|s| s.fleet = "a/b".into()), "--fleet"),
-            (Box::new(|s| s.member = String::new()), "--etcd-member"),
+        type Change = fn(&mut LeaderSettings);
+        let cases: [(Change, &str); 7] = [
+            (|s| s.endpoints.clear(), "--etcd"),
+            (|s| s.endpoints = vec!["127.0.0.1:2379".into()], "--etcd"),
+            (|s| s.endpoints = vec!["https://e:2379".into()], "--etcd"),
+            (|s| s.lease_ttl = Duration::from_secs(1), "--lease-ttl"),
+            (|s| s.lease_ttl = Duration::from_millis(2500), "--lease-ttl"),
+            (|s| s.fleet = "a/b".into(), "--fleet"),
+            (|s| s.member = String::new(), "--etcd-member"),
         ];
         for (change, flag) in cases {
             let mut s = settings();

@@ -151,7 +151,7 @@ impl Controller {
 }
 
 /// One HTTP/1.0 request to `addr`: the status code and the body.
-pub(crate) fn http(
+fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::controller::{Controller, http};
+use crate::controller::Controller;
 use crate::support::{BareRepo, DockerHost, EtcdCluster, GitHttpServer, GitRepo, Testbed};
 
 const FLEET: &str = "ha";
@@ -165,6 +165,21 @@ fn rollout_started(bed: &Testbed, tag: u32) -> bool {
     bed.hosts().iter().any(|h| containers(h).iter().any(|c| c.image == image))
 }
 
+/// `/api/status` of the instance at `addr`, or `None` if it does not answer (killed, frozen).
+fn status_of(addr: std::net::SocketAddr) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    stream.write_all(b"GET /api/status HTTP/1.0\r\nHost: gitfleet\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    if !response.starts_with("HTTP/1.0 200") && !response.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()
+}
+
 /// The two instances and how to (re)start one.
 struct Pair {
     repo: String,
@@ -200,11 +215,7 @@ impl Pair {
 
     fn role(&self, i: usize) -> Option<(String, Option<i64>)> {
         let c = self.instances[i].as_ref()?;
-        let (code, body) = http(c.addr, "GET", "/api/status", &[], b"");
-        if code != 200 {
-            return None;
-        }
-        let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let status = status_of(c.addr)?;
         let leadership = &status["leadership"];
         Some((leadership["role"].as_str()?.to_string(), leadership["epoch"].as_i64()))
     }
@@ -368,8 +379,8 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             let standby = 1 - leader;
-            let before = at_target(&bed, tag + 1);
-            tag += 1;
+            let before = at_target(&bed, 3 - tag);
+            tag = 3 - tag; // web:1 and web:2 are the test bed's images
             let commit = change(&work, &origin, tag);
             pair.hook(standby, &commit);
             let until = Instant::now() + Duration::from_secs(30);
@@ -396,7 +407,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             let standby = 1 - leader;
-            tag += 1;
+            tag = 3 - tag; // web:1 and web:2 are the test bed's images
             let commit = change(&work, &origin, tag);
             pair.hook(leader, &commit);
             let until = Instant::now() + Duration::from_secs(30);
@@ -411,7 +422,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             pair.signal(leader, "-CONT");
             wait_converged(&bed, tag, Duration::from_secs(60));
             // The thawed instance has time to misbehave before the check.
-            std::thread::sleep(Duration::from_secs(2));
+            std::thread::sleep(Duration::from_secs(1));
             check_invariants(&bed, "sigstop", since, &before);
             let (now_leading, _) = pair.leader(Duration::from_secs(5));
             assert_eq!(now_leading, standby, "the thawed instance took the lead back");
@@ -422,14 +433,16 @@ fn failover_scenarios_keep_one_writer_and_converge() {
         {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
-            tag += 1;
+            tag = 3 - tag; // web:1 and web:2 are the test bed's images
             change(&work, &origin, tag);
             let stopped = now_nanos();
             let started = Instant::now();
             pair.signal(leader, "-TERM");
-            let (new_leader, _) = pair.leader(Duration::from_secs(5));
+            while pair.role(1 - leader).map(|r| r.0).as_deref() != Some("leader") {
+                assert!(started.elapsed() < Duration::from_secs(5), "sigterm: no hand-off in 5 s");
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let elected_ms = started.elapsed().as_secs_f64() * 1e3;
-            assert_ne!(new_leader, leader);
             let first = wait_first_create_above(&bed, epoch, stopped, Duration::from_secs(20));
             wait_converged(&bed, tag, Duration::from_secs(60));
             check_invariants(&bed, "sigterm", since, &BTreeMap::new());
@@ -450,10 +463,10 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             cluster.freeze(1);
             cluster.freeze(2);
             let lost = now_nanos();
-            tag += 1;
+            tag = 3 - tag; // web:1 and web:2 are the test bed's images
             let commit = change(&work, &origin, tag);
             pair.hook(leader, &commit);
-            std::thread::sleep(ttl + Duration::from_secs(2));
+            std::thread::sleep(ttl + Duration::from_secs(1));
             let writes: Vec<Event> = bed
                 .hosts()
                 .iter()
