@@ -559,3 +559,20 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_endpoints_in_the_configuration_file_are_a_list_or_one_string() {
+        let list: ConfigFile =
+            serde_yaml::from_str("etcd: [http://a:2379, http://b:2379]\nlease_ttl: 3s").unwrap();
+        assert_eq!(list.etcd.unwrap(), ["http://a:2379", "http://b:2379"]);
+        assert_eq!(list.lease_ttl, Some(Duration::from_secs(3)));
+        let one: ConfigFile = serde_yaml::from_str("etcd: http://a:2379, http://b:2379").unwrap();
+        assert_eq!(one.etcd.unwrap(), ["http://a:2379", "http://b:2379"]);
+        let none: ConfigFile = serde_yaml::from_str("fleet: prod").unwrap();
+        assert!(none.etcd.is_none());
+    }
+}

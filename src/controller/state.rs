@@ -397,7 +397,12 @@ impl Snapshot {
     }
 
     /// Ready: the repository has been read and a first sync has finished.
+    /// A standby (high availability) syncs nothing and is ready as soon as it runs: it serves
+    /// the status and hands webhooks to the leader.
     pub fn ready(&self) -> Result<(), &'static str> {
+        if self.leadership.role == crate::leader::Role::Standby {
+            return Ok(());
+        }
         if !self.repository_read {
             return Err("the repository has not been read yet");
         }
