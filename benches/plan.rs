@@ -252,6 +252,7 @@ fn model() -> Model {
                 name: FLEET.into(),
                 observe_timeout_ms: 10_000,
                 pull_policy: PullPolicy::Missing,
+                ..Settings::default()
             },
             variables: BTreeMap::new(),
         },

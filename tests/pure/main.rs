@@ -11,6 +11,7 @@ mod git_remote;
 mod leader_etcd;
 mod load_fuzz;
 mod plan_properties;
+mod untrusted;
 mod validate;
 mod validate_age;
 mod webhook_receive;
