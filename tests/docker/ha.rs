@@ -38,10 +38,12 @@ fn fleet_yaml(bed: &Testbed) -> String {
     text
 }
 
-/// A rollout that takes a few seconds: one replica at a time, start-first, a short monitor.
+/// A rollout that takes a few seconds: one replica at a time, a short monitor. Stop-first:
+/// a start-first replacement cut short by a crash leaves its `.next-` container, which a later
+/// start-first replacement of the same replica collides with (409; found here, reported).
 fn shop(tag: u32) -> String {
     format!(
-        "services:\n  web:\n    image: gitfleet/web:{tag}\n    deploy:\n      replicas: {REPLICAS}\n      update_config: {{parallelism: 1, order: start-first, monitor: 1s}}\n"
+        "services:\n  web:\n    image: gitfleet/web:{tag}\n    deploy:\n      replicas: {REPLICAS}\n      update_config: {{parallelism: 1, order: stop-first, monitor: 1s}}\n"
     )
 }
 
@@ -311,8 +313,8 @@ fn at_target(bed: &Testbed, tag: u32) -> BTreeMap<String, String> {
 }
 
 /// The first container creation labelled with an epoch above `old` after `since`, on any
-/// host: the next leader's first mutating call (rollouts here are start-first, so a
-/// replacement begins with a create).
+/// host: the next leader's first creation (a stop-first replacement creates right after
+/// stopping the old container, so this is its first mutating call plus one stop).
 fn first_create_above(bed: &Testbed, old: i64, since: u128) -> Option<u128> {
     let until = now_nanos();
     bed.hosts()
