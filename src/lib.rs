@@ -16,6 +16,8 @@
 //!   signature checks in constant time, payloads read into a `Hook` handed to a sink.
 //! * [`forge`]: the pull-request plan preview: its markdown comment (pure) and the GitHub,
 //!   GitLab and Gitea / Forgejo APIs that keep one such comment per pull request up to date.
+//! * [`leader`]: high availability: leadership through an etcd lease (election, keep-alive on
+//!   the boot clock, the fence each mutating batch passes), so only one instance applies.
 //! * [`controller`]: `gitfleet run`'s reconcile loop: triggers, host liveness and failover,
 //!   crash-loop backoff, the state the status and the web layer read.
 //! * [`web`]: the read-only status page, `/api/status`, live updates (server-sent events),
@@ -37,6 +39,7 @@ pub mod diff;
 pub mod forge;
 pub mod git;
 pub mod hosts;
+pub mod leader;
 pub mod model;
 pub mod router;
 pub mod web;

@@ -15,11 +15,14 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::{Controller, Settings};
+use crate::controller::{Trigger, Triggers};
 use crate::forge::{ForgeClient, ForgeKind};
+use crate::leader::{Elector, EtcdTls, LeaderSettings, Role, handoff};
 use crate::model::{LoadOptions, parse_identities};
-use crate::web;
 use crate::router::{self, Router};
+use crate::web;
 use crate::webhook::ReceiverSettings;
+use crate::webhook::{Hook, HookSink};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -110,6 +113,34 @@ pub struct Args {
     /// Serve HTTP for every `x-routes` rule on this address (the router); off by default.
     #[arg(long, env = "GITFLEET_ROUTER_LISTEN")]
     router_listen: Option<SocketAddr>,
+    /// etcd client URLs, comma-separated: run as one of several instances, of which only the
+    /// leader applies. Without it, this is the only instance.
+    #[arg(long, env = "GITFLEET_ETCD", value_delimiter = ',')]
+    etcd: Option<Vec<String>>,
+    /// The leader's lease: a crashed leader's successor starts within about this. Default 5s.
+    #[arg(long, env = "GITFLEET_LEASE_TTL", value_parser = humantime::parse_duration)]
+    lease_ttl: Option<Duration>,
+    /// The group of instances that elect one leader (keys under /gitfleet/<fleet>/).
+    #[arg(long, env = "GITFLEET_FLEET")]
+    fleet: Option<String>,
+    /// This instance's name among the members. Default: host name and process id.
+    #[arg(long, env = "GITFLEET_ETCD_MEMBER")]
+    etcd_member: Option<String>,
+    /// CA certificate (PEM) of the etcd cluster, for https:// endpoints.
+    #[arg(long, env = "GITFLEET_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd, with --etcd-key.
+    #[arg(long, env = "GITFLEET_ETCD_CERT")]
+    etcd_cert: Option<PathBuf>,
+    /// Client key (PEM) for etcd.
+    #[arg(long, env = "GITFLEET_ETCD_KEY")]
+    etcd_key: Option<PathBuf>,
+    /// etcd user (etcd's own authentication), with --etcd-password.
+    #[arg(long, env = "GITFLEET_ETCD_USER")]
+    etcd_user: Option<String>,
+    /// etcd password (or GITFLEET_ETCD_PASSWORD_FILE).
+    #[arg(long, env = "GITFLEET_ETCD_PASSWORD", hide_env_values = true)]
+    etcd_password: Option<String>,
 }
 
 /// The configuration file: the same settings as the flags, in snake_case, plus `*_file`
@@ -154,6 +185,33 @@ struct ConfigFile {
     #[serde(default, with = "optional_duration")]
     shutdown_timeout: Option<Duration>,
     router_listen: Option<SocketAddr>,
+    /// A list, or one comma-separated string.
+    #[serde(default, deserialize_with = "urls")]
+    etcd: Option<Vec<String>>,
+    #[serde(default, with = "optional_duration")]
+    lease_ttl: Option<Duration>,
+    fleet: Option<String>,
+    etcd_member: Option<String>,
+    etcd_ca: Option<PathBuf>,
+    etcd_cert: Option<PathBuf>,
+    etcd_key: Option<PathBuf>,
+    etcd_user: Option<String>,
+    etcd_password: Option<String>,
+    etcd_password_file: Option<PathBuf>,
+}
+
+/// `etcd:` in the configuration file: a list of URLs or one comma-separated string.
+fn urls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<Urls>::deserialize(d)?.map(|urls| match urls {
+        Urls::One(text) => text.split(',').map(|u| u.trim().to_string()).collect(),
+        Urls::Many(list) => list,
+    }))
 }
 
 mod optional_duration {
@@ -201,6 +259,8 @@ struct Resolved {
     receivers: ReceiverSettings,
     forge: Option<ForgeClient>,
     router_listen: Option<SocketAddr>,
+    /// Leader election through etcd, when `--etcd` is given.
+    leader: Option<LeaderSettings>,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -323,9 +383,43 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     };
     let listen =
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let leader = match args.etcd.or(file.etcd).filter(|urls| !urls.is_empty()) {
+        None => None,
+        Some(endpoints) => {
+            let fleet = args.fleet.or(file.fleet).unwrap_or_else(|| "gitfleet".into());
+            let mut leader = LeaderSettings::new(endpoints, fleet);
+            if let Some(ttl) = args.lease_ttl.or(file.lease_ttl) {
+                leader.lease_ttl = ttl;
+            }
+            if let Some(member) = args.etcd_member.or(file.etcd_member) {
+                leader.member = member;
+            }
+            let tls = EtcdTls {
+                ca: args.etcd_ca.or(file.etcd_ca),
+                cert: args.etcd_cert.or(file.etcd_cert),
+                key: args.etcd_key.or(file.etcd_key),
+            };
+            if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
+                leader.tls = Some(tls);
+            }
+            let password = secret(
+                args.etcd_password,
+                "GITFLEET_ETCD_PASSWORD",
+                file.etcd_password,
+                file.etcd_password_file,
+            )?;
+            match (args.etcd_user.or(file.etcd_user), password) {
+                (Some(user), Some(password)) => leader.credentials = Some((user, password)),
+                (None, None) => {}
+                _ => bail!("give --etcd-user and --etcd-password together"),
+            }
+            leader.validate()?;
+            Some(leader)
+        }
+    };
     let hooks_listen = args.hooks_listen.or(file.hooks_listen);
     let router_listen = args.router_listen.or(file.router_listen);
-    Ok(Resolved { settings, listen, hooks_listen, receivers, forge, router_listen })
+    Ok(Resolved { settings, listen, hooks_listen, receivers, forge, router_listen, leader })
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -337,7 +431,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
 /// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { mut settings, listen, hooks_listen, receivers, forge, router_listen } = resolved;
+    let Resolved { mut settings, listen, hooks_listen, receivers, forge, router_listen, leader } =
+        resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let shutdown_timeout = settings.shutdown_timeout;
     let cancel = CancellationToken::new();
@@ -357,7 +452,24 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let mut controller = Controller::start(settings, forge, cancel.clone())?;
+    let elector = match leader {
+        Some(leader) => {
+            let member = leader.member.clone();
+            let elector = Elector::start(leader, cancel.clone())
+                .await
+                .context("cannot take part in the leader election")?;
+            tracing::info!(%member, "campaigning for leadership through etcd");
+            Some(Arc::new(elector))
+        }
+        None => None,
+    };
+    let leadership = elector.as_ref().map(|e| e.leadership());
+    let mut controller = Controller::start(settings, forge, cancel.clone(), leadership)?;
+    let mut sink = controller.hook_sink();
+    if let Some(elector) = &elector {
+        sink = standby_forwards(sink, elector.clone());
+        tokio::spawn(receive_handed_hooks(elector.clone(), controller.triggers.clone()));
+    }
     // The router beside the loop: its listener, its prober, and the snapshot into its table.
     let mut routing = tokio::task::JoinSet::new();
     let metrics_router = router.as_ref().map(|(_, r)| r.clone());
@@ -389,8 +501,7 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
         shutdown_grace: web::Limits::default().shutdown_grace.min(shutdown_timeout),
         ..web::Limits::default()
     };
-    let hooks =
-        web::hooks(site.clone(), Arc::new(receivers), controller.hook_sink(), limits.body_timeout);
+    let hooks = web::hooks(site.clone(), Arc::new(receivers), sink, limits.body_timeout);
     eprintln!("gitfleet: listening on {}", listener.local_addr()?);
     let mut servers = tokio::task::JoinSet::new();
     match hooks_listener {
@@ -414,6 +525,11 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
             1
         }
     };
+    // A leader resigns first (its term ends, its lease is revoked): a standby takes over in
+    // well under a second instead of after the TTL.
+    if let Some(elector) = &elector {
+        elector.resign().await;
+    }
     // Stop taking triggers and requests; let the current step finish, within the timeout.
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
@@ -453,6 +569,50 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
 }
 
+/// With high availability: pushes and sync requests that reach a standby are handed to the
+/// leader through etcd; the leader (and pull-request previews, which any instance runs for
+/// the hooks it receives) keep the local sink.
+fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
+    Arc::new(move |hook: Hook| {
+        let forge = match &hook {
+            Hook::Push { forge, .. } => forge.to_string(),
+            Hook::Sync { .. } => "generic".to_string(),
+            Hook::Ping { .. } | Hook::PullRequest(_) => return local(hook),
+        };
+        if elector.view().borrow().role == Role::Leader {
+            return local(hook);
+        }
+        let elector = elector.clone();
+        tokio::spawn(async move {
+            match handoff::forward(elector.etcd(), elector.settings(), &forge).await {
+                Ok(()) => tracing::info!(%forge, "webhook handed to the leader"),
+                Err(error) => {
+                    tracing::warn!(%forge, %error, "cannot hand the webhook to the leader")
+                }
+            }
+        });
+    })
+}
+
+/// While this instance leads: turns the webhooks standbys hand on into triggers.
+async fn receive_handed_hooks(elector: Arc<Elector>, triggers: Arc<Triggers>) {
+    let mut terms = elector.terms();
+    loop {
+        let term = terms.borrow_and_update().clone();
+        if let Some(term) = term.filter(|t| !t.is_over()) {
+            let triggers = triggers.clone();
+            handoff::receive(elector.etcd().clone(), elector.settings(), term.token, move |h| {
+                tracing::info!(forge = %h.forge, from = %h.member, "webhook handed on by a standby");
+                triggers.push(Trigger::Webhook { forge: h.forge })
+            })
+            .await;
+        }
+        if terms.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub(super) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -480,8 +640,8 @@ pub(super) async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use crate::git::Credentials;
+    use clap::Parser;
 
     use super::*;
 
@@ -517,5 +677,17 @@ mod tests {
         assert!(
             matches!(resolved.settings.credentials, Credentials::Token { ref token, .. } if token == "git-token-value")
         );
+    }
+
+    #[test]
+    fn etcd_endpoints_in_the_configuration_file_are_a_list_or_one_string() {
+        let list: ConfigFile =
+            serde_yaml::from_str("etcd: [http://a:2379, http://b:2379]\nlease_ttl: 3s").unwrap();
+        assert_eq!(list.etcd.unwrap(), ["http://a:2379", "http://b:2379"]);
+        assert_eq!(list.lease_ttl, Some(Duration::from_secs(3)));
+        let one: ConfigFile = serde_yaml::from_str("etcd: http://a:2379, http://b:2379").unwrap();
+        assert_eq!(one.etcd.unwrap(), ["http://a:2379", "http://b:2379"]);
+        let none: ConfigFile = serde_yaml::from_str("fleet: prod").unwrap();
+        assert!(none.etcd.is_none());
     }
 }

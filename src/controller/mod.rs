@@ -64,6 +64,7 @@ use crate::diff::{self, Desired, Plan};
 use crate::forge::ForgeClient;
 use crate::git::{self, BranchWatch, GitError};
 use crate::hosts;
+use crate::leader::Leadership;
 use crate::model::Model;
 use crate::webhook::Hook;
 use events::EventWatchers;
@@ -95,10 +96,14 @@ impl Controller {
     /// Opens the repository and starts the loop and its triggers on the current runtime.
     /// `forge`: where to post plan previews of pull requests, if anywhere. `cancel` stops
     /// everything: the loop finishes (or stops at a step boundary) its current sync.
+    ///
+    /// `leadership`: with high availability, the election this instance takes part in; the
+    /// loop then syncs only while it leads, each apply fenced by the term.
     pub fn start(
         settings: Settings,
         forge: Option<ForgeClient>,
         cancel: CancellationToken,
+        leadership: Option<Leadership>,
     ) -> Result<Controller, GitError> {
         if settings.status_branch.as_deref() == Some(settings.branch.as_str()) {
             return Err(GitError::InvalidName {
@@ -173,6 +178,7 @@ impl Controller {
             triggers.clone(),
             cancel.clone(),
             heartbeat.clone(),
+            leadership,
         ));
         triggers.push(Trigger::Startup);
         Ok(Controller {
@@ -264,12 +270,25 @@ async fn reconcile_loop(
     triggers: Arc<Triggers>,
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
+    mut leadership: Option<Leadership>,
 ) -> &'static str {
     let quiet = Arc::new(events::Quiet::default());
     reconciler.set_quiet(quiet.clone());
     let mut watchers = EventWatchers::new(triggers.clone(), quiet);
     loop {
         heartbeat.beat();
+        // With high availability only the leader syncs; a standby waits for a term.
+        if let Some(leadership) = &mut leadership {
+            if !follow(&mut reconciler, leadership, &triggers) {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => break,
+                    _ = election_changed(leadership) => {}
+                    _ = tokio::time::sleep(health::TICK) => {}
+                }
+                continue;
+            }
+        }
         let wake = reconciler.wake_at();
         let deadline = async {
             match wake {
@@ -296,11 +315,58 @@ async fn reconcile_loop(
                     watchers.update(&model);
                 }
             }
+            _ = async {
+                match &mut leadership {
+                    Some(leadership) => election_changed(leadership).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = tokio::time::sleep(health::TICK) => {}
         }
     }
     reconciler.status().event(state::EventKind::Controller, "stopped: shutting down");
     "reconcile"
+}
+
+/// Brings the loop in line with the election: publishes the view in the status, hands the
+/// current term to the reconciler (a new term syncs at once: fetch, observe every host, then
+/// plan). Whether this instance leads.
+fn follow(reconciler: &mut Reconciler, leadership: &mut Leadership, triggers: &Triggers) -> bool {
+    let view = leadership.view.borrow_and_update().clone();
+    if reconciler.status().current().leadership != view {
+        reconciler.status().update(|s| s.leadership = view);
+    }
+    let term = leadership.terms.borrow_and_update().clone().filter(|t| !t.is_over());
+    let old = reconciler.term().map(|t| t.epoch);
+    let new = term.as_ref().map(|t| t.epoch);
+    if old != new {
+        if let Some(epoch) = old {
+            reconciler.status().event(
+                state::EventKind::Controller,
+                format!("no longer the leader (epoch {epoch}): standing by"),
+            );
+        }
+        if let Some(epoch) = new {
+            reconciler.status().event(
+                state::EventKind::Controller,
+                format!("leading with epoch {epoch}: observing every host before planning"),
+            );
+            triggers.push(Trigger::Elected);
+        }
+        reconciler.set_term(term);
+    }
+    new.is_some()
+}
+
+/// Resolves when the election's view or term changes (never, once the election has ended).
+async fn election_changed(leadership: &mut Leadership) {
+    let changed = tokio::select! {
+        changed = leadership.view.changed() => changed,
+        changed = leadership.terms.changed() => changed,
+    };
+    if changed.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn poll(interval: std::time::Duration, triggers: Arc<Triggers>) {

@@ -34,6 +34,7 @@ use crate::diff::render::short_commit;
 use crate::diff::{self, Desired, Observed, Plan, render};
 use crate::git::poll::backoff;
 use crate::hosts::Pool;
+use crate::leader::Term;
 use crate::model::Model;
 
 /// The first wait before an apply that did not complete is tried again; doubles up to
@@ -118,6 +119,9 @@ pub struct Reconciler {
     quiet: Arc<Quiet>,
     /// When the loop should sync again without a trigger (grace deadline, crash-loop brake).
     wake: Option<tokio::time::Instant>,
+    /// With high availability, the leadership term this instance holds: applies are fenced
+    /// by it (checked before each batch, epoch-labelled creations). `None` without etcd.
+    term: Option<Term>,
 }
 
 impl Reconciler {
@@ -149,7 +153,17 @@ impl Reconciler {
             fetch_error: None,
             announced: None,
             wake: None,
+            term: None,
         }
+    }
+
+    /// The leadership term applies are fenced by (`None`: unfenced, without etcd).
+    pub fn term(&self) -> Option<&Term> {
+        self.term.as_ref()
+    }
+
+    pub fn set_term(&mut self, term: Option<Term>) {
+        self.term = term;
     }
 
     /// The model the hosts are being kept at, if any.
@@ -514,16 +528,26 @@ impl Reconciler {
             }
         };
         tracing::info!(plan = %render::summary_line(&plan.summary), "applying");
-        let guard = RoutedGuard {
-            inner: CancelGuard(self.cancel.clone()),
-            router: self.settings.router.as_ref(),
-            hosts: &model.fleet.hosts,
-            timeout: Duration::from_millis(model.fleet.settings.observe_timeout_ms),
-        };
+        let router = self.settings.router.as_ref();
+        let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
+        let hosts = &model.fleet.hosts;
         self.quiet.begin();
-        let engine = Noting { engine: &engine, quiet: &self.quiet };
-        let report =
-            apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await;
+        let report = match &self.term {
+            // The leader's fence: its term's check before each batch, its own-clock gate
+            // before each Docker call, its epoch on what it creates.
+            Some(term) => {
+                let engine = engine.fenced(term.epoch, term.gate());
+                let engine = Noting { engine: &engine, quiet: &self.quiet };
+                let guard = RoutedGuard { inner: term.clone(), router, hosts, timeout };
+                apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
+            }
+            None => {
+                let engine = Noting { engine: &engine, quiet: &self.quiet };
+                let guard =
+                    RoutedGuard { inner: CancelGuard(self.cancel.clone()), router, hosts, timeout };
+                apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
+            }
+        };
         self.quiet.end();
         report
     }

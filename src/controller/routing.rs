@@ -59,6 +59,10 @@ impl<G: Guard> Guard for RoutedGuard<'_, G> {
             router.after_ready(host, container_id, replica, &resolver).await;
         }
     }
+
+    async fn stopped(&self) -> String {
+        self.inner.stopped().await
+    }
 }
 
 /// Finds a container's published port with one inspect call on its host.

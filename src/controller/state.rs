@@ -436,6 +436,9 @@ pub struct Snapshot {
     /// the hosts are kept at.
     pub fleet: Option<String>,
     pub host_info: BTreeMap<String, HostInfo>,
+    /// High availability: this instance's role (`leader`, `standby`, or `single` without
+    /// etcd), the members, the leader, its epoch and since when.
+    pub leadership: crate::leader::View,
 }
 
 impl Default for Snapshot {
@@ -460,6 +463,7 @@ impl Default for Snapshot {
             counters: Counters::default(),
             fleet: None,
             host_info: BTreeMap::new(),
+            leadership: crate::leader::View::single(),
         }
     }
 }
@@ -474,7 +478,12 @@ impl Snapshot {
     }
 
     /// Ready: the repository has been read and a first sync has finished.
+    /// A standby (high availability) syncs nothing and is ready as soon as it runs: it serves
+    /// the status and hands webhooks to the leader.
     pub fn ready(&self) -> Result<(), &'static str> {
+        if self.leadership.role == crate::leader::Role::Standby {
+            return Ok(());
+        }
         if !self.repository_read {
             return Err("the repository has not been read yet");
         }

@@ -34,6 +34,8 @@ pub enum Trigger {
     Repository,
     /// Someone asked to retry a revision whose rollout failed (a signed generic hook).
     Retry,
+    /// This instance became the leader (high availability): fetch, observe every host, plan.
+    Elected,
 }
 
 /// What the repository task is asked for.
@@ -48,7 +50,14 @@ pub enum FetchWish {
 impl Trigger {
     /// Whether this reason means the repository may have moved, so fetch first.
     pub fn needs_fetch(&self) -> bool {
-        matches!(self, Trigger::Startup | Trigger::Poll | Trigger::Notify | Trigger::Webhook { .. })
+        matches!(
+            self,
+            Trigger::Startup
+                | Trigger::Poll
+                | Trigger::Notify
+                | Trigger::Webhook { .. }
+                | Trigger::Elected
+        )
     }
 
     /// What this reason asks of the repository task, if anything.
@@ -74,6 +83,7 @@ impl Trigger {
             Trigger::Deadline => "deadline",
             Trigger::Repository => "repository",
             Trigger::Retry => "retry",
+            Trigger::Elected => "elected",
         }
     }
 }

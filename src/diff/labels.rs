@@ -18,6 +18,10 @@ pub const OBJECT: &str = "io.gitfleet.object";
 /// The repository the object was deployed from (`git::repository_id`): two repositories
 /// never share a fleet on a host (see `diff::ownership`). Not part of the spec hash.
 pub const REPOSITORY: &str = "io.gitfleet.repository";
+/// The leadership epoch of the controller that created the object (with high availability:
+/// the etcd election key's create revision). Not part of the spec hash, so a failover
+/// replaces nothing; it tells which leader wrote what.
+pub const EPOCH: &str = "io.gitfleet.epoch";
 
 use std::collections::BTreeMap;
 

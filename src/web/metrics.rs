@@ -15,6 +15,8 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, N
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+
+use crate::leader::Role;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -46,6 +48,11 @@ struct ReplicaLabels {
     app: String,
     service: String,
     state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabel {
+    role: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -186,6 +193,20 @@ pub fn render(snapshot: &Snapshot, deliveries: &Deliveries) -> String {
         "Webhook deliveries answered, by forge and result",
         hooks,
     );
+
+    let roles = Family::<RoleLabel, Gauge>::default();
+    let leadership = &snapshot.leadership;
+    for (role, name) in
+        [(Role::Leader, "leader"), (Role::Standby, "standby"), (Role::Single, "single")]
+    {
+        roles
+            .get_or_create(&RoleLabel { role: name.to_string() })
+            .set(i64::from(leadership.role == role));
+    }
+    registry.register("gitfleet_role", "1 for this instance's role (high availability)", roles);
+    let epoch: Gauge = Gauge::default();
+    epoch.set(leadership.epoch.unwrap_or(0).max(0));
+    registry.register("gitfleet_leader_epoch", "The current leader's epoch (0: none known)", epoch);
 
     let mut out = String::new();
     // Writing into a String cannot fail.

@@ -341,11 +341,9 @@ fn problem_heading(kind: ProblemKind) -> (&'static str, &'static str, &'static s
             "Mismatch",
             "Hosts whose engine reports another platform than fleet.yaml declares: nothing is planned there",
         ),
-        ProblemKind::HostRefused => (
-            "bad",
-            "Refused",
-            "Hosts where this fleet name is deployed from another repository",
-        ),
+        ProblemKind::HostRefused => {
+            ("bad", "Refused", "Hosts where this fleet name is deployed from another repository")
+        }
     }
 }
 

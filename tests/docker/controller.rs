@@ -43,10 +43,10 @@ volumes:
   data: {}
 ";
 
-/// The controller process; killed on drop.
-struct Controller {
-    child: Child,
-    addr: SocketAddr,
+/// The controller process; killed on drop. (Also used by `ha.rs`.)
+pub(crate) struct Controller {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     log: Arc<Mutex<String>>,
 }
 
@@ -61,7 +61,7 @@ impl Drop for Controller {
 }
 
 impl Controller {
-    fn start(repo_url: &str, cache: &std::path::Path, extra: &[&str]) -> Controller {
+    pub(crate) fn start(repo_url: &str, cache: &std::path::Path, extra: &[&str]) -> Controller {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
         command
             .args(["run", "--repo", repo_url, "--listen", "127.0.0.1:0"])
@@ -116,7 +116,7 @@ impl Controller {
         http(self.addr, "POST", "/hooks/github", &headers, body.as_bytes()).0
     }
 
-    fn push_hook(&self, commit: &str) -> u16 {
+    pub(crate) fn push_hook(&self, commit: &str) -> u16 {
         let body = format!(
             r#"{{"ref": "refs/heads/main", "after": "{commit}", "repository": {{"full_name": "acme/fleet"}}}}"#
         );

@@ -10,6 +10,7 @@ mod forge_comments;
 mod git_edges;
 mod git_remote;
 mod hosts_failures;
+mod leader_etcd;
 mod load_fuzz;
 mod plan_properties;
 mod router_proxy;

@@ -36,6 +36,7 @@
 //!   takes the same slot (lowest free first) and cleans it.
 #![allow(dead_code)]
 
+mod etcd;
 mod git;
 mod git_http;
 mod slot;
@@ -46,6 +47,8 @@ pub mod windows_engine;
 use std::path::PathBuf;
 
 // Not every test binary uses every item.
+#[allow(unused_imports)]
+pub use etcd::{EtcdCluster, EtcdMember};
 #[allow(unused_imports)]
 pub use git::GitRepo;
 #[allow(unused_imports)]
