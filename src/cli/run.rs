@@ -248,6 +248,7 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
         );
     }
     let mut receivers = ReceiverSettings::new(settings.branch.clone());
+    receivers.repository = crate::webhook::repository_path(&settings.repository);
     receivers.github_secret = secret(
         args.webhook_github_secret,
         "GITFLEET_WEBHOOK_GITHUB_SECRET",
