@@ -1,8 +1,9 @@
 //! `gitfleet run`: the controller. Settings come from flags, then `GITFLEET_*` environment
 //! variables (clap reads both), then the configuration file (`--config`, YAML, the same names
 //! in snake_case), then defaults. Every secret can also be read from a file, named by the
-//! `<NAME>_FILE` variable or the `<name>_file` key, so secrets stay out of the environment
-//! and the process list.
+//! `--<name>-file` flag, the `<NAME>_FILE` variable or the `<name>_file` key, so secrets stay
+//! out of the environment and the process list; a secret given as a flag's value is used, with
+//! a warning that other users of the machine can read it (`ps`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,36 +68,67 @@ pub struct Args {
     /// User name for https fetches with a token (default `git`), or for ssh (default `git`).
     #[arg(long, env = "GITFLEET_GIT_USERNAME")]
     git_username: Option<String>,
-    /// Token for https fetches and status pushes (or GITFLEET_GIT_TOKEN_FILE).
+    /// Token for https fetches and status pushes (visible in `ps`: prefer --git-token-file).
     #[arg(long, env = "GITFLEET_GIT_TOKEN", hide_env_values = true)]
     git_token: Option<String>,
-    /// A file holding the token (its first line), so it stays out of the process list.
-    #[arg(long, conflicts_with = "git_token")]
+    /// A file holding --git-token (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(long, env = "GITFLEET_GIT_TOKEN_FILE", conflicts_with = "git_token")]
     git_token_file: Option<PathBuf>,
     /// SSH private key for ssh URLs; without it, the ssh agent is asked.
     #[arg(long, env = "GITFLEET_GIT_SSH_KEY")]
     git_ssh_key: Option<PathBuf>,
-    /// Secret of the GitHub webhook (or ..._FILE); enables POST /hooks/github.
+    /// Secret of the GitHub webhook (visible in `ps`: prefer the -file form); enables POST /hooks/github.
     #[arg(long, env = "GITFLEET_WEBHOOK_GITHUB_SECRET", hide_env_values = true)]
     webhook_github_secret: Option<String>,
-    /// Token of the GitLab webhook (or ..._FILE); enables POST /hooks/gitlab.
+    /// A file holding --webhook-github-secret (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GITHUB_SECRET_FILE",
+        conflicts_with = "webhook_github_secret"
+    )]
+    webhook_github_secret_file: Option<PathBuf>,
+    /// Token of the GitLab webhook (visible in `ps`: prefer the -file form); enables POST /hooks/gitlab.
     #[arg(long, env = "GITFLEET_WEBHOOK_GITLAB_TOKEN", hide_env_values = true)]
     webhook_gitlab_token: Option<String>,
-    /// Secret of the Gitea / Forgejo webhook (or ..._FILE); enables POST /hooks/gitea.
+    /// A file holding --webhook-gitlab-token (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GITLAB_TOKEN_FILE",
+        conflicts_with = "webhook_gitlab_token"
+    )]
+    webhook_gitlab_token_file: Option<PathBuf>,
+    /// Secret of the Gitea / Forgejo webhook (visible in `ps`: prefer the -file form); enables POST /hooks/gitea.
     #[arg(long, env = "GITFLEET_WEBHOOK_GITEA_SECRET", hide_env_values = true)]
     webhook_gitea_secret: Option<String>,
-    /// Secret of the generic endpoint (or ..._FILE); enables POST /hooks/generic.
+    /// A file holding --webhook-gitea-secret (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GITEA_SECRET_FILE",
+        conflicts_with = "webhook_gitea_secret"
+    )]
+    webhook_gitea_secret_file: Option<PathBuf>,
+    /// Secret of the generic endpoint (visible in `ps`: prefer the -file form); enables POST /hooks/generic.
     #[arg(long, env = "GITFLEET_WEBHOOK_GENERIC_SECRET", hide_env_values = true)]
     webhook_generic_secret: Option<String>,
+    /// A file holding --webhook-generic-secret (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GENERIC_SECRET_FILE",
+        conflicts_with = "webhook_generic_secret"
+    )]
+    webhook_generic_secret_file: Option<PathBuf>,
     /// Which forge to post pull-request plan previews to: github, gitlab or gitea.
     #[arg(long, env = "GITFLEET_FORGE")]
     forge: Option<String>,
     /// The forge's API base URL (default https://api.github.com for github; required otherwise).
     #[arg(long, env = "GITFLEET_FORGE_API")]
     forge_api: Option<String>,
-    /// Token for the forge's API (or GITFLEET_FORGE_TOKEN_FILE).
+    /// Token for the forge's API (visible in `ps`: prefer --forge-token-file).
     #[arg(long, env = "GITFLEET_FORGE_TOKEN", hide_env_values = true)]
     forge_token: Option<String>,
+    /// A file holding --forge-token (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(long, env = "GITFLEET_FORGE_TOKEN_FILE", conflicts_with = "forge_token")]
+    forge_token_file: Option<PathBuf>,
     /// Age identity file for encrypted secrets (`*.age`).
     #[arg(long, env = "GITFLEET_AGE_IDENTITY")]
     age_identity: Option<PathBuf>,
@@ -138,9 +170,12 @@ pub struct Args {
     /// etcd user (etcd's own authentication), with --etcd-password.
     #[arg(long, env = "GITFLEET_ETCD_USER")]
     etcd_user: Option<String>,
-    /// etcd password (or GITFLEET_ETCD_PASSWORD_FILE).
+    /// etcd password (visible in `ps`: prefer --etcd-password-file).
     #[arg(long, env = "GITFLEET_ETCD_PASSWORD", hide_env_values = true)]
     etcd_password: Option<String>,
+    /// A file holding --etcd-password (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(long, env = "GITFLEET_ETCD_PASSWORD_FILE", conflicts_with = "etcd_password")]
+    etcd_password_file: Option<PathBuf>,
 }
 
 /// The configuration file: the same settings as the flags, in snake_case, plus `*_file`
@@ -225,23 +260,40 @@ mod optional_duration {
     }
 }
 
-/// A secret: the flag or variable, else `<ENV>_FILE`, else the file's value or `*_file` key.
-fn secret(
-    given: Option<String>,
-    env: &str,
-    in_file: Option<String>,
-    in_file_path: Option<PathBuf>,
-) -> anyhow::Result<Option<String>> {
-    if given.is_some() {
-        return Ok(given);
+/// Where a secret may come from, in order: the value flag or variable, the `-file` flag or
+/// `_FILE` variable, the configuration file's `<name>_file` key, its `<name>` key.
+struct SecretSources {
+    /// The flag's name without dashes (`git-token`); the variable is `GITFLEET_GIT_TOKEN`.
+    flag: &'static str,
+    value: Option<String>,
+    value_file: Option<PathBuf>,
+    in_config: Option<String>,
+    in_config_file: Option<PathBuf>,
+}
+
+/// Resolves a secret from its [`SecretSources`]. A value given on the command line (not through
+/// its variable) is used, with a warning that other users of the machine can read it.
+fn secret(sources: SecretSources) -> anyhow::Result<Option<String>> {
+    let SecretSources { flag, value, value_file, in_config, in_config_file } = sources;
+    let env = format!("GITFLEET_{}", flag.replace('-', "_").to_uppercase());
+    if let Some(value) = value {
+        if std::env::var(&env).ok().as_deref() != Some(value.as_str()) {
+            tracing::warn!(
+                "--{flag} is visible to other users of this machine (ps, /proc); use --{flag}-file or {env}_FILE instead"
+            );
+        }
+        return Ok(Some(value));
     }
-    let path = std::env::var_os(format!("{env}_FILE")).map(PathBuf::from).or(in_file_path);
-    if let Some(path) = path {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the secret file {} ({env}_FILE)", path.display()))?;
-        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
-    }
-    Ok(in_file)
+    let (path, named) = match (value_file, in_config_file) {
+        (Some(path), _) => (path, format!("--{flag}-file / {env}_FILE")),
+        (None, Some(path)) => {
+            (path, format!("{}_file in the configuration file", flag.replace('-', "_")))
+        }
+        (None, None) => return Ok(in_config),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the secret file {} ({named})", path.display()))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -304,10 +356,13 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
         anyhow::ensure!(!timeout.is_zero(), "the git timeout must be more than 0s");
         settings.git_timeout = timeout;
     }
-    let token = match &args.git_token_file {
-        Some(path) => Some(super::source::read_secret_file(path, "--git-token-file")?),
-        None => secret(args.git_token, "GITFLEET_GIT_TOKEN", file.git_token, file.git_token_file)?,
-    };
+    let token = secret(SecretSources {
+        flag: "git-token",
+        value: args.git_token,
+        value_file: args.git_token_file,
+        in_config: file.git_token,
+        in_config_file: file.git_token_file,
+    })?;
     settings.credentials = super::source::credentials(
         &settings.repository,
         args.git_username.or(file.git_username),
@@ -330,30 +385,35 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
         );
     }
     let mut receivers = ReceiverSettings::new(settings.branch.clone());
-    receivers.github_secret = secret(
-        args.webhook_github_secret,
-        "GITFLEET_WEBHOOK_GITHUB_SECRET",
-        file.webhook_github_secret,
-        file.webhook_github_secret_file,
-    )?;
-    receivers.gitlab_token = secret(
-        args.webhook_gitlab_token,
-        "GITFLEET_WEBHOOK_GITLAB_TOKEN",
-        file.webhook_gitlab_token,
-        file.webhook_gitlab_token_file,
-    )?;
-    receivers.gitea_secret = secret(
-        args.webhook_gitea_secret,
-        "GITFLEET_WEBHOOK_GITEA_SECRET",
-        file.webhook_gitea_secret,
-        file.webhook_gitea_secret_file,
-    )?;
-    receivers.generic_secret = secret(
-        args.webhook_generic_secret,
-        "GITFLEET_WEBHOOK_GENERIC_SECRET",
-        file.webhook_generic_secret,
-        file.webhook_generic_secret_file,
-    )?;
+    receivers.repository = crate::webhook::repository_path(&settings.repository);
+    receivers.github_secret = secret(SecretSources {
+        flag: "webhook-github-secret",
+        value: args.webhook_github_secret,
+        value_file: args.webhook_github_secret_file,
+        in_config: file.webhook_github_secret,
+        in_config_file: file.webhook_github_secret_file,
+    })?;
+    receivers.gitlab_token = secret(SecretSources {
+        flag: "webhook-gitlab-token",
+        value: args.webhook_gitlab_token,
+        value_file: args.webhook_gitlab_token_file,
+        in_config: file.webhook_gitlab_token,
+        in_config_file: file.webhook_gitlab_token_file,
+    })?;
+    receivers.gitea_secret = secret(SecretSources {
+        flag: "webhook-gitea-secret",
+        value: args.webhook_gitea_secret,
+        value_file: args.webhook_gitea_secret_file,
+        in_config: file.webhook_gitea_secret,
+        in_config_file: file.webhook_gitea_secret_file,
+    })?;
+    receivers.generic_secret = secret(SecretSources {
+        flag: "webhook-generic-secret",
+        value: args.webhook_generic_secret,
+        value_file: args.webhook_generic_secret_file,
+        in_config: file.webhook_generic_secret,
+        in_config_file: file.webhook_generic_secret_file,
+    })?;
     let forge = match args.forge.or(file.forge) {
         None => None,
         Some(kind) => {
@@ -367,15 +427,16 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             else {
                 bail!("--forge {kind:?} needs --forge-api (the forge's base URL)");
             };
-            let Some(token) = secret(
-                args.forge_token,
-                "GITFLEET_FORGE_TOKEN",
-                file.forge_token,
-                file.forge_token_file,
-            )?
+            let Some(token) = secret(SecretSources {
+                flag: "forge-token",
+                value: args.forge_token,
+                value_file: args.forge_token_file,
+                in_config: file.forge_token,
+                in_config_file: file.forge_token_file,
+            })?
             else {
                 bail!(
-                    "--forge needs a token: --forge-token, GITFLEET_FORGE_TOKEN or GITFLEET_FORGE_TOKEN_FILE"
+                    "--forge needs a token: --forge-token-file (or GITFLEET_FORGE_TOKEN_FILE), or --forge-token"
                 );
             };
             Some(ForgeClient::new(kind, &api, token)?)
@@ -402,12 +463,13 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
                 leader.tls = Some(tls);
             }
-            let password = secret(
-                args.etcd_password,
-                "GITFLEET_ETCD_PASSWORD",
-                file.etcd_password,
-                file.etcd_password_file,
-            )?;
+            let password = secret(SecretSources {
+                flag: "etcd-password",
+                value: args.etcd_password,
+                value_file: args.etcd_password_file,
+                in_config: file.etcd_password,
+                in_config_file: file.etcd_password_file,
+            })?;
             match (args.etcd_user.or(file.etcd_user), password) {
                 (Some(user), Some(password)) => leader.credentials = Some((user, password)),
                 (None, None) => {}
@@ -646,7 +708,7 @@ mod tests {
     use super::*;
 
     #[derive(Debug, clap::Parser)]
-    struct Wrapper {
+    struct Cli {
         #[command(flatten)]
         args: Args,
     }
@@ -665,7 +727,7 @@ mod tests {
             .replace("/etc/gitfleet/secrets", secrets.to_str().unwrap());
         let config = dir.path().join("gitfleet.yaml");
         std::fs::write(&config, example).unwrap();
-        let wrapper = Wrapper::try_parse_from(["x", "--config", config.to_str().unwrap()]).unwrap();
+        let wrapper = Cli::try_parse_from(["x", "--config", config.to_str().unwrap()]).unwrap();
         let resolved = resolve(wrapper.args).unwrap();
         assert_eq!(resolved.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(resolved.hooks_listen, Some("0.0.0.0:9090".parse().unwrap()));
@@ -689,5 +751,81 @@ mod tests {
         assert_eq!(one.etcd.unwrap(), ["http://a:2379", "http://b:2379"]);
         let none: ConfigFile = serde_yaml::from_str("fleet: prod").unwrap();
         assert!(none.etcd.is_none());
+    }
+
+    fn resolved(flags: &[&str]) -> anyhow::Result<Resolved> {
+        let mut argv = vec!["gitfleet", "--repo", "https://github.com/owner/fleet.git"];
+        argv.extend_from_slice(flags);
+        resolve(Cli::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn every_secret_flag_has_a_file_form_whose_value_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let (git, github, gitlab, gitea, generic, forge) = (
+            write("git", "git-secret\n"),
+            write("github", "gh secret\r\n"),
+            write("gitlab", "gl-token"),
+            write("gitea", "gt\n"),
+            write("generic", "gen\n"),
+            write("forge", "forge-secret\n"),
+        );
+        let resolved = resolved(&[
+            "--git-token-file",
+            &git,
+            "--webhook-github-secret-file",
+            &github,
+            "--webhook-gitlab-token-file",
+            &gitlab,
+            "--webhook-gitea-secret-file",
+            &gitea,
+            "--webhook-generic-secret-file",
+            &generic,
+            "--forge",
+            "github",
+            "--forge-token-file",
+            &forge,
+        ])
+        .unwrap();
+        match &resolved.settings.credentials {
+            Credentials::Token { token, .. } => assert_eq!(token, "git-secret"),
+            other => panic!("not a token: {other:?}"),
+        }
+        let receivers = &resolved.receivers;
+        assert_eq!(receivers.github_secret.as_deref(), Some("gh secret"));
+        assert_eq!(receivers.gitlab_token.as_deref(), Some("gl-token"));
+        assert_eq!(receivers.gitea_secret.as_deref(), Some("gt"));
+        assert_eq!(receivers.generic_secret.as_deref(), Some("gen"));
+        assert_eq!(receivers.repository.as_deref(), Some("owner/fleet"));
+        assert!(resolved.forge.is_some());
+    }
+
+    #[test]
+    fn an_unreadable_secret_file_is_an_error_naming_it() {
+        let Err(error) = resolved(&["--webhook-gitea-secret-file", "/nonexistent/gitea-secret"])
+        else {
+            panic!("an unreadable secret file was accepted");
+        };
+        let shown = format!("{error:#}");
+        assert!(shown.contains("/nonexistent/gitea-secret"), "{shown}");
+        assert!(shown.contains("--webhook-gitea-secret-file"), "{shown}");
+    }
+
+    #[test]
+    fn a_value_and_a_file_for_one_secret_conflict() {
+        let error = Cli::try_parse_from(["gitfleet", "--git-token", "t", "--git-token-file", "/f"])
+            .expect_err("a conflict");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn a_value_flag_still_works() {
+        let resolved = resolved(&["--webhook-github-secret", "plain"]).unwrap();
+        assert_eq!(resolved.receivers.github_secret.as_deref(), Some("plain"));
     }
 }

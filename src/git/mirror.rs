@@ -138,7 +138,8 @@ impl Mirror {
     /// Opens `location`: a local repository path (bare or not) or a `file://` URL is used in
     /// place; any other URL (`https://`, `http://`, `ssh://`, `git://`, `user@host:path`) gets
     /// a bare mirror in `cache`, created on first use and reused after. Never touches the
-    /// network.
+    /// network. A token, or credentials in the URL, for a plain `http://` URL to a host other
+    /// than loopback is refused (they would cross the network in the clear).
     pub fn open(
         location: &str,
         cache: &Path,
@@ -162,6 +163,15 @@ impl Mirror {
             let repository = Repository::open(&path).map_err(open_error)?;
             locks::report_stale(repository.path(), &redacted);
             return Ok(Mirror { repository, location: redacted, origin: None, timeout });
+        }
+        let carries_secret =
+            matches!(credentials, Credentials::Token { .. }) || split_userinfo(location).is_some();
+        let in_the_clear = reqwest::Url::parse(location)
+            .ok()
+            .and_then(|url| crate::forge::client::plain_http_to_remote(&url));
+        if let (true, Some(problem)) = (carries_secret, in_the_clear) {
+            let message = format!("the git credentials are not sent to {problem}");
+            return Err(open_error(git2::Error::from_str(&message)));
         }
         ensure_socket_timeouts(timeout);
         let plain_url = strip_userinfo(location);
@@ -702,6 +712,31 @@ fn cache_dir_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_over_plain_http_only_to_loopback() {
+        let cache = tempfile::tempdir().unwrap();
+        let token = || Credentials::Token { username: "bot".into(), token: "t0ken".into() };
+        let refused = |location: &str, credentials| {
+            let Err(error) = Mirror::open(location, cache.path(), credentials) else {
+                panic!("{location} was opened");
+            };
+            let shown = error.to_string();
+            assert!(shown.contains("over plain http://"), "{shown}");
+            assert!(!shown.contains("t0ken") && !shown.contains("s3cret"), "{shown}");
+        };
+        refused("http://git.example/o/r.git", token());
+        refused("http://bot:s3cret@10.1.2.3/o/r.git", Credentials::None);
+        for (location, credentials) in [
+            ("http://127.0.0.1:3000/o/r.git", token()),
+            ("http://localhost/o/r.git", token()),
+            ("http://[::1]/o/r.git", token()),
+            ("https://git.example/o/r.git", token()),
+            ("http://git.example/o/r.git", Credentials::None),
+        ] {
+            assert!(Mirror::open(location, cache.path(), credentials).is_ok(), "{location}");
+        }
+    }
 
     #[test]
     fn redaction_hides_passwords_and_http_tokens() {
