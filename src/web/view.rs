@@ -471,7 +471,15 @@ fn hosts(snapshot: &Snapshot, now: SystemTime) -> Vec<Host> {
                 since: when(status.since, now),
                 replicas,
                 endpoint: info.map(|i| i.endpoint.clone()),
-                platform: info.map(|i| i.platform.clone()),
+                // What the engine reported when it was last planned with, else the declaration.
+                platform: snapshot
+                    .platforms
+                    .get(name)
+                    .map(|p| match &p.operating_system {
+                        Some(system) => format!("{}/{} ({system})", p.os, p.arch),
+                        None => format!("{}/{}", p.os, p.arch),
+                    })
+                    .or_else(|| info.map(|i| i.platform.clone())),
                 labels: info
                     .map(|i| i.labels.iter().map(|(k, v)| format!("{k}={v}")).collect())
                     .unwrap_or_default(),
@@ -649,6 +657,28 @@ mod tests {
         assert_eq!(page.header.overall.word, "Failing");
         assert_eq!(page.apps[0].badge.word, "Down");
         assert_eq!(page.attention[0].lines, ["shop/web: 0 of 2 replica(s) healthy, 2 running"]);
+    }
+
+    #[test]
+    fn a_host_shows_the_platform_its_engine_reported() {
+        let mut s = healthy_snapshot();
+        let reported = crate::diff::platform::HostPlatform {
+            os: "windows".into(),
+            arch: "x86_64".into(),
+            source: crate::diff::platform::PlatformSource::Engine,
+            operating_system: Some("Windows Server 2022 Datacenter".into()),
+            windows_build: Some(20348),
+            isolation: Some("process".into()),
+            mismatch: None,
+            notes: Vec::new(),
+        };
+        s.platforms.insert("a".into(), reported);
+        let page = page(&s, at("2026-01-01T00:00:00Z"));
+        let host = page.hosts.iter().find(|h| h.name == "a").unwrap();
+        assert_eq!(
+            host.platform.as_deref(),
+            Some("windows/x86_64 (Windows Server 2022 Datacenter)")
+        );
     }
 
     #[test]
