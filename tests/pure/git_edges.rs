@@ -394,8 +394,9 @@ fn git_token_files_are_read_by_every_command_and_named_when_missing() {
             "/nonexistent/token",
         ]);
         assert_eq!(code, 1, "{command}: {stderr}");
+        // Named with the file and the flag (run also names its environment variable).
         assert!(
-            stderr.contains("reading the secret file /nonexistent/token (--git-token-file)"),
+            stderr.contains("the secret file /nonexistent/token (--git-token-file"),
             "{command}: {stderr}"
         );
     }
