@@ -4,9 +4,9 @@
 //! local HTTP server that plays GitHub's comments API and records every request.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,30 +73,10 @@ impl Controller {
 
     /// Starts `command` (a `gitfleet run`) and waits until it listens.
     fn spawn(mut command: Command) -> Controller {
-        let mut child = command
-            .env("GITFLEET_LOG", "gitfleet=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gitfleet run");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix("gitfleet: listening on ") {
-                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
-        let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+        command.env("GITFLEET_LOG", "gitfleet=debug");
+        let (child, log, rx) =
+            crate::support::spawn_announcing(command, &["gitfleet: listening on "]);
+        let (_, addr) = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
             panic!("gitfleet run did not start listening:\n{}", log.lock().unwrap())
         });
         Controller { child, addr, log }

@@ -12,9 +12,9 @@
 //! 4. a host cut off mid-load: no request hangs past its timeout, and the other host answers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,33 +64,15 @@ impl Drop for Gitfleet {
 
 impl Gitfleet {
     fn start(repo: &GitRepo, cache: &std::path::Path) -> Gitfleet {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
+        command
             .args(["run", "--repo", repo.path().to_str().unwrap(), "--branch", &repo.branch()])
             .args(["--listen", "127.0.0.1:0", "--router-listen", "127.0.0.1:0", "--no-status"])
             .args(["--cache-dir", cache.to_str().unwrap(), "--resync-interval", "2s"])
-            .env("GITFLEET_LOG", "gitfleet=debug,gitfleet::router::access=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gitfleet run");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix("gitfleet: router listening on ") {
-                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
-        let router = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            .env("GITFLEET_LOG", "gitfleet=debug,gitfleet::router::access=warn");
+        let (child, log, rx) =
+            crate::support::spawn_announcing(command, &["gitfleet: router listening on "]);
+        let (_, router) = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
             panic!("gitfleet run's router did not listen:\n{}", log.lock().unwrap())
         });
         Gitfleet { child, router, log }

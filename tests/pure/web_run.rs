@@ -40,43 +40,22 @@ impl Drop for Run {
 }
 
 fn start(repo: &GitRepo, cache: &Path, extra: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
+    command
         .args(["run", "--repo", repo.path().to_str().unwrap(), "--branch", &repo.branch()])
         .args(["--listen", "127.0.0.1:0", "--no-status"])
         .args(["--cache-dir", cache.to_str().unwrap()])
         .args(extra)
-        .env("GITFLEET_LOG", "gitfleet=info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gitfleet run");
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                for (prefix, kind) in [
-                    ("gitfleet: listening on ", "page"),
-                    ("gitfleet: webhooks listening on ", "hooks"),
-                ] {
-                    if let Some(addr) = line.strip_prefix(prefix) {
-                        let _ = tx.send((kind, addr.parse::<SocketAddr>().unwrap()));
-                    }
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-    }
+        .env("GITFLEET_LOG", "gitfleet=info");
+    let (child, log, rx) = crate::support::spawn_announcing(
+        command,
+        &["gitfleet: listening on ", "gitfleet: webhooks listening on "],
+    );
     let wanted = if extra.contains(&"--hooks-listen") { 2 } else { 1 };
     let (mut listen, mut hooks) = (None, None);
     for _ in 0..wanted {
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(("page", addr)) => listen = Some(addr),
+            Ok((0, addr)) => listen = Some(addr),
             Ok((_, addr)) => hooks = Some(addr),
             Err(_) => panic!("gitfleet run did not start listening:\n{}", log.lock().unwrap()),
         }

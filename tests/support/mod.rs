@@ -39,6 +39,7 @@
 mod etcd;
 mod git;
 mod git_http;
+mod process;
 mod slot;
 mod testbed;
 mod tls;
@@ -53,6 +54,7 @@ pub use etcd::{EtcdCluster, EtcdMember};
 pub use git::GitRepo;
 #[allow(unused_imports)]
 pub use git_http::{BareRepo, GitHttpServer, Served};
+pub use process::spawn_announcing;
 #[allow(unused_imports)]
 pub use testbed::{DockerHost, Testbed, TestbedBuilder, Via};
 #[allow(unused_imports)]
