@@ -15,8 +15,11 @@
 #      proxied round: reuse = 1 - accepts / requests.
 #   4. route change: the route file is rewritten to point at a second backend; the clock runs
 #      until a request through the router answers from it (polled with curl).
-#   5. memory: the router's VmRSS before and with 1,000 idle keep-alive client connections
-#      (each made one request, then stays open).
+#   5. memory: every proxy's VmRSS after the throughput rounds, and the router's before and
+#      with 1,000 idle keep-alive client connections (each made one request, then stays open).
+#
+# The machine's load average is recorded at the start, before every round and at the end
+# (load.tsv): on a shared machine the figures are only comparable within one run.
 #
 # Every server runs one worker (nginx worker_processes 1, HAProxy nbthread 1, gitfleet
 # --threads 1), access logs off everywhere, the backend nginx serves a 13-byte static body
@@ -25,12 +28,14 @@
 #
 #   bash scripts/bench-router.sh     # as root or not; about 3 minutes plus the release build
 #
-# Environment: ROUNDS=5, DURATION=5 (seconds a round), CONN=32, LAT_CONN=2, BUILD=1 (0 uses an
-# existing target/release/gitfleet), OUT=/tmp/gitfleet-routerbench.
+# Environment: ROUNDS=3, DURATION=10 (seconds a wrk run, at most 20), CONN=32, LAT_CONN=2,
+# BUILD=1 (0 uses an existing binary), GITFLEET=target/release/gitfleet (the binary to
+# measure), OUT=/tmp/gitfleet-routerbench.
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+(( DURATION <= 20 )) || { echo "$0: DURATION is at most 20 (seconds a wrk run)" >&2; exit 2; }
 CONN=${CONN:-32}
 LAT_CONN=${LAT_CONN:-2}
 BUILD=${BUILD:-1}
@@ -43,7 +48,7 @@ done
 if [[ $BUILD == 1 ]]; then
     (cd "$here" && cargo build --release --bin gitfleet)
 fi
-GITFLEET="$here/target/release/gitfleet"
+GITFLEET=${GITFLEET:-$here/target/release/gitfleet}
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 
 rm -rf "$OUT"
@@ -111,7 +116,7 @@ nginx_proxy_pid=$!
 cat >"$OUT/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 3000
 defaults
     mode http
     timeout connect 1s
@@ -148,6 +153,10 @@ wait_up() { # wait_up <url>
 }
 for port in 18081 18085 18082 18083 18084; do wait_up "http://127.0.0.1:$port/"; done
 
+load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
+printf 'when\tload_1m_5m_15m\n' >"$OUT/load.tsv"
+printf 'start\t%s\n' "$(load_avg)" >>"$OUT/load.tsv"
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
@@ -179,6 +188,7 @@ for t in "${targets[@]}"; do run_wrk "$t" "$CONN" 2 /dev/null; done
 
 printf 'round\ttarget\treq_s\tcpu_us_per_req\n' >"$OUT/throughput.tsv"
 for round in $(seq "$ROUNDS"); do
+    printf 'throughput round %s\t%s\n' "$round" "$(load_avg)" >>"$OUT/load.tsv"
     for t in "${targets[@]}"; do
         before=0
         [[ $t != direct ]] && before=$(cpu_ticks "${pid_of[$t]}")
@@ -191,6 +201,12 @@ for round in $(seq "$ROUNDS"); do
         fi
         printf '%s\t%s\t%s\t%s\n' "$round" "$t" "$(rps_of "$OUT/wrk-$t-$round.txt")" "$cpu" >>"$OUT/throughput.tsv"
     done
+done
+
+vm_rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+printf 'target\trss_kib\n' >"$OUT/rss.tsv"
+for t in gitfleet nginx haproxy; do
+    printf '%s\t%s\n' "$t" "$(vm_rss "${pid_of[$t]}")" >>"$OUT/rss.tsv"
 done
 
 printf 'round\ttarget\tp50_us\tp99_us\n' >"$OUT/latency.tsv"
@@ -257,6 +273,8 @@ for s in conns:
 EOF
 rss_idle=$(cat "$OUT/rss-idle.txt")
 
+printf 'end\t%s\n' "$(load_avg)" >>"$OUT/load.tsv"
+
 # --- summary --------------------------------------------------------------------------------
 python3 - "$OUT" "$rss_before" "$rss_idle" <<'EOF' | tee "$OUT/summary.md"
 import csv, statistics, sys
@@ -289,4 +307,8 @@ for r in rows("reuse.tsv"):
 ms = [int(r["millis"]) for r in rows("route-change.tsv")]
 print(f"* route change in effect (file rewrite -> first answer from the new backend, polled with curl): {ms} ms, max {max(ms)} (target < 100)")
 print(f"* router VmRSS: {rss_before/1024:.1f} MiB at rest, {rss_idle/1024:.1f} MiB with 1,000 idle client connections (target < 30)")
+rss = {r["target"]: int(r["rss_kib"]) for r in rows("rss.tsv")}
+print("* VmRSS after the throughput rounds: " + ", ".join(f"{t} {kib/1024:.1f} MiB" for t, kib in rss.items())
+      + " (nginx: its one worker; HAProxy: its one process)")
+print("* load average (1, 5, 15 min): " + "; ".join(f"{r['when']}: {r['load_1m_5m_15m']}" for r in rows("load.tsv")))
 EOF

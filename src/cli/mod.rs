@@ -8,6 +8,7 @@ mod apply;
 mod pipeline;
 mod plan;
 mod router;
+mod router_tls;
 mod run;
 mod source;
 mod status;

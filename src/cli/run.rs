@@ -145,6 +145,24 @@ pub struct Args {
     /// Serve HTTP for every `x-routes` rule on this address (the router); off by default.
     #[arg(long, env = "GITFLEET_ROUTER_LISTEN")]
     router_listen: Option<SocketAddr>,
+    /// Serve the same routes over TLS on this address (with --router-tls-cert and its key).
+    #[arg(long, env = "GITFLEET_ROUTER_TLS_LISTEN")]
+    router_tls_listen: Option<SocketAddr>,
+    /// A certificate chain (PEM) for the router's TLS; repeat for more host names: each serves
+    /// the names it is valid for (chosen by SNI), the first is the default. Re-read on change.
+    #[arg(long, env = "GITFLEET_ROUTER_TLS_CERT", value_delimiter = ',')]
+    router_tls_cert: Vec<PathBuf>,
+    /// The private key (PEM) of each --router-tls-cert, in the same order.
+    #[arg(long, env = "GITFLEET_ROUTER_TLS_KEY_FILE", value_delimiter = ',')]
+    router_tls_key_file: Vec<PathBuf>,
+    /// The key of a single --router-tls-cert as PEM text (visible in `ps`: prefer the -file form).
+    #[arg(
+        long,
+        env = "GITFLEET_ROUTER_TLS_KEY",
+        hide_env_values = true,
+        conflicts_with = "router_tls_key_file"
+    )]
+    router_tls_key: Option<String>,
     /// etcd client URLs, comma-separated: run as one of several instances, of which only the
     /// leader applies. Without it, this is the only instance.
     #[arg(long, env = "GITFLEET_ETCD", value_delimiter = ',')]
@@ -220,6 +238,10 @@ struct ConfigFile {
     #[serde(default, with = "optional_duration")]
     shutdown_timeout: Option<Duration>,
     router_listen: Option<SocketAddr>,
+    router_tls_listen: Option<SocketAddr>,
+    /// `[{cert: PATH, key_file: PATH}]` (or `key:` PEM text), the first the default.
+    #[serde(default)]
+    router_tls: Vec<super::router_tls::ConfigCert>,
     /// A list, or one comma-separated string.
     #[serde(default, deserialize_with = "urls")]
     etcd: Option<Vec<String>>,
@@ -311,6 +333,8 @@ struct Resolved {
     receivers: ReceiverSettings,
     forge: Option<ForgeClient>,
     router_listen: Option<SocketAddr>,
+    /// The router's TLS listener and its certificates.
+    router_tls: Option<(SocketAddr, Vec<router::tls::CertFiles>)>,
     /// Leader election through etcd, when `--etcd` is given.
     leader: Option<LeaderSettings>,
 }
@@ -481,7 +505,30 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     };
     let hooks_listen = args.hooks_listen.or(file.hooks_listen);
     let router_listen = args.router_listen.or(file.router_listen);
-    Ok(Resolved { settings, listen, hooks_listen, receivers, forge, router_listen, leader })
+    let key = secret(SecretSources {
+        flag: "router-tls-key",
+        value: args.router_tls_key,
+        value_file: None,
+        in_config: None,
+        in_config_file: None,
+    })?;
+    let router_tls = super::router_tls::resolve(super::router_tls::Given {
+        listen: args.router_tls_listen.or(file.router_tls_listen),
+        certs: args.router_tls_cert,
+        key_files: args.router_tls_key_file,
+        key,
+        in_config: file.router_tls,
+    })?;
+    Ok(Resolved {
+        settings,
+        listen,
+        hooks_listen,
+        receivers,
+        forge,
+        router_listen,
+        router_tls,
+        leader,
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -493,8 +540,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
 /// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { mut settings, listen, hooks_listen, receivers, forge, router_listen, leader } =
-        resolved;
+    let Resolved {
+        mut settings,
+        listen,
+        hooks_listen,
+        receivers,
+        forge,
+        router_listen,
+        router_tls,
+        leader,
+    } = resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let shutdown_timeout = settings.shutdown_timeout;
     let cancel = CancellationToken::new();
@@ -508,11 +563,26 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("the router cannot listen on {addr}"))?;
-            let router = Router::new(router::Config::default());
-            settings.router = Some(router.clone());
-            Some((listener, router))
+            Some(listener)
         }
         None => None,
+    };
+    let router_tls = match router_tls {
+        Some((addr, files)) => {
+            let tls = router::tls::Tls::new(files).map_err(anyhow::Error::msg)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("the router cannot listen on {addr} (TLS)"))?;
+            Some((listener, tls))
+        }
+        None => None,
+    };
+    let router = if router.is_some() || router_tls.is_some() {
+        let handle = Router::new(router::Config::default());
+        settings.router = Some(handle.clone());
+        Some((router, handle))
+    } else {
+        None
     };
     let elector = match leader {
         Some(leader) => {
@@ -536,9 +606,18 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
     let mut routing = tokio::task::JoinSet::new();
     let metrics_router = router.as_ref().map(|(_, r)| r.clone());
     if let Some((listener, router)) = router {
-        eprintln!("gitfleet: router listening on {}", listener.local_addr()?);
-        let (r, c) = (router.clone(), cancel.clone());
-        routing.spawn(async move { r.serve(listener, c).await });
+        if let Some(listener) = listener {
+            eprintln!("gitfleet: router listening on {}", listener.local_addr()?);
+            let (r, c) = (router.clone(), cancel.clone());
+            routing.spawn(async move { r.serve(listener, c).await });
+        }
+        if let Some((listener, tls)) = router_tls {
+            eprintln!("gitfleet: router (TLS) listening on {}", listener.local_addr()?);
+            let (r, c, t) = (router.clone(), cancel.clone(), tls.clone());
+            routing.spawn(async move { r.serve_tls(listener, t, c).await });
+            let c = cancel.clone();
+            routing.spawn(async move { tls.watch(router::tls::RELOAD_INTERVAL, c).await });
+        }
         let (r, c) = (router.clone(), cancel.clone());
         routing.spawn(async move { r.run_prober(c).await });
         routing.spawn(crate::controller::routing::follow(

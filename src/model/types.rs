@@ -460,4 +460,7 @@ pub struct Route {
     pub path_prefix: String,
     /// The container port requests go to.
     pub port: u16,
+    /// Cookie stickiness: a client stays on the replica that first answered it.
+    #[serde(default)]
+    pub sticky: bool,
 }

@@ -53,6 +53,7 @@ pub fn routes(model: &Model, observed: &Observed) -> Vec<RouteSpec> {
                     service: format!("{app_name}/{service_name}"),
                     port: route.port,
                     backends,
+                    sticky: route.sticky,
                 });
             }
         }

@@ -152,6 +152,7 @@ mod tests {
             service: "shop/web".into(),
             port: 80,
             backends,
+            sticky: false,
         }]
     }
 

@@ -134,6 +134,8 @@ pub struct Endpoint {
     pub key: EndpointKey,
     pub authority: Authority,
     pub replica: Option<ReplicaKey>,
+    /// What a sticky client's cookie holds to name it ([`super::sticky::token`]).
+    pub token: String,
     in_flight: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
@@ -173,6 +175,7 @@ impl Endpoint {
         let health = Health::new(docker);
         let usable = health.usable(Instant::now());
         Endpoint {
+            token: super::sticky::token(&key),
             key,
             authority,
             replica,

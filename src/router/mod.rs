@@ -9,10 +9,12 @@
 //! * [`balance`]: power of two choices over least in flight, or round robin, pure.
 //! * [`retry`]: when a failed attempt may go to another replica, and the retry budget.
 //! * [`proxy`]: one request through the router.
-//! * [`server`]: the listener (HTTP/1 and HTTP/2, upgrades) and the active prober.
+//! * [`server`]: the listeners (HTTP/1 and HTTP/2, upgrades, TLS) and the active prober.
+//! * [`tls`]: certificates by SNI from PEM files, reloaded when they change.
 //! * [`drain`]: taking replicas out of rotation before gitfleet stops them, and admitting
 //!   new ones after their health gate (the router's side of `apply::Guard`).
 //! * [`metrics`]: per-route counters in Prometheus' text format.
+//! * [`sticky`]: cookie stickiness, pure.
 //! * [`static_routes`]: a hand-written table for `gitfleet router-static`.
 //!
 //! [`Router`] is the handle: cheap to clone, shared by the listener, the prober, the task
@@ -28,7 +30,9 @@ pub mod proxy;
 pub mod retry;
 pub mod server;
 pub mod static_routes;
+pub mod sticky;
 pub mod table;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

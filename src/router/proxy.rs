@@ -29,6 +29,7 @@ use hyper_util::rt::TokioIo;
 use super::Shared;
 use super::endpoint::{Endpoint, InFlight};
 use super::retry::{self, Failure};
+use super::sticky;
 use super::table::Rule;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -188,8 +189,12 @@ async fn forward(
     shared.budget.request(started);
     let mut tried: Vec<Arc<Endpoint>> = Vec::new();
     let mut tries = 0;
+    let pinned = rule.cookie.as_deref().and_then(|name| sticky::pinned(&parts.headers, name));
     loop {
-        let Some(endpoint) = rule.pick(config.policy, &tried).cloned() else {
+        let choice = pinned
+            .and_then(|token| rule.pinned(token, &tried))
+            .or_else(|| rule.pick(config.policy, &tried));
+        let Some(endpoint) = choice.cloned() else {
             if tried.is_empty() {
                 access(
                     Line::of_parts(&parts),
@@ -246,7 +251,9 @@ async fn forward(
                     tries,
                     started,
                 );
-                return client_response(response, in_flight);
+                let mut response = client_response(response, in_flight);
+                pin(rule, pinned, &endpoint, tls, &mut response);
+                return response;
             }
             Ok(Err(Some(error))) => {
                 rule.metrics.upstream_error();
@@ -286,6 +293,23 @@ async fn forward(
         }
         rule.metrics.retry();
         tried.push(endpoint);
+    }
+}
+
+/// For a sticky rule: a `Set-Cookie` naming `endpoint` unless the client's cookie already did.
+fn pin(
+    rule: &Rule,
+    pinned: Option<&str>,
+    endpoint: &Endpoint,
+    tls: bool,
+    response: &mut Response<ProxyBody>,
+) {
+    let Some(name) = &rule.cookie else { return };
+    if pinned == Some(endpoint.token.as_str()) {
+        return;
+    }
+    if let Some(value) = sticky::set_cookie(name, &endpoint.token, &rule.path_prefix, tls) {
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
 }
 
@@ -425,7 +449,16 @@ async fn upgrade(
     host: &str,
     started: Instant,
 ) -> Response<ProxyBody> {
-    let Some(endpoint) = rule.pick(shared.config.policy, &[]).cloned() else {
+    let pinned = rule
+        .cookie
+        .as_deref()
+        .and_then(|name| sticky::pinned(req.headers(), name))
+        .map(str::to_string);
+    let choice = pinned
+        .as_deref()
+        .and_then(|token| rule.pinned(token, &[]))
+        .or_else(|| rule.pick(shared.config.policy, &[]));
+    let Some(endpoint) = choice.cloned() else {
         access(Line::of(&req), host, StatusCode::SERVICE_UNAVAILABLE, None, 0, started);
         return no_replica(shared, rule);
     };
@@ -467,7 +500,9 @@ async fn upgrade(
     endpoint.succeeded();
     access(Line::of_parts(&parts), host, response.status(), Some(&endpoint), 1, started);
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return client_response(response, in_flight);
+        let mut response = client_response(response, in_flight);
+        pin(rule, pinned.as_deref(), &endpoint, tls, &mut response);
+        return response;
     }
     let upstream_side = hyper::upgrade::on(&mut response);
     let closing = endpoint.closing();
@@ -491,7 +526,9 @@ async fn upgrade(
         parts.headers.insert(header::UPGRADE, protocol);
         parts.headers.insert(header::CONNECTION, connection);
     }
-    Response::from_parts(parts, Empty::new().map_err(|e| match e {}).boxed())
+    let mut response = Response::from_parts(parts, Empty::new().map_err(|e| match e {}).boxed());
+    pin(rule, pinned.as_deref(), &endpoint, tls, &mut response);
+    response
 }
 
 #[cfg(test)]

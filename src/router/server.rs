@@ -1,5 +1,5 @@
-//! The router's listener (HTTP/1 and HTTP/2 on one port, upgrades passed through, graceful
-//! shutdown) and the active prober.
+//! The router's listeners (HTTP/1 and HTTP/2 on one port, upgrades passed through, graceful
+//! shutdown; in clear, or TLS with ALPN h2 / http/1.1) and the active prober.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,11 +17,35 @@ use tokio_util::sync::CancellationToken;
 use super::Router;
 use super::endpoint::Endpoint;
 use super::proxy;
+use super::tls::Tls;
+
+/// How long a client may take over its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Router {
     /// Serves clients on `listener` until `shutdown` is cancelled; then stops accepting and
     /// lets the open connections finish their requests, at most the drain timeout.
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
+        self.accept_loop(listener, None, shutdown).await
+    }
+
+    /// [`serve`](Self::serve) over TLS: each connection's handshake (bounded by
+    /// [`HANDSHAKE_TIMEOUT`]) picks its certificate by SNI and its protocol by ALPN.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        tls: Arc<Tls>,
+        shutdown: CancellationToken,
+    ) {
+        self.accept_loop(listener, Some(tls), shutdown).await
+    }
+
+    async fn accept_loop(
+        &self,
+        listener: TcpListener,
+        tls: Option<Arc<Tls>>,
+        shutdown: CancellationToken,
+    ) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -46,6 +70,37 @@ impl Router {
             };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
+            if let Some(tls) = &tls {
+                let (acceptor, builder, watcher) =
+                    (tls.acceptor().clone(), builder.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "router: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "router: TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let service =
+                        service_fn(move |req| proxy::handle(shared.clone(), req, peer, true));
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(error) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %error, "router: client connection ended");
+                    }
+                });
+                continue;
+            }
             let service = service_fn(move |req| proxy::handle(shared.clone(), req, peer, false));
             let connection =
                 builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
@@ -73,6 +128,19 @@ impl Router {
         let bound = listener.local_addr()?;
         let router = self.clone();
         Ok((bound, tokio::spawn(async move { router.serve(listener, shutdown).await })))
+    }
+
+    /// Binds `addr` and serves TLS on it in a task; returns the bound address.
+    pub async fn spawn_tls_listener(
+        &self,
+        addr: SocketAddr,
+        tls: Arc<Tls>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let router = self.clone();
+        Ok((bound, tokio::spawn(async move { router.serve_tls(listener, tls, shutdown).await })))
     }
 
     /// Probes every endpoint of the table each probe interval (and at once when new

@@ -7,6 +7,7 @@
 //!   - host: bench.test
 //!     path_prefix: /          # default /
 //!     backends: ["127.0.0.1:8081", "127.0.0.1:8082"]
+//!     sticky: false           # cookie stickiness
 //! ```
 
 use serde::Deserialize;
@@ -29,6 +30,8 @@ pub struct StaticRoute {
     #[serde(default = "root")]
     pub path_prefix: String,
     pub backends: Vec<String>,
+    #[serde(default)]
+    pub sticky: bool,
 }
 
 fn root() -> String {
@@ -47,6 +50,7 @@ pub fn parse(text: &str) -> Result<(Policy, Vec<RouteSpec>), String> {
             backends: r.backends.iter().map(|a| static_backend("static", a, a)).collect(),
             host: r.host.to_ascii_lowercase(),
             path_prefix: r.path_prefix,
+            sticky: r.sticky,
         })
         .collect();
     Ok((file.policy, specs))

@@ -27,6 +27,9 @@ pub struct RouteSpec {
     /// The container port requests go to (0 in a static table).
     pub port: u16,
     pub backends: Vec<Backend>,
+    /// Cookie stickiness ([`sticky`](super::sticky)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sticky: bool,
 }
 
 /// One replica able to serve a rule.
@@ -47,6 +50,8 @@ pub struct Rule {
     pub service: String,
     pub endpoints: Vec<Arc<Endpoint>>,
     pub metrics: Arc<RouteMetrics>,
+    /// The stickiness cookie's name, for a sticky rule.
+    pub cookie: Option<String>,
     turn: AtomicU64,
 }
 
@@ -60,6 +65,13 @@ impl Rule {
         };
         let load = |i: usize| self.endpoints[i].in_flight();
         balance::pick(policy, self.endpoints.len(), usable, load, turn).map(|i| &self.endpoints[i])
+    }
+
+    /// The endpoint a sticky client's `token` names, if it is usable and not in `tried`.
+    pub fn pinned(&self, token: &str, tried: &[Arc<Endpoint>]) -> Option<&Arc<Endpoint>> {
+        self.endpoints
+            .iter()
+            .find(|e| e.token == token && e.available() && !tried.iter().any(|t| Arc::ptr_eq(t, e)))
     }
 
     pub fn name(&self) -> String {
@@ -177,6 +189,7 @@ pub fn build(
             service: spec.service.clone(),
             endpoints,
             metrics,
+            cookie: spec.sticky.then(|| super::sticky::cookie_name(&spec.host, &spec.path_prefix)),
             turn: AtomicU64::new(0),
         };
         matcher.insert(&spec.host, &spec.path_prefix, Arc::new(rule));
@@ -216,6 +229,7 @@ mod tests {
             service: "app/web".into(),
             port: 80,
             backends: backends.iter().map(|(c, a)| static_backend("h", c, a)).collect(),
+            sticky: false,
         }
     }
 

@@ -14,6 +14,7 @@ mod leader_etcd;
 mod load_fuzz;
 mod plan_properties;
 mod router_proxy;
+mod router_tls;
 mod untrusted;
 mod validate;
 mod validate_age;

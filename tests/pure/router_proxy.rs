@@ -174,6 +174,7 @@ fn spec(host: &str, backends: &[SocketAddr]) -> RouteSpec {
             .iter()
             .map(|a| static_backend("local", &a.to_string(), &a.to_string()))
             .collect(),
+        sticky: false,
     }
 }
 
@@ -402,4 +403,93 @@ async fn bodies_over_the_limit_are_refused() {
     let (status, _, body) = request(p.addr, "POST", "shop.test", "/", &"x".repeat(1000)).await;
     assert_eq!(status, 200);
     assert!(body.ends_with("len=1000"), "{body}");
+}
+
+/// A GET for `host` with an optional `Cookie` header: (status, head, the answering backend).
+async fn get_with_cookie(
+    addr: SocketAddr,
+    host: &str,
+    cookie: Option<&str>,
+) -> (u16, String, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let cookie = cookie.map(|c| format!("Cookie: theme=dark; {c}\r\n")).unwrap_or_default();
+        let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8_lossy(&response).to_string()
+    };
+    let response =
+        tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("an answer");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.split(' ').next().unwrap_or("").to_string())
+}
+
+/// The `name=value` a `Set-Cookie` header of `head` sets, with the rest of the header.
+fn set_cookie(head: &str) -> Option<(String, String)> {
+    let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))?;
+    let value = line.split_once(':')?.1.trim();
+    let (pair, rest) = value.split_once(';')?;
+    Some((pair.to_string(), rest.trim().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_clients_stay_and_move_when_their_replica_drains_or_dies() {
+    let mut backends = vec![
+        ("alpha", backend("alpha").await),
+        ("beta", backend("beta").await),
+        ("gamma", backend("gamma").await),
+    ];
+    let addrs: Vec<SocketAddr> = backends.iter().map(|(_, b)| b.addr).collect();
+    let mut sticky = spec("shop.test", &addrs);
+    sticky.sticky = true;
+    let p = proxy(fast(), vec![sticky, spec("plain.test", &addrs)]).await;
+    in_rotation(&p.router).await;
+    let addr_of = |name: &str, backends: &[(&str, Backend)]| {
+        backends.iter().find(|(n, _)| *n == name).map(|(_, b)| b.addr).unwrap()
+    };
+
+    // A first request is pinned with a cookie; with it, every request goes to that replica.
+    let (status, head, first) = get_with_cookie(p.addr, "shop.test", None).await;
+    assert_eq!(status, 200);
+    let (cookie, attributes) = set_cookie(&head).expect("a sticky rule sets its cookie");
+    assert!(cookie.starts_with("gitfleet-"), "{cookie}");
+    assert_eq!(attributes, "Path=/; HttpOnly; SameSite=Lax");
+    for _ in 0..20 {
+        let (status, head, who) = get_with_cookie(p.addr, "shop.test", Some(&cookie)).await;
+        assert_eq!((status, who.as_str()), (200, first.as_str()));
+        assert!(set_cookie(&head).is_none(), "no new cookie while the pin holds: {head}");
+    }
+
+    // The pinned replica drains (a rollout stops it): the client moves and is re-pinned.
+    let replica =
+        gitfleet::diff::ReplicaKey { app: "test".into(), service: "shop".into(), replica: 1 };
+    let drained = addr_of(&first, &backends).to_string();
+    p.router.before_stop("local", &drained, &replica).await;
+    let (status, head, second) = get_with_cookie(p.addr, "shop.test", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert_ne!(second, first, "a draining replica takes no sticky client");
+    let (moved, _) = set_cookie(&head).expect("re-pinned");
+    assert_ne!(moved, cookie);
+    for _ in 0..10 {
+        let (_, _, who) = get_with_cookie(p.addr, "shop.test", Some(&moved)).await;
+        assert_eq!(who, second);
+    }
+
+    // The new pin's replica dies: the request is retried on the last one and re-pinned.
+    backends.retain(|(n, _)| *n != second);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, head, third) = get_with_cookie(p.addr, "shop.test", Some(&moved)).await;
+    assert_eq!(status, 200, "a dead pinned replica costs the client nothing");
+    assert!(third != first && third != second, "{first} {second} {third}");
+    let (last, _) = set_cookie(&head).expect("re-pinned after the failure");
+    let (_, _, who) = get_with_cookie(p.addr, "shop.test", Some(&last)).await;
+    assert_eq!(who, third);
+
+    // A rule without stickiness sets no cookie and ignores one.
+    let (status, head, _) = get_with_cookie(p.addr, "plain.test", Some(&last)).await;
+    assert_eq!(status, 200);
+    assert!(set_cookie(&head).is_none(), "{head}");
 }

@@ -415,6 +415,7 @@ impl ServiceBuilder<'_, '_> {
                     host: r.host.to_ascii_lowercase(),
                     path_prefix: r.path_prefix.clone().unwrap_or_else(|| "/".to_string()),
                     port: r.port,
+                    sticky: r.sticky.unwrap_or(false),
                 })
                 .collect(),
         }

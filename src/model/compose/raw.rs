@@ -307,4 +307,5 @@ pub(super) struct RawRoute {
     pub(super) host: String,
     pub(super) path_prefix: Option<String>,
     pub(super) port: u16,
+    pub(super) sticky: Option<bool>,
 }
