@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::crashloop::CrashLoops;
-use super::replicas;
 use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
+use super::replicas;
 use super::repository::{FetchProblem, Published, RepositoryView};
 use super::routing::RoutedGuard;
 use super::settings::Settings;
@@ -742,8 +742,8 @@ impl Reconciler {
     /// `plan` is about to be applied (its replacements and creations are rolling).
     fn record_services(&self, model: &Model, observed: &Observed, plan: &Plan, applying: bool) {
         let mut services = services(model, observed);
-        let head_failed = self.failed.is_some()
-            && self.head.as_ref().map(|h| &h.commit) == self.failed.as_ref();
+        let head_failed =
+            self.failed.is_some() && self.head.as_ref().map(|h| &h.commit) == self.failed.as_ref();
         let restarts = |key: &diff::ReplicaKey| self.crash_loops.restarts(key);
         let context = replicas::Context {
             applying: applying.then_some(plan),

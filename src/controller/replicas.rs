@@ -273,3 +273,143 @@ pub fn host_usage(model: &Model, observed: &Observed) -> BTreeMap<String, HostUs
     }
     usage
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::state::services;
+    use crate::diff::platform::EngineInfo;
+    use crate::diff::{HostState, ObservedContainer};
+    use crate::model::SourceTree;
+
+    fn model(replicas: u32) -> Model {
+        let fleet = "hosts:\n  a:\n    endpoint: tcp://10.250.153.2:2375\n    capacity: {cpus: 2, memory: 1g}\n  b:\n    endpoint: tcp://10.250.153.3:2375\n";
+        let shop = format!(
+            "services:\n  web:\n    image: web:1\n    deploy:\n      replicas: {replicas}\n      resources: {{reservations: {{cpus: '0.5', memory: 256m}}}}\n  db:\n    image: db:1\n"
+        );
+        let tree: SourceTree = [("fleet.yaml", fleet), ("apps/shop/compose.yaml", shop.as_str())]
+            .into_iter()
+            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+            .collect();
+        crate::model::load(&tree).unwrap()
+    }
+
+    fn container(
+        service: &str,
+        replica: u32,
+        state: &str,
+        health: Option<&str>,
+    ) -> ObservedContainer {
+        let spec = format!("{{\"image\":\"{service}:1\",\"env\":{{}}}}");
+        let labels = [
+            (labels::FLEET, "default".to_string()),
+            (labels::APP, "shop".into()),
+            (labels::SERVICE, service.into()),
+            (labels::REPLICA, replica.to_string()),
+            (labels::SPEC, spec),
+            (labels::REVISION, "0123456789abcdef".into()),
+        ];
+        ObservedContainer {
+            id: format!("{service}{replica}"),
+            name: format!("shop-{service}-{replica}"),
+            state: state.into(),
+            labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            created: 1_700_000_000,
+            health: health.map(String::from),
+            ports: Vec::new(),
+        }
+    }
+
+    fn observed(containers: Vec<ObservedContainer>) -> Observed {
+        let engine = EngineInfo { server_version: "20.10.24".into(), ..EngineInfo::default() };
+        let a = HostState { containers, engine: Some(engine), ..HostState::default() };
+        Observed {
+            hosts: [
+                ("a".to_string(), HostObservation::Reachable(a)),
+                ("b".to_string(), HostObservation::unreachable("refused")),
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn each_replica_gets_a_row_with_its_image_revision_and_phase() {
+        let model = model(3);
+        let observed = observed(vec![
+            container("web", 1, "running", Some("healthy")),
+            container("web", 2, "exited", None),
+            container("web", 3, "running", Some("starting")),
+            container("db", 1, "running", None),
+        ]);
+        let mut all = services(&model, &observed);
+        let restarts = |k: &ReplicaKey| if k.replica == 2 { 4 } else { 0 };
+        let context = Context { restarts: Some(&restarts), ..Context::default() };
+        fill(&mut all, &model, &observed, &context);
+        let web = &all["shop"]["web"];
+        let phases: Vec<_> = web.replicas.iter().map(|r| (r.replica, r.phase)).collect();
+        assert_eq!(
+            phases,
+            [(1, ReplicaPhase::Running), (2, ReplicaPhase::Failing), (3, ReplicaPhase::Starting)]
+        );
+        let first = &web.replicas[0];
+        assert_eq!(first.host.as_deref(), Some("a"));
+        assert_eq!(first.image.as_deref(), Some("web:1"));
+        assert_eq!(first.revision.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            first.created,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(web.replicas[1].restarts, 4);
+        assert_eq!(all["shop"]["db"].replicas.len(), 1);
+    }
+
+    #[test]
+    fn rolling_rolled_back_and_unplaced_stand_out() {
+        let model = model(2);
+        let observed = observed(vec![container("web", 1, "running", None)]);
+        let key = |replica| ReplicaKey { app: "shop".into(), service: "web".into(), replica };
+        let unplaced = [Unplaced { replica: key(2), reason: "no host has 0.5 CPUs free".into() }];
+        let rolled = BTreeSet::from(["shop/web".to_string()]);
+        let mut all = services(&model, &observed);
+        let context =
+            Context { unplaced: &unplaced, rolled_back: Some(&rolled), ..Context::default() };
+        fill(&mut all, &model, &observed, &context);
+        let web = &all["shop"]["web"].replicas;
+        assert_eq!(web[0].phase, ReplicaPhase::RolledBack);
+        assert_eq!(web[1].phase, ReplicaPhase::Unplaced);
+        assert_eq!(web[1].host, None);
+        assert_eq!(web[1].reason.as_deref(), Some("no host has 0.5 CPUs free"));
+    }
+
+    #[test]
+    fn rows_are_capped_keeping_those_that_need_attention() {
+        let n = ROWS_PER_SERVICE as u32 + 5;
+        let model = model(n);
+        let state = |i| if i == n { "exited" } else { "running" };
+        let observed = observed((1..=n).map(|i| container("web", i, state(i), None)).collect());
+        let mut all = services(&model, &observed);
+        fill(&mut all, &model, &observed, &Context::default());
+        let web = &all["shop"]["web"];
+        assert_eq!(web.replicas.len(), ROWS_PER_SERVICE);
+        assert_eq!(web.more_replicas, 5);
+        assert!(web.replicas.iter().any(|r| r.replica == n && r.phase == ReplicaPhase::Failing));
+        assert!(web.replicas.windows(2).all(|w| w[0].replica < w[1].replica), "in order");
+    }
+
+    #[test]
+    fn hosts_count_containers_and_reservations_of_running_replicas() {
+        let model = model(2);
+        let observed = observed(vec![
+            container("web", 1, "running", None),
+            container("web", 2, "exited", None),
+            container("db", 1, "running", None),
+        ]);
+        let usage = host_usage(&model, &observed);
+        let a = &usage["a"];
+        assert_eq!(a.engine_version.as_deref(), Some("20.10.24"));
+        assert_eq!(a.containers, 3);
+        assert_eq!(a.reserved_millicpus, 500);
+        assert_eq!(a.reserved_memory_bytes, 256 << 20);
+        assert!(!usage.contains_key("b"), "an unreachable host has no usage");
+    }
+}

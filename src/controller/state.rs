@@ -55,6 +55,9 @@ pub struct RevisionInfo {
     pub commit: String,
     pub author: String,
     pub message: String,
+    /// The commit time (additive in version 1).
+    #[serde(serialize_with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub time: Option<SystemTime>,
 }
 
 /// The revision running on the hosts: the last one whose apply converged.

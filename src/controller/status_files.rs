@@ -156,6 +156,7 @@ mod tests {
             commit: "0123456789abcdef0123456789abcdef01234567".into(),
             author: "Ada <ada@example.com>".into(),
             message: "web: image 2 | faster".into(),
+            time: None,
         };
         let mut snapshot = Snapshot {
             repository: "/srv/fleet.git".into(),
@@ -180,6 +181,7 @@ mod tests {
             running: 2,
             healthy: 1,
             hosts: BTreeMap::from([("a".into(), HostReplicas { running: 2, healthy: 1 })]),
+            ..Default::default()
         };
         snapshot.services =
             Arc::new(BTreeMap::from([("shop".into(), BTreeMap::from([("web".into(), web)]))]));

@@ -20,9 +20,22 @@
     return Math.floor(s / 86400) + " d ago";
   }
 
+  function until(iso) {
+    var s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+    if (isNaN(s)) return "";
+    if (s <= 0) return "due now";
+    if (s < 60) return "in " + s + " s";
+    if (s < 3600) return "in " + Math.floor(s / 60) + " min";
+    return "in " + Math.floor(s / 3600) + " h";
+  }
+
   function tick() {
     document.querySelectorAll("time[data-rel]").forEach(function (t) {
       var text = ago(t.getAttribute("datetime"));
+      if (text && t.textContent !== text) t.textContent = text;
+    });
+    document.querySelectorAll("time[data-until]").forEach(function (t) {
+      var text = until(t.getAttribute("datetime"));
       if (text && t.textContent !== text) t.textContent = text;
     });
   }
