@@ -153,6 +153,45 @@ mod tests {
     }
 
     #[test]
+    fn routes_and_members_render_only_when_configured() {
+        use crate::router::endpoint::{DockerHealth, EndpointKey};
+        use crate::router::{Backend, RouteSpec};
+        let plain = page(&Snapshot::default(), SystemTime::now());
+        assert!(plain.contains("id=\"s-routes\" aria-labelledby=\"h-routes\" hidden"));
+        assert!(plain.contains("id=\"s-members\" aria-labelledby=\"h-members\" hidden"));
+        let mut s = Snapshot::default();
+        let backend = |health| Backend {
+            key: EndpointKey { host: "a".into(), container: "c1".into() },
+            address: "10.250.153.2:32768".into(),
+            replica: None,
+            health,
+        };
+        s.routes = Arc::new(vec![RouteSpec {
+            host: "shop.test".into(),
+            path_prefix: "/api".into(),
+            service: "shop/web".into(),
+            port: 8080,
+            backends: vec![backend(DockerHealth::Healthy), backend(DockerHealth::Unhealthy)],
+        }]);
+        s.leadership = crate::leader::View {
+            role: crate::leader::Role::Leader,
+            member: Some("m1".into()),
+            leader: Some("m1".into()),
+            epoch: Some(7),
+            since: Some("2026-01-01T00:00:00Z".into()),
+            members: vec!["m1".into(), "m2".into()],
+            error: None,
+        };
+        let html = page(&s, SystemTime::now());
+        assert!(!html.contains("could not render"), "{html}");
+        assert!(html.contains("data-route=\"shop.test/api\" data-state=\"warn\""), "{html}");
+        assert!(html.contains("1 of 2 healthy"));
+        assert!(html.contains("10.250.153.2:32768 (unhealthy)"));
+        assert!(html.contains("data-member=\"m2\""));
+        assert!(html.contains("epoch 7"));
+    }
+
+    #[test]
     fn every_section_has_its_id() {
         let sections = sections(&Snapshot::default(), SystemTime::now());
         assert_eq!(sections.len(), SECTIONS.len());
