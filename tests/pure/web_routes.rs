@@ -364,8 +364,15 @@ async fn rejected_deliveries_appear_among_the_events_without_their_body() {
     };
     // A bad signature, its body never shown.
     let marker = b"{\"ref\": \"BODY-MARKER <b>\"}".to_vec();
+    let request = Request::builder().uri("/api/events").body(Body::empty()).unwrap();
+    let mut stream = router.clone().oneshot(request).await.unwrap().into_body().into_data_stream();
+    let first = next(&mut stream).await.unwrap();
+    assert!(!first.contains("bad signature"), "{first}");
     let response = router.clone().oneshot(post(marker, "sha256=00".into(), "d1")).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // A live page hears of it without a new snapshot.
+    let pushed = next(&mut stream).await.unwrap();
+    assert!(pushed.contains("rejected: bad signature"), "{pushed}");
     // A push about another repository (Codertocat/Hello-World), signed; then the same
     // delivery again.
     let push = format!(
