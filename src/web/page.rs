@@ -172,6 +172,7 @@ mod tests {
             service: "shop/web".into(),
             port: 8080,
             backends: vec![backend(DockerHealth::Healthy), backend(DockerHealth::Unhealthy)],
+            sticky: false,
         }]);
         s.leadership = crate::leader::View {
             role: crate::leader::Role::Leader,
