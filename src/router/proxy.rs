@@ -12,6 +12,7 @@
 //!   replicas failed), 503 + `Retry-After` (no usable replica), 504 (no response in time).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -404,29 +405,40 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The upstream's response for the client: hop-by-hop headers removed, the body tracked so
-/// the request stays in flight until it ends.
+/// the request stays in flight until it ends, and ended with an error if the endpoint is
+/// closed meanwhile (its host cut off: the body would otherwise wait on a dead connection).
 fn client_response(response: Response<Incoming>, in_flight: InFlight) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let body = Tracked { inner: body, _in_flight: in_flight };
-    Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+    let closed = Box::pin(in_flight.endpoint().closing().cancelled_owned());
+    let body = Tracked { inner: body, closed, _in_flight: in_flight };
+    Response::from_parts(parts, body.boxed())
 }
 
 /// A response body that holds its request's in-flight count until it ends or is dropped.
 struct Tracked {
     inner: Incoming,
+    closed: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     _in_flight: InFlight,
 }
 
 impl Body for Tracked {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(BoxError::from))),
+            Poll::Pending => match self.closed.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(
+                    "the replica left the fleet while its response was in flight".into(),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 
     fn is_end_stream(&self) -> bool {

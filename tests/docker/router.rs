@@ -5,6 +5,8 @@
 //!
 //! One scenario, to pay for the test bed once (its steps say what they prove):
 //! 1. the routed service publishes nothing by hand, and requests spread over both hosts;
+//!    a service on host a reaches it by its route name (`extra_hosts` pointing at the
+//!    router's address on a's link) and is answered by the replica on host b;
 //! 2. a start-first rolling update under continuous GET and POST load (bounded in count and
 //!    time) ends with zero failed requests and no POST delivered twice;
 //! 3. a replica made unhealthy leaves rotation; with none healthy the answer is 503 with
@@ -45,6 +47,24 @@ fn shop(tag: u32, log_dir: &str) -> String {
     )
 }
 
+/// A service pinned to `host` that asks for `shop.test` every half second through the router
+/// (`extra_hosts` maps the name to `router_ip`) and appends each answer to `/log/client`.
+/// (The busybox test image resolves `/etc/hosts` names; its `wget -T` crashes, so the bound
+/// is `timeout`.)
+fn client(host: &str, router_ip: std::net::Ipv4Addr, router_port: u16, log_dir: &str) -> String {
+    format!(
+        "services:
+  probe:
+    image: gitfleet/busybox:1
+    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM INT; while true; do busybox timeout 5 busybox wget -q -O - http://shop.test:{router_port}/ >> /log/client 2>&1; echo >> /log/client; sleep 0.5; done\"]
+    extra_hosts: [\"shop.test:{router_ip}\"]
+    volumes: [\"{log_dir}:/log\"]
+    deploy:
+      placement: {{constraints: [\"node.hostname == {host}\"]}}
+"
+    )
+}
+
 /// `gitfleet run` with its router; killed on drop (its log printed if the test failed).
 struct Gitfleet {
     child: Child,
@@ -67,14 +87,16 @@ impl Gitfleet {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
         command
             .args(["run", "--repo", repo.path().to_str().unwrap(), "--branch", &repo.branch()])
-            .args(["--listen", "127.0.0.1:0", "--router-listen", "127.0.0.1:0", "--no-status"])
+            // On every address: containers on the test hosts reach it at their link's gateway.
+            .args(["--listen", "127.0.0.1:0", "--router-listen", "0.0.0.0:0", "--no-status"])
             .args(["--cache-dir", cache.to_str().unwrap(), "--resync-interval", "2s"])
             .env("GITFLEET_LOG", "gitfleet=debug,gitfleet::router::access=warn");
         let (child, log, rx) =
             crate::support::spawn_announcing(command, &["gitfleet: router listening on "]);
-        let (_, router) = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+        let (_, listening) = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
             panic!("gitfleet run's router did not listen:\n{}", log.lock().unwrap())
         });
+        let router = SocketAddr::from(([127, 0, 0, 1], listening.port()));
         Gitfleet { child, router, log }
     }
 }
@@ -261,6 +283,39 @@ fn routed_service_through_rollout_health_and_a_host_cut_off() {
             "the route port is published on a port Docker chose: {ports}"
         );
     }
+
+    // 1b. Across hosts: a service on host a reaches the routed service by its route name,
+    //     resolved through `extra_hosts` to the router, and the replica on host b answers.
+    let a = &bed.hosts()[0];
+    let on_other_hosts: BTreeSet<String> =
+        before.iter().filter(|(_, h)| h.as_str() != a.name()).map(|(id, _)| id.clone()).collect();
+    repo.commit(
+        &[("apps/client/compose.yaml", &client(a.name(), a.gateway(), router.port(), &log_dir))],
+        &[],
+    );
+    wait_until("host a's client is answered from host b", Duration::from_secs(90), || {
+        let answers = std::fs::read_to_string(logs.path().join("client")).unwrap_or_default();
+        let from_b =
+            answers.lines().filter(|l| on_other_hosts.iter().any(|id| l.starts_with(id.as_str())));
+        if from_b.count() >= 2 {
+            Ok(())
+        } else {
+            Err(format!("answers so far: {:?}", answers.lines().rev().take(5).collect::<Vec<_>>()))
+        }
+    });
+    let probe = bed.host(a.name()).docker(&[
+        "ps",
+        "--filter",
+        "label=io.gitfleet.service=probe",
+        "--format",
+        "{{.ID}}",
+    ]);
+    let hosts_file = bed.host(a.name()).docker(&["exec", probe.trim(), "cat", "/etc/hosts"]);
+    assert!(
+        hosts_file.contains(&format!("{}\tshop.test", a.gateway())),
+        "extra_hosts maps the route name to the router: {hosts_file}"
+    );
+    repo.commit(&[], &["apps/client"]);
 
     // 2. A start-first rolling update under load: nothing fails, no POST arrives twice.
     let stop = Arc::new(AtomicBool::new(false));
