@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::crashloop::CrashLoops;
 use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
+use super::isolation;
 use super::liveness::{HostHealth, Liveness};
 use super::repository::{FetchProblem, Published, RepositoryView};
 use super::routing::RoutedGuard;
@@ -35,7 +36,7 @@ use crate::diff::{self, Desired, Observed, Plan, render};
 use crate::git::poll::backoff;
 use crate::hosts::Pool;
 use crate::leader::Term;
-use crate::model::Model;
+use crate::model::{Model, compose_last_good};
 
 /// The first wait before an apply that did not complete is tried again; doubles up to
 /// [`RETRY_MAX`].
@@ -46,7 +47,13 @@ const RETRY_MAX: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 struct Loaded {
     revision: RevisionInfo,
+    /// The revision's good apps, with the last good version of each broken one
+    /// ([`crate::model::compose_last_good`]).
     model: Arc<Model>,
+    /// Which commit each app's version in `model` comes from.
+    origins: BTreeMap<String, String>,
+    /// Broken apps with no version in `model`: what runs of them is left alone.
+    left_alone: std::collections::BTreeSet<String>,
 }
 
 /// What one sync did, in a word or two, for the history and the tests.
@@ -106,6 +113,8 @@ pub struct Reconciler {
     good: Option<Loaded>,
     /// Revisions whose rollout failed; not retried.
     failed: Option<String>,
+    /// Apps of `failed` whose rollout failed: they run their last good version.
+    failed_apps: std::collections::BTreeSet<String>,
     /// The revision whose rollout failed, kept for a requested retry.
     rejected: Option<Loaded>,
     /// Applies in a row that did not complete (not counting rejections): the retry backoff.
@@ -147,6 +156,7 @@ impl Reconciler {
             target: None,
             good: None,
             failed: None,
+            failed_apps: Default::default(),
             rejected: None,
             retries: 0,
             head_problems: Vec::new(),
@@ -290,15 +300,39 @@ impl Reconciler {
             self.announced = Some(revision.commit.clone());
         }
         match &read.model {
-            Ok(model) => {
+            Ok(partial) => {
                 self.head = Some(revision.clone());
-                self.head_problems.clear();
-                self.target = Some(Loaded { revision: revision.clone(), model: model.clone() });
+                let base = self.target.as_ref();
+                let composed = compose_last_good(partial, base.map(|b| b.model.as_ref()));
+                let origins = isolation::origins(
+                    &composed,
+                    &revision.commit,
+                    base.map(|b| &b.origins),
+                    base.map(|b| b.revision.commit.as_str()),
+                );
+                let invalid = isolation::invalid_apps(&composed, &origins);
+                if let Some(event) = isolation::event(&revision, &invalid) {
+                    self.status.event(EventKind::Rollout, event);
+                }
+                self.head_problems = isolation::problems(&revision, &invalid);
+                let left_alone = invalid
+                    .iter()
+                    .filter(|(_, app)| app.running.is_none())
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                self.target = Some(Loaded {
+                    revision: revision.clone(),
+                    model: Arc::new(composed.model),
+                    origins,
+                    left_alone,
+                });
+                self.status.update(|s| s.invalid_apps = invalid);
                 self.set_head(revision, HeadState::Pending);
             }
             Err(error) => match error.as_ref() {
                 SourceError::Invalid(diagnostics) => {
                     self.head = Some(revision.clone());
+                    self.status.update(|s| s.invalid_apps.clear());
                     self.head_problems = diagnostics
                         .iter()
                         .map(|d| {
@@ -361,14 +395,16 @@ impl Reconciler {
         if let Some(deadline) = self.liveness.next_deadline(now) {
             self.wake_after(deadline);
         }
+        // Broken apps with no version to keep: what runs of them is not the planner's.
+        let seen = isolation::without_apps(&observed, &target.left_alone);
         let mut plan = diff::plan(
             &Desired::for_repository(
                 model,
-                &observed,
+                &seen,
                 Some(target.revision.commit.clone()),
                 Some(self.settings.repository_id.clone()),
             ),
-            &observed,
+            &seen,
         );
         let held = self.crash_loops.hold_back(&mut plan, now);
         for h in &held {
@@ -449,10 +485,20 @@ impl Reconciler {
                 }
                 // Only a health gate failed and rolled back makes the revision bad; anything
                 // else (a pull refused, an API error, a host lost) is retried with backoff.
-                let is_new =
-                    self.good.as_ref().is_none_or(|g| g.revision.commit != target.revision.commit);
-                if !report.rolled_back.is_empty() && is_new {
-                    self.reject(target, &report.rolled_back);
+                // Per app: only an app whose version differs from its last good one (a new
+                // version) is rejected.
+                let good = self.good.as_ref().map(|g| g.model.as_ref());
+                let new_versions: std::collections::BTreeSet<String> = report
+                    .rolled_back
+                    .iter()
+                    .filter(|service| {
+                        let app = isolation::app_of(service);
+                        good.and_then(|g| g.apps.get(app)) != model.apps.get(app)
+                    })
+                    .cloned()
+                    .collect();
+                if !new_versions.is_empty() {
+                    self.reject(target, &new_versions);
                 } else {
                     let wait = backoff(self.retries, RETRY_FIRST, RETRY_MAX);
                     self.retries = self.retries.saturating_add(1);
@@ -552,23 +598,40 @@ impl Reconciler {
         report
     }
 
-    /// The target's rollout failed: fall back to the last good revision until a new commit.
+    /// The target's rollout failed for the apps of `services`: those apps fall back to
+    /// their last good version until a new commit (or a retry); the other apps of the
+    /// revision stay.
     fn reject(&mut self, target: &Loaded, services: &std::collections::BTreeSet<String>) {
-        let services: Vec<&str> = services.iter().map(String::as_str).collect();
+        let apps = isolation::apps_of(services);
+        let list: Vec<&str> = services.iter().map(String::as_str).collect();
         self.status.event(
             EventKind::Rollout,
             format!(
-                "rollout of {} failed its health gate and was rolled back ({}); it is not retried until a new commit arrives or a retry is requested",
+                "rollout of {} failed its health gate and was rolled back ({}); app(s) {} keep their last good version, not retried until a new commit arrives or a retry is requested",
                 short_commit(&target.revision.commit),
-                services.join(", ")
+                list.join(", "),
+                apps.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
             ),
         );
+        if self.failed.as_ref() != Some(&target.revision.commit) {
+            self.failed_apps.clear();
+        }
         self.failed = Some(target.revision.commit.clone());
-        self.rejected = Some(target.clone());
+        self.failed_apps.extend(apps.iter().cloned());
+        if self.rejected.as_ref().is_none_or(|r| r.revision.commit != target.revision.commit) {
+            self.rejected = Some(target.clone());
+        }
         self.status.update(|s| s.counters.rollbacks += 1);
         self.set_head(target.revision.clone(), HeadState::Failed);
-        self.target = self.good.clone();
-        // Converge back to the good revision now, not at the next trigger.
+        let good = self.good.as_ref().map(|g| (g.model.as_ref(), &g.origins));
+        let (model, origins) = isolation::fall_back(&target.model, &target.origins, &apps, good);
+        self.target = Some(Loaded {
+            revision: target.revision.clone(),
+            model: Arc::new(model),
+            origins,
+            left_alone: target.left_alone.clone(),
+        });
+        // Converge back to the good versions now, not at the next trigger.
         self.wake_after(Duration::ZERO);
     }
 
@@ -587,6 +650,7 @@ impl Reconciler {
             ),
         );
         self.failed = None;
+        self.failed_apps.clear();
         self.retries = 0;
         self.set_head(rejected.revision.clone(), HeadState::Pending);
         self.target = Some(rejected);
@@ -595,7 +659,9 @@ impl Reconciler {
     /// `target` converged on every host: it is deployed (and so is the head, if it is it).
     fn deployed(&mut self, target: &Loaded, summary: diff::Summary, outcome: &Outcome) {
         let commit = &target.revision.commit;
-        if self.head.as_ref().is_some_and(|h| &h.commit == commit) {
+        // A head with apps rolled back stays `failed` while their last good version runs.
+        let failed = self.failed.as_ref() == Some(commit);
+        if !failed && self.head.as_ref().is_some_and(|h| &h.commit == commit) {
             self.status.update(|s| {
                 if let Some(head) = s.head.as_mut().filter(|h| &h.revision.commit == commit) {
                     head.state = HeadState::Deployed;
@@ -604,8 +670,19 @@ impl Reconciler {
         }
         let changed = self.good.as_ref().is_none_or(|g| &g.revision.commit != commit);
         if changed {
-            self.status
-                .event(EventKind::Rollout, format!("revision {} deployed", short_commit(commit)));
+            let except = if failed {
+                let apps: Vec<&str> = self.failed_apps.iter().map(String::as_str).collect();
+                format!(
+                    " except app(s) {} (rolled back: their last good version runs)",
+                    apps.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            self.status.event(
+                EventKind::Rollout,
+                format!("revision {} deployed{except}", short_commit(commit)),
+            );
             self.good = Some(target.clone());
             let plan = if matches!(outcome, Outcome::Applied(_)) {
                 summary
@@ -635,14 +712,16 @@ impl Reconciler {
             .collect();
         if let Some(failed) = &self.failed {
             if self.head.as_ref().is_some_and(|h| &h.commit == failed) {
-                problems.push(Problem::new(
-                    ProblemKind::RolloutFailed,
-                    Subject::Repository,
-                    format!(
-                        "the rollout of {} failed; fix it with a new commit (or request a retry)",
-                        short_commit(failed)
-                    ),
-                ));
+                for app in &self.failed_apps {
+                    problems.push(Problem::new(
+                        ProblemKind::RolloutFailed,
+                        Subject::App { app: app.clone() },
+                        format!(
+                            "the rollout of app {app} in {} failed and was rolled back: its last good version runs; fix it with a new commit (or request a retry)",
+                            short_commit(failed)
+                        ),
+                    ));
+                }
             }
         }
         problems.extend(self.head_problems.iter().cloned());

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::source::{Source, SourceError};
 use super::state::RevisionInfo;
 use super::trigger::{FetchWish, Triggers};
-use crate::model::Model;
+use crate::model::Partial;
 
 /// What the repository task last found.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +34,8 @@ pub struct Published {
 #[derive(Debug, Clone)]
 pub struct ReadHead {
     pub revision: RevisionInfo,
-    pub model: Result<Arc<Model>, Arc<SourceError>>,
+    /// App by app: a broken app is in the `Partial`; only a fleet-level problem is an error.
+    pub model: Result<Arc<Partial>, Arc<SourceError>>,
 }
 
 /// A failing (or stalled) fetch.
@@ -265,7 +266,7 @@ mod tests {
         let again = tokio::time::timeout(Duration::from_millis(300), view.changed()).await;
         assert!(again.is_err(), "an unchanged head was published again");
 
-        // A broken head is published with its diagnostics.
+        // A head with a broken app is published with that app's diagnostics.
         let broken = commit(
             &repository,
             &[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", "services: [")],
@@ -277,6 +278,16 @@ mod tests {
         let published = next(&mut view).await;
         let head = published.head.as_ref().unwrap();
         assert_eq!(head.revision.commit, broken);
+        let partial = head.model.as_ref().unwrap();
+        assert!(matches!(&partial.apps["shop"], Err(d) if !d.is_empty()));
+
+        // A broken fleet.yaml: the whole head is invalid.
+        let fleet_broken =
+            commit(&repository, &[("fleet.yaml", "hosts: ["), ("apps/shop/compose.yaml", APP)]);
+        triggers.push(Trigger::Webhook { forge: "generic".into() });
+        let published = next(&mut view).await;
+        let head = published.head.as_ref().unwrap();
+        assert_eq!(head.revision.commit, fleet_broken);
         assert!(
             matches!(head.model.as_ref().unwrap_err().as_ref(), SourceError::Invalid(d) if !d.is_empty())
         );
