@@ -51,6 +51,9 @@ pub type RepositoryView = watch::Receiver<Arc<Published>>;
 /// What one fetch (and load) gave.
 enum Fetched {
     Failed(String),
+    /// The fetch failed before anything was read since start: the head the cache holds
+    /// from an earlier run is read instead (deployed while the remote is down).
+    FailedWithCached(String, ReadHead),
     /// The head did not move since the last successful read.
     Same,
     New(ReadHead),
@@ -114,6 +117,16 @@ impl RepositoryTask {
                         next.fetch_error = Some(FetchProblem { message, since });
                         true
                     }
+                    Fetched::FailedWithCached(message, head) => {
+                        tracing::warn!(
+                            commit = %head.revision.commit,
+                            "fetching failed; deploying the head cached by an earlier run"
+                        );
+                        known = Some(head.revision.commit.clone());
+                        next.fetch_error = Some(FetchProblem { message, since: SystemTime::now() });
+                        next.head = Some(head);
+                        true
+                    }
                     Fetched::Same => next.fetch_error.take().is_some(),
                     Fetched::New(head) => {
                         known = Some(head.revision.commit.clone());
@@ -143,20 +156,24 @@ impl RepositoryTask {
             let mut source = source.lock().unwrap_or_else(|e| e.into_inner());
             let revision = match source.fetch_head() {
                 Ok(revision) => revision,
-                Err(error) => return Fetched::Failed(error.to_string()),
+                Err(error) => {
+                    // Nothing read since start: the cache's head from an earlier run.
+                    let cached = known.is_none().then(|| source.cached_head().ok().flatten());
+                    return match cached.flatten() {
+                        Some(revision) => match read(&mut source, revision) {
+                            Fetched::New(head) => {
+                                Fetched::FailedWithCached(error.to_string(), head)
+                            }
+                            _ => Fetched::Failed(error.to_string()),
+                        },
+                        None => Fetched::Failed(error.to_string()),
+                    };
+                }
             };
             if known.as_deref() == Some(revision.commit.as_str()) {
                 return Fetched::Same;
             }
-            match source.load(&revision.commit) {
-                Ok(model) => Fetched::New(ReadHead { revision, model: Ok(Arc::new(model)) }),
-                Err(error @ SourceError::Invalid(_)) => {
-                    Fetched::New(ReadHead { revision, model: Err(Arc::new(error)) })
-                }
-                Err(error @ SourceError::Unreadable(_)) => {
-                    Fetched::Unreadable(ReadHead { revision, model: Err(Arc::new(error)) })
-                }
-            }
+            read(&mut source, revision)
         });
         let joined = match tokio::time::timeout(self.deadline, &mut job).await {
             Ok(joined) => joined,
@@ -177,6 +194,19 @@ impl RepositoryTask {
             }
         };
         joined.unwrap_or_else(|error| Fetched::Failed(format!("the fetch task failed: {error}")))
+    }
+}
+
+/// Loads `revision`'s model (blocking).
+fn read(source: &mut Source, revision: RevisionInfo) -> Fetched {
+    match source.load(&revision.commit) {
+        Ok(model) => Fetched::New(ReadHead { revision, model: Ok(Arc::new(model)) }),
+        Err(error @ SourceError::Invalid(_)) => {
+            Fetched::New(ReadHead { revision, model: Err(Arc::new(error)) })
+        }
+        Err(error @ SourceError::Unreadable(_)) => {
+            Fetched::Unreadable(ReadHead { revision, model: Err(Arc::new(error)) })
+        }
     }
 }
 

@@ -56,6 +56,12 @@ impl Source {
         Ok(info(revision))
     }
 
+    /// The branch head as last fetched into the cache, without the network (`None`: never
+    /// fetched here): what a controller restarted while the remote is down deploys.
+    pub fn cached_head(&self) -> Result<Option<RevisionInfo>, GitError> {
+        Ok(self.mirror.cached_head(&self.branch)?.map(info))
+    }
+
     /// Fetches a pull request's head (`refs/pull/7/head` ...) and returns it.
     pub fn fetch_ref(&self, remote_ref: &str) -> Result<RevisionInfo, GitError> {
         Ok(info(self.mirror.fetch_ref(remote_ref)?))

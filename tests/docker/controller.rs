@@ -296,8 +296,11 @@ fn the_controller_keeps_the_fleet_at_the_branch() {
         &server.url("fleet.git"),
         cache.path(),
         &[
+            // Longer than the test: a periodic resync (it fetches) that fell in the pause before
+            // the flood below fetched the flooded commit first, and the flood then caused no
+            // sync (the flake seen before, when the test ran slowly).
             "--resync-interval",
-            "60s",
+            "600s",
             "--forge",
             "github",
             "--forge-api",
