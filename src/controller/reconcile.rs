@@ -117,6 +117,8 @@ pub struct Reconciler {
     failed_apps: std::collections::BTreeSet<String>,
     /// The revision whose rollout failed, kept for a requested retry.
     rejected: Option<Loaded>,
+    /// The failed revision whose other apps were announced as running.
+    partly_deployed: Option<String>,
     /// Applies in a row that did not complete (not counting rejections): the retry backoff.
     retries: u32,
     /// Problems of the head (validation, reading), kept until the head changes.
@@ -158,6 +160,7 @@ impl Reconciler {
             failed: None,
             failed_apps: Default::default(),
             rejected: None,
+            partly_deployed: None,
             retries: 0,
             head_problems: Vec::new(),
             fetch_error: None,
@@ -527,10 +530,13 @@ impl Reconciler {
         &mut self,
         model: &Model,
     ) -> (Observed, BTreeMap<String, Result<bollard::Docker, String>>) {
+        // The round's start is when a host that fails to answer was last asked: counting it
+        // away from the round's end would add the observe timeout to the grace period.
+        let asked = Instant::now();
         let round = self.pool.observe_model(model).await;
         let (seen, clients) = (round.observed, round.clients);
         self.heartbeat.beat();
-        let (observed, transitions) = self.liveness.observe(seen, &round.failures, Instant::now());
+        let (observed, transitions) = self.liveness.observe(seen, &round.failures, asked);
         for transition in &transitions {
             if matches!(transition, super::liveness::Transition::Down { .. }) {
                 self.status.update(|s| s.counters.failovers += 1);
@@ -657,11 +663,26 @@ impl Reconciler {
     }
 
     /// `target` converged on every host: it is deployed (and so is the head, if it is it).
+    /// A revision with apps rolled back is not: its other apps run, the deployed revision
+    /// stays the last one deployed in full (invalid apps aside).
     fn deployed(&mut self, target: &Loaded, summary: diff::Summary, outcome: &Outcome) {
         let commit = &target.revision.commit;
-        // A head with apps rolled back stays `failed` while their last good version runs.
-        let failed = self.failed.as_ref() == Some(commit);
-        if !failed && self.head.as_ref().is_some_and(|h| &h.commit == commit) {
+        if self.failed.as_ref() == Some(commit) {
+            if self.partly_deployed.as_ref() != Some(commit) {
+                let apps: Vec<&str> = self.failed_apps.iter().map(String::as_str).collect();
+                self.status.event(
+                    EventKind::Rollout,
+                    format!(
+                        "revision {}: its other apps run; app(s) {} rolled back to their last good version",
+                        short_commit(commit),
+                        apps.join(", ")
+                    ),
+                );
+                self.partly_deployed = Some(commit.clone());
+            }
+            return;
+        }
+        if self.head.as_ref().is_some_and(|h| &h.commit == commit) {
             self.status.update(|s| {
                 if let Some(head) = s.head.as_mut().filter(|h| &h.revision.commit == commit) {
                     head.state = HeadState::Deployed;
@@ -670,19 +691,8 @@ impl Reconciler {
         }
         let changed = self.good.as_ref().is_none_or(|g| &g.revision.commit != commit);
         if changed {
-            let except = if failed {
-                let apps: Vec<&str> = self.failed_apps.iter().map(String::as_str).collect();
-                format!(
-                    " except app(s) {} (rolled back: their last good version runs)",
-                    apps.join(", ")
-                )
-            } else {
-                String::new()
-            };
-            self.status.event(
-                EventKind::Rollout,
-                format!("revision {} deployed{except}", short_commit(commit)),
-            );
+            self.status
+                .event(EventKind::Rollout, format!("revision {} deployed", short_commit(commit)));
             self.good = Some(target.clone());
             let plan = if matches!(outcome, Outcome::Applied(_)) {
                 summary

@@ -8,6 +8,10 @@
 //! A fetch (with its load) that has not finished within the deadline is published as a
 //! fetch problem ("... has not finished after 90 s") while it goes on; the Git timeouts of
 //! the mirror end it eventually, and the next wish is served then.
+//!
+//! A fetch that fails before anything was read since start deploys what the cache holds from
+//! an earlier run (a restart while the remote is down), with the fetch problem reported. The
+//! mirror is compacted between fetches once a day ([`COMPACT_EVERY`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -70,7 +74,13 @@ pub struct RepositoryTask {
     resync_fetch_interval: Duration,
     /// How long a fetch (with its load) may run before it is reported as stalled.
     deadline: Duration,
+    /// The mirror is compacted (`Mirror::compact`) after a fetch at most this often, the
+    /// first time one interval after start.
+    compact_every: Duration,
 }
+
+/// How often the mirror is compacted by default.
+pub const COMPACT_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl RepositoryTask {
     pub fn new(
@@ -86,13 +96,22 @@ impl RepositoryTask {
             publish,
             resync_fetch_interval,
             deadline,
+            compact_every: COMPACT_EVERY,
         };
         (task, view)
+    }
+
+    /// Compacts the mirror after a fetch at most once per `every` ([`COMPACT_EVERY`] unless
+    /// set).
+    pub fn with_compaction(mut self, every: Duration) -> Self {
+        self.compact_every = every;
+        self
     }
 
     /// Serves fetch wishes forever.
     pub async fn run(self) {
         let mut last_fetch: Option<tokio::time::Instant> = None;
+        let mut last_compact = tokio::time::Instant::now();
         let mut known: Option<String> = None;
         loop {
             let wish = self.triggers.next_fetch().await;
@@ -145,6 +164,26 @@ impl RepositoryTask {
                 }
                 changed
             });
+            // After publishing, so a new head never waits for it.
+            if now.duration_since(last_compact) >= self.compact_every {
+                last_compact = now;
+                self.compact().await;
+            }
+        }
+    }
+
+    /// Repacks the mirror and drops unreachable objects (bounded by the mirror's timeout),
+    /// between fetches; a failure is logged and tried again at the next interval.
+    async fn compact(&self) {
+        let source = self.source.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let source = source.lock().unwrap_or_else(|e| e.into_inner());
+            source.mirror().compact()
+        });
+        match job.await {
+            Ok(Ok(())) => tracing::info!("mirror compacted"),
+            Ok(Err(error)) => tracing::warn!(%error, "compacting the mirror failed"),
+            Err(error) => tracing::warn!(%error, "the compaction task failed"),
         }
     }
 
