@@ -1,8 +1,10 @@
 //! One sync, and the state the loop carries from one sync to the next.
 //!
-//! A sync: take what the repository task published last (never waiting on Git: a new valid
-//! head becomes the target; an invalid head is reported and the last good revision stays the
-//! target; a head whose rollout failed is not retried until a new commit arrives); observe
+//! A sync: take what the repository task published last (never waiting on Git: a new head
+//! with a valid `fleet.yaml` becomes the target app by app, each broken app keeping its last
+//! good version ([`super::isolation`]); a head whose `fleet.yaml` is invalid is reported and
+//! the last target stays; an app whose rollout failed its health gate goes back to its last
+//! good version and is not retried until a new commit arrives or a retry is asked); observe
 //! every host through the client pool; fold the observation into the hosts' memory (grace
 //! period, failover); plan; hold back crash-looping restarts; apply (stopping at a step
 //! boundary when the cancellation token fires); observe again for the replica counts; publish
