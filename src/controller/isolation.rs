@@ -203,7 +203,7 @@ mod tests {
     const BROKEN: &str = "services:\n  web:\n    image: [unclosed\n";
 
     fn head(commit: &str) -> RevisionInfo {
-        RevisionInfo { commit: commit.into(), author: "a".into(), message: "m".into() }
+        RevisionInfo { commit: commit.into(), author: "a".into(), message: "m".into(), time: None }
     }
 
     #[test]

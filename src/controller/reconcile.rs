@@ -22,6 +22,7 @@ use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::isolation;
 use super::liveness::{HostHealth, Liveness};
+use super::replicas;
 use super::repository::{FetchProblem, Published, RepositoryView};
 use super::routing::RoutedGuard;
 use super::settings::Settings;
@@ -121,6 +122,9 @@ pub struct Reconciler {
     rejected: Option<Loaded>,
     /// The failed revision whose other apps were announced as running.
     partly_deployed: Option<String>,
+    /// `app/service` of the services that failed rollout rolled back (shown while the failed
+    /// revision is the head).
+    rolled_back: std::collections::BTreeSet<String>,
     /// Applies in a row that did not complete (not counting rejections): the retry backoff.
     retries: u32,
     /// Problems of the head (validation, reading), kept until the head changes.
@@ -163,6 +167,7 @@ impl Reconciler {
             failed_apps: Default::default(),
             rejected: None,
             partly_deployed: None,
+            rolled_back: Default::default(),
             retries: 0,
             head_problems: Vec::new(),
             fetch_error: None,
@@ -460,6 +465,8 @@ impl Reconciler {
             // Changes while the target already runs: drift being repaired.
             let repairing =
                 self.good.as_ref().is_some_and(|g| g.revision.commit == target.revision.commit);
+            // The replicas this apply replaces or creates show as rolling meanwhile.
+            self.record_services(model, &observed, &plan, true);
             let report = self.apply(model, &plan, clients).await;
             if repairing && report.converged() && report.stopped.is_none() {
                 self.status.update(|s| s.counters.drift_repairs += 1);
@@ -623,9 +630,11 @@ impl Reconciler {
         );
         if self.failed.as_ref() != Some(&target.revision.commit) {
             self.failed_apps.clear();
+            self.rolled_back.clear();
         }
         self.failed = Some(target.revision.commit.clone());
         self.failed_apps.extend(apps.iter().cloned());
+        self.rolled_back.extend(services.iter().cloned());
         if self.rejected.as_ref().is_none_or(|r| r.revision.commit != target.revision.commit) {
             self.rejected = Some(target.clone());
         }
@@ -659,6 +668,7 @@ impl Reconciler {
         );
         self.failed = None;
         self.failed_apps.clear();
+        self.rolled_back.clear();
         self.retries = 0;
         self.set_head(rejected.revision.clone(), HeadState::Pending);
         self.target = Some(rejected);
@@ -804,7 +814,7 @@ impl Reconciler {
             ));
         }
         problems.extend(self.repository_problems());
-        let services = Arc::new(services(model, observed));
+        self.record_services(model, observed, plan, false);
         let routes = Arc::new(crate::router::derive_routes(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
@@ -814,11 +824,32 @@ impl Reconciler {
         let host_info =
             model.fleet.hosts.iter().map(|(name, h)| (name.clone(), HostInfo::of(h))).collect();
         self.status.update(|s| {
-            s.services = services;
             s.fleet = Some(fleet);
             s.host_info = host_info;
             s.routes = routes;
             s.platforms = platforms;
+        });
+    }
+
+    /// Records every service's replicas and every host's usage from `observed`; `applying`:
+    /// `plan` is about to be applied (its replacements and creations are rolling).
+    fn record_services(&self, model: &Model, observed: &Observed, plan: &Plan, applying: bool) {
+        let mut services = services(model, observed);
+        let head_failed =
+            self.failed.is_some() && self.head.as_ref().map(|h| &h.commit) == self.failed.as_ref();
+        let restarts = |key: &diff::ReplicaKey| self.crash_loops.restarts(key);
+        let context = replicas::Context {
+            applying: applying.then_some(plan),
+            unplaced: &plan.unplaced,
+            rolled_back: head_failed.then_some(&self.rolled_back),
+            restarts: Some(&restarts),
+        };
+        replicas::fill(&mut services, model, observed, &context);
+        let usage = replicas::host_usage(model, observed);
+        let services = Arc::new(services);
+        self.status.update(|s| {
+            s.services = services;
+            s.host_usage = usage;
         });
     }
 
