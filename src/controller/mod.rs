@@ -4,6 +4,8 @@
 //! * [`trigger`]: the reasons to sync and the queue that coalesces them.
 //! * [`liveness`]: each host's last observation and whether it is up, away or down.
 //! * [`crashloop`]: the brake on replicas that keep stopping.
+//! * [`isolation`]: per-app isolation: a broken app keeps its last good version, the others
+//!   deploy.
 //! * [`replicas`]: per-replica rows and per-host usage for the snapshot, from the loop's
 //!   observation.
 //! * [`state`]: the typed status [`Snapshot`], published by the loop's [`StatusWriter`] and
@@ -38,6 +40,7 @@
 pub mod crashloop;
 pub mod events;
 pub mod health;
+pub mod isolation;
 pub mod liveness;
 pub mod previews;
 pub mod reconcile;

@@ -263,6 +263,9 @@ pub enum ProblemKind {
     Fetch,
     /// The head does not validate.
     InvalidRevision,
+    /// An app of the head does not validate: its last good version keeps running (or none
+    /// of it is deployed), the other apps are deployed.
+    InvalidApp,
     /// The head could not be read.
     UnreadableRevision,
     /// The head's rollout failed and was rolled back.
@@ -450,6 +453,10 @@ pub struct Snapshot {
     /// the hosts are kept at.
     pub fleet: Option<String>,
     pub host_info: BTreeMap<String, HostInfo>,
+    /// Apps of the head that do not validate, with their errors and the revision whose
+    /// version of them runs instead (per-app isolation). Additive in version 1.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub invalid_apps: BTreeMap<String, super::isolation::InvalidApp>,
     /// High availability: this instance's role (`leader`, `standby`, or `single` without
     /// etcd), the members, the leader, its epoch and since when.
     pub leadership: crate::leader::View,
@@ -485,6 +492,7 @@ impl Default for Snapshot {
             counters: Counters::default(),
             fleet: None,
             host_info: BTreeMap::new(),
+            invalid_apps: BTreeMap::new(),
             leadership: crate::leader::View::single(),
             host_usage: BTreeMap::new(),
             next_poll: None,

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::isolation::InvalidApp;
 use super::state::{Deployed, Head, HeadState, HostStatus, ServiceStatus, Snapshot};
 use crate::diff::render::short_commit;
 
@@ -22,6 +23,9 @@ struct StatusFile<'s> {
     head: Option<&'s Head>,
     hosts: BTreeMap<&'s str, HostLine<'s>>,
     services: BTreeMap<&'s str, BTreeMap<&'s str, ServiceLine<'s>>>,
+    /// Apps of the head that do not validate, and what runs of them instead.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    invalid_apps: &'s BTreeMap<String, InvalidApp>,
     errors: Vec<&'s str>,
 }
 
@@ -73,6 +77,7 @@ pub fn yaml(snapshot: &Snapshot) -> String {
                 (app.as_str(), lines)
             })
             .collect(),
+        invalid_apps: &snapshot.invalid_apps,
         errors: snapshot.problems.iter().map(|p| p.message.as_str()).collect(),
     };
     let body = serde_yaml::to_string(&file).unwrap_or_else(|e| format!("error: {e}\n"));
@@ -112,6 +117,19 @@ pub fn markdown(snapshot: &Snapshot) -> String {
             short_commit(&head.revision.commit),
             escape(&head.revision.message)
         );
+    }
+    if !snapshot.invalid_apps.is_empty() {
+        md.push_str("## Invalid apps\n\n");
+        for (name, app) in &snapshot.invalid_apps {
+            let runs = match &app.running {
+                Some(commit) => {
+                    format!("its last good revision `{}` keeps running", short_commit(commit))
+                }
+                None => "no version of it is deployed".to_string(),
+            };
+            let _ = writeln!(md, "- **{name}**: {} error(s); {runs}.", app.errors.len());
+        }
+        md.push('\n');
     }
     if !snapshot.problems.is_empty() {
         md.push_str("## Errors\n\n");
@@ -219,6 +237,45 @@ mod tests {
         assert_eq!(value["hosts"]["b"]["state"], "away");
         assert_eq!(value["services"]["shop"]["web"]["hosts"]["a"]["healthy"], 1);
         assert_eq!(value["errors"][0], "host b is unreachable");
+    }
+
+    #[test]
+    fn invalid_apps_say_what_runs_instead() {
+        let mut snapshot = snapshot();
+        snapshot.invalid_apps.insert(
+            "blog".into(),
+            InvalidApp {
+                errors: vec!["apps/blog/compose.yaml:4:5: error[schema]: bad".into()],
+                running: Some("fedcba9876543210fedcba9876543210fedcba98".into()),
+            },
+        );
+        snapshot.invalid_apps.insert(
+            "new".into(),
+            InvalidApp {
+                errors: vec!["apps/new/compose.yaml:1:1: error[syntax]: x".into()],
+                running: None,
+            },
+        );
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml(&snapshot)).unwrap();
+        assert_eq!(
+            value["invalid_apps"]["blog"]["errors"][0],
+            "apps/blog/compose.yaml:4:5: error[schema]: bad"
+        );
+        assert_eq!(
+            value["invalid_apps"]["blog"]["running"],
+            "fedcba9876543210fedcba9876543210fedcba98"
+        );
+        assert!(value["invalid_apps"]["new"]["running"].is_null());
+        let md = markdown(&snapshot);
+        assert!(
+            md.contains(
+                "- **blog**: 1 error(s); its last good revision `fedcba987654` keeps running."
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- **new**: 1 error(s); no version of it is deployed."), "{md}");
+        // Without invalid apps, the files do not mention them.
+        assert!(!yaml(&self::snapshot()).contains("invalid_apps"));
     }
 
     #[test]

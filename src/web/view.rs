@@ -503,6 +503,11 @@ fn problem_heading(kind: ProblemKind) -> (&'static str, &'static str, &'static s
             "Invalid",
             "The branch head does not validate: nothing of it was deployed, the last good revision keeps running",
         ),
+        ProblemKind::InvalidApp => (
+            "bad",
+            "Invalid app",
+            "Apps of the branch head that do not validate: each keeps its last good revision running; the other apps are deployed",
+        ),
         ProblemKind::UnreadableRevision => ("bad", "Unreadable", "The branch head cannot be read"),
         ProblemKind::RolloutFailed => (
             "bad",
