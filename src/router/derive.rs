@@ -82,7 +82,7 @@ mod tests {
 
     fn model() -> Model {
         let fleet = "hosts:\n  a:\n    endpoint: tcp://10.250.50.2:2375\n  b:\n    endpoint: unix:///var/run/docker.sock\n";
-        let shop = "services:\n  web:\n    image: web:1\n    deploy: {replicas: 2}\n    x-routes:\n      - {host: shop.test, port: 80}\n      - {host: '*.shop.test', path_prefix: /api, port: 8080}\n  db:\n    image: db:1\n    extra_hosts: [\"api.shop.internal=10.0.0.1\", \"b.internal:10.0.0.2\"]\n";
+        let shop = "services:\n  web:\n    image: web:1\n    deploy: {replicas: 2}\n    x-routes:\n      - {host: shop.test, port: 80, sticky: true}\n      - {host: '*.shop.test', path_prefix: /api, port: 8080}\n  db:\n    image: db:1\n    extra_hosts: [\"api.shop.internal=10.0.0.1\", \"b.internal:10.0.0.2\"]\n";
         let tree: SourceTree = [("fleet.yaml", fleet), ("apps/shop/compose.yaml", shop)]
             .into_iter()
             .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
@@ -153,6 +153,7 @@ mod tests {
         assert_eq!(addresses, ["10.250.50.2:32769"]);
         let web = &specs[1];
         assert_eq!(web.service, "shop/web");
+        assert!(web.sticky && !api.sticky, "sticky: true on the rule, off by default");
         assert_eq!(web.port, 80);
         let addresses: Vec<_> = web.backends.iter().map(|b| b.address.as_str()).collect();
         assert_eq!(addresses, ["10.250.50.2:32768", "127.0.0.1:40000"]);
