@@ -19,7 +19,7 @@ use crate::controller::{Controller, Settings};
 use crate::controller::{Trigger, Triggers};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::leader::{Elector, EtcdTls, LeaderSettings, Role, handoff};
-use crate::model::{LoadOptions, parse_identities};
+use crate::model::parse_identities;
 use crate::router::{self, Router};
 use crate::web;
 use crate::webhook::ReceiverSettings;
@@ -142,6 +142,10 @@ pub struct Args {
     /// Age identity file for encrypted secrets (`*.age`).
     #[arg(long, env = "GITFLEET_AGE_IDENTITY")]
     age_identity: Option<PathBuf>,
+    /// The fleet's digest key file: configs and secrets appear in plans and labels as HMACs
+    /// under it (fleet.yaml's `settings.digest_key` must name its id).
+    #[arg(long, env = "GITFLEET_DIGEST_KEY_FILE")]
+    digest_key_file: Option<PathBuf>,
     /// Registry credentials in Docker's config.json format.
     #[arg(long, env = "GITFLEET_DOCKER_CONFIG")]
     docker_config: Option<PathBuf>,
@@ -229,6 +233,7 @@ struct ConfigFile {
     #[serde(default, with = "optional_duration")]
     preview_timeout: Option<Duration>,
     age_identity: Option<PathBuf>,
+    digest_key_file: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     concurrency: Option<usize>,
     #[serde(default, with = "optional_duration")]
@@ -388,7 +393,10 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             .with_context(|| format!("reading the age identity {}", path.display()))?;
         let identities =
             parse_identities(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        settings.load = LoadOptions { identities };
+        settings.load.identities = identities;
+    }
+    if let Some(path) = args.digest_key_file.or(file.digest_key_file) {
+        settings.load.digest_key = Some(super::source::read_digest_key(&path)?);
     }
     if let Some(path) = args.docker_config.or(file.docker_config) {
         let text = std::fs::read_to_string(&path)

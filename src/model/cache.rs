@@ -184,6 +184,7 @@ pub fn load_cached(
             }
         };
         finish(fleet, apps, diagnostics, &source)
+            .and_then(|model| super::digest::keyed(model, options.digest_key.as_ref()))
     };
     *cache = LoadCache { fleet: fleet_entry, recipients, apps: next, stats };
     outcome
@@ -296,7 +297,7 @@ mod tests {
 
     fn options(key: &Identity, with_key: bool) -> LoadOptions {
         let identities = if with_key { vec![key.clone()] } else { Vec::new() };
-        LoadOptions { identities: Identities::new(identities) }
+        LoadOptions { identities: Identities::new(identities), ..LoadOptions::default() }
     }
 
     #[test]

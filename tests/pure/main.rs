@@ -7,6 +7,7 @@ mod support;
 
 mod corpus;
 mod counting;
+mod digest_keys;
 mod forge_comments;
 mod git_edges;
 mod git_remote;
