@@ -19,7 +19,7 @@ use crate::controller::{Controller, Settings};
 use crate::controller::{Trigger, Triggers};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::leader::{Elector, EtcdTls, LeaderSettings, Role, handoff};
-use crate::model::{LoadOptions, parse_identities};
+use crate::model::parse_identities;
 use crate::router::{self, Router};
 use crate::web;
 use crate::webhook::ReceiverSettings;
@@ -129,9 +129,23 @@ pub struct Args {
     /// A file holding --forge-token (its trailing newline dropped); keeps it out of `ps`.
     #[arg(long, env = "GITFLEET_FORGE_TOKEN_FILE", conflicts_with = "forge_token")]
     forge_token_file: Option<PathBuf>,
+    /// The repository on the forge whose pull requests are previewed and commented on
+    /// (owner/name; GitLab group/sub/name). Default: the path of --repo's URL.
+    #[arg(long, env = "GITFLEET_FORGE_REPOSITORY")]
+    forge_repository: Option<String>,
+    /// Also preview pull requests from forks (their content is anyone's; off by default).
+    #[arg(long, env = "GITFLEET_PREVIEW_FORKS")]
+    preview_forks: bool,
+    /// How long one pull-request preview may take, fetch to comment. Default 120s.
+    #[arg(long, env = "GITFLEET_PREVIEW_TIMEOUT", value_parser = humantime::parse_duration)]
+    preview_timeout: Option<Duration>,
     /// Age identity file for encrypted secrets (`*.age`).
     #[arg(long, env = "GITFLEET_AGE_IDENTITY")]
     age_identity: Option<PathBuf>,
+    /// The fleet's digest key file: configs and secrets appear in plans and labels as HMACs
+    /// under it (fleet.yaml's `settings.digest_key` must name its id).
+    #[arg(long, env = "GITFLEET_DIGEST_KEY_FILE")]
+    digest_key_file: Option<PathBuf>,
     /// Registry credentials in Docker's config.json format.
     #[arg(long, env = "GITFLEET_DOCKER_CONFIG")]
     docker_config: Option<PathBuf>,
@@ -214,7 +228,12 @@ struct ConfigFile {
     forge_api: Option<String>,
     forge_token: Option<String>,
     forge_token_file: Option<PathBuf>,
+    forge_repository: Option<String>,
+    preview_forks: Option<bool>,
+    #[serde(default, with = "optional_duration")]
+    preview_timeout: Option<Duration>,
     age_identity: Option<PathBuf>,
+    digest_key_file: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     concurrency: Option<usize>,
     #[serde(default, with = "optional_duration")]
@@ -374,7 +393,10 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             .with_context(|| format!("reading the age identity {}", path.display()))?;
         let identities =
             parse_identities(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        settings.load = LoadOptions { identities };
+        settings.load.identities = identities;
+    }
+    if let Some(path) = args.digest_key_file.or(file.digest_key_file) {
+        settings.load.digest_key = Some(super::source::read_digest_key(&path)?);
     }
     if let Some(path) = args.docker_config.or(file.docker_config) {
         let text = std::fs::read_to_string(&path)
@@ -439,6 +461,22 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
                     "--forge needs a token: --forge-token-file (or GITFLEET_FORGE_TOKEN_FILE), or --forge-token"
                 );
             };
+            let repository = args
+                .forge_repository
+                .or(file.forge_repository)
+                .or_else(|| crate::webhook::repository_path(&settings.repository));
+            let Some(repository) = repository else {
+                bail!(
+                    "--forge needs the repository's path on the forge for its comments: give --forge-repository owner/name (it cannot be read from --repo {})",
+                    crate::git::redact_url(&settings.repository)
+                );
+            };
+            settings.preview.repository = Some(repository);
+            settings.preview.forks = args.preview_forks || file.preview_forks.unwrap_or(false);
+            if let Some(timeout) = args.preview_timeout.or(file.preview_timeout) {
+                anyhow::ensure!(!timeout.is_zero(), "the preview timeout must be more than 0s");
+                settings.preview.deadline = timeout;
+            }
             Some(ForgeClient::new(kind, &api, token)?)
         }
     };
@@ -803,6 +841,46 @@ mod tests {
         assert_eq!(receivers.generic_secret.as_deref(), Some("gen"));
         assert_eq!(receivers.repository.as_deref(), Some("owner/fleet"));
         assert!(resolved.forge.is_some());
+    }
+
+    #[test]
+    fn previews_of_forks_are_off_unless_asked_and_comments_need_a_repository() {
+        let forge = ["--forge", "github", "--forge-token", "t"];
+        let plain = resolved(&forge).unwrap();
+        assert!(!plain.settings.preview.forks);
+        assert_eq!(plain.settings.preview.repository.as_deref(), Some("owner/fleet"));
+        assert_eq!(plain.settings.preview.deadline, Duration::from_secs(120));
+
+        let mut flags = forge.to_vec();
+        flags.extend([
+            "--preview-forks",
+            "--forge-repository",
+            "acme/prod",
+            "--preview-timeout",
+            "45s",
+        ]);
+        let asked = resolved(&flags).unwrap();
+        assert!(asked.settings.preview.forks);
+        assert_eq!(asked.settings.preview.repository.as_deref(), Some("acme/prod"));
+        assert_eq!(asked.settings.preview.deadline, Duration::from_secs(45));
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("gitfleet.yaml");
+        std::fs::write(
+            &config,
+            "forge: github\nforge_token: t\npreview_forks: true\nforge_repository: acme/x\n",
+        )
+        .unwrap();
+        let from_file = resolved(&["--config", config.to_str().unwrap()]).unwrap();
+        assert!(from_file.settings.preview.forks);
+        assert_eq!(from_file.settings.preview.repository.as_deref(), Some("acme/x"));
+
+        // A local repository names no repository on the forge: say how to give it.
+        let argv = ["gitfleet", "--repo", "/srv/fleet", "--forge", "github", "--forge-token", "t"];
+        let Err(error) = resolve(Cli::try_parse_from(argv).unwrap().args) else {
+            panic!("a forge without a repository resolved")
+        };
+        assert!(error.to_string().contains("--forge-repository owner/name"), "{error}");
     }
 
     #[test]
