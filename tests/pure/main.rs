@@ -11,6 +11,7 @@ mod git_edges;
 mod git_remote;
 mod hosts_failures;
 mod leader_etcd;
+mod leader_secure;
 mod load_fuzz;
 mod plan_properties;
 mod router_proxy;
