@@ -446,6 +446,15 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             let before_kill = at_target(&bed, tag);
             let killed = now_nanos();
             pair.signal(leader, "-KILL");
+            // Where the failover's time goes: until the standby says it leads (the dead
+            // leader's lease expired and the standby won: etcd's part), then until its first
+            // creation (fetch, observe every host, plan, apply: gitfleet's part).
+            let until = Instant::now() + ttl * 4;
+            while pair.role(standby).map(|r| r.0).as_deref() != Some("leader") {
+                assert!(Instant::now() < until, "kill9: the standby did not take over");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let elected = now_nanos();
             let first = wait_first_create_above(&bed, epoch, killed, ttl * 4);
             wait_converged(&bed, tag, Duration::from_secs(60));
             let mut keep = before;
@@ -455,7 +464,15 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             assert_eq!(new_leader, standby);
             drop(pair.instances[leader].take());
             pair.start_instance(leader);
-            report("kill9", trial, &[("failover_ms", (first - killed) as f64 / 1e6)]);
+            report(
+                "kill9",
+                trial,
+                &[
+                    ("failover_ms", (first - killed) as f64 / 1e6),
+                    ("elected_ms", (elected - killed) as f64 / 1e6),
+                    ("first_write_after_elected_ms", (first as f64 - elected as f64) / 1e6),
+                ],
+            );
         }
         // SIGSTOP of the leader mid-rollout past its TTL, then SIGCONT.
         {

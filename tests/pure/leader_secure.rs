@@ -2,7 +2,8 @@
 //! the openssl CLI: a CA, a server certificate for 127.0.0.1, a client certificate) and
 //! against one with etcd's own user/password authentication: with the matching flags the
 //! instance leads; with a CA that did not sign etcd's certificate, or a wrong password, it
-//! stops at start with an error naming the flags to fix (no retrying forever).
+//! stops at start with an error naming the flags to fix (no retrying forever). Without
+//! `--fleet`, the election group is fleet.yaml's `settings.name` (`secure` here).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -23,7 +24,7 @@ fn command(repo: &GitRepo, cache: &Path, etcd: &[&str]) -> Command {
     command
         .args(["run", "--repo", repo.path().to_str().unwrap(), "--branch", &repo.branch()])
         .args(["--listen", "127.0.0.1:0", "--no-status", "--lease-ttl", "2s"])
-        .args(["--cache-dir", cache.to_str().unwrap(), "--fleet", "secure"])
+        .args(["--cache-dir", cache.to_str().unwrap()])
         .args(etcd)
         .env("GITFLEET_LOG", "gitfleet=info");
     command
@@ -161,4 +162,47 @@ fn etcd_with_authentication_leads_with_the_password_file_and_refuses_a_wrong_one
     // Without credentials, etcd's answer says authentication is required.
     let error = refused(&repo, &["--etcd", &url]);
     assert!(error.contains("--etcd-user"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_fleet_the_election_group_is_fleet_yamls_name() {
+    let cluster = EtcdCluster::start(1);
+    let repo = GitRepo::new(&[("fleet.yaml", FLEET)]);
+    let url = cluster.endpoints_arg();
+    let leading = {
+        let (repo, url) = (&repo, url.clone());
+        move || leads(repo, &["--etcd", &url])
+    };
+    // The instance holds the key while it leads; read it from etcd itself meanwhile.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            leading();
+            let _ = done_tx.send(());
+        });
+        let mut client = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(etcd_client::Client::connect([url.as_str()], None))
+        })
+        .expect("an etcd client");
+        let until = Instant::now() + Duration::from_secs(30);
+        let found = loop {
+            let keys = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(client.get(
+                    "/gitfleet/",
+                    Some(etcd_client::GetOptions::new().with_prefix().with_keys_only()),
+                ))
+            })
+            .expect("a read");
+            let keys: Vec<String> =
+                keys.kvs().iter().filter_map(|kv| kv.key_str().ok().map(str::to_string)).collect();
+            if keys.iter().any(|k| k == "/gitfleet/secure/leader") {
+                break keys;
+            }
+            assert!(Instant::now() < until, "no /gitfleet/secure/leader: {keys:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(found.iter().all(|k| k.starts_with("/gitfleet/secure/")), "{found:?}");
+        done_rx.recv_timeout(Duration::from_secs(60)).expect("the instance led");
+    });
 }

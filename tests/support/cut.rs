@@ -50,6 +50,8 @@ impl CutProxy {
                     continue;
                 };
                 accepting.keep(&server);
+                // As the two ends do: no Nagle delay on the relayed small writes (gRPC).
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 pump(client, server, accepting.clone());
                 pump(s2, c2, accepting.clone());
