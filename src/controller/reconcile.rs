@@ -19,6 +19,7 @@ use super::crashloop::CrashLoops;
 use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
+use super::replicas;
 use super::repository::{FetchProblem, Published, RepositoryView};
 use super::routing::RoutedGuard;
 use super::settings::Settings;
@@ -108,6 +109,9 @@ pub struct Reconciler {
     failed: Option<String>,
     /// The revision whose rollout failed, kept for a requested retry.
     rejected: Option<Loaded>,
+    /// `app/service` of the services that failed rollout rolled back (shown while the failed
+    /// revision is the head).
+    rolled_back: std::collections::BTreeSet<String>,
     /// Applies in a row that did not complete (not counting rejections): the retry backoff.
     retries: u32,
     /// Problems of the head (validation, reading), kept until the head changes.
@@ -148,6 +152,7 @@ impl Reconciler {
             good: None,
             failed: None,
             rejected: None,
+            rolled_back: Default::default(),
             retries: 0,
             head_problems: Vec::new(),
             fetch_error: None,
@@ -419,6 +424,8 @@ impl Reconciler {
             // Changes while the target already runs: drift being repaired.
             let repairing =
                 self.good.as_ref().is_some_and(|g| g.revision.commit == target.revision.commit);
+            // The replicas this apply replaces or creates show as rolling meanwhile.
+            self.record_services(model, &observed, &plan, true);
             let report = self.apply(model, &plan, clients).await;
             if repairing && report.converged() && report.stopped.is_none() {
                 self.status.update(|s| s.counters.drift_repairs += 1);
@@ -565,6 +572,7 @@ impl Reconciler {
         );
         self.failed = Some(target.revision.commit.clone());
         self.rejected = Some(target.clone());
+        self.rolled_back = services.iter().map(|s| s.to_string()).collect();
         self.status.update(|s| s.counters.rollbacks += 1);
         self.set_head(target.revision.clone(), HeadState::Failed);
         self.target = self.good.clone();
@@ -713,7 +721,7 @@ impl Reconciler {
             ));
         }
         problems.extend(self.repository_problems());
-        let services = Arc::new(services(model, observed));
+        self.record_services(model, observed, plan, false);
         let routes = Arc::new(crate::router::derive_routes(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
@@ -723,11 +731,32 @@ impl Reconciler {
         let host_info =
             model.fleet.hosts.iter().map(|(name, h)| (name.clone(), HostInfo::of(h))).collect();
         self.status.update(|s| {
-            s.services = services;
             s.fleet = Some(fleet);
             s.host_info = host_info;
             s.routes = routes;
             s.platforms = platforms;
+        });
+    }
+
+    /// Records every service's replicas and every host's usage from `observed`; `applying`:
+    /// `plan` is about to be applied (its replacements and creations are rolling).
+    fn record_services(&self, model: &Model, observed: &Observed, plan: &Plan, applying: bool) {
+        let mut services = services(model, observed);
+        let head_failed =
+            self.failed.is_some() && self.head.as_ref().map(|h| &h.commit) == self.failed.as_ref();
+        let restarts = |key: &diff::ReplicaKey| self.crash_loops.restarts(key);
+        let context = replicas::Context {
+            applying: applying.then_some(plan),
+            unplaced: &plan.unplaced,
+            rolled_back: head_failed.then_some(&self.rolled_back),
+            restarts: Some(&restarts),
+        };
+        replicas::fill(&mut services, model, observed, &context);
+        let usage = replicas::host_usage(model, observed);
+        let services = Arc::new(services);
+        self.status.update(|s| {
+            s.services = services;
+            s.host_usage = usage;
         });
     }
 

@@ -90,5 +90,13 @@ impl Source {
 }
 
 fn info(revision: git::Revision) -> RevisionInfo {
-    RevisionInfo { commit: revision.commit, author: revision.author, message: revision.summary }
+    let time = u64::try_from(revision.time)
+        .ok()
+        .map(|s| std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+    RevisionInfo {
+        commit: revision.commit,
+        author: revision.author,
+        message: revision.summary,
+        time,
+    }
 }

@@ -55,6 +55,9 @@ pub struct RevisionInfo {
     pub commit: String,
     pub author: String,
     pub message: String,
+    /// The commit time (additive in version 1).
+    #[serde(serialize_with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub time: Option<SystemTime>,
 }
 
 /// The revision running on the hosts: the last one whose apply converged.
@@ -112,6 +115,17 @@ pub struct ServiceStatus {
     pub healthy: u32,
     /// Per host: running and healthy replicas there.
     pub hosts: BTreeMap<String, HostReplicas>,
+    /// Each replica (at most [`super::replicas::ROWS_PER_SERVICE`], those that need
+    /// attention first). Additive in version 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<super::replicas::ReplicaStatus>,
+    /// Replicas left out of `replicas`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_replicas: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -439,6 +453,14 @@ pub struct Snapshot {
     /// High availability: this instance's role (`leader`, `standby`, or `single` without
     /// etcd), the members, the leader, its epoch and since when.
     pub leadership: crate::leader::View,
+    /// Per reachable host: the engine's version, the fleet's containers, the reservations of
+    /// the replicas running there. Additive in version 1.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_usage: BTreeMap<String, super::replicas::HostUsage>,
+    /// When the poll timer next fetches the branch (`None`: no polling, e.g. a local
+    /// repository watched for changes). Additive in version 1.
+    #[serde(serialize_with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub next_poll: Option<SystemTime>,
 }
 
 impl Default for Snapshot {
@@ -464,6 +486,8 @@ impl Default for Snapshot {
             fleet: None,
             host_info: BTreeMap::new(),
             leadership: crate::leader::View::single(),
+            host_usage: BTreeMap::new(),
+            next_poll: None,
         }
     }
 }

@@ -21,8 +21,22 @@ struct StatusFile<'s> {
     deployed: Option<&'s Deployed>,
     head: Option<&'s Head>,
     hosts: BTreeMap<&'s str, HostLine<'s>>,
-    services: &'s BTreeMap<String, BTreeMap<String, ServiceStatus>>,
+    services: BTreeMap<&'s str, BTreeMap<&'s str, ServiceLine<'s>>>,
     errors: Vec<&'s str>,
+}
+
+/// A service's counts, without its replica rows (they change with every replacement; the
+/// status file stays small and is committed only when counts or states change).
+#[derive(Serialize)]
+struct ServiceLine<'s> {
+    desired: u32,
+    running: u32,
+    healthy: u32,
+    hosts: &'s BTreeMap<String, super::state::HostReplicas>,
+}
+
+fn service_line(s: &ServiceStatus) -> ServiceLine<'_> {
+    ServiceLine { desired: s.desired, running: s.running, healthy: s.healthy, hosts: &s.hosts }
 }
 
 #[derive(Serialize)]
@@ -51,7 +65,14 @@ pub fn yaml(snapshot: &Snapshot) -> String {
         deployed: snapshot.deployed.as_ref(),
         head: snapshot.head.as_ref(),
         hosts: snapshot.hosts.iter().map(|(name, h)| (name.as_str(), host_line(h))).collect(),
-        services: &snapshot.services,
+        services: snapshot
+            .services
+            .iter()
+            .map(|(app, services)| {
+                let lines = services.iter().map(|(n, s)| (n.as_str(), service_line(s))).collect();
+                (app.as_str(), lines)
+            })
+            .collect(),
         errors: snapshot.problems.iter().map(|p| p.message.as_str()).collect(),
     };
     let body = serde_yaml::to_string(&file).unwrap_or_else(|e| format!("error: {e}\n"));
@@ -156,6 +177,7 @@ mod tests {
             commit: "0123456789abcdef0123456789abcdef01234567".into(),
             author: "Ada <ada@example.com>".into(),
             message: "web: image 2 | faster".into(),
+            time: None,
         };
         let mut snapshot = Snapshot {
             repository: "/srv/fleet.git".into(),
@@ -180,6 +202,7 @@ mod tests {
             running: 2,
             healthy: 1,
             hosts: BTreeMap::from([("a".into(), HostReplicas { running: 2, healthy: 1 })]),
+            ..Default::default()
         };
         snapshot.services =
             Arc::new(BTreeMap::from([("shop".into(), BTreeMap::from([("web".into(), web)]))]));
