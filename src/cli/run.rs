@@ -167,6 +167,7 @@ pub struct Args {
     #[arg(long, env = "GITFLEET_LEASE_TTL", value_parser = humantime::parse_duration)]
     lease_ttl: Option<Duration>,
     /// The group of instances that elect one leader (keys under /gitfleet/<fleet>/).
+    /// Default: the fleet's name in fleet.yaml (`settings.name`), read at start.
     #[arg(long, env = "GITFLEET_FLEET")]
     fleet: Option<String>,
     /// This instance's name among the members. Default: host name and process id.
@@ -332,6 +333,8 @@ struct Resolved {
     router_listen: Option<SocketAddr>,
     /// Leader election through etcd, when `--etcd` is given.
     leader: Option<LeaderSettings>,
+    /// `--fleet` was not given: the election group is fleet.yaml's name, read at start.
+    fleet_from_repository: bool,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -482,10 +485,14 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     };
     let listen =
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let mut fleet_from_repository = false;
     let leader = match args.etcd.or(file.etcd).filter(|urls| !urls.is_empty()) {
         None => None,
         Some(endpoints) => {
-            let fleet = args.fleet.or(file.fleet).unwrap_or_else(|| "gitfleet".into());
+            let given = args.fleet.or(file.fleet);
+            fleet_from_repository = given.is_none();
+            // Replaced by fleet.yaml's name at start when not given.
+            let fleet = given.unwrap_or_else(|| "gitfleet".into());
             let mut leader = LeaderSettings::new(endpoints, fleet);
             if let Some(ttl) = args.lease_ttl.or(file.lease_ttl) {
                 leader.lease_ttl = ttl;
@@ -519,7 +526,16 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     };
     let hooks_listen = args.hooks_listen.or(file.hooks_listen);
     let router_listen = args.router_listen.or(file.router_listen);
-    Ok(Resolved { settings, listen, hooks_listen, receivers, forge, router_listen, leader })
+    Ok(Resolved {
+        settings,
+        listen,
+        hooks_listen,
+        receivers,
+        forge,
+        router_listen,
+        leader,
+        fleet_from_repository,
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -528,11 +544,56 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     runtime.block_on(serve(resolved))
 }
 
+/// The fleet's name in fleet.yaml (`settings.name`) at the branch's head: the election group
+/// when `--fleet` is not given, so that instances of one fleet agree on it and two fleets
+/// sharing an etcd do not elect one leader between them. One fetch, bounded by the Git
+/// timeout.
+async fn fleet_name(settings: &Settings) -> anyhow::Result<String> {
+    use crate::controller::source::{Source, SourceError};
+    let (location, cache, branch) =
+        (settings.repository.clone(), settings.cache_dir.clone(), settings.branch.clone());
+    let (options, load) = (
+        crate::git::MirrorOptions {
+            credentials: settings.credentials.clone(),
+            timeout: settings.git_timeout,
+        },
+        settings.load.clone(),
+    );
+    let read = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let source = Source::open(&location, &cache, options, &branch, load, false)?;
+        let head = source.fetch_head()?;
+        match source.load_uncached(&head.commit) {
+            Ok(model) => Ok(model.fleet.settings.name),
+            Err(SourceError::Unreadable(why)) => bail!("{why}"),
+            Err(SourceError::Invalid(problems)) => bail!(
+                "the head {} does not validate ({} problems; see `gitfleet validate`)",
+                &head.commit[..head.commit.len().min(12)],
+                problems.len()
+            ),
+        }
+    });
+    read.await
+        .context("reading fleet.yaml")?
+        .context("--fleet is not given and fleet.yaml's `settings.name` cannot be read; give --fleet (or GITFLEET_FLEET)")
+}
+
 /// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
 /// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { mut settings, listen, hooks_listen, receivers, forge, router_listen, leader } =
-        resolved;
+    let Resolved {
+        mut settings,
+        listen,
+        hooks_listen,
+        receivers,
+        forge,
+        router_listen,
+        mut leader,
+        fleet_from_repository,
+    } = resolved;
+    if let Some(leader) = leader.as_mut().filter(|_| fleet_from_repository) {
+        leader.fleet = fleet_name(&settings).await?;
+        leader.validate()?;
+    }
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let shutdown_timeout = settings.shutdown_timeout;
     let cancel = CancellationToken::new();

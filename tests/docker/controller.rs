@@ -47,7 +47,7 @@ volumes:
 pub(crate) struct Controller {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
-    log: Arc<Mutex<String>>,
+    pub(crate) log: Arc<Mutex<String>>,
 }
 
 impl Drop for Controller {

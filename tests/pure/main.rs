@@ -13,6 +13,7 @@ mod git_edges;
 mod git_remote;
 mod hosts_failures;
 mod leader_etcd;
+mod leader_secure;
 mod load_bounds;
 mod load_fuzz;
 mod plan_properties;
