@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # High-availability fault trials: runs tests/docker/ha.rs with N trials of each scenario
-# (default 20; CI runs 1) against a real 3-member etcd cluster and two real Docker daemons,
+# (kill9, sigstop, sigterm, quorum, cut, stall; default 20 of each; CI runs 1 of each, about
+# 100 s) against a real 3-member etcd cluster and two real Docker daemons,
 # then prints a table per scenario (p50 / p99 / max of each figure), and the cost of the
 # leadership check per batch (tests/pure/leader_etcd.rs, the fence timed in a loop).
 #

@@ -21,6 +21,8 @@ pub struct DockerEngine {
     epoch: Option<i64>,
     /// Asked right before every mutating call (see [`DockerEngine::fenced`]).
     gate: Option<Gate>,
+    /// Raced against every call (see [`DockerEngine::fenced`]).
+    ended: Option<Ended>,
 }
 
 /// Asked right before every mutating Docker call: `Err(why)` refuses the call. With high
@@ -28,6 +30,17 @@ pub struct DockerEngine {
 /// that a process frozen between a passed leadership check and its call does not write once
 /// it wakes after its term.
 pub type Gate = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// A future that resolves, with why, once the writer may no longer act (with high
+/// availability: the leader's term ended, or its own-clock deadline passed). Every Docker call
+/// of a fenced engine is raced against it and abandoned when it resolves, so no call keeps a
+/// leader waiting on an engine past its term: the deadline lies the lease's margin before
+/// anyone else can lead, so an abandoned call is at most that margin from the next leader's
+/// first. (A request the engine already received may still be carried out: see
+/// `leader`'s caveats.)
+pub type Ended = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + Send + Sync,
+>;
 
 impl DockerEngine {
     /// Connects to every host concurrently, each bounded by `timeout`.
@@ -43,13 +56,14 @@ impl DockerEngine {
             registry_config: None,
             epoch: None,
             gate: None,
+            ended: None,
         }
     }
 
     /// Uses clients already connected (from [`hosts::Pool::observe_all`]); a host given as
     /// `Err(reason)` is lost from the start.
     pub fn from_clients(clients: BTreeMap<String, Result<Docker, String>>) -> Self {
-        DockerEngine { clients, registry_config: None, epoch: None, gate: None }
+        DockerEngine { clients, registry_config: None, epoch: None, gate: None, ended: None }
     }
 
     /// Uses Docker's `config.json` (its `auths`) for registry credentials.
@@ -59,11 +73,26 @@ impl DockerEngine {
     }
 
     /// Writes for leadership epoch `epoch`: labels what it creates with it (outside the spec
-    /// hash) and asks `gate` right before every mutating call.
-    pub fn fenced(mut self, epoch: i64, gate: Gate) -> Self {
+    /// hash), asks `gate` right before every mutating call, and abandons any call (reads
+    /// included) still waiting on its engine when `ended` resolves.
+    pub fn fenced(mut self, epoch: i64, gate: Gate, ended: Ended) -> Self {
         self.epoch = Some(epoch);
         self.gate = Some(gate);
+        self.ended = Some(ended);
         self
+    }
+
+    /// Runs `call`, abandoned when the fence's `ended` resolves first.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = EngineResult<T>>,
+    ) -> EngineResult<T> {
+        let Some(ended) = &self.ended else { return call.await };
+        tokio::select! {
+            biased;
+            result = call => result,
+            why = ended() => Err(EngineError::new(why)),
+        }
     }
 
     /// The gate's answer before a mutating call.
@@ -123,16 +152,15 @@ impl Engine for DockerEngine {
     ) -> EngineResult<()> {
         self.may_write()?;
         let docker = self.client(host)?;
-        hosts::ensure_network(
-            docker,
-            &object.name,
-            &self.labelled(labels),
-            object.driver.as_deref(),
-            object.internal,
-        )
+        let labels = self.labelled(labels);
+        let driver = object.driver.as_deref();
+        self.bounded(async {
+            hosts::ensure_network(docker, &object.name, &labels, driver, object.internal)
+                .await
+                .map(|_| ())
+                .map_err(engine_error)
+        })
         .await
-        .map(|_| ())
-        .map_err(engine_error)
     }
 
     async fn ensure_volume(
@@ -143,24 +171,30 @@ impl Engine for DockerEngine {
     ) -> EngineResult<()> {
         self.may_write()?;
         let docker = self.client(host)?;
-        hosts::ensure_volume(docker, &object.name, &self.labelled(labels), object.driver.as_deref())
-            .await
-            .map_err(engine_error)
+        let labels = self.labelled(labels);
+        let driver = object.driver.as_deref();
+        self.bounded(async {
+            hosts::ensure_volume(docker, &object.name, &labels, driver).await.map_err(engine_error)
+        })
+        .await
     }
 
     async fn ensure_image(&self, host: &str, image: &str, policy: PullPolicy) -> EngineResult<()> {
         self.may_write()?;
         let docker = self.client(host)?;
-        let present = hosts::image_present(docker, image).await.map_err(engine_error)?;
-        match policy {
-            PullPolicy::Never if !present => Err(EngineError::new(format!(
-                "image {image} is not on host {host} and its pull policy is `never`"
-            ))),
-            PullPolicy::Missing | PullPolicy::Never if present => Ok(()),
-            _ => hosts::pull_image(docker, image, self.auth_for(image).as_ref())
-                .await
-                .map_err(engine_error),
-        }
+        self.bounded(async {
+            let present = hosts::image_present(docker, image).await.map_err(engine_error)?;
+            match policy {
+                PullPolicy::Never if !present => Err(EngineError::new(format!(
+                    "image {image} is not on host {host} and its pull policy is `never`"
+                ))),
+                PullPolicy::Missing | PullPolicy::Never if present => Ok(()),
+                _ => hosts::pull_image(docker, image, self.auth_for(image).as_ref())
+                    .await
+                    .map_err(engine_error),
+            }
+        })
+        .await
     }
 
     async fn create(
@@ -173,41 +207,57 @@ impl Engine for DockerEngine {
     ) -> EngineResult<String> {
         self.may_write()?;
         let docker = self.client(host)?;
-        hosts::create_container(docker, name, spec, &self.labelled(labels), files)
-            .await
-            .map_err(engine_error)
+        let labels = self.labelled(labels);
+        self.bounded(async {
+            hosts::create_container(docker, name, spec, &labels, files).await.map_err(engine_error)
+        })
+        .await
     }
 
     async fn start(&self, host: &str, id: &str) -> EngineResult<()> {
         self.may_write()?;
-        hosts::start_container(self.client(host)?, id).await.map_err(engine_error)
+        let docker = self.client(host)?;
+        self.bounded(async { hosts::start_container(docker, id).await.map_err(engine_error) }).await
     }
 
     async fn stop(&self, host: &str, id: &str, grace: Duration) -> EngineResult<()> {
         self.may_write()?;
-        hosts::stop_container(self.client(host)?, id, grace).await.map_err(engine_error)
+        let docker = self.client(host)?;
+        self.bounded(async { hosts::stop_container(docker, id, grace).await.map_err(engine_error) })
+            .await
     }
 
     async fn remove(&self, host: &str, id: &str) -> EngineResult<()> {
         self.may_write()?;
-        hosts::remove_container(self.client(host)?, id).await.map_err(engine_error)
+        let docker = self.client(host)?;
+        self.bounded(async { hosts::remove_container(docker, id).await.map_err(engine_error) })
+            .await
     }
 
     async fn rename(&self, host: &str, id: &str, name: &str) -> EngineResult<()> {
         self.may_write()?;
-        hosts::rename_container(self.client(host)?, id, name).await.map_err(engine_error)
+        let docker = self.client(host)?;
+        self.bounded(async {
+            hosts::rename_container(docker, id, name).await.map_err(engine_error)
+        })
+        .await
     }
 
     async fn status(&self, host: &str, id: &str) -> EngineResult<ContainerStatus> {
-        hosts::container_status(self.client(host)?, id).await.map_err(engine_error)
+        let docker = self.client(host)?;
+        self.bounded(async { hosts::container_status(docker, id).await.map_err(engine_error) })
+            .await
     }
 
     async fn logs(&self, host: &str, id: &str, lines: usize) -> EngineResult<String> {
-        hosts::logs_tail(self.client(host)?, id, lines).await.map_err(engine_error)
+        let docker = self.client(host)?;
+        self.bounded(async { hosts::logs_tail(docker, id, lines).await.map_err(engine_error) })
+            .await
     }
 
     async fn remove_network(&self, host: &str, id: &str) -> EngineResult<()> {
         self.may_write()?;
-        hosts::remove_network(self.client(host)?, id).await.map_err(engine_error)
+        let docker = self.client(host)?;
+        self.bounded(async { hosts::remove_network(docker, id).await.map_err(engine_error) }).await
     }
 }

@@ -19,7 +19,7 @@ use crate::controller::{Controller, Settings};
 use crate::controller::{Trigger, Triggers};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::leader::{Elector, EtcdTls, LeaderSettings, Role, handoff};
-use crate::model::{LoadOptions, parse_identities};
+use crate::model::parse_identities;
 use crate::router::{self, Router};
 use crate::web;
 use crate::webhook::ReceiverSettings;
@@ -129,9 +129,23 @@ pub struct Args {
     /// A file holding --forge-token (its trailing newline dropped); keeps it out of `ps`.
     #[arg(long, env = "GITFLEET_FORGE_TOKEN_FILE", conflicts_with = "forge_token")]
     forge_token_file: Option<PathBuf>,
+    /// The repository on the forge whose pull requests are previewed and commented on
+    /// (owner/name; GitLab group/sub/name). Default: the path of --repo's URL.
+    #[arg(long, env = "GITFLEET_FORGE_REPOSITORY")]
+    forge_repository: Option<String>,
+    /// Also preview pull requests from forks (their content is anyone's; off by default).
+    #[arg(long, env = "GITFLEET_PREVIEW_FORKS")]
+    preview_forks: bool,
+    /// How long one pull-request preview may take, fetch to comment. Default 120s.
+    #[arg(long, env = "GITFLEET_PREVIEW_TIMEOUT", value_parser = humantime::parse_duration)]
+    preview_timeout: Option<Duration>,
     /// Age identity file for encrypted secrets (`*.age`).
     #[arg(long, env = "GITFLEET_AGE_IDENTITY")]
     age_identity: Option<PathBuf>,
+    /// The fleet's digest key file: configs and secrets appear in plans and labels as HMACs
+    /// under it (fleet.yaml's `settings.digest_key` must name its id).
+    #[arg(long, env = "GITFLEET_DIGEST_KEY_FILE")]
+    digest_key_file: Option<PathBuf>,
     /// Registry credentials in Docker's config.json format.
     #[arg(long, env = "GITFLEET_DOCKER_CONFIG")]
     docker_config: Option<PathBuf>,
@@ -171,6 +185,7 @@ pub struct Args {
     #[arg(long, env = "GITFLEET_LEASE_TTL", value_parser = humantime::parse_duration)]
     lease_ttl: Option<Duration>,
     /// The group of instances that elect one leader (keys under /gitfleet/<fleet>/).
+    /// Default: the fleet's name in fleet.yaml (`settings.name`), read at start.
     #[arg(long, env = "GITFLEET_FLEET")]
     fleet: Option<String>,
     /// This instance's name among the members. Default: host name and process id.
@@ -232,7 +247,12 @@ struct ConfigFile {
     forge_api: Option<String>,
     forge_token: Option<String>,
     forge_token_file: Option<PathBuf>,
+    forge_repository: Option<String>,
+    preview_forks: Option<bool>,
+    #[serde(default, with = "optional_duration")]
+    preview_timeout: Option<Duration>,
     age_identity: Option<PathBuf>,
+    digest_key_file: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     concurrency: Option<usize>,
     #[serde(default, with = "optional_duration")]
@@ -337,6 +357,8 @@ struct Resolved {
     router_tls: Option<(SocketAddr, Vec<router::tls::CertFiles>)>,
     /// Leader election through etcd, when `--etcd` is given.
     leader: Option<LeaderSettings>,
+    /// `--fleet` was not given: the election group is fleet.yaml's name, read at start.
+    fleet_from_repository: bool,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -398,7 +420,10 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             .with_context(|| format!("reading the age identity {}", path.display()))?;
         let identities =
             parse_identities(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        settings.load = LoadOptions { identities };
+        settings.load.identities = identities;
+    }
+    if let Some(path) = args.digest_key_file.or(file.digest_key_file) {
+        settings.load.digest_key = Some(super::source::read_digest_key(&path)?);
     }
     if let Some(path) = args.docker_config.or(file.docker_config) {
         let text = std::fs::read_to_string(&path)
@@ -463,15 +488,35 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
                     "--forge needs a token: --forge-token-file (or GITFLEET_FORGE_TOKEN_FILE), or --forge-token"
                 );
             };
+            let repository = args
+                .forge_repository
+                .or(file.forge_repository)
+                .or_else(|| crate::webhook::repository_path(&settings.repository));
+            let Some(repository) = repository else {
+                bail!(
+                    "--forge needs the repository's path on the forge for its comments: give --forge-repository owner/name (it cannot be read from --repo {})",
+                    crate::git::redact_url(&settings.repository)
+                );
+            };
+            settings.preview.repository = Some(repository);
+            settings.preview.forks = args.preview_forks || file.preview_forks.unwrap_or(false);
+            if let Some(timeout) = args.preview_timeout.or(file.preview_timeout) {
+                anyhow::ensure!(!timeout.is_zero(), "the preview timeout must be more than 0s");
+                settings.preview.deadline = timeout;
+            }
             Some(ForgeClient::new(kind, &api, token)?)
         }
     };
     let listen =
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let mut fleet_from_repository = false;
     let leader = match args.etcd.or(file.etcd).filter(|urls| !urls.is_empty()) {
         None => None,
         Some(endpoints) => {
-            let fleet = args.fleet.or(file.fleet).unwrap_or_else(|| "gitfleet".into());
+            let given = args.fleet.or(file.fleet);
+            fleet_from_repository = given.is_none();
+            // Replaced by fleet.yaml's name at start when not given.
+            let fleet = given.unwrap_or_else(|| "gitfleet".into());
             let mut leader = LeaderSettings::new(endpoints, fleet);
             if let Some(ttl) = args.lease_ttl.or(file.lease_ttl) {
                 leader.lease_ttl = ttl;
@@ -528,6 +573,7 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
         router_listen,
         router_tls,
         leader,
+        fleet_from_repository,
     })
 }
 
@@ -535,6 +581,39 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let resolved = resolve(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve(resolved))
+}
+
+/// The fleet's name in fleet.yaml (`settings.name`) at the branch's head: the election group
+/// when `--fleet` is not given, so that instances of one fleet agree on it and two fleets
+/// sharing an etcd do not elect one leader between them. One fetch, bounded by the Git
+/// timeout.
+async fn fleet_name(settings: &Settings) -> anyhow::Result<String> {
+    use crate::controller::source::{Source, SourceError};
+    let (location, cache, branch) =
+        (settings.repository.clone(), settings.cache_dir.clone(), settings.branch.clone());
+    let (options, load) = (
+        crate::git::MirrorOptions {
+            credentials: settings.credentials.clone(),
+            timeout: settings.git_timeout,
+        },
+        settings.load.clone(),
+    );
+    let read = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let source = Source::open(&location, &cache, options, &branch, load, false)?;
+        let head = source.fetch_head()?;
+        match source.load_uncached(&head.commit) {
+            Ok(model) => Ok(model.fleet.settings.name),
+            Err(SourceError::Unreadable(why)) => bail!("{why}"),
+            Err(SourceError::Invalid(problems)) => bail!(
+                "the head {} does not validate ({} problems; see `gitfleet validate`)",
+                &head.commit[..head.commit.len().min(12)],
+                problems.len()
+            ),
+        }
+    });
+    read.await
+        .context("reading fleet.yaml")?
+        .context("--fleet is not given and fleet.yaml's `settings.name` cannot be read; give --fleet (or GITFLEET_FLEET)")
 }
 
 /// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
@@ -548,8 +627,13 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
         forge,
         router_listen,
         router_tls,
-        leader,
+        mut leader,
+        fleet_from_repository,
     } = resolved;
+    if let Some(leader) = leader.as_mut().filter(|_| fleet_from_repository) {
+        leader.fleet = fleet_name(&settings).await?;
+        leader.validate()?;
+    }
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let shutdown_timeout = settings.shutdown_timeout;
     let cancel = CancellationToken::new();
@@ -882,6 +966,46 @@ mod tests {
         assert_eq!(receivers.generic_secret.as_deref(), Some("gen"));
         assert_eq!(receivers.repository.as_deref(), Some("owner/fleet"));
         assert!(resolved.forge.is_some());
+    }
+
+    #[test]
+    fn previews_of_forks_are_off_unless_asked_and_comments_need_a_repository() {
+        let forge = ["--forge", "github", "--forge-token", "t"];
+        let plain = resolved(&forge).unwrap();
+        assert!(!plain.settings.preview.forks);
+        assert_eq!(plain.settings.preview.repository.as_deref(), Some("owner/fleet"));
+        assert_eq!(plain.settings.preview.deadline, Duration::from_secs(120));
+
+        let mut flags = forge.to_vec();
+        flags.extend([
+            "--preview-forks",
+            "--forge-repository",
+            "acme/prod",
+            "--preview-timeout",
+            "45s",
+        ]);
+        let asked = resolved(&flags).unwrap();
+        assert!(asked.settings.preview.forks);
+        assert_eq!(asked.settings.preview.repository.as_deref(), Some("acme/prod"));
+        assert_eq!(asked.settings.preview.deadline, Duration::from_secs(45));
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("gitfleet.yaml");
+        std::fs::write(
+            &config,
+            "forge: github\nforge_token: t\npreview_forks: true\nforge_repository: acme/x\n",
+        )
+        .unwrap();
+        let from_file = resolved(&["--config", config.to_str().unwrap()]).unwrap();
+        assert!(from_file.settings.preview.forks);
+        assert_eq!(from_file.settings.preview.repository.as_deref(), Some("acme/x"));
+
+        // A local repository names no repository on the forge: say how to give it.
+        let argv = ["gitfleet", "--repo", "/srv/fleet", "--forge", "github", "--forge-token", "t"];
+        let Err(error) = resolve(Cli::try_parse_from(argv).unwrap().args) else {
+            panic!("a forge without a repository resolved")
+        };
+        assert!(error.to_string().contains("--forge-repository owner/name"), "{error}");
     }
 
     #[test]

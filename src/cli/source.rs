@@ -30,6 +30,11 @@ pub struct SourceArgs {
     /// the repository's encrypted secrets (`*.age`) with.
     #[arg(long, env = "GITFLEET_AGE_IDENTITY", value_name = "FILE")]
     pub age_identity: Option<PathBuf>,
+    /// The fleet's digest key (a secret file, e.g. `openssl rand -hex 32`): configs and
+    /// secrets then appear in plans and labels as HMACs under it, never as plain SHA-256.
+    /// Must be the key `settings.digest_key` in fleet.yaml names.
+    #[arg(long, env = "GITFLEET_DIGEST_KEY_FILE", value_name = "FILE")]
+    pub digest_key_file: Option<PathBuf>,
 }
 
 /// How to reach a remote repository: credentials and the bound on each fetch. Shared by
@@ -117,14 +122,17 @@ impl SourceArgs {
     /// The load options: the identities of `--age-identity`, if given. The error names the
     /// file and line, never a key.
     pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
-        let Some(path) = &self.age_identity else { return Ok(LoadOptions::default()) };
+        let digest_key = self.digest_key_file.as_deref().map(read_digest_key).transpose()?;
+        let Some(path) = &self.age_identity else {
+            return Ok(LoadOptions { digest_key, ..LoadOptions::default() });
+        };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the age identity file {}", path.display()))?;
         let identities = parse_identities(&text).map_err(|e| {
             anyhow::anyhow!("{}: {e}", path.display()).context("reading --age-identity")
         })?;
         tracing::debug!(recipients = ?identities.recipients(), "age identities loaded");
-        Ok(LoadOptions { identities })
+        Ok(LoadOptions { identities, digest_key })
     }
 
     /// The stable id of the repository read (`git::repository_id`): what the
@@ -165,4 +173,15 @@ pub fn default_cache() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("gitfleet").join("repos")
+}
+
+/// The digest key in the file at `path` (`--digest-key-file`); the error names the file,
+/// never the key.
+pub fn read_digest_key(path: &std::path::Path) -> anyhow::Result<crate::model::digest::DigestKey> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading the digest key file {}", path.display()))?;
+    let key = crate::model::digest::DigestKey::new(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    tracing::info!(id = key.id(), "digest key loaded");
+    Ok(key)
 }

@@ -163,8 +163,27 @@ impl Controller {
         tasks.spawn(until(cancel.clone(), "resync", resync_task));
         if let Some(client) = forge {
             // Their own handle on the repository: a preview never holds what a deploy needs.
-            let preview_source = Arc::new(tokio::sync::Mutex::new(open()?));
-            let task = previews::run(previews.clone(), preview_source, client);
+            let repository = settings
+                .preview
+                .repository
+                .clone()
+                .or_else(|| crate::webhook::repository_path(&settings.repository))
+                .ok_or_else(|| GitError::InvalidName {
+                    what: "forge repository",
+                    name: git::redact_url(&settings.repository),
+                    reason: "previews need the repository's path on the forge (owner/name): \
+                             give --forge-repository"
+                        .into(),
+                })?;
+            let previewer = previews::Previewer::new(
+                open()?,
+                client,
+                settings.preview.clone(),
+                &repository,
+                &settings.branch,
+                Some(settings.repository_id.clone()),
+            );
+            let task = previews::run(previews.clone(), Arc::new(previewer));
             tasks.spawn(until(cancel.clone(), "previews", task));
         }
         if let Some(branch) = settings.status_branch.clone() {

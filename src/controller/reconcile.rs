@@ -597,7 +597,7 @@ impl Reconciler {
             // The leader's fence: its term's check before each batch, its own-clock gate
             // before each Docker call, its epoch on what it creates.
             Some(term) => {
-                let engine = engine.fenced(term.epoch, term.gate());
+                let engine = engine.fenced(term.epoch, term.gate(), term.ended());
                 let engine = Noting { engine: &engine, quiet: &self.quiet };
                 let guard = RoutedGuard { inner: term.clone(), router, hosts, timeout };
                 apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await

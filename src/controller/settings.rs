@@ -47,6 +47,8 @@ pub struct Settings {
     pub repository_deadline: Duration,
     /// The router (`--router-listen`): apply lets it admit new replicas and drain old ones.
     pub router: Option<crate::router::Router>,
+    /// Pull-request previews (when a forge is configured): forks, target repository, deadline.
+    pub preview: super::previews::PreviewSettings,
 }
 
 impl Settings {
@@ -73,6 +75,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(30),
             repository_deadline: Duration::from_secs(90),
             router: None,
+            preview: super::previews::PreviewSettings::default(),
         }
     }
 }

@@ -50,6 +50,11 @@ impl Source {
         &self.mirror
     }
 
+    /// What loading needs besides the files (the age identities).
+    pub fn options(&self) -> &LoadOptions {
+        &self.options
+    }
+
     /// Fetches the branch and returns its head.
     pub fn fetch_head(&self) -> Result<RevisionInfo, GitError> {
         let revision = self.mirror.fetch_branch(&self.branch)?;

@@ -5,6 +5,7 @@
 //! Pure: no I/O.
 
 pub mod desired;
+pub mod interrupted;
 pub mod labels;
 pub mod observed;
 pub mod ownership;

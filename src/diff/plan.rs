@@ -151,6 +151,8 @@ pub enum Reason {
     Duplicate,
     /// The container carries this fleet's label but not a complete set of gitfleet labels.
     IncompleteLabels,
+    /// A `<name>.next-<hash>` container left by a start-first replacement cut short.
+    Interrupted,
     /// No container on this host uses it any more.
     NoLongerUsed,
     /// Containers to be created here need this image.
@@ -169,6 +171,7 @@ impl fmt::Display for Reason {
             Reason::Unplaceable => f.write_str("can no longer be placed on this host"),
             Reason::Duplicate => f.write_str("duplicate"),
             Reason::IncompleteLabels => f.write_str("incomplete gitfleet labels"),
+            Reason::Interrupted => f.write_str("left by an interrupted replacement"),
             Reason::NoLongerUsed => f.write_str("no longer used on this host"),
             Reason::NeededBy { containers } => {
                 write!(
@@ -409,16 +412,27 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     }
     let mut container_steps = Vec::new();
     for (key, wanted) in &want.containers {
-        let Some(mut found) =
-            by_replica.remove(&(key.app.as_str(), key.service.as_str(), key.replica))
-        else {
+        let found = by_replica
+            .remove(&(key.app.as_str(), key.service.as_str(), key.replica))
+            .unwrap_or_default();
+        // Leftovers of a start-first replacement cut short go first (see `interrupted`).
+        let (mut found, leftovers) = super::interrupted::split_leftovers(found, &wanted.name);
+        for leftover in leftovers {
+            removals.push(Step::RemoveContainer {
+                replica: Some(key.clone()),
+                id: leftover.id.clone(),
+                name: leftover.name.clone(),
+                reason: Reason::Interrupted,
+            });
+        }
+        if found.is_empty() {
             container_steps.push(Step::CreateContainer {
                 replica: key.clone(),
                 container: wanted.clone(),
                 reason: Reason::Missing,
             });
             continue;
-        };
+        }
         let fitness = |c: &&ObservedContainer| {
             (c.spec_hash() != Some(&*wanted.spec_hash), !c.is_running(), c.name.clone())
         };

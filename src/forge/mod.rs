@@ -22,7 +22,7 @@ mod gitlab;
 pub mod preview;
 
 pub use client::{CommentAction, ForgeClient, ForgeKind, PullRequestRef};
-pub use preview::{MARKER, Preview, PreviewOutcome, render_comment};
+pub use preview::{MARKER, Preview, PreviewFailure, PreviewOutcome, render_comment};
 
 /// What can go wrong talking to a forge.
 #[derive(Debug, thiserror::Error)]

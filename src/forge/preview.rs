@@ -8,7 +8,8 @@
 //!   text in which markdown punctuation is backslash-escaped, `<`, `>` and `&` become entities
 //!   and `@` cannot mention anyone;
 //! * locations are code spans whose fence is longer than any backtick run inside;
-//! * a failure is a fenced code block, likewise fenced;
+//! * a failure is one of a few fixed sentences ([`PreviewFailure`]): no text from Git, a
+//!   host or a forge ever reaches a comment (the controller logs the details);
 //! * the commit in the hidden marker keeps only ASCII letters and digits.
 
 use std::sync::OnceLock;
@@ -36,6 +37,16 @@ pub struct Preview<'a> {
     /// The full commit id; the comment shows its first 12 characters.
     pub commit: &'a str,
     pub outcome: PreviewOutcome<'a>,
+    /// The pull request changes `fleet.yaml`, which a preview never uses (it plans with the
+    /// base branch's): the comment says so.
+    pub fleet_ignored: bool,
+}
+
+impl<'a> Preview<'a> {
+    /// A preview of `commit` whose `fleet.yaml` is the base branch's.
+    pub fn new(commit: &'a str, outcome: PreviewOutcome<'a>) -> Self {
+        Preview { commit, outcome, fleet_ignored: false }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +55,53 @@ pub enum PreviewOutcome<'a> {
     Invalid(&'a [Diagnostic]),
     /// The commit validates; this is what merging it would do.
     Planned(&'a Plan),
-    /// No plan could be computed (hosts could not be observed, repository unreadable, ...).
-    Failed(&'a str),
+    /// No plan could be computed; the kind only, never an error's text.
+    Failed(PreviewFailure),
+}
+
+/// Why a preview has no plan. Each kind is one fixed sentence in the comment; what exactly
+/// went wrong (Git's, a host's or the forge's words) is only in the controller's log, since a
+/// comment is public and its pull request's author may be anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewFailure {
+    /// The pull request's head could not be fetched.
+    Fetch,
+    /// The head fetched is not the commit the hook named (a newer push is on its way).
+    HeadMoved,
+    /// The watched branch has not been fetched yet: there is no base `fleet.yaml` to plan with.
+    NoBase,
+    /// The commits could not be read from the repository.
+    Unreadable,
+    /// The head's `apps/` holds more than a preview reads.
+    TooLarge,
+    /// The preview did not finish within its deadline.
+    TimedOut,
+}
+
+impl PreviewFailure {
+    /// The sentence the comment shows.
+    pub fn message(self) -> &'static str {
+        match self {
+            PreviewFailure::Fetch => {
+                "The pull request's head could not be fetched. The controller's log says why."
+            }
+            PreviewFailure::HeadMoved => {
+                "The pull request's head moved since this event; the next push updates this comment."
+            }
+            PreviewFailure::NoBase => {
+                "The base branch has not been read yet, so there is no fleet.yaml to plan with; the next push updates this comment."
+            }
+            PreviewFailure::Unreadable => {
+                "The commit could not be read from the repository. The controller's log says why."
+            }
+            PreviewFailure::TooLarge => {
+                "The pull request's apps/ folder holds more files or bytes than a preview reads."
+            }
+            PreviewFailure::TimedOut => {
+                "The preview did not finish in time. The controller's log says where it stopped."
+            }
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -56,6 +112,7 @@ struct View {
     invalid: Option<InvalidView>,
     planned: Option<PlannedView>,
     failed: Option<String>,
+    fleet_ignored: bool,
 }
 
 #[derive(Serialize)]
@@ -89,6 +146,7 @@ pub fn render_comment(preview: &Preview) -> String {
         invalid: None,
         planned: None,
         failed: None,
+        fleet_ignored: preview.fleet_ignored,
     };
     match preview.outcome {
         PreviewOutcome::Invalid(diagnostics) => {
@@ -105,11 +163,9 @@ pub fn render_comment(preview: &Preview) -> String {
                 truncated: false,
             })
         }
-        PreviewOutcome::Failed(reason) => view.failed = Some(fenced(reason)),
+        PreviewOutcome::Failed(failure) => view.failed = Some(escape_text(failure.message())),
     }
     let mut body = render_view(&view);
-    // How much of a failure's text is kept; only ever decreases.
-    let mut failure_keep = usize::MAX;
     // Shrink what varies until the comment fits; each round removes content, or gives up.
     while body.chars().count() > MAX_COMMENT_CHARS {
         let length = body.chars().count();
@@ -123,14 +179,6 @@ pub fn render_comment(preview: &Preview) -> String {
         {
             planned.markdown = format!("**{}**", render::summary_line(&plan.summary));
             planned.truncated = true;
-        } else if let (Some(failed), PreviewOutcome::Failed(reason), true) =
-            (view.failed.as_mut(), preview.outcome, failure_keep > 0)
-        {
-            let excess = length - MAX_COMMENT_CHARS;
-            let shown = reason.chars().count().min(failure_keep);
-            failure_keep = shown.saturating_sub(excess + 100);
-            let shortened: String = reason.chars().take(failure_keep).collect();
-            *failed = fenced(&format!("{shortened}\n… (cut: too long for a comment)"));
         } else {
             break;
         }
@@ -284,8 +332,7 @@ mod tests {
     #[test]
     fn starts_with_the_marker_and_names_the_commit() {
         let plan = real_plan();
-        let body =
-            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Planned(&plan) });
+        let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Planned(&plan)));
         let mut lines = body.lines();
         assert_eq!(lines.next(), Some(MARKER));
         assert_eq!(lines.next(), Some(format!("<!-- gitfleet:commit {COMMIT} -->").as_str()));
@@ -296,8 +343,7 @@ mod tests {
     fn a_plan_is_shown_per_app_in_collapsible_sections() {
         let plan = real_plan();
         assert!(plan.summary.create > 0, "{plan:?}");
-        let body =
-            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Planned(&plan) });
+        let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Planned(&plan)));
         assert!(body.contains("Merging this pull request would cause this plan:\n\n"));
         assert!(body.contains(render::markdown(&plan).trim_end()), "{body}");
         assert!(body.contains("<details><summary><b>notes</b>"));
@@ -310,7 +356,7 @@ mod tests {
     #[test]
     fn the_same_preview_renders_the_same_text() {
         let plan = real_plan();
-        let preview = Preview { commit: COMMIT, outcome: PreviewOutcome::Planned(&plan) };
+        let preview = Preview::new(COMMIT, PreviewOutcome::Planned(&plan));
         assert_eq!(render_comment(&preview), render_comment(&preview));
     }
 
@@ -318,10 +364,7 @@ mod tests {
     fn validation_errors_are_listed_with_their_locations() {
         let diagnostics = real_diagnostics();
         assert!(diagnostics.len() >= 2, "{diagnostics:?}");
-        let body = render_comment(&Preview {
-            commit: COMMIT,
-            outcome: PreviewOutcome::Invalid(&diagnostics),
-        });
+        let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Invalid(&diagnostics)));
         assert!(body.starts_with(&format!("{MARKER}\n")));
         assert!(body.contains(&format!("does not validate ({} errors)", diagnostics.len())));
         for d in &diagnostics {
@@ -350,10 +393,7 @@ mod tests {
             "service `web` uses network `front<1>`, which is not declared",
         );
         let diagnostics = [nasty, paired];
-        let body = render_comment(&Preview {
-            commit: COMMIT,
-            outcome: PreviewOutcome::Invalid(&diagnostics),
-        });
+        let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Invalid(&diagnostics)));
         // Odd backticks: the whole message is escaped text.
         assert!(body.contains(
             "- ``apps/x`y/compose.yaml:3:9`` **schema**: service \\`web\\` has &lt;/details&gt; \
@@ -374,18 +414,38 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_is_shown_in_a_fence_it_cannot_close() {
-        let reason = "host a: cannot connect\n```\n<b>not bold</b>\n````";
-        let body =
-            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Failed(reason) });
-        assert!(body.contains("**No plan could be computed for this commit.**"));
-        assert!(body.contains(&format!("`````text\n{reason}\n`````\n")), "{body}");
+    fn a_failure_is_a_fixed_sentence() {
+        for failure in [
+            PreviewFailure::Fetch,
+            PreviewFailure::HeadMoved,
+            PreviewFailure::NoBase,
+            PreviewFailure::Unreadable,
+            PreviewFailure::TooLarge,
+            PreviewFailure::TimedOut,
+        ] {
+            let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Failed(failure)));
+            assert!(body.contains("**No plan could be computed for this commit.**"));
+            assert!(body.contains(&escape_text(failure.message())), "{body}");
+            assert!(body.chars().count() < 1000, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_changed_fleet_file_is_mentioned() {
+        let plan = real_plan();
+        let mut preview = Preview::new(COMMIT, PreviewOutcome::Planned(&plan));
+        assert!(!render_comment(&preview).contains("changes `fleet.yaml`"));
+        preview.fleet_ignored = true;
+        let body = render_comment(&preview);
+        assert!(body.contains("This pull request changes `fleet.yaml`."), "{body}");
     }
 
     #[test]
     fn a_commit_cannot_break_the_hidden_marker() {
-        let body =
-            render_comment(&Preview { commit: "abc--> <b>", outcome: PreviewOutcome::Failed("x") });
+        let body = render_comment(&Preview::new(
+            "abc--> <b>",
+            PreviewOutcome::Failed(PreviewFailure::Fetch),
+        ));
         assert!(body.contains("<!-- gitfleet:commit abcb -->\n"), "{body}");
         assert!(body.contains("### gitfleet plan preview for `abc--> <b>`\n"), "{body}");
     }
@@ -402,8 +462,7 @@ mod tests {
                 )
             })
             .collect();
-        let body =
-            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Invalid(&many) });
+        let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Invalid(&many)));
         assert!(body.chars().count() <= MAX_COMMENT_CHARS, "{}", body.len());
         assert!(body.contains("(5000 errors)"));
         let shown = body.matches("\n- `apps/big/compose.yaml:").count();
@@ -417,28 +476,6 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_too_long_for_a_comment_is_cut() {
-        let reason = "x".repeat(MAX_COMMENT_CHARS * 2);
-        let body =
-            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Failed(&reason) });
-        assert!(body.chars().count() <= MAX_COMMENT_CHARS);
-        assert!(
-            body.contains("… (cut: too long for a comment)\n```\n"),
-            "{}",
-            &body[body.len() - 300..]
-        );
-    }
-
-    #[test]
-    fn any_failure_text_ends_up_fitting() {
-        let reason = format!("{}{}", "`".repeat(40_000), "é\n".repeat(40_000));
-        let body =
-            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Failed(&reason) });
-        assert!(body.chars().count() <= MAX_COMMENT_CHARS, "{}", body.chars().count());
-        assert!(body.starts_with(MARKER));
-    }
-
-    #[test]
     fn a_plan_too_long_for_a_comment_shows_its_summary() {
         let mut plan = real_plan();
         let hosts = plan.hosts.clone();
@@ -449,8 +486,7 @@ mod tests {
             }));
         }
         assert!(render::markdown(&plan).len() > MAX_COMMENT_CHARS);
-        let body =
-            render_comment(&Preview { commit: COMMIT, outcome: PreviewOutcome::Planned(&plan) });
+        let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Planned(&plan)));
         assert!(body.chars().count() <= MAX_COMMENT_CHARS);
         assert!(body.contains(&format!("**{}**", render::summary_line(&plan.summary))));
         assert!(body.contains("run `gitfleet plan` on this commit"));

@@ -13,6 +13,8 @@
 //! * `watch`: file-system notifications for a local repository ([`watch_branch`]).
 //! * `poll`: when to poll next and how long to back off (pure).
 //! * `status_branch`: status written back as commits on a branch of its own ([`write_status`]).
+//! * `preview`: what a pull-request preview loads, the base's `fleet.yaml` with the head's
+//!   `apps/`, within a budget ([`read_preview`]).
 
 mod deadline;
 mod directory;
@@ -21,6 +23,7 @@ mod locks;
 mod maintenance;
 mod mirror;
 pub mod poll;
+mod preview;
 mod repository;
 mod status_branch;
 mod watch;
@@ -29,6 +32,7 @@ pub use deadline::DEFAULT_GIT_TIMEOUT;
 pub use directory::read_directory;
 pub use identity::repository_id;
 pub use mirror::{Credentials, Mirror, MirrorOptions, PREVIEW_PREFIX, redact_url};
+pub use preview::{PreviewBudget, PreviewReadError, PreviewTree, read_preview};
 pub use repository::{Revision, read_commit, read_commit_skipping, resolve};
 pub use status_branch::{STATUS_EMAIL, STATUS_NAME, write_status};
 pub use watch::{BranchWatch, watch_branch};

@@ -97,6 +97,36 @@ impl Term {
         })
     }
 
+    /// A future that resolves once the term is over: its token cancelled, or its own-clock
+    /// deadline passed (which then cancels the token). Every Docker call of the leader's
+    /// engine is raced against it (`DockerEngine::fenced`), so a call to an engine that hangs
+    /// is abandoned at the deadline: the lease's margin before anyone else can lead.
+    pub fn ended(&self) -> crate::apply::docker::Ended {
+        let (token, deadline, epoch) = (self.token.clone(), self.deadline.clone(), self.epoch);
+        Arc::new(move || {
+            let (token, deadline) = (token.clone(), deadline.clone());
+            Box::pin(async move {
+                loop {
+                    let at = Duration::from_nanos(deadline.load(Ordering::Acquire));
+                    let now = boot_now();
+                    if now >= at {
+                        token.cancel();
+                        return format!(
+                            "epoch {epoch}: the lease's own-clock deadline passed during the call"
+                        );
+                    }
+                    // The deadline moves with every acknowledged keep-alive: look again then.
+                    tokio::select! {
+                        _ = token.cancelled() => {
+                            return format!("the leadership term of epoch {epoch} ended during the call");
+                        }
+                        _ = tokio::time::sleep(at - now) => {}
+                    }
+                }
+            })
+        })
+    }
+
     /// Whether the term is over (cancelled, or its deadline passed).
     pub fn is_over(&self) -> bool {
         self.token.is_cancelled() || boot_now() >= self.deadline()
@@ -332,6 +362,7 @@ async fn keep_alive(
         };
         let (mut keeper, mut stream) = match opened {
             Some(Ok(pair)) => {
+                tracing::info!("keep-alive stream open on {}", ctx.etcd.endpoint(i));
                 let ttl = ctx.settings.lease_ttl.as_secs() as i64;
                 clock.acked(ttl);
                 publish(&clock);

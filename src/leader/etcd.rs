@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
 
 use super::LeaderError;
 use super::settings::LeaderSettings;
@@ -40,7 +40,13 @@ impl Etcd {
             let connect = Client::connect([endpoint.as_str()], Some(options.clone()));
             match tokio::time::timeout(settings.request_timeout, connect).await {
                 Ok(Ok(client)) => clients.push((endpoint.clone(), client)),
-                Ok(Err(error)) => last_error = Some(format!("{endpoint}: {error}")),
+                Ok(Err(error)) => {
+                    let error = format!("{endpoint}: {}", chain(&error));
+                    if let Some(refused) = refusal(settings, &error) {
+                        return Err(refused);
+                    }
+                    last_error = Some(error);
+                }
                 Err(_) => last_error = Some(format!("{endpoint}: no answer in time")),
             }
         }
@@ -50,11 +56,27 @@ impl Etcd {
                 last_error.unwrap_or_default()
             )));
         }
-        Ok(Etcd {
+        let etcd = Etcd {
             clients: Arc::new(clients),
             current: Arc::new(AtomicUsize::new(0)),
             timeout: settings.request_timeout,
-        })
+        };
+        // One read now, so that TLS or credentials etcd refuses are an error at start (they
+        // are not worth retrying); an etcd that does not answer yet is retried by the election.
+        let key = settings.leader_key();
+        let probe = etcd
+            .call(settings.request_timeout * etcd.len() as u32, |mut client| {
+                let key = key.clone();
+                async move { client.get(key, Some(GetOptions::new().with_count_only())).await }
+            })
+            .await;
+        if let Err(error) = probe {
+            if let Some(refused) = refusal(settings, &error) {
+                return Err(refused);
+            }
+            tracing::warn!(%error, "etcd does not answer yet; campaigning as soon as it does");
+        }
+        Ok(etcd)
     }
 
     /// The client in use and its index (for [`Etcd::rotate`]).
@@ -100,7 +122,7 @@ impl Etcd {
             let (i, client) = self.client();
             match tokio::time::timeout(left.min(self.timeout), call(client)).await {
                 Ok(Ok(value)) => return Ok(value),
-                Ok(Err(error)) => errors.push(format!("{}: {error}", self.endpoint(i))),
+                Ok(Err(error)) => errors.push(format!("{}: {}", self.endpoint(i), chain(&error))),
                 Err(_) => errors.push(format!("{}: no answer in time", self.endpoint(i))),
             }
             self.rotate(i);
@@ -110,6 +132,54 @@ impl Etcd {
         }
         Err(errors.join("; "))
     }
+}
+
+/// An error with its causes (`transport error: ...: invalid peer certificate: UnknownIssuer`).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let shown = cause.to_string();
+        if !text.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether `error` (an etcd request's) says etcd refuses this instance's TLS setup or
+/// credentials: then the settings are wrong, and the error names the flags to fix.
+fn refusal(settings: &LeaderSettings, error: &str) -> Option<LeaderError> {
+    let lower = error.to_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    if says(&["authentication failed", "invalid user id or password", "user name not found"]) {
+        let user = settings.credentials.as_ref().map_or("", |(user, _)| user.as_str());
+        return Some(LeaderError::Settings {
+            what: "--etcd-user / --etcd-password".into(),
+            reason: format!(
+                "etcd refused the credentials of user `{user}` ({error}); check the user and the password (file)"
+            ),
+        });
+    }
+    if says(&["user name is empty", "invalid auth token"]) && settings.credentials.is_none() {
+        return Some(LeaderError::Settings {
+            what: "--etcd-user / --etcd-password".into(),
+            reason: format!(
+                "etcd requires authentication ({error}); give --etcd-user and --etcd-password-file"
+            ),
+        });
+    }
+    if says(&["certificate", "unknownissuer", "handshake", "tls"]) {
+        return Some(LeaderError::Settings {
+            what: "--etcd-ca / --etcd-cert / --etcd-key".into(),
+            reason: format!(
+                "the TLS connection to etcd failed ({error}); check that --etcd-ca is the CA that signed etcd's certificate, and the client certificate and key etcd expects"
+            ),
+        });
+    }
+    None
 }
 
 fn tls_options(tls: &super::settings::EtcdTls) -> Result<TlsOptions, LeaderError> {

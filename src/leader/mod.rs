@@ -26,15 +26,20 @@
 //!   refuses.
 //! * [`Term::check`], run before each mutating batch, confirms in a transaction that the
 //!   election key's create revision is still this term's epoch.
+//! * Every Docker call of the leader's engine is raced against [`Term::ended`] and abandoned
+//!   when the term ends or its deadline passes: an engine that hangs cannot keep a leader
+//!   waiting on it past its deadline, which lies the margin before the lease can expire.
 //! * What a leader creates carries `io.gitfleet.epoch`, outside the spec hash: a failover
 //!   replaces nothing.
 //!
 //! # Caveats
 //!
-//! A Docker call already sent when the lease is lost still lands (the engine cannot check a
-//! token). Such a late write is bounded by the margin when the call is bounded, and the next
-//! leader, which observes every host before planning, repairs what it finds: a duplicate
-//! replica is removed, a stopped one restarted or replaced.
+//! A Docker call already sent when the lease is lost may still land (the engine cannot check
+//! a token, and abandoning a request does not unsend it): the leader stops waiting at its
+//! deadline, but an engine that received the request carries it out. The next leader, which
+//! observes every host before planning, repairs what it finds: a duplicate replica is
+//! removed, a stopped one restarted or replaced, the `.next-` container of a replacement cut
+//! short removed (`diff::interrupted`).
 
 pub mod clock;
 pub mod election;

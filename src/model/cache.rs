@@ -188,6 +188,7 @@ pub fn load_cached_partial(
             }
         };
         finish_partial(fleet, results, diagnostics, &source)
+            .and_then(|partial| super::digest::keyed_partial(partial, options.digest_key.as_ref()))
     };
     *cache = LoadCache { fleet: fleet_entry, recipients, apps: next, stats };
     outcome
@@ -300,7 +301,7 @@ mod tests {
 
     fn options(key: &Identity, with_key: bool) -> LoadOptions {
         let identities = if with_key { vec![key.clone()] } else { Vec::new() };
-        LoadOptions { identities: Identities::new(identities) }
+        LoadOptions { identities: Identities::new(identities), ..LoadOptions::default() }
     }
 
     #[test]

@@ -53,6 +53,7 @@ struct RawSettings {
     limits: super::limits::Limits,
     #[serde(default)]
     allow_empty: bool,
+    digest_key: Option<String>,
 }
 
 /// Folds `document` (schema-valid) into a [`Fleet`]; problems go to `findings`.
@@ -83,6 +84,7 @@ pub fn normalise(document: &Json, findings: &mut Findings<'_>) -> Fleet {
         pull_policy: raw.settings.pull_policy.unwrap_or(defaults.pull_policy),
         limits: raw.settings.limits,
         allow_empty: raw.settings.allow_empty,
+        digest_key: raw.settings.digest_key,
     };
     let hosts = raw
         .hosts

@@ -28,13 +28,18 @@ pub const APPS_DIR: &str = "apps";
 /// Names accepted for an app's compose file, in order of preference.
 pub const APP_FILES: [&str; 2] = ["compose.yaml", "compose.yml"];
 
-/// What loading needs besides the files: the age identities that decrypt secrets.
+/// What loading needs besides the files: the age identities that decrypt secrets, and the
+/// fleet's digest key.
 ///
-/// Every field is part of the load cache's key ([`super::cache`]): a field added here must
-/// be added there too.
+/// Every field that changes what an app folder loads to is part of the load cache's key
+/// ([`super::cache`]): a field added here must be added there too. `digest_key` is not: it
+/// is applied to the finished model ([`super::digest::key_model`]), the cache keeps plain
+/// digests.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub identities: Identities,
+    /// Digests configs and secrets with an HMAC under this key (`--digest-key-file`).
+    pub digest_key: Option<super::digest::DigestKey>,
 }
 
 /// Loads and validates the repository in `tree`: the model, or every problem sorted by file
@@ -62,6 +67,7 @@ pub fn load_partial(tree: &SourceTree, options: &LoadOptions) -> Result<Partial,
         })
         .collect();
     finish_partial(fleet, results, diagnostics, &|file| bytes_of(tree, file))
+        .and_then(|partial| super::digest::keyed_partial(partial, options.digest_key.as_ref()))
 }
 
 /// From the fleet, its problems and each folder's result: the [`Partial`], or every problem
@@ -552,7 +558,7 @@ secrets:
     }
 
     fn options(identities: Vec<Identity>) -> LoadOptions {
-        LoadOptions { identities: Identities::new(identities) }
+        LoadOptions { identities: Identities::new(identities), ..LoadOptions::default() }
     }
 
     fn secret(model: &Model) -> &crate::model::FileDef {

@@ -39,6 +39,9 @@ pub struct Settings {
     /// Whether a revision with no apps may remove every app of a fleet that has some running
     /// (`settings.allow_empty`; refused otherwise).
     pub allow_empty: bool,
+    /// The id of the digest key configs and secrets are digested with
+    /// (`settings.digest_key`; see `model::digest`); `None`: plain SHA-256.
+    pub digest_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
             pull_policy: PullPolicy::Missing,
             limits: super::limits::Limits::default(),
             allow_empty: false,
+            digest_key: None,
         }
     }
 }

@@ -124,6 +124,21 @@ pub struct PullRequestHook {
     pub head_commit: String,
     pub head_branch: String,
     pub base_branch: String,
+    /// The repository the head branch lives in, as the payload names it (`owner/name`;
+    /// GitLab: the source project's path); `None` when the payload does not say (a deleted
+    /// fork, a trimmed payload). See [`PullRequestHook::from_fork`].
+    pub head_repository: Option<String>,
+}
+
+impl PullRequestHook {
+    /// Whether the head comes from another repository than the one the pull request is
+    /// against (a fork), or from one the payload does not name: such content is anyone's,
+    /// and previews of it are off unless the operator opts in.
+    pub fn from_fork(&self) -> bool {
+        self.head_repository
+            .as_deref()
+            .is_none_or(|head| !head.eq_ignore_ascii_case(&self.repository))
+    }
 }
 
 /// What happened to a pull request, as far as a plan preview cares.
@@ -415,15 +430,28 @@ impl<'a> Doc<'a> {
             Some(number) => number,
             None => self.u64(&["pull_request", "number"])?,
         };
+        let repository = self.name(&["repository", "full_name"])?;
+        let head_repository = match self.opt_str(&["pull_request", "head", "repo", "full_name"]) {
+            Ok(Some(name)) if !name.is_empty() => Some(name.to_string()),
+            // Gitea and Forgejo also give the repositories' ids.
+            _ => match (
+                self.get(&["pull_request", "head", "repo_id"]).and_then(Value::as_u64),
+                self.get(&["pull_request", "base", "repo_id"]).and_then(Value::as_u64),
+            ) {
+                (Some(head), Some(base)) if head == base && head != 0 => Some(repository.clone()),
+                _ => None,
+            },
+        };
         Ok(Outcome::Hook(Hook::PullRequest(PullRequestHook {
             forge: self.forge,
-            repository: self.name(&["repository", "full_name"])?,
+            repository,
             project_id: None,
             number,
             action,
             head_commit: self.commit(&["pull_request", "head", "sha"])?,
             head_branch: self.name(&["pull_request", "head", "ref"])?,
             base_branch: self.name(&["pull_request", "base", "ref"])?,
+            head_repository,
         })))
     }
 
@@ -447,6 +475,18 @@ impl<'a> Doc<'a> {
             Some(id) => Some(id),
             None => self.opt_u64(&[attributes, "target_project_id"])?,
         };
+        let source_id = self.get(&[attributes, "source_project_id"]).and_then(Value::as_u64);
+        let target_id = self.get(&[attributes, "target_project_id"]).and_then(Value::as_u64);
+        let head_repository = match (source_id, target_id) {
+            (Some(source), Some(target)) if source == target => Some(repository.clone()),
+            (Some(_), Some(_)) => self
+                .opt_str(&[attributes, "source", "path_with_namespace"])
+                .ok()
+                .flatten()
+                .filter(|path| !path.eq_ignore_ascii_case(&repository))
+                .map(str::to_string),
+            _ => None,
+        };
         Ok(Outcome::Hook(Hook::PullRequest(PullRequestHook {
             forge: self.forge,
             repository,
@@ -456,6 +496,7 @@ impl<'a> Doc<'a> {
             head_commit: self.commit(&[attributes, "last_commit", "id"])?,
             head_branch: self.name(&[attributes, "source_branch"])?,
             base_branch: self.name(&[attributes, "target_branch"])?,
+            head_repository,
         })))
     }
 
@@ -557,6 +598,7 @@ mod tests {
             head_commit: "ec26c3e57ca3a959ca5aad62de7213c562f8c821".to_string(),
             head_branch: "changes".to_string(),
             base_branch: "master".to_string(),
+            head_repository: Some("Codertocat/Hello-World".to_string()),
         })
     }
 
@@ -641,6 +683,7 @@ mod tests {
                     head_commit: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7".to_string(),
                     head_branch: "ms-viewport".to_string(),
                     base_branch: "master".to_string(),
+                    head_repository: Some("gitlabhq/gitlab-test".to_string()),
                 }),
                 "{path}"
             );
@@ -665,6 +708,7 @@ mod tests {
                     head_commit: "c4c79227ed610f1151f05bbc5be33b4f340d39c8".to_string(),
                     head_branch: "feature".to_string(),
                     base_branch: "master".to_string(),
+                    head_repository: Some("gitlab-org/hello-world".to_string()),
                 }),
                 "{file}"
             );
@@ -756,6 +800,7 @@ mod tests {
                     head_commit: "2eba238e33607c1fa49253182e9fff42baafa1eb".to_string(),
                     head_branch: "feature".to_string(),
                     base_branch: "master".to_string(),
+                    head_repository: Some("jcitizen/my-repo".to_string()),
                 }),
                 "{file}"
             );
@@ -773,6 +818,7 @@ mod tests {
                 head_commit: "48e773f892a831faa47c0a160d1b7f0cd369ae2a".to_string(),
                 head_branch: "master".to_string(),
                 base_branch: "master".to_string(),
+                head_repository: Some("example2/example".to_string()),
             })
         );
     }
@@ -831,6 +877,7 @@ mod tests {
                 head_commit: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c".to_string(),
                 head_branch: "feature/changes".to_string(),
                 base_branch: "main".to_string(),
+                head_repository: None,
             }
         );
         assert_eq!(
@@ -844,6 +891,7 @@ mod tests {
                 head_commit: "788ed8d02d3b7fcfcf6386dbcbca696aa1d4dc25".to_string(),
                 head_branch: "test-patch-1".to_string(),
                 base_branch: "main".to_string(),
+                head_repository: Some("Test-CI/multi-line-secrets".to_string()),
             }
         );
         for file in ["HookPullRequestClosed.json", "HookPullRequestMerged.json"] {

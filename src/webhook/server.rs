@@ -11,7 +11,7 @@
 //! | 400 | well signed, but not readable (no event header, a missing field, not JSON) | `{"error": "<reason>"}` |
 //! | 401 | signature or token missing or wrong | `{"error": "<reason>"}` |
 //! | 404 | the route's secret is not configured | `{"error": "..."}` |
-//! | 413 | the body is larger than [`ReceiverSettings::max_body_bytes`] | `{"error": "..."}` |
+//! | 413 | the body is larger than [`ReceiverSettings::max_body_bytes`]: refused on its declared `Content-Length` before any of it is read, or as soon as a streamed body passes the limit; the signature is checked only on a body read whole | `{"error": "..."}` |
 //!
 //! # Guarantees
 //!
@@ -31,11 +31,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use super::deliveries::RecentDeliveries;
@@ -232,21 +232,30 @@ async fn receive(receivers: &Receivers, route: Route, request: Request) -> Respo
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_string(), |info| info.0.to_string());
 
-    // The limit comes from the DefaultBodyLimit layer, checked against Content-Length first
-    // and while reading a chunked body.
-    let body = match Bytes::from_request(request, &()).await {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            tracing::warn!(%forge, %peer, limit = settings.max_body_bytes, "webhook delivery too large");
-            return answer(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "error",
-                format!("the body is larger than {} bytes", settings.max_body_bytes),
-            );
-        }
-        Err(rejection) => {
-            tracing::warn!(%forge, %peer, error = %rejection.body_text(), "cannot read webhook delivery");
-            return answer(rejection.status(), "error", rejection.body_text());
+    // The body is read only up to the limit, before any signature check: a declared length
+    // over it is refused before a byte of the body is read, and a body that streams past it
+    // (chunked, or lying about its length) is refused as soon as it does.
+    let limit = settings.max_body_bytes;
+    let too_large = || {
+        tracing::warn!(%forge, %peer, limit, "webhook delivery too large");
+        answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "error",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return too_large();
+    }
+    let body = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Err(error) => {
+            tracing::warn!(%forge, %peer, %error, "cannot read webhook delivery");
+            return answer(StatusCode::BAD_REQUEST, "error", "the body could not be read");
         }
     };
 

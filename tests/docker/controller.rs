@@ -47,7 +47,7 @@ volumes:
 pub(crate) struct Controller {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
-    log: Arc<Mutex<String>>,
+    pub(crate) log: Arc<Mutex<String>>,
 }
 
 impl Drop for Controller {
@@ -307,6 +307,8 @@ fn the_controller_keeps_the_fleet_at_the_branch() {
             &format!("http://{}", github.addr),
             "--forge-token",
             "forge-token",
+            "--forge-repository",
+            "acme/fleet",
         ],
     );
 
@@ -444,7 +446,7 @@ fn the_controller_keeps_the_fleet_at_the_branch() {
     let pr = |head: &str| {
         format!(
             r#"{{"action": "{}", "number": 7, "repository": {{"full_name": "acme/fleet"}},
-                "pull_request": {{"number": 7, "head": {{"sha": "{head}", "ref": "feature"}}, "base": {{"ref": "main", "sha": "{fixed}"}}}}}}"#,
+                "pull_request": {{"number": 7, "head": {{"sha": "{head}", "ref": "feature", "repo": {{"full_name": "acme/fleet"}}}}, "base": {{"ref": "main", "sha": "{fixed}"}}}}}}"#,
             if head == pr_head { "opened" } else { "synchronize" }
         )
     };

@@ -13,6 +13,13 @@
 //!   other applies the change.
 //! * `quorum`: two of three etcd members are frozen: nobody writes from TTL after that until
 //!   quorum returns; then the change is applied.
+//! * `cut`: the leader is cut off from etcd but not from Docker (each instance reaches etcd
+//!   through its own [`CutProxy`]s) mid-rollout: it stops on its own clock before the other
+//!   takes over (no creation by its epoch after the other's first), and is a standby once
+//!   healed.
+//! * `stall`: the etcd member the leader's keep-alive stream is on (a follower: Raft
+//!   leadership is moved off it first) is frozen for longer than the TTL: the stream re-opens
+//!   on another member and the leader keeps its term (same epoch throughout).
 //!
 //! Invariants checked after every trial, on every host: no container created by epoch E after
 //! one created by a higher epoch; after convergence exactly the wanted replicas, each once, no
@@ -24,7 +31,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::controller::Controller;
-use crate::support::{BareRepo, DockerHost, EtcdCluster, GitHttpServer, GitRepo, Testbed};
+use crate::support::{
+    BareRepo, CutProxy, DockerHost, EtcdCluster, GitHttpServer, GitRepo, Testbed,
+};
 
 const FLEET: &str = "ha";
 const TTL_S: u64 = 5;
@@ -38,12 +47,12 @@ fn fleet_yaml(bed: &Testbed) -> String {
     text
 }
 
-/// A rollout that takes a few seconds: one replica at a time, a short monitor. Stop-first:
-/// a start-first replacement cut short by a crash leaves its `.next-` container, which a later
-/// start-first replacement of the same replica collides with (409; found here, reported).
+/// A rollout that takes a few seconds: one replica at a time, a short monitor. Start-first:
+/// a replacement cut short by a failover leaves its `.next-` container, which the next leader
+/// must clear (`diff::interrupted`) before it replaces that replica again.
 fn shop(tag: u32) -> String {
     format!(
-        "services:\n  web:\n    image: gitfleet/web:{tag}\n    deploy:\n      replicas: {REPLICAS}\n      update_config: {{parallelism: 1, order: stop-first, monitor: 1s}}\n"
+        "services:\n  web:\n    image: gitfleet/web:{tag}\n    deploy:\n      replicas: {REPLICAS}\n      update_config: {{parallelism: 1, order: start-first, monitor: 1s}}\n"
     )
 }
 
@@ -185,7 +194,9 @@ fn status_of(addr: std::net::SocketAddr) -> Option<serde_json::Value> {
 /// The two instances and how to (re)start one.
 struct Pair {
     repo: String,
-    etcd: String,
+    /// Per instance, a proxy to each etcd member (in the members' order), so that one
+    /// instance can be cut off from etcd.
+    proxies: [Vec<CutProxy>; 2],
     caches: [tempfile::TempDir; 2],
     instances: [Option<Controller>; 2],
 }
@@ -195,6 +206,8 @@ impl Pair {
         let cache = self.caches[i].path().to_path_buf();
         let member = format!("m{i}");
         let ttl = format!("{TTL_S}s");
+        let etcd: Vec<String> = self.proxies[i].iter().map(CutProxy::url).collect();
+        let etcd = etcd.join(",");
         let controller = Controller::start(
             &self.repo,
             &cache,
@@ -203,7 +216,7 @@ impl Pair {
                 "--resync-interval",
                 "30s",
                 "--etcd",
-                &self.etcd,
+                &etcd,
                 "--fleet",
                 FLEET,
                 "--etcd-member",
@@ -245,6 +258,25 @@ impl Pair {
     fn signal(&self, i: usize, signal: &str) {
         let sent = Command::new("kill").args([signal, &self.pid(i)]).status().expect("kill");
         assert!(sent.success());
+    }
+
+    /// Cuts instance `i` off from every etcd member (Docker and HTTP still reach it).
+    fn cut(&self, i: usize) {
+        self.proxies[i].iter().for_each(CutProxy::cut);
+    }
+
+    fn heal(&self, i: usize) {
+        self.proxies[i].iter().for_each(CutProxy::heal);
+    }
+
+    /// The etcd member instance `i`'s keep-alive stream is on, from its log's last
+    /// `keep-alive stream open on <endpoint>` line (the endpoint is one of its proxies).
+    fn keep_alive_member(&self, i: usize) -> Option<usize> {
+        let log = self.instances[i].as_ref()?.log.lock().unwrap().clone();
+        let line = log.lines().rev().find(|l| l.contains("keep-alive stream open on "))?;
+        let endpoint =
+            line.split("keep-alive stream open on ").nth(1)?.split_whitespace().next()?;
+        self.proxies[i].iter().position(|p| p.url() == endpoint)
     }
 
     /// Sends the push hook to instance `i` (a standby hands it to the leader through etcd).
@@ -293,23 +325,40 @@ fn check_invariants(bed: &Testbed, scenario: &str, since: u128, before: &BTreeMa
 }
 
 /// Container id → image of the replicas already at `tag` (the ones a failover must keep).
+/// A `.next-` container is not one yet: its replacement was under way (its health gate not
+/// passed), and the next leader does it again (`diff::interrupted`).
 fn at_target(bed: &Testbed, tag: u32) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
     for host in bed.hosts() {
         let ids = host.docker(&[
             "ps",
-            "-q",
             "--no-trunc",
             "--filter",
             &format!("label=io.gitfleet.fleet={FLEET}"),
             "--filter",
             &format!("ancestor=gitfleet/web:{tag}"),
+            "--format",
+            "{{.ID}} {{.Names}}",
         ]);
-        for id in ids.lines().filter(|l| !l.is_empty()) {
-            found.insert(id.to_string(), format!("gitfleet/web:{tag}"));
+        for line in ids.lines() {
+            let Some((id, name)) = line.split_once(' ') else { continue };
+            if !name.contains(".next-") {
+                found.insert(id.to_string(), format!("gitfleet/web:{tag}"));
+            }
         }
     }
     found
+}
+
+/// The last creation labelled with epoch `epoch` after `since`, on any host.
+fn last_create_of(bed: &Testbed, epoch: i64, since: u128) -> Option<u128> {
+    let until = now_nanos();
+    bed.hosts()
+        .iter()
+        .flat_map(|h| events(h, since, until))
+        .filter(|e| e.action == "create" && e.epoch == Some(epoch))
+        .map(|e| e.nanos)
+        .max()
 }
 
 /// The first container creation labelled with an epoch above `old` after `since`, on any
@@ -361,9 +410,13 @@ fn failover_scenarios_keep_one_writer_and_converge() {
     let work =
         GitRepo::new(&[("fleet.yaml", &fleet_yaml(&bed)), ("apps/shop/compose.yaml", &shop(1))]);
     work.push(&origin.path(), "HEAD:refs/heads/main");
+    let proxies = || {
+        let ports = cluster.members.iter().map(|m| m.client_port);
+        ports.map(|p| CutProxy::start(([127, 0, 0, 1], p).into())).collect::<Vec<_>>()
+    };
     let mut pair = Pair {
         repo: server.url("fleet.git"),
-        etcd: cluster.endpoints_arg(),
+        proxies: [proxies(), proxies()],
         caches: [tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap()],
         instances: [None, None],
     };
@@ -393,6 +446,15 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             let before_kill = at_target(&bed, tag);
             let killed = now_nanos();
             pair.signal(leader, "-KILL");
+            // Where the failover's time goes: until the standby says it leads (the dead
+            // leader's lease expired and the standby won: etcd's part), then until its first
+            // creation (fetch, observe every host, plan, apply: gitfleet's part).
+            let until = Instant::now() + ttl * 4;
+            while pair.role(standby).map(|r| r.0).as_deref() != Some("leader") {
+                assert!(Instant::now() < until, "kill9: the standby did not take over");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let elected = now_nanos();
             let first = wait_first_create_above(&bed, epoch, killed, ttl * 4);
             wait_converged(&bed, tag, Duration::from_secs(60));
             let mut keep = before;
@@ -402,7 +464,15 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             assert_eq!(new_leader, standby);
             drop(pair.instances[leader].take());
             pair.start_instance(leader);
-            report("kill9", trial, &[("failover_ms", (first - killed) as f64 / 1e6)]);
+            report(
+                "kill9",
+                trial,
+                &[
+                    ("failover_ms", (first - killed) as f64 / 1e6),
+                    ("elected_ms", (elected - killed) as f64 / 1e6),
+                    ("first_write_after_elected_ms", (first as f64 - elected as f64) / 1e6),
+                ],
+            );
         }
         // SIGSTOP of the leader mid-rollout past its TTL, then SIGCONT.
         {
@@ -481,6 +551,72 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             wait_converged(&bed, tag, Duration::from_secs(60));
             check_invariants(&bed, "quorum", since, &BTreeMap::new());
             report("quorum", trial, &[("resumed_after_ms", (first - lost) as f64 / 1e6)]);
+        }
+        // The leader cut off from etcd, not from Docker, mid-rollout.
+        {
+            let since = now_nanos();
+            let (leader, epoch) = pair.leader(Duration::from_secs(20));
+            let standby = 1 - leader;
+            tag = 3 - tag; // web:1 and web:2 are the test bed's images
+            let commit = change(&work, &origin, tag);
+            pair.hook(leader, &commit);
+            let until = Instant::now() + Duration::from_secs(30);
+            while !rollout_started(&bed, tag) {
+                assert!(Instant::now() < until, "cut: the rollout did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let before = at_target(&bed, tag);
+            let cut = now_nanos();
+            pair.cut(leader);
+            let first = wait_first_create_above(&bed, epoch, cut, ttl * 4);
+            // Still reachable over HTTP: it knows it no longer leads.
+            let role = pair.role(leader).map(|r| r.0);
+            assert_eq!(role.as_deref(), Some("standby"), "cut: the old leader still says leader");
+            let last_old = last_create_of(&bed, epoch, since);
+            pair.heal(leader);
+            wait_converged(&bed, tag, Duration::from_secs(60));
+            check_invariants(&bed, "cut", since, &before);
+            let (now_leading, _) = pair.leader(Duration::from_secs(5));
+            assert_eq!(now_leading, standby, "cut: the healed instance took the lead back");
+            let until = Instant::now() + Duration::from_secs(15);
+            while pair.role(leader).map(|r| r.0).as_deref() != Some("standby") {
+                assert!(Instant::now() < until, "cut: the healed instance is not a standby");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // How long before the new epoch's first creation the old epoch's last one was.
+            let mut figures = vec![("takeover_ms", (first - cut) as f64 / 1e6)];
+            if let Some(last) = last_old {
+                figures.push(("old_to_new_gap_ms", (first as f64 - last as f64) / 1e6));
+            }
+            report("cut", trial, &figures);
+        }
+        // The etcd member under the leader's keep-alive stream (a follower) stalls past the TTL.
+        {
+            let since = now_nanos();
+            let (leader, epoch) = pair.leader(Duration::from_secs(20));
+            let member = pair.keep_alive_member(leader).expect("the keep-alive stream's member");
+            cluster.move_leader_off(member);
+            let stalled = Instant::now();
+            cluster.freeze(member);
+            let mut changes = 0;
+            while stalled.elapsed() < ttl + Duration::from_secs(2) {
+                // An instance that does not answer in time counts as no change.
+                if let Some((role, e)) = pair.role(leader) {
+                    if role != "leader" || e != Some(epoch) {
+                        changes += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            cluster.thaw(member);
+            let (now_leading, now_epoch) = pair.leader(Duration::from_secs(5));
+            assert_eq!(
+                (changes, now_leading, now_epoch),
+                (0, leader, epoch),
+                "stall: the leader lost its term while one follower member was frozen"
+            );
+            check_invariants(&bed, "stall", since, &BTreeMap::new());
+            report("stall", trial, &[("leader_changes", changes as f64)]);
         }
     }
 }

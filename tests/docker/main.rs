@@ -10,6 +10,7 @@ mod controller;
 mod ha;
 mod hosts_engine;
 mod hosts_observe;
+mod interrupted;
 mod plan_hosts;
 mod router;
 mod two_repositories;

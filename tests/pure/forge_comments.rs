@@ -12,21 +12,21 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use gitfleet::forge::{
-    CommentAction, ForgeClient, ForgeError, ForgeKind, MARKER, Preview, PreviewOutcome,
-    PullRequestRef, render_comment,
+    CommentAction, ForgeClient, ForgeError, ForgeKind, MARKER, Preview, PreviewFailure,
+    PreviewOutcome, PullRequestRef, render_comment,
 };
 use gitfleet::model::Diagnostic;
 use gitfleet::model::position::Position;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "gf-test-token-7f3a9c";
+pub(crate) const TOKEN: &str = "gf-test-token-7f3a9c";
 const WRONG_TOKEN: &str = "gf-wrong-token-0b1d2e";
 const BOT: &str = "gitfleet-bot";
 /// The id the fake gives the first comment created.
-const CREATED_ID: u64 = 9001;
+pub(crate) const CREATED_ID: u64 = 9001;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Forge {
+pub(crate) enum Forge {
     GitHub,
     GitLab,
     Gitea,
@@ -34,7 +34,7 @@ enum Forge {
 
 /// A misbehaving forge, for the tests of odd answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Odd {
+pub(crate) enum Odd {
     #[default]
     None,
     /// The comment list is an HTML page.
@@ -48,7 +48,7 @@ enum Odd {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Recorded {
+pub(crate) struct Recorded {
     method: String,
     /// Path and query, as sent.
     uri: String,
@@ -58,10 +58,10 @@ struct Recorded {
 }
 
 #[derive(Debug, Clone)]
-struct Stored {
+pub(crate) struct Stored {
     id: u64,
     author: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 struct FakeState {
@@ -73,7 +73,7 @@ struct FakeState {
     requests: Vec<Recorded>,
 }
 
-struct Fake {
+pub(crate) struct Fake {
     state: Arc<Mutex<FakeState>>,
     addr: SocketAddr,
 }
@@ -90,7 +90,7 @@ const RECORDED_HEADERS: [&str; 6] = [
 impl Fake {
     /// A forge whose pull request holds `others` comments by other people, the first of them a
     /// reply quoting an old preview (which is not the preview).
-    async fn start(forge: Forge, odd: Odd, others: usize) -> Fake {
+    pub(crate) async fn start(forge: Forge, odd: Odd, others: usize) -> Fake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let comments = (0..others)
@@ -119,16 +119,16 @@ impl Fake {
         Fake { state, addr }
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The requests since the last call.
-    fn take_requests(&self) -> Vec<Recorded> {
+    pub(crate) fn take_requests(&self) -> Vec<Recorded> {
         std::mem::take(&mut self.state.lock().unwrap().requests)
     }
 
-    fn comment(&self, id: u64) -> Option<Stored> {
+    pub(crate) fn comment(&self, id: u64) -> Option<Stored> {
         self.state.lock().unwrap().comments.iter().find(|c| c.id == id).cloned()
     }
 
@@ -397,18 +397,18 @@ async fn handle(
 }
 
 /// What each forge is asked, for pull request 7 of acme/shop (GitLab: acme/platform/shop).
-struct Api {
+pub(crate) struct Api {
     forge: Forge,
     kind: ForgeKind,
-    page_size: usize,
-    first: &'static str,
-    second: &'static str,
+    pub(crate) page_size: usize,
+    pub(crate) first: &'static str,
+    pub(crate) second: &'static str,
     create: &'static str,
     edit_method: &'static str,
     edit_prefix: &'static str,
 }
 
-fn api(forge: Forge) -> Api {
+pub(crate) fn api(forge: Forge) -> Api {
     match forge {
         Forge::GitHub => Api {
             forge,
@@ -445,7 +445,7 @@ fn api(forge: Forge) -> Api {
 }
 
 impl Api {
-    fn pr(&self, number: u64) -> PullRequestRef {
+    pub(crate) fn pr(&self, number: u64) -> PullRequestRef {
         let repository = match self.forge {
             Forge::GitLab => "acme/platform/shop",
             Forge::GitHub | Forge::Gitea => "acme/shop",
@@ -477,7 +477,7 @@ impl Api {
         h
     }
 
-    fn get(&self, uri: &str) -> Recorded {
+    pub(crate) fn get(&self, uri: &str) -> Recorded {
         self.get_with(uri, TOKEN)
     }
 
@@ -490,7 +490,7 @@ impl Api {
         }
     }
 
-    fn create(&self, body: &str) -> Recorded {
+    pub(crate) fn create(&self, body: &str) -> Recorded {
         Recorded {
             method: "POST".into(),
             uri: self.create.to_string(),
@@ -499,7 +499,7 @@ impl Api {
         }
     }
 
-    fn edit(&self, id: u64, body: &str) -> Recorded {
+    pub(crate) fn edit(&self, id: u64, body: &str) -> Recorded {
         Recorded {
             method: self.edit_method.into(),
             uri: format!("{}{id}", self.edit_prefix),
@@ -508,7 +508,7 @@ impl Api {
         }
     }
 
-    fn client(&self, fake: &Fake, token: &str) -> ForgeClient {
+    pub(crate) fn client(&self, fake: &Fake, token: &str) -> ForgeClient {
         ForgeClient::new(self.kind, &fake.base(), token.to_string()).expect("client")
     }
 }
@@ -517,10 +517,7 @@ const COMMIT_1: &str = "1111111111111111111111111111111111111111";
 const COMMIT_2: &str = "2222222222222222222222222222222222222222";
 
 fn first_body() -> String {
-    render_comment(&Preview {
-        commit: COMMIT_1,
-        outcome: PreviewOutcome::Failed("host a: connection refused"),
-    })
+    render_comment(&Preview::new(COMMIT_1, PreviewOutcome::Failed(PreviewFailure::Fetch)))
 }
 
 fn second_body() -> String {
@@ -531,7 +528,7 @@ fn second_body() -> String {
         "service `web` joins network `front`, which is not declared",
     )
     .with_hint("add `front:` under `networks:`")];
-    render_comment(&Preview { commit: COMMIT_2, outcome: PreviewOutcome::Invalid(&diagnostics) })
+    render_comment(&Preview::new(COMMIT_2, PreviewOutcome::Invalid(&diagnostics)))
 }
 
 /// Create, then edit among two pages of other people's comments, then leave alone.

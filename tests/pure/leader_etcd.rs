@@ -76,7 +76,11 @@ async fn one_leader_then_a_fast_hand_off_on_resign() {
 async fn a_stalled_member_under_the_keep_alive_stream_changes_no_leader() {
     let cluster = EtcdCluster::start(3);
     let scope = CancellationToken::new();
-    // Member 0 is the first endpoint: the one every stream starts on.
+    // Member 0 is the first endpoint: the one every stream starts on. It is made a Raft
+    // follower first: a frozen Raft leader also stops every lease renewal until etcd elects
+    // another (its election timeout, 1 s), which at a 3 s TTL can cost the term (measured;
+    // see benches/HA.md).
+    cluster.move_leader_off(0);
     let a = Elector::start(settings(&cluster, "stall", "a"), scope.clone()).await.unwrap();
     let (_, term) = leader_of(&[&a], Duration::from_secs(5)).await;
     cluster.freeze(0);
@@ -163,5 +167,91 @@ async fn the_fence_costs_one_transaction() {
         at(0.99),
         at(1.0)
     );
+    scope.cancel();
+}
+
+/// A Docker API that accepts connections and never answers (a hung engine), as one host of
+/// the leader's engine: a call to it is abandoned when the term's own-clock deadline passes
+/// (here: quorum lost, so no keep-alive is acknowledged any more), not after bollard's 120 s,
+/// so it cannot keep the leader acting past its deadline. Ground truth: the moment the
+/// listener sees the leader's connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_docker_call_is_abandoned_at_the_leaders_deadline() {
+    use gitfleet::apply::Engine;
+    use gitfleet::apply::docker::DockerEngine;
+    use gitfleet::leader::clock::boot_now;
+    use std::io::Read;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let closed_tx = closed_tx.clone();
+            std::thread::spawn(move || {
+                // Read the request and answer nothing; report when the client gives up.
+                let mut buffer = [0u8; 4096];
+                while matches!(stream.read(&mut buffer), Ok(n) if n > 0) {}
+                let _ = closed_tx.send(boot_now());
+            });
+        }
+    });
+
+    let cluster = EtcdCluster::start(3);
+    let scope = CancellationToken::new();
+    let a = Elector::start(settings(&cluster, "hung", "a"), scope.clone()).await.unwrap();
+    let (_, term) = leader_of(&[&a], Duration::from_secs(5)).await;
+    let client = bollard::Docker::connect_with_http(
+        &format!("tcp://{addr}"),
+        120,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap();
+    let engine = DockerEngine::from_clients([("hung".to_string(), Ok(client))].into()).fenced(
+        term.epoch,
+        term.gate(),
+        term.ended(),
+    );
+    let spec = gitfleet::diff::spec::ContainerSpec {
+        image: "gitfleet/web:1".into(),
+        ..Default::default()
+    };
+    let call = tokio::spawn(async move {
+        let result = engine.create("hung", "shop-web-1", &spec, &Default::default(), &[]).await;
+        (result, boot_now())
+    });
+    // The call hangs while the term lives (the leader keeps renewing).
+    tokio::time::sleep(TTL).await;
+    assert!(!call.is_finished(), "the call ended while the term lived");
+    let lost = boot_now();
+    cluster.freeze(1);
+    cluster.freeze(2);
+    let (result, returned) = tokio::time::timeout(TTL * 3, call)
+        .await
+        .expect("the hung call was not abandoned within 3 TTL of quorum loss")
+        .unwrap();
+    let error = result.expect_err("a hung engine cannot answer");
+    assert!(error.message.contains(&format!("epoch {}", term.epoch)), "{error}");
+    let deadline = term.deadline();
+    assert!(term.token.is_cancelled(), "the term is over");
+    assert!(
+        returned <= deadline + Duration::from_millis(300),
+        "the call outlived the deadline by {:?}",
+        returned.saturating_sub(deadline)
+    );
+    assert!(returned + Duration::from_millis(300) >= deadline, "abandoned before the deadline");
+    let closed = closed_rx.recv_timeout(Duration::from_secs(2)).expect("connection closed");
+    assert!(closed <= deadline + Duration::from_millis(500), "the connection stayed open");
+    // The lease on etcd's side lives at least until the deadline + margin: nobody else can
+    // have led while the call was waiting.
+    eprintln!(
+        "hung call: quorum lost at +0, deadline at +{:?}, call abandoned at +{:?}, connection closed at +{:?}",
+        deadline.saturating_sub(lost),
+        returned.saturating_sub(lost),
+        closed.saturating_sub(lost)
+    );
+    cluster.thaw(1);
+    cluster.thaw(2);
     scope.cancel();
 }

@@ -6,13 +6,18 @@
 mod support;
 
 mod corpus;
+mod counting;
+mod digest_keys;
 mod forge_comments;
 mod git_edges;
 mod git_remote;
 mod hosts_failures;
 mod leader_etcd;
+mod leader_secure;
+mod load_bounds;
 mod load_fuzz;
 mod plan_properties;
+mod preview_untrusted;
 mod restart_offline;
 mod retry_cli;
 mod router_proxy;

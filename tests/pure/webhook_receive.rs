@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gitfleet::webhook::{
     Forge, Hook, PullRequestAction, PullRequestHook, ReceiverSettings, router, sign,
@@ -139,6 +140,7 @@ async fn github_ping_and_pull_request() {
                 head_commit: "ec26c3e57ca3a959ca5aad62de7213c562f8c821".to_string(),
                 head_branch: "changes".to_string(),
                 base_branch: "master".to_string(),
+                head_repository: Some("Codertocat/Hello-World".to_string()),
             }),
         ]
     );
@@ -246,6 +248,64 @@ async fn oversize_body_is_refused() {
     assert_eq!(receiver.hooks(), []);
 }
 
+/// A client that announces 200 MB and then trickles: refused on the announcement, at once,
+/// without the receiver waiting for (or buffering) the body; and one that streams a chunked
+/// body slowly past the limit is refused once it passes it, before it has sent the rest.
+#[tokio::test]
+async fn a_slow_oversize_body_is_refused_before_it_is_read() {
+    let mut settings = settings("master");
+    settings.max_body_bytes = 64 * 1024;
+    let receiver = Receiver::start(settings).await;
+    let address = receiver.base.trim_start_matches("http://").to_string();
+
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let head = "POST /hooks/github HTTP/1.1\r\nHost: receiver\r\nX-GitHub-Event: push\r\n\
+        X-Hub-Signature-256: sha256=00\r\nContent-Length: 209715200\r\n\r\n{\"ref\":";
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("larger than 65536 bytes"), "{answer}");
+    eprintln!("declared 200 MB: 413 after {:?}", started.elapsed());
+
+    // Chunked, 16 KiB every 50 ms, 4 MiB in all if nobody stops it.
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let head = "POST /hooks/github HTTP/1.1\r\nHost: receiver\r\nX-GitHub-Event: push\r\n\
+        X-Hub-Signature-256: sha256=00\r\nTransfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    let (mut reader, mut writer) = stream.into_split();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    let trickle = tokio::spawn(async move {
+        let chunk = [b' '; 16 * 1024];
+        for _ in 0..256 {
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            if writer.write_all(&framed).await.is_err() {
+                return;
+            }
+            counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut answer))
+        .await
+        .expect("answered while the body was still streaming")
+        .expect("read");
+    let sent_then = sent.load(std::sync::atomic::Ordering::SeqCst);
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(sent_then < 1024 * 1024, "answered only after {sent_then} bytes");
+    eprintln!("chunked trickle: 413 after {sent_then} bytes sent");
+    assert_eq!(receiver.hooks(), []);
+}
+
 #[tokio::test]
 async fn unconfigured_receiver_is_not_found() {
     let mut settings = settings("master");
@@ -310,6 +370,7 @@ async fn gitlab_token_push_and_merge_request() {
                 head_commit: "c4c79227ed610f1151f05bbc5be33b4f340d39c8".to_string(),
                 head_branch: "feature".to_string(),
                 base_branch: "master".to_string(),
+                head_repository: Some("gitlab-org/hello-world".to_string()),
             }),
         ]
     );

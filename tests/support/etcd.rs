@@ -1,6 +1,7 @@
 //! A real etcd cluster for the high-availability tests: Debian's `etcd` (3.4), N members on
-//! loopback ports picked free at start, data on tmpfs (`/dev/shm`), stopped and removed on
-//! drop. Members can be frozen (SIGSTOP), thawed and killed to inject faults.
+//! loopback ports from a machine-wide locked block (see [`PortBlock`]), data on tmpfs
+//! (`/dev/shm`), stopped and removed on drop. Members can be frozen (SIGSTOP), thawed and
+//! killed to inject faults.
 //!
 //! Panics with what to install when `etcd` is missing: these tests never skip.
 
@@ -17,12 +18,16 @@ pub struct EtcdMember {
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// Where `/health` answers over plain HTTP (the client port, or with TLS a metrics port).
+    pub health_port: u16,
+    /// `http` or `https` (client TLS).
+    pub scheme: &'static str,
     child: Child,
 }
 
 impl EtcdMember {
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     pub fn pid(&self) -> i32 {
@@ -34,13 +39,54 @@ impl EtcdMember {
 pub struct EtcdCluster {
     pub members: Vec<EtcdMember>,
     dir: tempfile::TempDir,
+    _ports: PortBlock,
 }
 
-/// Free TCP ports on 127.0.0.1 (all bound at once, so distinct, then released for etcd).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local address").port()).collect()
+/// The first port of the blocks etcd clusters take, below the kernel's ephemeral range
+/// (32768–60999 here): a port another test gets by binding port 0 is never one of these, so
+/// nothing can take a member's port between choosing it and etcd binding it.
+const PORT_BASE: u16 = 23000;
+/// Ports per block (a cluster of up to 8 members: client and peer port each).
+const PORT_BLOCK: u16 = 16;
+/// Blocks (`PORT_BASE .. PORT_BASE + BLOCKS * PORT_BLOCK`).
+const BLOCKS: u16 = 100;
+
+/// A block of loopback ports held for one cluster: an exclusive `flock` on
+/// `/tmp/gitfleet-testbed/etcd-ports-<k>.lock` (machine-wide, like the test bed's slots;
+/// released by the kernel however the holder dies), and every port found free when taken.
+struct PortBlock {
+    ports: Vec<u16>,
+    _lock: std::fs::File,
+}
+
+fn port_block(n: usize) -> PortBlock {
+    assert!(n <= PORT_BLOCK as usize, "at most {PORT_BLOCK} ports per cluster");
+    let root = Path::new(super::slot::ROOT);
+    std::fs::create_dir_all(root)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
+    for k in 0..BLOCKS {
+        let path = root.join(format!("etcd-ports-{k}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => continue,
+            Err(e) => panic!("cannot lock {}: {e}", path.display()),
+        }
+        let first = PORT_BASE + k * PORT_BLOCK;
+        let ports: Vec<u16> = (first..first + n as u16).collect();
+        // Something outside the tests may use a port: then take the next block.
+        if ports.iter().all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+            return PortBlock { ports, _lock: file };
+        }
+    }
+    panic!(
+        "no free block of etcd test ports in {PORT_BASE}.. (see /tmp/gitfleet-testbed/etcd-ports-*.lock)"
+    )
 }
 
 fn etcd_binary() -> PathBuf {
@@ -59,6 +105,34 @@ fn etcd_binary() -> PathBuf {
 impl EtcdCluster {
     /// Starts `n` members and waits (at most 20 s) until every one answers `/health`.
     pub fn start(n: usize) -> EtcdCluster {
+        EtcdCluster::start_with(n, None)
+    }
+
+    /// One member serving clients over TLS only, with `tls`'s server certificate (valid for
+    /// 127.0.0.1), and requiring a client certificate signed by `tls`'s CA
+    /// (`--client-cert-auth`). `/health` answers on a plain metrics port.
+    pub fn start_tls(tls: &super::TlsMaterial) -> EtcdCluster {
+        EtcdCluster::start_with(1, Some(tls))
+    }
+
+    /// Turns on etcd's own authentication with `root` / `password` (the root user and role,
+    /// through the JSON gateway): from then on every request needs them.
+    pub fn enable_auth(&self, password: &str) {
+        let port = self.members[0].client_port;
+        let calls = [
+            ("/v3/auth/role/add", r#"{"name": "root"}"#.to_string()),
+            ("/v3/auth/user/add", format!(r#"{{"name": "root", "password": "{password}"}}"#)),
+            ("/v3/auth/user/grant", r#"{"user": "root", "role": "root"}"#.to_string()),
+            ("/v3/auth/enable", "{}".to_string()),
+        ];
+        for (path, body) in calls {
+            let answer = http_post(port, path, &body)
+                .unwrap_or_else(|| panic!("etcd did not answer {path}"));
+            assert!(!answer.contains("\"error\""), "{path}: {answer}");
+        }
+    }
+
+    fn start_with(n: usize, tls: Option<&super::TlsMaterial>) -> EtcdCluster {
         let binary = etcd_binary();
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() {
@@ -67,7 +141,8 @@ impl EtcdCluster {
             tempfile::Builder::new().prefix("gitfleet-etcd-").tempdir()
         }
         .expect("a directory for etcd's data");
-        let ports = free_ports(2 * n);
+        let block = port_block(3 * n);
+        let ports = block.ports.clone();
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
         let cluster: Vec<String> = names
             .iter()
@@ -78,12 +153,26 @@ impl EtcdCluster {
         let mut members = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
+            let health_port = if tls.is_some() { ports[2 * n + i] } else { client_port };
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let data = dir.path().join(name);
             let log = std::fs::File::create(dir.path().join(format!("{name}.log")))
                 .expect("etcd log file");
-            let client = format!("http://127.0.0.1:{client_port}");
+            let client = format!("{scheme}://127.0.0.1:{client_port}");
             let peer = format!("http://127.0.0.1:{peer_port}");
-            let child = Command::new(&binary)
+            let mut command = Command::new(&binary);
+            if let Some(tls) = tls {
+                command
+                    .arg("--cert-file")
+                    .arg(&tls.server_cert)
+                    .arg("--key-file")
+                    .arg(&tls.server_key)
+                    .arg("--trusted-ca-file")
+                    .arg(&tls.ca)
+                    .arg("--client-cert-auth")
+                    .args(["--listen-metrics-urls", &format!("http://127.0.0.1:{health_port}")]);
+            }
+            let child = command
                 .args(["--name", name])
                 .arg("--data-dir")
                 .arg(&data)
@@ -97,9 +186,16 @@ impl EtcdCluster {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-            members.push(EtcdMember { name: name.clone(), client_port, peer_port, child });
+            members.push(EtcdMember {
+                name: name.clone(),
+                client_port,
+                peer_port,
+                health_port,
+                scheme,
+                child,
+            });
         }
-        let cluster = EtcdCluster { members, dir };
+        let cluster = EtcdCluster { members, dir, _ports: block };
         let until = Instant::now() + Duration::from_secs(20);
         for i in 0..n {
             while !cluster.healthy(i) {
@@ -128,7 +224,7 @@ impl EtcdCluster {
 
     /// Whether member `i` answers `GET /health` with `"health":"true"` (bounded, 1 s).
     pub fn healthy(&self, i: usize) -> bool {
-        let port = self.members[i].client_port;
+        let port = self.members[i].health_port;
         let Ok(mut stream) = TcpStream::connect_timeout(
             &format!("127.0.0.1:{port}").parse().expect("address"),
             Duration::from_millis(500),
@@ -154,6 +250,42 @@ impl EtcdCluster {
             .unwrap_or_default()
     }
 
+    /// The index of the member that is etcd's Raft leader, as the members themselves say
+    /// (`POST /v3/maintenance/status` on each, through etcd's JSON gateway; bounded, 1 s each).
+    pub fn raft_leader(&self) -> Option<usize> {
+        let mut ids = Vec::new();
+        let mut leader = None;
+        for member in &self.members {
+            let status = http_post(member.client_port, "/v3/maintenance/status", "{}")?;
+            let status: serde_json::Value = serde_json::from_str(&status).ok()?;
+            ids.push(status["header"]["member_id"].as_str()?.to_string());
+            leader = leader.or(status["leader"].as_str().map(str::to_string));
+        }
+        let leader = leader?;
+        ids.iter().position(|id| *id == leader)
+    }
+
+    /// Moves Raft leadership away from member `i` if it leads (`MoveLeader` through the JSON
+    /// gateway), and waits (bounded, 5 s) until another member leads.
+    pub fn move_leader_off(&self, i: usize) {
+        if self.raft_leader() != Some(i) {
+            return;
+        }
+        let target = (i + 1) % self.members.len();
+        let id = http_post(self.members[target].client_port, "/v3/maintenance/status", "{}")
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|s| s["header"]["member_id"].as_str().map(str::to_string))
+            .expect("the target member's id");
+        let body = format!(r#"{{"targetID": "{id}"}}"#);
+        let _ =
+            http_post(self.members[i].client_port, "/v3/maintenance/transfer-leadership", &body);
+        let until = Instant::now() + Duration::from_secs(5);
+        while self.raft_leader() == Some(i) || self.raft_leader().is_none() {
+            assert!(Instant::now() < until, "etcd member {i} still leads after MoveLeader");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Freezes member `i` (SIGSTOP): it holds its connections but answers nothing.
     pub fn freeze(&self, i: usize) {
         signal(self.members[i].pid(), Signal::STOP);
@@ -163,6 +295,22 @@ impl EtcdCluster {
     pub fn thaw(&self, i: usize) {
         signal(self.members[i].pid(), Signal::CONT);
     }
+}
+
+/// The body of a `POST` to 127.0.0.1:`port`, bounded (1 s), or `None`.
+fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.set_write_timeout(Some(Duration::from_secs(1))).ok()?;
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer.split_once("\r\n\r\n")?.1.to_string())
 }
 
 fn signal(pid: i32, sig: Signal) {

@@ -36,6 +36,7 @@
 //!   takes the same slot (lowest free first) and cleans it.
 #![allow(dead_code)]
 
+mod cut;
 mod etcd;
 mod git;
 mod git_http;
@@ -49,6 +50,8 @@ use std::path::PathBuf;
 
 // Not every test binary uses every item.
 #[allow(unused_imports)]
+pub use cut::CutProxy;
+#[allow(unused_imports)]
 pub use etcd::{EtcdCluster, EtcdMember};
 #[allow(unused_imports)]
 pub use git::GitRepo;
@@ -58,7 +61,7 @@ pub use process::spawn_announcing;
 #[allow(unused_imports)]
 pub use testbed::{DockerHost, Testbed, TestbedBuilder, Via};
 #[allow(unused_imports)]
-pub use tls::TlsMaterial;
+pub use tls::{TlsMaterial, generate as tls_material};
 
 /// What to install when something is missing (Debian bookworm).
 pub const INSTALL_HINT: &str = "apt-get update && apt-get install -y docker.io busybox-static \
