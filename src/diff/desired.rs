@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::observed::{Observed, ReplicaKey};
-use super::schedule::{Unplaced, schedule};
+use super::schedule::{Unplaced, place};
 use super::spec::ContainerSpec;
-use crate::model::{Model, MountSource, PullPolicy};
+use crate::model::{App, Model, MountSource, NetworkDef, PullPolicy, Service, VolumeDef};
 
 /// Everything that should exist, per host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,73 +61,117 @@ pub fn container_name(key: &ReplicaKey) -> String {
 impl Desired {
     /// Schedules `model` against what `observed` shows and lays the result out per host.
     pub fn new(model: &Model, observed: &Observed, revision: Option<String>) -> Self {
-        let schedule = schedule(model, observed);
-        let mut hosts: BTreeMap<String, DesiredHost> =
-            model.fleet.hosts.keys().map(|h| (h.clone(), DesiredHost::default())).collect();
-        // One spec and hash per service, shared by its replicas.
-        type SharedSpec = (Arc<ContainerSpec>, Arc<str>, Arc<[String]>);
-        let mut specs: BTreeMap<(&str, &str), SharedSpec> = BTreeMap::new();
-        let mut placed: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
-        for (key, host_name) in &schedule.assignments {
-            let (Some(app), Some(host)) = (model.apps.get(&key.app), hosts.get_mut(host_name))
-            else {
-                continue;
-            };
-            let Some(service) = app.services.get(&key.service) else { continue };
-            let (spec, spec_hash, depends_on) = specs
-                .entry((app.name.as_str(), service.name.as_str()))
-                .or_insert_with(|| {
-                    let spec = ContainerSpec::of(app, service);
-                    let hash: Arc<str> = spec.hash().into();
-                    (Arc::new(spec), hash, service.depends_on.keys().cloned().collect())
-                })
-                .clone();
-            // A service's networks and volumes are the same for all its replicas on a host.
-            let first_on_host =
-                placed.insert((host_name.as_str(), app.name.as_str(), service.name.as_str()));
-            for network_key in service.networks.keys().filter(|_| first_on_host) {
-                if let Some(network) = app.networks.get(network_key).filter(|n| !n.external) {
-                    host.networks.insert(
-                        (app.name.clone(), network_key.clone()),
-                        DesiredObject {
-                            name: network.docker_name.clone(),
-                            driver: network.driver.clone(),
-                            internal: network.internal,
-                            labels: network.labels.clone(),
-                        },
-                    );
+        let placement = place(model, observed);
+        let mut layouts: Vec<Layout> = placement.hosts.iter().map(|_| Layout::default()).collect();
+        // Replicas come sorted by service: one spec and hash per service, shared by its
+        // replicas, and its networks and volumes once per host it runs on.
+        for replicas in placement.placed.chunk_by(|a, b| a.0 == b.0) {
+            let index = replicas[0].0;
+            let (app, service) = placement.services[index];
+            let spec = ContainerSpec::of(app, service);
+            let spec_hash: Arc<str> = spec.hash().into();
+            let spec = Arc::new(spec);
+            let depends_on: Arc<[String]> = service.depends_on.keys().cloned().collect();
+            let pull_policy = service.pull_policy.unwrap_or(model.fleet.settings.pull_policy);
+            for &(_, replica, h) in replicas {
+                let layout = &mut layouts[h];
+                if layout.last_service != Some(index) {
+                    layout.last_service = Some(index);
+                    layout.add_objects(app, service);
                 }
+                let key =
+                    ReplicaKey { app: app.name.clone(), service: service.name.clone(), replica };
+                let container = DesiredContainer {
+                    name: container_name(&key),
+                    spec: spec.clone(),
+                    spec_hash: spec_hash.clone(),
+                    pull_policy,
+                    depends_on: depends_on.clone(),
+                };
+                layout.containers.push((key, container));
             }
-            for mount in service.mounts.iter().filter(|_| first_on_host) {
-                let MountSource::Volume { volume } = &mount.source else { continue };
-                if let Some(def) = app.volumes.get(volume).filter(|v| !v.external) {
-                    host.volumes.insert(
-                        (app.name.clone(), volume.clone()),
-                        DesiredObject {
-                            name: def.docker_name.clone(),
-                            driver: def.driver.clone(),
-                            internal: false,
-                            labels: def.labels.clone(),
-                        },
-                    );
-                }
-            }
-            host.containers.insert(
-                key.clone(),
-                DesiredContainer {
-                    name: container_name(key),
-                    spec,
-                    spec_hash,
-                    pull_policy: service.pull_policy.unwrap_or(model.fleet.settings.pull_policy),
-                    depends_on,
-                },
-            );
         }
+        let hosts = placement
+            .hosts
+            .iter()
+            .zip(layouts)
+            .map(|(name, layout)| (name.to_string(), layout.into_host()))
+            .collect();
         Desired {
             fleet: model.fleet.settings.name.clone(),
             revision,
             hosts,
-            unplaced: schedule.unplaced,
+            unplaced: placement.unplaced,
+        }
+    }
+}
+
+/// One host's desired objects while they are laid out.
+#[derive(Default)]
+struct Layout<'m> {
+    /// In replica order.
+    containers: Vec<(ReplicaKey, DesiredContainer)>,
+    /// `(app, key, definition)`, with repeats (services of one app share networks).
+    networks: Vec<(&'m str, &'m str, &'m NetworkDef)>,
+    volumes: Vec<(&'m str, &'m str, &'m VolumeDef)>,
+    /// The service whose networks and volumes were added last.
+    last_service: Option<usize>,
+}
+
+impl<'m> Layout<'m> {
+    /// The app's own (not external) networks and named volumes `service` uses.
+    fn add_objects(&mut self, app: &'m App, service: &'m Service) {
+        for key in service.networks.keys() {
+            if let Some((key, network)) = app.networks.get_key_value(key) {
+                if !network.external {
+                    self.networks.push((&app.name, key, network));
+                }
+            }
+        }
+        for mount in &service.mounts {
+            let MountSource::Volume { volume } = &mount.source else { continue };
+            if let Some((key, def)) = app.volumes.get_key_value(volume) {
+                if !def.external {
+                    self.volumes.push((&app.name, key, def));
+                }
+            }
+        }
+    }
+
+    fn into_host(mut self) -> DesiredHost {
+        self.networks.sort_unstable_by_key(|&(app, key, _)| (app, key));
+        self.networks.dedup_by_key(|&mut (app, key, _)| (app, key));
+        self.volumes.sort_unstable_by_key(|&(app, key, _)| (app, key));
+        self.volumes.dedup_by_key(|&mut (app, key, _)| (app, key));
+        DesiredHost {
+            // Sorted input: the maps are built in one pass.
+            containers: self.containers.into_iter().collect(),
+            networks: self
+                .networks
+                .into_iter()
+                .map(|(app, key, network)| {
+                    let object = DesiredObject {
+                        name: network.docker_name.clone(),
+                        driver: network.driver.clone(),
+                        internal: network.internal,
+                        labels: network.labels.clone(),
+                    };
+                    ((app.to_string(), key.to_string()), object)
+                })
+                .collect(),
+            volumes: self
+                .volumes
+                .into_iter()
+                .map(|(app, key, def)| {
+                    let object = DesiredObject {
+                        name: def.docker_name.clone(),
+                        driver: def.driver.clone(),
+                        internal: false,
+                        labels: def.labels.clone(),
+                    };
+                    ((app.to_string(), key.to_string()), object)
+                })
+                .collect(),
         }
     }
 }

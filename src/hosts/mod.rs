@@ -51,6 +51,6 @@ pub use lifecycle::{
     start_container, stop_container,
 };
 pub use objects::{ensure_network, ensure_volume, remove_network};
-pub use observe::{observe_all, observe_host};
+pub use observe::{host_state, observe_all, observe_host};
 pub use pool::Pool;
 pub use registry::{RegistryAuth, image_present, pull_image, registry_auth_for, registry_of};

@@ -73,7 +73,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::observed::{Observed, ReplicaKey};
-use crate::model::Model;
+use crate::model::{App, Model, Service};
 use demand::demands;
 use phases::{Hosts, Outcome, Placing, will_hold};
 use view::{observed_replicas, observed_volumes};
@@ -107,6 +107,40 @@ fn serialize_assignments<S: Serializer>(
 /// Places every replica of every service of `model` on a host; see the module documentation
 /// for the rules.
 pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
+    place(model, observed).into_schedule()
+}
+
+/// A schedule by index, as [`Desired::new`](super::Desired::new) lays it out: no name is
+/// copied per replica.
+pub(crate) struct Placement<'m> {
+    /// The registered hosts' names, ascending: what host indices index.
+    pub(crate) hosts: Vec<&'m str>,
+    /// Every service of the model, in app and service order: what service indices index.
+    pub(crate) services: Vec<(&'m App, &'m Service)>,
+    /// Every placed replica as `(service index, replica, host index)`, ascending.
+    pub(crate) placed: Vec<(usize, u32, usize)>,
+    /// In replica order.
+    pub(crate) unplaced: Vec<Unplaced>,
+}
+
+impl Placement<'_> {
+    fn into_schedule(self) -> Schedule {
+        let assignments = self
+            .placed
+            .iter()
+            .map(|&(s, replica, h)| {
+                let (app, service) = self.services[s];
+                let key =
+                    ReplicaKey { app: app.name.clone(), service: service.name.clone(), replica };
+                (key, self.hosts[h].to_string())
+            })
+            .collect();
+        Schedule { assignments, unplaced: self.unplaced }
+    }
+}
+
+/// [`schedule`], by index.
+pub(crate) fn place<'m>(model: &'m Model, observed: &Observed) -> Placement<'m> {
     let fleet = model.fleet.settings.name.as_str();
     let hosts = Hosts::new(model, observed);
     let volumes = observed_volumes(fleet, &hosts.names, observed);
@@ -121,5 +155,15 @@ pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
         placing.spread(index, demand, &mut will_hold, &mut outcome);
     }
     placing.place_deferred(&demands, &will_hold, &mut outcome);
-    outcome.into_schedule(&hosts.names)
+
+    // Deferred replicas come last: sorted, every service's replicas are together.
+    outcome.placed.sort_unstable();
+    outcome.unplaced.sort_by(|a, b| a.replica.cmp(&b.replica));
+    let services: Vec<(&App, &Service)> = model
+        .apps
+        .values()
+        .flat_map(|app| app.services.values().map(move |service| (&**app, service)))
+        .collect();
+    debug_assert_eq!(services.len(), demands.len(), "one demand per service, in the same order");
+    Placement { hosts: hosts.names, services, placed: outcome.placed, unplaced: outcome.unplaced }
 }

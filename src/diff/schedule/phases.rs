@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use super::Unplaced;
 use super::demand::{Demand, Load};
 use super::view::{Existing, away_hosts, down_hosts, unseen_hosts};
-use super::{Schedule, Unplaced};
-use crate::diff::observed::{Observed, ReplicaKey};
+use crate::diff::observed::Observed;
 use crate::model::{Capacity, Host, Model};
 
 /// The registered hosts, by index in name order (every tie-break relies on it), and how each
@@ -74,22 +74,13 @@ fn pinned_now(demand: &Demand, will_hold: &WillHold) -> Vec<usize> {
 /// What the phases decide, in the order they decide it.
 #[derive(Default)]
 pub(super) struct Outcome {
-    /// Assignments, made in replica order per service.
-    placed: Vec<(ReplicaKey, usize)>,
-    unplaced: Vec<Unplaced>,
+    /// Assignments `(demand index, replica, host index)`, made in replica order per service.
+    pub(super) placed: Vec<(usize, u32, usize)>,
+    pub(super) unplaced: Vec<Unplaced>,
     /// Replicas held back because their data is on a host that is away: looked at again once
     /// every service is placed, since a later service may put their volume on a host here.
     /// `(demand index, replica, reason if still nowhere)`.
     deferred: Vec<(usize, u32, String)>,
-}
-
-impl Outcome {
-    pub(super) fn into_schedule(mut self, names: &[&str]) -> Schedule {
-        self.unplaced.sort_by(|a, b| a.replica.cmp(&b.replica));
-        let assignments =
-            self.placed.into_iter().map(|(key, h)| (key, names[h].to_string())).collect();
-        Schedule { assignments, unplaced: self.unplaced }
-    }
 }
 
 /// The placement in progress: what each host holds so far.
@@ -160,7 +151,7 @@ impl<'h, 'm> Placing<'h, 'm> {
         let mut stuck: Option<String> = None;
         for replica in 1..=demand.replicas {
             if let Some((_, h)) = kept.next_if(|&(kept, _)| kept == replica) {
-                outcome.placed.push((demand.key(replica), h));
+                outcome.placed.push((index, replica, h));
                 continue;
             }
             if stuck.is_none() {
@@ -170,7 +161,7 @@ impl<'h, 'm> Placing<'h, 'm> {
                 });
                 if let Some(h) = chosen {
                     self.place(demand, h);
-                    outcome.placed.push((demand.key(replica), h));
+                    outcome.placed.push((index, replica, h));
                     placed_here.push(h);
                     continue;
                 }
@@ -211,18 +202,17 @@ impl<'h, 'm> Placing<'h, 'm> {
                 .into_iter()
                 .filter(|&h| !self.hosts.away[h])
                 .collect();
-            let key = demand.key(replica);
-            for (placed_key, h) in &outcome.placed {
-                if placed_key.app == key.app && placed_key.service == key.service {
-                    self.counts[*h] += 1;
+            for &(service, _, h) in &outcome.placed {
+                if service == index {
+                    self.counts[h] += 1;
                 }
             }
             match self.choose(demand, &here) {
                 Some(h) => {
                     demand.occupy(&mut self.loads[h]);
-                    outcome.placed.push((key, h));
+                    outcome.placed.push((index, replica, h));
                 }
-                None => outcome.unplaced.push(Unplaced { replica: key, reason }),
+                None => outcome.unplaced.push(Unplaced { replica: demand.key(replica), reason }),
             }
             self.counts.iter_mut().for_each(|c| *c = 0);
         }
