@@ -11,6 +11,10 @@
 //!   containers (same files, same data). Volumes are never removed.
 //! * A host that fails (connection lost) is reported and skipped for the rest of the apply;
 //!   the other hosts carry on.
+//! * The [`Guard`] is asked before every step and every rolling batch; once it says stop,
+//!   the steps under way finish and no new one starts ([`Report::stopped`] says why), so a
+//!   stopped apply leaves no half-made replica. `before_stop` is awaited before any replica's
+//!   container is stopped, `after_ready` after a new one passed its health gate.
 //!
 //! # What survives a crash
 //!
@@ -29,6 +33,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep};
 
 use super::engine::{ContainerStatus, Engine, EngineError, FileToDeliver, Health};
+use super::guard::Guard;
 use super::rollout::{ServiceRollout, arrange, batches};
 use crate::diff::desired::DesiredContainer;
 use crate::diff::{Plan, ReplicaKey, Step, labels};
@@ -74,6 +79,8 @@ pub enum EventKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub hosts: BTreeMap<String, HostReport>,
+    /// Set when the guard stopped the apply at a step boundary: why.
+    pub stopped: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,13 +98,19 @@ pub struct HostReport {
 impl Report {
     /// Whether every host converged: no failure, nothing skipped, no host lost.
     pub fn converged(&self) -> bool {
-        self.hosts.values().all(|h| h.failures.is_empty() && h.lost.is_none() && h.skipped == 0)
+        self.stopped.is_none()
+            && self
+                .hosts
+                .values()
+                .all(|h| h.failures.is_empty() && h.lost.is_none() && h.skipped == 0)
     }
 }
 
-/// Carries out `plan`, made from `model`, through `engine`.
-pub async fn execute<E: Engine>(
+/// Carries out `plan`, made from `model`, through `engine`, asking `guard` at every step
+/// boundary.
+pub async fn execute<E: Engine, G: Guard>(
     engine: &E,
+    guard: &G,
     model: &Model,
     plan: &Plan,
     options: &Options,
@@ -105,6 +118,8 @@ pub async fn execute<E: Engine>(
 ) -> Report {
     let run = Run {
         engine,
+        guard,
+        stopped: Mutex::new(None),
         model,
         plan,
         options,
@@ -125,11 +140,17 @@ pub async fn execute<E: Engine>(
         join_all(level.iter().map(|service| run.roll_service(service))).await;
     }
     join_all(rollout.cleanup.iter().map(|(host, steps)| run.simple_steps(host, steps))).await;
-    Report { hosts: run.report.into_inner().unwrap_or_else(|e| e.into_inner()) }
+    Report {
+        hosts: run.report.into_inner().unwrap_or_else(|e| e.into_inner()),
+        stopped: run.stopped.into_inner().unwrap_or_else(|e| e.into_inner()),
+    }
 }
 
-struct Run<'a, E> {
+struct Run<'a, E, G> {
     engine: &'a E,
+    guard: &'a G,
+    /// Why the guard stopped the apply, once it did.
+    stopped: Mutex<Option<String>>,
     model: &'a Model,
     plan: &'a Plan,
     options: &'a Options,
@@ -142,12 +163,38 @@ struct Run<'a, E> {
 #[derive(Clone)]
 struct Replaced {
     host: String,
+    replica: ReplicaKey,
     name: String,
     old_id: String,
     new_id: String,
 }
 
-impl<E: Engine> Run<'_, E> {
+impl<E: Engine, G: Guard> Run<'_, E, G> {
+    /// Asks the guard whether a new step on `host` may start; if not, the step is counted as
+    /// skipped and the reason kept (reported once).
+    async fn go_on(&self, host: &str) -> bool {
+        let refusal = {
+            let stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+            stopped.clone()
+        };
+        let refusal = match refusal {
+            Some(why) => Some(why),
+            None => self.guard.check().await.err(),
+        };
+        let Some(why) = refusal else { return true };
+        let first = {
+            let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+            let first = stopped.is_none();
+            stopped.get_or_insert_with(|| why.clone());
+            first
+        };
+        if first {
+            self.emit(host, EventKind::Info, format!("apply stopped: {why}"));
+        }
+        self.skip(host);
+        false
+    }
+
     fn emit(&self, host: &str, kind: EventKind, text: String) {
         (self.events)(Event { host: host.to_string(), kind, text });
     }
@@ -227,6 +274,9 @@ impl<E: Engine> Run<'_, E> {
     /// Networks, volumes, images, removals: independent steps, all at once (bounded).
     async fn simple_steps(&self, host: &str, steps: &[Step]) {
         join_all(steps.iter().map(|step| async move {
+            if !self.go_on(host).await {
+                return;
+            }
             let (kind, name) = step.target();
             let what = match step {
                 Step::PullImage { .. } => format!("image {name} ready"),
@@ -255,7 +305,10 @@ impl<E: Engine> Run<'_, E> {
             Step::PullImage { image, policy, .. } => {
                 self.op(host, self.engine.ensure_image(host, image, *policy)).await
             }
-            Step::RemoveContainer { id, .. } => {
+            Step::RemoveContainer { id, replica, .. } => {
+                if let Some(replica) = replica {
+                    self.guard.before_stop(host, id, replica).await;
+                }
                 self.op(host, self.engine.stop(host, id, Duration::from_secs(10))).await?;
                 self.op(host, self.engine.remove(host, id)).await
             }
@@ -272,6 +325,9 @@ impl<E: Engine> Run<'_, E> {
     async fn roll_service(&self, service: &ServiceRollout) {
         join_all(service.creates.iter().map(|(host, step)| async move {
             let Step::CreateContainer { replica, container, .. } = step else { return };
+            if !self.go_on(host).await {
+                return;
+            }
             let what = format!("container {} started", container.name);
             let result = self.create_replica(host, replica, container, service.wait_healthy).await;
             self.finished(host, &what, &result.map(|_| ()));
@@ -283,6 +339,15 @@ impl<E: Engine> Run<'_, E> {
         let all = batches(&service.replaces, update.parallelism);
         let count = all.len();
         for (i, batch) in all.into_iter().enumerate() {
+            let host = batch.first().map(|(h, _)| h.as_str()).unwrap_or_default();
+            if !self.go_on(host).await {
+                // This batch and the following ones are not started.
+                for (host, _) in batch.iter().skip(1) {
+                    self.skip(host);
+                }
+                self.skip_remaining(service, i + 1, count, "stopped");
+                break;
+            }
             let results = join_all(batch.iter().map(|(host, step)| async move {
                 let Step::ReplaceContainer { replica, id, container, .. } = step else {
                     return (host.clone(), Err("not a replacement".to_string()));
@@ -409,7 +474,11 @@ impl<E: Engine> Run<'_, E> {
         container: &DesiredContainer,
         wait_healthy: bool,
     ) -> Result<String, String> {
-        self.launch(host, &container.name, replica, container, wait_healthy, Duration::ZERO).await
+        let id = self
+            .launch(host, &container.name, replica, container, wait_healthy, Duration::ZERO)
+            .await?;
+        self.guard.after_ready(host, &id, replica).await;
+        Ok(id)
     }
 
     /// Replaces one replica by `order`; on failure the old container is back as it was.
@@ -432,6 +501,7 @@ impl<E: Engine> Run<'_, E> {
         let parked = format!("{}.old-{}", container.name, &old_id[..old_id.len().min(12)]);
         let replaced = |new_id: String| Replaced {
             host: host.into(),
+            replica: replica.clone(),
             name: container.name.clone(),
             old_id: old_id.into(),
             new_id,
@@ -442,19 +512,27 @@ impl<E: Engine> Run<'_, E> {
             let hash = &container.spec_hash[..8.min(container.spec_hash.len())];
             let next = format!("{}.next-{hash}", container.name);
             let id = self.launch(host, &next, replica, container, true, monitor).await?;
+            self.guard.after_ready(host, &id, replica).await;
+            self.guard.before_stop(host, old_id, replica).await;
             self.op(host, self.engine.stop(host, old_id, grace)).await?;
             self.op(host, self.engine.rename(host, old_id, &parked)).await?;
             self.op(host, self.engine.rename(host, &id, &container.name)).await?;
             return Ok(replaced(id));
         }
+        self.guard.before_stop(host, old_id, replica).await;
         self.op(host, self.engine.stop(host, old_id, grace)).await?;
         self.op(host, self.engine.rename(host, old_id, &parked)).await?;
         match self.launch(host, &container.name, replica, container, true, monitor).await {
-            Ok(id) => Ok(replaced(id)),
+            Ok(id) => {
+                self.guard.after_ready(host, &id, replica).await;
+                Ok(replaced(id))
+            }
             Err(error) => {
                 // Put the old replica back as it was.
                 let _ = self.op(host, self.engine.rename(host, old_id, &container.name)).await;
-                let _ = self.op(host, self.engine.start(host, old_id)).await;
+                if self.op(host, self.engine.start(host, old_id)).await.is_ok() {
+                    self.guard.after_ready(host, old_id, replica).await;
+                }
                 Err(error)
             }
         }
@@ -464,10 +542,13 @@ impl<E: Engine> Run<'_, E> {
     async fn roll_back(&self, done: &Replaced) {
         let host = done.host.as_str();
         let result = async {
+            self.guard.before_stop(host, &done.new_id, &done.replica).await;
             self.op(host, self.engine.stop(host, &done.new_id, Duration::from_secs(10))).await?;
             self.op(host, self.engine.remove(host, &done.new_id)).await?;
             self.op(host, self.engine.rename(host, &done.old_id, &done.name)).await?;
-            self.op(host, self.engine.start(host, &done.old_id)).await
+            self.op(host, self.engine.start(host, &done.old_id)).await?;
+            self.guard.after_ready(host, &done.old_id, &done.replica).await;
+            Ok::<(), String>(())
         }
         .await;
         match result {
@@ -589,6 +670,7 @@ mod tests {
 
     use super::*;
     use crate::apply::engine::EngineResult;
+    use crate::apply::guard::Unguarded;
     use crate::diff::desired::DesiredObject;
     use crate::diff::simulate::apply_plan;
     use crate::diff::spec::ContainerSpec;
@@ -727,7 +809,8 @@ mod tests {
         let engine = FakeEngine { unhealthy: vec![unhealthy.into()], ..FakeEngine::default() };
         let options = Options { poll: Duration::from_millis(1), ..Options::default() };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let report = runtime.block_on(execute(&engine, &v2, &update, &options, &|_| {}));
+        let report =
+            runtime.block_on(execute(&engine, &Unguarded, &v2, &update, &options, &|_| {}));
         (engine.calls(), report)
     }
 
@@ -783,5 +866,103 @@ mod tests {
         assert!(calls.iter().any(|c| c == "a: create shop-web-2"), "{calls:#?}");
         assert_eq!(report.hosts["a"].failures.len(), 2);
         assert_eq!(report.hosts["a"].skipped, 0);
+    }
+
+    /// Records its hooks in the engine's call log; refuses once `stop_after` is in the log
+    /// (`""`: always).
+    struct RecordingGuard<'e> {
+        engine: &'e FakeEngine,
+        stop_after: Option<&'static str>,
+    }
+
+    impl Guard for RecordingGuard<'_> {
+        async fn check(&self) -> Result<(), String> {
+            let stop = self.stop_after.is_some_and(|after| {
+                after.is_empty() || self.engine.calls().iter().any(|c| c.contains(after))
+            });
+            if stop { Err("shutting down".into()) } else { Ok(()) }
+        }
+        async fn before_stop(&self, host: &str, id: &str, replica: &ReplicaKey) {
+            self.engine.record(format!("{host}: before_stop {id} {replica}"));
+        }
+        async fn after_ready(&self, host: &str, id: &str, replica: &ReplicaKey) {
+            self.engine.record(format!("{host}: after_ready {id} {replica}"));
+        }
+    }
+
+    /// Plans v1 (running) → v2 and runs it under a [`RecordingGuard`].
+    fn guarded_update(
+        v1: &str,
+        v2: &str,
+        stop_after: Option<&'static str>,
+    ) -> (Vec<String>, Report) {
+        let empty = Observed {
+            hosts: BTreeMap::from([(
+                "a".to_string(),
+                HostObservation::Reachable(HostState::default()),
+            )]),
+        };
+        let v1 = model(v1);
+        let running = apply_plan(&empty, &plan(&Desired::new(&v1, &empty, None), &empty));
+        let v2 = model(v2);
+        let update = plan(&Desired::new(&v2, &running, None), &running);
+        let engine = FakeEngine::default();
+        let guard = RecordingGuard { engine: &engine, stop_after };
+        let options = Options { poll: Duration::from_millis(1), ..Options::default() };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let report = runtime.block_on(execute(&engine, &guard, &v2, &update, &options, &|_| {}));
+        (engine.calls(), report)
+    }
+
+    fn replicas(image: &str, n: u32) -> String {
+        format!(
+            "services:\n  web:\n    image: {image}\n    deploy:\n      replicas: {n}\n      update_config: {{parallelism: 1, monitor: 0s}}\n"
+        )
+    }
+
+    #[test]
+    fn a_stopped_apply_ends_at_a_batch_boundary_with_no_half_made_replica() {
+        // Stop once the first new container has started: replica 1's replacement finishes,
+        // replica 2 is never touched.
+        let (calls, report) =
+            guarded_update(&replicas("web:1", 2), &replicas("web:2", 2), Some("start new-"));
+        assert_eq!(report.stopped.as_deref(), Some("shutting down"));
+        assert!(!report.converged());
+        assert_eq!(report.hosts["a"].skipped, 1, "{report:?}");
+        assert!(report.hosts["a"].failures.is_empty(), "{report:?}");
+        assert!(
+            calls.iter().any(|c| c == "a: after_ready new-shop-web-1 shop/web#1"),
+            "{calls:#?}"
+        );
+        // The parked old container of the finished replica is cleaned up, as in any apply.
+        assert!(calls.iter().any(|c| c.starts_with("a: remove ctr-shop-web-1-")), "{calls:#?}");
+        assert!(!calls.iter().any(|c| c.contains("shop-web-2")), "{calls:#?}");
+    }
+
+    #[test]
+    fn a_guard_that_refuses_at_once_changes_nothing() {
+        let (calls, report) =
+            guarded_update(&replicas("web:1", 2), &replicas("web:2", 2), Some(""));
+        assert!(report.stopped.is_some());
+        assert!(calls.is_empty(), "{calls:#?}");
+    }
+
+    #[test]
+    fn before_stop_comes_before_every_stop_of_a_replica() {
+        // Replica 1 is replaced, replica 2 removed (scaled down to 1).
+        let (calls, report) = guarded_update(&replicas("web:1", 2), &replicas("web:2", 1), None);
+        assert!(report.converged(), "{report:?}");
+        let stops: Vec<usize> =
+            (0..calls.len()).filter(|&i| calls[i].starts_with("a: stop ")).collect();
+        assert_eq!(stops.len(), 2, "{calls:#?}");
+        for i in stops {
+            let id = calls[i].trim_start_matches("a: stop ");
+            let announced =
+                calls[..i].iter().any(|c| c.starts_with(&format!("a: before_stop {id} ")));
+            assert!(announced, "stop of {id} not announced: {calls:#?}");
+        }
+        let ready = calls.iter().position(|c| c == "a: after_ready new-shop-web-1 shop/web#1");
+        let started = calls.iter().position(|c| c == "a: start new-shop-web-1");
+        assert!(ready.is_some() && started < ready, "{calls:#?}");
     }
 }

@@ -5,7 +5,9 @@
 pub mod docker;
 pub mod engine;
 pub mod execute;
+pub mod guard;
 pub mod rollout;
 
 pub use engine::{Engine, EngineError};
 pub use execute::{Event, EventKind, Options, Report, execute};
+pub use guard::{CancelGuard, Guard, Unguarded};

@@ -125,7 +125,9 @@ async fn apply_model(
     }
     let options = Options { concurrency: args.concurrency, ..Options::default() };
     let progress = Progress::new(&plan);
-    let report = apply::execute(&engine, &model, &plan, &options, &|e| progress.show(e)).await;
+    let report =
+        apply::execute(&engine, &apply::Unguarded, &model, &plan, &options, &|e| progress.show(e))
+            .await;
     progress.finish();
     println!();
     for (host, outcome) in &report.hosts {

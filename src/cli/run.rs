@@ -12,6 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::controller::{Controller, Settings, http};
 use crate::forge::{ForgeClient, ForgeKind};
 use crate::git::Credentials;
@@ -89,6 +91,10 @@ pub struct Args {
     /// Docker operations at once per host.
     #[arg(long, env = "GITFLEET_CONCURRENCY")]
     concurrency: Option<usize>,
+    /// How long shutdown on SIGTERM / SIGINT may take (the current step finishes or stops at
+    /// a step boundary, HTTP connections close). Default 30s.
+    #[arg(long, env = "GITFLEET_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Option<Duration>,
 }
 
 /// The configuration file: the same settings as the flags, in snake_case, plus `*_file`
@@ -127,6 +133,8 @@ struct ConfigFile {
     age_identity: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     concurrency: Option<usize>,
+    #[serde(default, with = "optional_duration")]
+    shutdown_timeout: Option<Duration>,
 }
 
 mod optional_duration {
@@ -204,6 +212,9 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     }
     if let Some(grace) = args.grace_period.or(file.grace_period) {
         settings.grace = grace;
+    }
+    if let Some(timeout) = args.shutdown_timeout.or(file.shutdown_timeout) {
+        settings.shutdown_timeout = timeout;
     }
     if let Some(concurrency) = args.concurrency.or(file.concurrency) {
         settings.apply.concurrency = concurrency.max(1);
@@ -299,24 +310,73 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     runtime.block_on(serve(resolved))
 }
 
+/// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
+/// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
     let Resolved { settings, listen, receivers, forge } = resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
-    let controller = Controller::start(settings, forge)?;
-    let app = http::router(controller.store.clone(), Arc::new(receivers), controller.hook_sink());
+    let shutdown_timeout = settings.shutdown_timeout;
+    let cancel = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let mut controller = Controller::start(settings, forge, cancel.clone())?;
+    let app = http::router(
+        controller.status.clone(),
+        controller.heartbeat.clone(),
+        Arc::new(receivers),
+        controller.hook_sink(),
+    );
     eprintln!("gitfleet: listening on {}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await?;
-    drop(controller);
-    Ok(0)
+    let stop_serving = cancel.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop_serving.cancelled_owned())
+            .await
+    });
+    let mut code = tokio::select! {
+        _ = shutdown_signal() => 0,
+        ended = controller.supervise() => {
+            tracing::error!(error = %ended, "a controller task ended: exiting");
+            1
+        }
+        served = &mut server => {
+            tracing::error!(result = ?served, "the HTTP server ended: exiting");
+            1
+        }
+    };
+    // Stop taking triggers and requests; let the current step finish, within the timeout.
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    let http_closed = async {
+        if server.is_finished() {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(_) => true,
+            Err(_) => {
+                server.abort();
+                false
+            }
+        }
+    };
+    let (stopped, closed) = tokio::join!(controller.shutdown(deadline), http_closed);
+    if !(stopped && closed) {
+        tracing::error!(
+            timeout_s = shutdown_timeout.as_secs_f64(),
+            controller_stopped = stopped,
+            http_closed = closed,
+            "not everything stopped within the shutdown timeout"
+        );
+        code = 1;
+    } else {
+        tracing::info!("stopped");
+    }
+    Ok(code)
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
+async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -3,29 +3,24 @@
 
 use std::fmt::Write as _;
 
-use super::liveness::HostHealth;
-use super::state::{HeadState, Snapshot};
+use super::state::{HeadState, HostState, Snapshot, SyncOutcome};
 
 /// The metrics text for `snapshot`.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::new();
-    let syncs = ["in_sync", "applied", "incomplete", "nothing_deployable"].map(|kind| {
-        let n = snapshot.sync_totals.get(kind).copied().unwrap_or(0);
-        (format!("{{outcome=\"{kind}\"}}"), n)
+    let syncs = SyncOutcome::ALL.map(|outcome| {
+        let n = snapshot.sync_totals.get(&outcome).copied().unwrap_or(0);
+        (format!("{{outcome=\"{}\"}}", outcome.as_str()), n)
     });
     family(&mut out, "gitfleet_syncs_total", "counter", "Syncs since start, by outcome.", syncs);
-    let head = snapshot.head.as_ref().map(|h| &h.state);
-    let states = [
-        ("deployed", HeadState::Deployed),
-        ("invalid", HeadState::Invalid),
-        ("failed", HeadState::Failed),
-    ]
-    .map(|(name, state)| (format!("{{state=\"{name}\"}}"), u64::from(head == Some(&state))));
+    let head = snapshot.head.as_ref().map(|h| h.state);
+    let states = HeadState::ALL
+        .map(|state| (format!("{{state=\"{}\"}}", state.as_str()), u64::from(head == Some(state))));
     family(&mut out, "gitfleet_head_state", "gauge", "1 for the state of the branch head.", states);
-    let errors = [(String::new(), snapshot.errors.len() as u64)];
+    let errors = [(String::new(), snapshot.problems.len() as u64)];
     family(&mut out, "gitfleet_errors", "gauge", "Current problems (see /api/status).", errors);
     let hosts = snapshot.hosts.iter().map(|(host, health)| {
-        (format!("{{host=\"{}\"}}", escape(host)), u64::from(matches!(health, HostHealth::Up)))
+        (format!("{{host=\"{}\"}}", escape(host)), u64::from(health.state == HostState::Up))
     });
     family(&mut out, "gitfleet_host_up", "gauge", "1 when the host answers.", hosts);
     let replicas = snapshot.services.iter().flat_map(|(app, services)| {
@@ -68,16 +63,27 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::state::ServiceStatus;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use crate::controller::state::{HostStatus, ServiceStatus};
 
     #[test]
     fn every_family_is_typed_and_labelled() {
         let mut snapshot = Snapshot::default();
-        snapshot.sync_totals.insert("applied".into(), 3);
-        snapshot.hosts.insert("a".into(), HostHealth::Up);
-        snapshot.hosts.insert("b".into(), HostHealth::Down { reason: "x".into(), for_seconds: 40 });
+        snapshot.sync_totals.insert(SyncOutcome::Applied, 3);
+        let now = SystemTime::now();
+        snapshot
+            .hosts
+            .insert("a".into(), HostStatus { state: HostState::Up, since: now, reason: None });
+        snapshot.hosts.insert(
+            "b".into(),
+            HostStatus { state: HostState::Down, since: now, reason: Some("x".into()) },
+        );
         let web = ServiceStatus { desired: 2, running: 1, healthy: 1, ..Default::default() };
-        snapshot.services.insert("shop".into(), [("web".to_string(), web)].into());
+        snapshot.services =
+            Arc::new(BTreeMap::from([("shop".into(), [("web".to_string(), web)].into())]));
         let text = render(&snapshot);
         for line in [
             "# TYPE gitfleet_syncs_total counter",

@@ -4,22 +4,33 @@
 //! * [`trigger`]: the reasons to sync and the queue that coalesces them.
 //! * [`liveness`]: each host's last observation and whether it is up, away or down.
 //! * [`crashloop`]: the brake on replicas that keep stopping.
-//! * [`state`]: what the controller knows, in one place the web layer and the status writer
-//!   read without reaching into the loop.
-//! * [`status_files`]: `status.yaml` and `STATUS.md`, rendered from that state.
+//! * [`state`]: the typed status [`Snapshot`], published by the loop's [`StatusWriter`] and
+//!   read through [`StatusReader`]s (web side, router, status writer), never by locking the
+//!   loop.
+//! * [`health`]: the loop's heartbeat, for `/healthz`.
+//! * [`status_files`]: `status.yaml` and `STATUS.md`, rendered from a snapshot.
 //! * [`source`]: the repository: fetch, load (cached per app), write status.
 //! * [`reconcile`]: one sync: fetch, load, observe, plan, apply, record.
 //! * [`events`]: Docker events streams, turned into triggers.
 //! * [`previews`]: plan previews on pull requests.
-//! * [`metrics`]: the state in Prometheus' text format.
-//! * [`http`]: the HTTP side: webhook receivers, health, metrics and the JSON status.
+//! * [`metrics`]: a snapshot in Prometheus' text format.
+//! * [`http`]: the HTTP side: webhook receivers, health, readiness, metrics, JSON status.
 //!
 //! [`Controller::start`] wires them: the triggers (poll timer with jitter, or file-system
 //! notifications for a local repository; webhooks; Docker events; the periodic resync) feed
-//! one queue, and one loop takes a coalesced batch at a time and syncs.
+//! one queue, and one loop takes a coalesced batch at a time and syncs. Every task runs in
+//! one `JoinSet`: [`Controller::supervise`] returns as soon as one ends or panics (the
+//! process then exits non-zero), and [`Controller::shutdown`] lets the loop finish or stop
+//! its current step at a boundary (the cancellation token reaches `apply::execute`).
+//!
+//! # Caveats
+//!
+//! The loop still awaits Git (fetch, load, status commits) and shares the repository with
+//! previews through a `Mutex`; a separate repository task is the next step.
 
 pub mod crashloop;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod liveness;
 pub mod metrics;
@@ -35,9 +46,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use health::Heartbeat;
 pub use reconcile::{Outcome, Reconciler};
 pub use settings::Settings;
-pub use state::{Snapshot, Store};
+pub use state::{Snapshot, StatusReader, StatusWriter};
 pub use trigger::{Trigger, Triggers};
 
 use crate::diff::{self, Desired, Plan};
@@ -50,28 +65,36 @@ use events::EventWatchers;
 use previews::PreviewQueue;
 use source::Source;
 
-/// A running controller's handles: its state for the web layer, its trigger queue, and what
-/// must live as long as it does.
+/// A running controller's handles: the status for the web layer, the loop's heartbeat, its
+/// trigger queue, and the supervised tasks.
 pub struct Controller {
-    pub store: Arc<Store>,
+    pub status: StatusReader,
+    pub heartbeat: Arc<Heartbeat>,
     pub triggers: Arc<Triggers>,
     pub previews: Arc<PreviewQueue>,
+    cancel: CancellationToken,
     _watch: Option<BranchWatch>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: JoinSet<&'static str>,
 }
 
-impl Drop for Controller {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+/// How a supervised task ended before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskEnded {
+    #[error("the {0} task ended")]
+    Returned(&'static str),
+    #[error("a task panicked: {0}")]
+    Panicked(String),
 }
 
 impl Controller {
     /// Opens the repository and starts the loop and its triggers on the current runtime.
-    /// `forge`: where to post plan previews of pull requests, if anywhere.
-    pub fn start(settings: Settings, forge: Option<ForgeClient>) -> Result<Controller, GitError> {
+    /// `forge`: where to post plan previews of pull requests, if anywhere. `cancel` stops
+    /// everything: the loop finishes (or stops at a step boundary) its current sync.
+    pub fn start(
+        settings: Settings,
+        forge: Option<ForgeClient>,
+        cancel: CancellationToken,
+    ) -> Result<Controller, GitError> {
         if settings.status_branch.as_deref() == Some(settings.branch.as_str()) {
             return Err(GitError::InvalidName {
                 what: "status branch",
@@ -82,7 +105,12 @@ impl Controller {
             });
         }
         let settings = Arc::new(settings);
-        let store = Arc::new(Store::new(&git::redact_url(&settings.repository), &settings.branch));
+        let status = StatusWriter::new(Snapshot::new(
+            &git::redact_url(&settings.repository),
+            &settings.branch,
+        ));
+        let reader = status.reader();
+        let heartbeat = Arc::new(Heartbeat::new(health::bound(settings.resync_interval)));
         let triggers = Arc::new(Triggers::new());
         let source = Source::open(
             &settings.repository,
@@ -104,20 +132,65 @@ impl Controller {
         };
         let source = Arc::new(tokio::sync::Mutex::new(source));
         let previews = Arc::new(PreviewQueue::default());
-        let mut tasks = Vec::new();
+        let mut tasks = JoinSet::new();
         if watch.is_none() {
             if let Some(interval) = settings.poll_interval {
-                tasks.push(tokio::spawn(poll(interval, triggers.clone())));
+                tasks.spawn(until(cancel.clone(), "poll", poll(interval, triggers.clone())));
             }
         }
-        tasks.push(tokio::spawn(resync(settings.resync_interval, triggers.clone())));
+        let resync_task = resync(settings.resync_interval, triggers.clone());
+        tasks.spawn(until(cancel.clone(), "resync", resync_task));
         if let Some(client) = forge {
-            tasks.push(tokio::spawn(previews::run(previews.clone(), source.clone(), client)));
+            let task = previews::run(previews.clone(), source.clone(), client);
+            tasks.spawn(until(cancel.clone(), "previews", task));
         }
-        let reconciler = Reconciler::new(settings, store.clone(), triggers.clone(), source);
-        tasks.push(tokio::spawn(reconcile_loop(reconciler, triggers.clone())));
+        let reconciler =
+            Reconciler::new(settings, status, source, cancel.clone(), heartbeat.clone());
+        tasks.spawn(reconcile_loop(
+            reconciler,
+            triggers.clone(),
+            cancel.clone(),
+            heartbeat.clone(),
+        ));
         triggers.push(Trigger::Startup);
-        Ok(Controller { store, triggers, previews, _watch: watch, tasks })
+        Ok(Controller {
+            status: reader,
+            heartbeat,
+            triggers,
+            previews,
+            cancel,
+            _watch: watch,
+            tasks,
+        })
+    }
+
+    /// Waits until a task ends. Before cancellation every task runs forever, so this is an
+    /// error (the process should exit non-zero rather than run half-alive).
+    pub async fn supervise(&mut self) -> TaskEnded {
+        match self.tasks.join_next().await {
+            Some(Ok(name)) => TaskEnded::Returned(name),
+            Some(Err(error)) => TaskEnded::Panicked(error.to_string()),
+            None => TaskEnded::Returned("last"),
+        }
+    }
+
+    /// Cancels every task and waits for them until `deadline`; tasks still running then are
+    /// aborted. Whether everything ended in time.
+    pub async fn shutdown(mut self, deadline: tokio::time::Instant) -> bool {
+        self.cancel.cancel();
+        let all = async {
+            while let Some(ended) = self.tasks.join_next().await {
+                if let Err(error) = ended {
+                    tracing::error!(%error, "a task failed while shutting down");
+                }
+            }
+        };
+        let in_time = tokio::time::timeout_at(deadline, all).await.is_ok();
+        if !in_time {
+            tracing::error!("tasks still running at the shutdown deadline: aborted");
+            self.tasks.abort_all();
+        }
+        in_time
     }
 
     /// Where webhook receivers hand their hooks: pushes and sync requests trigger a sync,
@@ -126,11 +199,11 @@ impl Controller {
     pub fn hook_sink(&self) -> crate::webhook::HookSink {
         let triggers = self.triggers.clone();
         let previews = self.previews.clone();
-        let store = self.store.clone();
+        let status = self.status.clone();
         Arc::new(move |hook: Hook| match hook {
             Hook::Ping { .. } => {}
             Hook::Push { forge, commit, .. } => {
-                if store.head_commit().as_deref() == Some(commit.as_str()) {
+                if status.get().head_commit() == Some(commit.as_str()) {
                     tracing::debug!(%commit, "push hook for the commit already fetched");
                     return;
                 }
@@ -142,15 +215,57 @@ impl Controller {
     }
 }
 
-async fn reconcile_loop(mut reconciler: Reconciler, triggers: Arc<Triggers>) {
+/// Runs `task` until `cancel` fires; then `name` (it ends normally).
+async fn until(
+    cancel: CancellationToken,
+    name: &'static str,
+    task: impl std::future::Future<Output = ()>,
+) -> &'static str {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = task => {}
+    }
+    name
+}
+
+/// The reconcile loop: takes a batch of triggers at a time and syncs; wakes itself at the
+/// reconciler's deadline (grace period, crash-loop brake); beats the heartbeat while idle.
+/// Stops taking triggers once `cancel` fires; a sync under way finishes (its apply stops at
+/// the next step boundary).
+async fn reconcile_loop(
+    mut reconciler: Reconciler,
+    triggers: Arc<Triggers>,
+    cancel: CancellationToken,
+    heartbeat: Arc<Heartbeat>,
+) -> &'static str {
     let mut watchers = EventWatchers::new(triggers.clone());
     loop {
-        let batch = triggers.next().await;
-        reconciler.sync(&batch).await;
-        if let Some(model) = reconciler.target_model() {
-            watchers.update(&model);
+        heartbeat.beat();
+        let wake = reconciler.wake_at();
+        let deadline = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = deadline => {
+                reconciler.woken();
+                triggers.push(Trigger::Deadline);
+            }
+            batch = triggers.next() => {
+                reconciler.sync(&batch).await;
+                if let Some(model) = reconciler.target_model() {
+                    watchers.update(&model);
+                }
+            }
+            _ = tokio::time::sleep(health::TICK) => {}
         }
     }
+    reconciler.status().event(state::EventKind::Controller, "stopped: shutting down");
+    "reconcile"
 }
 
 async fn poll(interval: std::time::Duration, triggers: Arc<Triggers>) {

@@ -4,28 +4,32 @@
 //! it is new (an invalid head is reported and the last good revision stays the target; a
 //! head whose rollout failed is not retried until a new commit arrives); observe every host
 //! through the client pool; fold the observation into the hosts' memory (grace period,
-//! failover); plan; hold back crash-looping restarts; apply; record what happened in the
-//! [`Store`]; write the status branch when the status changed.
+//! failover); plan; hold back crash-looping restarts; apply (stopping at a step boundary when
+//! the cancellation token fires); observe again for the replica counts; publish what happened
+//! through the [`StatusWriter`]; write the status branch when the status changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::crashloop::CrashLoops;
+use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
 use super::settings::Settings;
 use super::source::{Source, SourceError};
 use super::state::{
-    Deployed, Head, HeadState, RevisionInfo, Store, SyncRecord, now_rfc3339, services,
+    Deployed, EventKind, Head, HeadState, Problem, ProblemKind, RevisionInfo, StatusWriter,
+    Subject, SyncOutcome, SyncRecord, services,
 };
 use super::status_files;
-use super::trigger::{Batch, Trigger, Triggers};
+use super::trigger::Batch;
 use crate::apply::docker::DockerEngine;
-use crate::apply::{self, EventKind};
+use crate::apply::{self, CancelGuard};
 use crate::diff::render::short_commit;
-use crate::diff::{self, Desired, Observed, Plan, render, simulate};
+use crate::diff::{self, Desired, Observed, Plan, render};
 use crate::hosts::Pool;
 use crate::model::Model;
 
@@ -39,24 +43,24 @@ struct Loaded {
 /// What one sync did, in a word or two, for the history and the tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Nothing to do: the hosts run the target revision.
+    /// Nothing to do: every host was seen and runs the target revision.
     InSync,
     /// A plan was applied and every host converged.
     Applied(diff::Summary),
-    /// A plan was applied and something failed.
+    /// A plan was applied and something failed, the apply was stopped, or a host with
+    /// desired replicas could not be seen.
     Incomplete(String),
     /// No revision could be deployed yet (nothing valid fetched).
     NothingDeployable(String),
 }
 
 impl Outcome {
-    /// One word, for metrics.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> SyncOutcome {
         match self {
-            Outcome::InSync => "in_sync",
-            Outcome::Applied(_) => "applied",
-            Outcome::Incomplete(_) => "incomplete",
-            Outcome::NothingDeployable(_) => "nothing_deployable",
+            Outcome::InSync => SyncOutcome::InSync,
+            Outcome::Applied(_) => SyncOutcome::Applied,
+            Outcome::Incomplete(_) => SyncOutcome::Incomplete,
+            Outcome::NothingDeployable(_) => SyncOutcome::NothingDeployable,
         }
     }
 }
@@ -75,13 +79,14 @@ impl std::fmt::Display for Outcome {
 /// The loop's own state: only the reconcile loop touches it.
 pub struct Reconciler {
     settings: Arc<Settings>,
-    store: Arc<Store>,
-    triggers: Arc<Triggers>,
+    status: StatusWriter,
     source: Arc<tokio::sync::Mutex<Source>>,
+    cancel: CancellationToken,
+    heartbeat: Arc<Heartbeat>,
     pool: Pool,
     liveness: Liveness,
     crash_loops: CrashLoops,
-    /// The branch head last fetched.
+    /// The branch head last fetched and read (valid or not).
     head: Option<RevisionInfo>,
     /// The newest valid revision that is not known to fail: what the hosts should run.
     target: Option<Loaded>,
@@ -89,9 +94,13 @@ pub struct Reconciler {
     good: Option<Loaded>,
     /// Revisions whose rollout failed; not retried.
     failed: Option<String>,
-    /// Errors of the head (validation) and of fetching, kept until they change.
-    head_errors: Vec<String>,
+    /// Problems of the head (validation, reading), kept until the head changes.
+    head_problems: Vec<Problem>,
     fetch_error: Option<String>,
+    /// The last commit announced as new, so an unreadable head is announced once.
+    announced: Option<String>,
+    /// When the loop should sync again without a trigger (grace deadline, crash-loop brake).
+    wake: Option<tokio::time::Instant>,
     /// The status files last written, to commit only on change.
     written: Option<BTreeMap<String, Vec<u8>>>,
 }
@@ -99,24 +108,28 @@ pub struct Reconciler {
 impl Reconciler {
     pub fn new(
         settings: Arc<Settings>,
-        store: Arc<Store>,
-        triggers: Arc<Triggers>,
+        status: StatusWriter,
         source: Arc<tokio::sync::Mutex<Source>>,
+        cancel: CancellationToken,
+        heartbeat: Arc<Heartbeat>,
     ) -> Self {
         Reconciler {
             liveness: Liveness::new(settings.grace),
             crash_loops: CrashLoops::new(settings.restart_backoff, settings.restart_backoff_max),
             settings,
-            store,
-            triggers,
+            status,
             source,
+            cancel,
+            heartbeat,
             pool: Pool::new(),
             head: None,
             target: None,
             good: None,
             failed: None,
-            head_errors: Vec::new(),
+            head_problems: Vec::new(),
             fetch_error: None,
+            announced: None,
+            wake: None,
             written: None,
         }
     }
@@ -126,7 +139,22 @@ impl Reconciler {
         self.target.as_ref().map(|t| t.model.clone())
     }
 
-    /// Runs one sync for `batch`; never fails: every problem is recorded in the store.
+    /// When the loop should sync again without a trigger, if ever.
+    pub fn wake_at(&self) -> Option<tokio::time::Instant> {
+        self.wake
+    }
+
+    /// The wake-up came: forget it.
+    pub fn woken(&mut self) {
+        self.wake = None;
+    }
+
+    /// The status writer (the loop records its own events through it).
+    pub fn status(&self) -> &StatusWriter {
+        &self.status
+    }
+
+    /// Runs one sync for `batch`; never fails: every problem is recorded in the status.
     pub async fn sync(&mut self, batch: &Batch) -> Outcome {
         let span = tracing::info_span!("sync", reasons = %batch.describe(), revision = tracing::field::Empty);
         self.sync_in(batch, &span).instrument(span.clone()).await
@@ -134,38 +162,52 @@ impl Reconciler {
 
     async fn sync_in(&mut self, batch: &Batch, span: &tracing::Span) -> Outcome {
         let started = Instant::now();
+        let started_at = SystemTime::now();
+        self.status.sync_started(batch.describe());
+        self.heartbeat.beat();
         if batch.fetch || self.head.is_none() {
             self.fetch().await;
+            self.heartbeat.beat();
         }
         if let Some(target) = &self.target {
             span.record("revision", target.revision.commit.as_str());
         }
-        let outcome = match self.target.clone() {
-            Some(target) => self.converge(&target).await,
+        let (outcome, plan) = match self.target.clone() {
+            Some(target) => {
+                let (outcome, plan) = self.converge(&target).await;
+                (outcome, Some(plan))
+            }
             None => {
                 // Nothing to converge to: still say why, in the status.
-                let mut errors: Vec<String> =
-                    self.fetch_error.iter().map(|e| format!("fetch failed: {e}")).collect();
-                errors.extend(self.head_errors.iter().cloned());
-                let why = errors.first().cloned().unwrap_or_else(|| "no valid revision yet".into());
-                self.store.update(|s| s.errors = errors);
-                Outcome::NothingDeployable(why)
+                let problems = self.repository_problems();
+                let why = problems
+                    .first()
+                    .map(|p| p.message.clone())
+                    .unwrap_or_else(|| "no valid revision yet".into());
+                self.status.set_problems(problems);
+                (Outcome::NothingDeployable(why), None)
             }
         };
-        tracing::info!(outcome = %outcome, elapsed_ms = started.elapsed().as_millis() as u64, "sync done");
-        self.store.record_sync(SyncRecord {
-            at: now_rfc3339(),
+        let millis = started.elapsed().as_millis() as u64;
+        tracing::info!(outcome = %outcome, elapsed_ms = millis, "sync done");
+        self.status.record_sync(SyncRecord {
+            started_at,
+            at: SystemTime::now(),
             reasons: batch.describe(),
             commit: self.target.as_ref().map(|t| t.revision.commit.clone()),
-            outcome: outcome.to_string(),
-            kind: outcome.kind().to_string(),
-            millis: started.elapsed().as_millis() as u64,
+            outcome: outcome.kind(),
+            detail: outcome.to_string(),
+            millis,
+            plan: plan.as_ref().map(|p| p.summary).unwrap_or_default(),
+            full_plan: plan,
         });
         self.write_status().await;
+        self.heartbeat.beat();
         outcome
     }
 
-    /// Fetches the branch; loads its head if it is new.
+    /// Fetches the branch; loads its head if it is new. A head that cannot be read is tried
+    /// again at the next fetch.
     async fn fetch(&mut self) {
         let source = self.source.clone();
         let mut source = source.lock().await;
@@ -173,14 +215,14 @@ impl Reconciler {
         let revision = match fetched {
             Ok(revision) => {
                 if self.fetch_error.take().is_some() {
-                    self.store.event("fetching works again");
+                    self.status.event(EventKind::Fetch, "fetching works again");
                 }
                 revision
             }
             Err(error) => {
                 let message = error.to_string();
                 if self.fetch_error.as_deref() != Some(message.as_str()) {
-                    self.store.event(format!("fetch failed: {message}"));
+                    self.status.event(EventKind::Fetch, format!("fetch failed: {message}"));
                 }
                 self.fetch_error = Some(message);
                 return;
@@ -189,59 +231,79 @@ impl Reconciler {
         if self.head.as_ref().is_some_and(|h| h.commit == revision.commit) {
             return;
         }
-        self.store.event(format!(
-            "new revision {} by {}: {}",
-            short_commit(&revision.commit),
-            revision.author,
-            revision.message
-        ));
-        self.head = Some(revision.clone());
+        if self.announced.as_deref() != Some(revision.commit.as_str()) {
+            self.status.event(
+                EventKind::Revision,
+                format!(
+                    "new revision {} by {}: {}",
+                    short_commit(&revision.commit),
+                    revision.author,
+                    revision.message
+                ),
+            );
+            self.announced = Some(revision.commit.clone());
+        }
         match tokio::task::block_in_place(|| source.load(&revision.commit)) {
             Ok(model) => {
-                self.head_errors.clear();
+                self.head = Some(revision.clone());
+                self.head_problems.clear();
                 self.target = Some(Loaded { revision: revision.clone(), model: Arc::new(model) });
-                self.set_head(revision, HeadState::Deployed);
+                self.set_head(revision, HeadState::Pending);
             }
             Err(SourceError::Invalid(diagnostics)) => {
-                self.head_errors = diagnostics.iter().map(|d| d.to_string()).collect();
-                self.store.event(format!(
-                    "revision {} is invalid ({} error(s)); {} keeps running",
-                    short_commit(&revision.commit),
-                    diagnostics.len(),
-                    self.good
-                        .as_ref()
-                        .map(|g| short_commit(&g.revision.commit).to_string())
-                        .unwrap_or_else(|| "nothing".into())
-                ));
+                self.head = Some(revision.clone());
+                self.head_problems = diagnostics
+                    .iter()
+                    .map(|d| {
+                        Problem::new(
+                            ProblemKind::InvalidRevision,
+                            Subject::Repository,
+                            d.to_string(),
+                        )
+                    })
+                    .collect();
+                self.status.event(
+                    EventKind::Rollout,
+                    format!(
+                        "revision {} is invalid ({} error(s)); {} keeps running",
+                        short_commit(&revision.commit),
+                        diagnostics.len(),
+                        self.good
+                            .as_ref()
+                            .map(|g| short_commit(&g.revision.commit).to_string())
+                            .unwrap_or_else(|| "nothing".into())
+                    ),
+                );
                 self.set_head(revision, HeadState::Invalid);
             }
             Err(SourceError::Unreadable(message)) => {
-                self.head_errors = vec![message.clone()];
-                self.store.event(format!(
-                    "revision {} unreadable: {message}",
-                    short_commit(&revision.commit)
-                ));
+                // Not remembered as the head: the next fetch reads it again.
+                self.head_problems = vec![Problem::new(
+                    ProblemKind::UnreadableRevision,
+                    Subject::Repository,
+                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
+                )];
+                self.status.event(
+                    EventKind::Revision,
+                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
+                );
                 self.set_head(revision, HeadState::Invalid);
             }
         }
     }
 
     fn set_head(&self, revision: RevisionInfo, state: HeadState) {
-        self.store.update(|s| s.head = Some(Head { revision, state }));
+        self.status.update(|s| {
+            s.head = Some(Head { revision, state });
+            s.repository_read = true;
+        });
     }
 
     /// Observes, plans and applies `target`.
-    async fn converge(&mut self, target: &Loaded) -> Outcome {
+    async fn converge(&mut self, target: &Loaded) -> (Outcome, Arc<Plan>) {
         let model = &target.model;
-        let settings = &model.fleet.settings;
-        let timeout = Duration::from_millis(settings.observe_timeout_ms);
-        let (seen, clients) =
-            self.pool.observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+        let (observed, clients) = self.observe(model).await;
         let now = Instant::now();
-        let (observed, transitions) = self.liveness.observe(seen, now);
-        for transition in &transitions {
-            self.store.event(transition.to_string());
-        }
         if let Some(deadline) = self.liveness.next_deadline(now) {
             self.wake_after(deadline);
         }
@@ -251,35 +313,66 @@ impl Reconciler {
         );
         let held = self.crash_loops.hold_back(&mut plan, now);
         for h in &held {
-            self.store.event(format!(
-                "{} keeps stopping ({} restart(s)): next restart in {}s",
-                h.replica,
-                h.restarts,
-                h.wait.as_secs().max(1)
-            ));
+            self.status.event(
+                EventKind::Replica,
+                format!(
+                    "{} keeps stopping ({} restart(s)): next restart in {}s",
+                    h.replica,
+                    h.restarts,
+                    h.wait.as_secs().max(1)
+                ),
+            );
         }
         if let Some(wait) = held.iter().map(|h| h.wait).min() {
             self.wake_after(wait);
         }
-        let mut errors: Vec<String> = Vec::new();
+        let plan = Arc::new(plan);
+        // Hosts with desired replicas that could not be seen: the sync cannot be complete.
+        let unseen: Vec<String> = plan
+            .hosts
+            .iter()
+            .filter_map(|h| match &h.status {
+                diff::HostStatus::Unreachable { replicas, reason } if *replicas > 0 => Some(
+                    format!("host {} ({replicas} replica(s)) could not be seen: {reason}", h.host),
+                ),
+                _ => None,
+            })
+            .collect();
+        let mut problems: Vec<Problem> = Vec::new();
         let nothing_to_do = plan.hosts.iter().all(|h| h.steps.is_empty());
-        let outcome = if nothing_to_do {
-            Outcome::InSync
+        let (outcome, observed) = if nothing_to_do {
+            let outcome = if unseen.is_empty() {
+                Outcome::InSync
+            } else {
+                Outcome::Incomplete(unseen.join("; "))
+            };
+            (outcome, observed)
         } else {
             let report = self.apply(model, &plan, clients).await;
-            if report.converged() {
+            // Replica counts come from the hosts as they are now, not from the plan.
+            let (after, _) = self.observe(model).await;
+            let outcome = if let Some(why) = &report.stopped {
+                Outcome::Incomplete(format!("apply stopped: {why}"))
+            } else if report.converged() && unseen.is_empty() {
                 Outcome::Applied(plan.summary)
+            } else if report.converged() {
+                Outcome::Incomplete(unseen.join("; "))
             } else {
-                let failures: Vec<String> = report
-                    .hosts
-                    .iter()
-                    .flat_map(|(host, r)| {
-                        r.failures
-                            .iter()
-                            .map(move |f| format!("host {host}: {f}"))
-                            .chain(r.lost.iter().map(move |l| format!("host {host} lost: {l}")))
-                    })
-                    .collect();
+                let mut failures: Vec<String> = Vec::new();
+                for (host, r) in &report.hosts {
+                    let subject = Subject::Host { host: host.clone() };
+                    for f in &r.failures {
+                        failures.push(format!("host {host}: {f}"));
+                        problems.push(Problem::new(
+                            ProblemKind::ApplyFailed,
+                            subject.clone(),
+                            format!("host {host}: {f}"),
+                        ));
+                    }
+                    if let Some(lost) = &r.lost {
+                        failures.push(format!("host {host} lost: {lost}"));
+                    }
+                }
                 let rollout_failed =
                     report.hosts.values().any(|r| !r.failures.is_empty() && r.lost.is_none());
                 let is_new =
@@ -287,19 +380,32 @@ impl Reconciler {
                 if rollout_failed && is_new {
                     self.reject(target);
                 }
-                errors.extend(failures.iter().cloned());
                 Outcome::Incomplete(failures.join("; "))
-            }
-        };
-        let expected = match &outcome {
-            Outcome::Applied(_) => simulate::apply_plan(&observed, &plan),
-            _ => observed.clone(),
+            };
+            (outcome, after)
         };
         if matches!(outcome, Outcome::InSync | Outcome::Applied(_)) && plan.unplaced.is_empty() {
             self.deployed(target, plan.summary, &outcome);
         }
-        self.record(model, &expected, &plan, errors);
-        outcome
+        self.record(model, &observed, &plan, problems);
+        (outcome, plan)
+    }
+
+    /// Observes every host of `model` and folds the result into the hosts' memory.
+    async fn observe(
+        &mut self,
+        model: &Model,
+    ) -> (Observed, BTreeMap<String, Result<bollard::Docker, String>>) {
+        let settings = &model.fleet.settings;
+        let timeout = Duration::from_millis(settings.observe_timeout_ms);
+        let (seen, clients) =
+            self.pool.observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+        self.heartbeat.beat();
+        let (observed, transitions) = self.liveness.observe(seen, Instant::now());
+        for transition in &transitions {
+            self.status.event(EventKind::Host, transition.to_string());
+        }
+        (observed, clients)
     }
 
     async fn apply(
@@ -312,23 +418,33 @@ impl Reconciler {
         if let Some(config) = &self.settings.registry_config {
             engine = engine.with_registry_config(config.clone());
         }
-        let store = &self.store;
-        let show = |event: apply::Event| match event.kind {
-            EventKind::Failed => store.event(format!("host {}: {}", event.host, event.text)),
-            EventKind::Done | EventKind::Info => {
-                tracing::debug!(host = %event.host, "{}", event.text)
+        let status = &self.status;
+        let heartbeat = &self.heartbeat;
+        let show = |event: apply::Event| {
+            heartbeat.beat();
+            match event.kind {
+                apply::EventKind::Failed => {
+                    status.event(EventKind::Replica, format!("host {}: {}", event.host, event.text))
+                }
+                apply::EventKind::Done | apply::EventKind::Info => {
+                    tracing::debug!(host = %event.host, "{}", event.text)
+                }
             }
         };
         tracing::info!(plan = %render::summary_line(&plan.summary), "applying");
-        apply::execute(&engine, model, plan, &self.settings.apply, &show).await
+        let guard = CancelGuard(self.cancel.clone());
+        apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
     }
 
     /// The target's rollout failed: fall back to the last good revision until a new commit.
     fn reject(&mut self, target: &Loaded) {
-        self.store.event(format!(
-            "rollout of {} failed; it is not retried until a new commit arrives",
-            short_commit(&target.revision.commit)
-        ));
+        self.status.event(
+            EventKind::Rollout,
+            format!(
+                "rollout of {} failed; it is not retried until a new commit arrives",
+                short_commit(&target.revision.commit)
+            ),
+        );
         self.failed = Some(target.revision.commit.clone());
         self.set_head(target.revision.clone(), HeadState::Failed);
         self.target = self.good.clone();
@@ -336,35 +452,73 @@ impl Reconciler {
         self.wake_after(Duration::ZERO);
     }
 
+    /// `target` converged on every host: it is deployed (and so is the head, if it is it).
     fn deployed(&mut self, target: &Loaded, summary: diff::Summary, outcome: &Outcome) {
-        let changed =
-            self.good.as_ref().is_none_or(|g| g.revision.commit != target.revision.commit);
+        let commit = &target.revision.commit;
+        if self.head.as_ref().is_some_and(|h| &h.commit == commit) {
+            self.status.update(|s| {
+                if let Some(head) = s.head.as_mut().filter(|h| &h.revision.commit == commit) {
+                    head.state = HeadState::Deployed;
+                }
+            });
+        }
+        let changed = self.good.as_ref().is_none_or(|g| &g.revision.commit != commit);
         if changed {
-            self.store
-                .event(format!("revision {} deployed", short_commit(&target.revision.commit)));
+            self.status
+                .event(EventKind::Rollout, format!("revision {} deployed", short_commit(commit)));
             self.good = Some(target.clone());
             let plan = if matches!(outcome, Outcome::Applied(_)) {
                 summary
             } else {
                 diff::Summary::default()
             };
-            let deployed = Deployed { revision: target.revision.clone(), at: now_rfc3339(), plan };
-            self.store.update(|s| s.deployed = Some(deployed));
+            let deployed =
+                Deployed { revision: target.revision.clone(), at: SystemTime::now(), plan };
+            self.status.update(|s| s.deployed = Some(deployed));
         }
     }
 
-    /// Records hosts, services and current errors.
-    fn record(&self, model: &Model, observed: &Observed, plan: &Plan, mut errors: Vec<String>) {
-        let now = Instant::now();
-        let hosts = self.liveness.health(now);
+    /// Problems of the repository: fetching, the head.
+    fn repository_problems(&self) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = self
+            .fetch_error
+            .iter()
+            .map(|e| {
+                Problem::new(ProblemKind::Fetch, Subject::Repository, format!("fetch failed: {e}"))
+            })
+            .collect();
+        if let Some(failed) = &self.failed {
+            if self.head.as_ref().is_some_and(|h| &h.commit == failed) {
+                problems.push(Problem::new(
+                    ProblemKind::RolloutFailed,
+                    Subject::Repository,
+                    format!(
+                        "the rollout of {} failed; fix it with a new commit",
+                        short_commit(failed)
+                    ),
+                ));
+            }
+        }
+        problems.extend(self.head_problems.iter().cloned());
+        problems
+    }
+
+    /// Records hosts, services (as observed) and current problems.
+    fn record(&self, model: &Model, observed: &Observed, plan: &Plan, mut problems: Vec<Problem>) {
+        let hosts = self.liveness.health(Instant::now());
         for (name, health) in &hosts {
+            let subject = Subject::Host { host: name.clone() };
             match health {
                 HostHealth::Up => {}
-                HostHealth::Unreachable { reason, .. } => {
-                    errors.push(format!("host {name} is unreachable: {reason}"))
-                }
-                HostHealth::Down { reason, .. } => errors.push(format!(
-                    "host {name} is down ({reason}): its replicas run elsewhere, except those pinned by a volume"
+                HostHealth::Unreachable { reason, .. } => problems.push(Problem::new(
+                    ProblemKind::HostUnreachable,
+                    subject,
+                    format!("host {name} is unreachable: {reason}"),
+                )),
+                HostHealth::Down { reason, .. } => problems.push(Problem::new(
+                    ProblemKind::HostDown,
+                    subject,
+                    format!("host {name} is down ({reason}): its replicas run elsewhere, except those pinned by a volume"),
                 )),
             }
         }
@@ -372,47 +526,45 @@ impl Reconciler {
             let down = matches!(hosts.get(&host.host), Some(HostHealth::Down { .. }));
             if let (true, diff::HostStatus::Unreachable { replicas, .. }) = (down, &host.status) {
                 if *replicas > 0 {
-                    errors.push(format!(
-                        "host {}: {replicas} replica(s) pinned there by their volumes are not moved; they run again when it is back",
-                        host.host
+                    problems.push(Problem::new(
+                        ProblemKind::Pinned,
+                        Subject::Host { host: host.host.clone() },
+                        format!(
+                            "host {}: {replicas} replica(s) pinned there by their volumes are not moved; they run again when it is back",
+                            host.host
+                        ),
                     ));
                 }
             }
         }
         for unplaced in &plan.unplaced {
-            errors.push(format!("{} cannot be placed: {}", unplaced.replica, unplaced.reason));
+            problems.push(Problem::new(
+                ProblemKind::Unplaced,
+                Subject::Service {
+                    app: unplaced.replica.app.clone(),
+                    service: unplaced.replica.service.clone(),
+                },
+                format!("{} cannot be placed: {}", unplaced.replica, unplaced.reason),
+            ));
         }
-        if let Some(fetch) = &self.fetch_error {
-            errors.push(format!("fetch failed: {fetch}"));
-        }
-        if let Some(failed) = &self.failed {
-            if self.head.as_ref().is_some_and(|h| &h.commit == failed) {
-                errors.push(format!(
-                    "the rollout of {} failed; fix it with a new commit",
-                    short_commit(failed)
-                ));
-            }
-        }
-        errors.extend(self.head_errors.iter().cloned());
-        let services = services(model, observed);
-        self.store.update(|s| {
-            s.hosts = hosts;
-            s.services = services;
-            s.errors = errors;
-        });
+        problems.extend(self.repository_problems());
+        let services = Arc::new(services(model, observed));
+        self.status.set_hosts(&hosts, SystemTime::now());
+        self.status.set_problems(problems);
+        self.status.update(|s| s.services = services);
     }
 
     /// Commits the status files to the status branch when they changed.
     async fn write_status(&mut self) {
         let Some(branch) = self.settings.status_branch.clone() else { return };
-        let files = status_files::render(&self.store.snapshot());
+        let snapshot = self.status.current();
+        let files = status_files::render(&snapshot);
         if self.written.as_ref() == Some(&files) {
             return;
         }
-        let message = self
-            .store
-            .snapshot()
+        let message = snapshot
             .deployed
+            .as_ref()
             .map(|d| format!("gitfleet status: {} deployed", short_commit(&d.revision.commit)))
             .unwrap_or_else(|| "gitfleet status".to_string());
         let source = self.source.lock().await;
@@ -429,12 +581,9 @@ impl Reconciler {
         }
     }
 
-    /// Makes the loop sync again after `delay`.
-    fn wake_after(&self, delay: Duration) {
-        let triggers = self.triggers.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay + Duration::from_millis(50)).await;
-            triggers.push(Trigger::Deadline);
-        });
+    /// Makes the loop sync again after `delay` (the earliest of all such wishes wins).
+    fn wake_after(&mut self, delay: Duration) {
+        let at = tokio::time::Instant::now() + delay + Duration::from_millis(50);
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
     }
 }

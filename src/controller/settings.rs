@@ -35,6 +35,9 @@ pub struct Settings {
     pub registry_config: Option<serde_json::Value>,
     /// Age identities for encrypted secrets.
     pub load: LoadOptions,
+    /// How long shutdown (SIGTERM, SIGINT) may take: the current step finishes or stops at a
+    /// boundary, HTTP connections close; whatever still runs then is aborted.
+    pub shutdown_timeout: Duration,
 }
 
 impl Settings {
@@ -55,6 +58,7 @@ impl Settings {
             apply: apply::Options::default(),
             registry_config: None,
             load: LoadOptions::default(),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

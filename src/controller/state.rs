@@ -1,22 +1,53 @@
-//! What the controller knows, in one place: the revision deployed and the one wanted, every
-//! host's state, every service's replicas, current errors, and the recent syncs and events.
+//! What the controller knows, as one immutable [`Snapshot`] published through a
+//! `tokio::sync::watch` channel: the revision deployed and the one wanted, every host's state,
+//! every service's replicas as observed on the hosts, current problems, the last plan, the
+//! sync in progress, and the recent syncs and events.
 //!
-//! The reconcile loop writes it through [`Store`]'s methods; the status writer and the web
-//! layer take a [`Snapshot`] (a clone) and never reach into the loop.
+//! Only the reconcile loop writes, through the [`StatusWriter`] it owns; everyone else (web
+//! page, `/api/status`, `/metrics`, the status files, the router) holds a [`StatusReader`] and
+//! gets `Arc<Snapshot>`s. A reader never locks the loop and a request never deep-clones the
+//! history: the history is a list of `Arc`s shared between successive snapshots.
+//!
+//! # Guarantees
+//!
+//! * A snapshot never changes once published; a new one replaces it.
+//! * `head.state == deployed` only after an apply of that commit converged (or it was already
+//!   in sync); a sync in which a host with desired replicas could not be seen is `incomplete`.
+//! * Replica counts come from an observation of the hosts, never from a simulation of a plan.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::RwLock;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use tokio::sync::watch;
 
 use super::liveness::HostHealth;
-use crate::diff::{HostObservation, Observed, Summary};
+use crate::diff::{HostObservation, Observed, Plan, Summary};
 use crate::model::Model;
 
 /// How many syncs and events are kept.
 pub const HISTORY: usize = 50;
 pub const EVENTS: usize = 200;
+
+/// The version of the JSON shape of [`Snapshot`] (`/api/status`); bumped on incompatible change.
+pub const STATUS_VERSION: u32 = 1;
+
+/// Times are serialised as RFC 3339 (UTC, seconds).
+pub mod rfc3339 {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_seconds(*time))
+    }
+
+    pub fn option<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => serialize(time, s),
+            None => s.serialize_none(),
+        }
+    }
+}
 
 /// A commit, as people need to know it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,13 +57,14 @@ pub struct RevisionInfo {
     pub message: String,
 }
 
-/// The revision running on the hosts: the last one applied with success.
+/// The revision running on the hosts: the last one whose apply converged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deployed {
     #[serde(flatten)]
     pub revision: RevisionInfo,
-    /// When its apply finished, RFC 3339.
-    pub at: String,
+    /// When its apply finished.
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
     /// What that apply changed.
     pub plan: Summary,
 }
@@ -45,10 +77,12 @@ pub struct Head {
     pub state: HeadState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeadState {
-    /// Deployed (or being deployed).
+    /// Valid and being rolled out: not yet converged on every host.
+    Pending,
+    /// Its apply converged: the hosts run it.
     Deployed,
     /// It does not validate: the last good revision keeps running.
     Invalid,
@@ -56,7 +90,21 @@ pub enum HeadState {
     Failed,
 }
 
-/// One service's replicas.
+impl HeadState {
+    pub const ALL: [HeadState; 4] =
+        [HeadState::Pending, HeadState::Deployed, HeadState::Invalid, HeadState::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeadState::Pending => "pending",
+            HeadState::Deployed => "deployed",
+            HeadState::Invalid => "invalid",
+            HeadState::Failed => "failed",
+        }
+    }
+}
+
+/// One service's replicas, as observed on the hosts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ServiceStatus {
     pub desired: u32,
@@ -72,97 +120,435 @@ pub struct HostReplicas {
     pub healthy: u32,
 }
 
-/// One finished sync.
+/// A host as people see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// It answers.
+    Up,
+    /// Not answering, for less than the grace period: nothing moves.
+    Away,
+    /// Not answering for longer than the grace period: its replicas run elsewhere.
+    Down,
+}
+
+impl HostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Up => "up",
+            HostState::Away => "away",
+            HostState::Down => "down",
+        }
+    }
+}
+
+/// One host's state, since when, and why (when not up).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostStatus {
+    pub state: HostState,
+    /// Since when it is in this state (for `up`: since the controller first saw it answer,
+    /// or since it came back).
+    #[serde(with = "rfc3339")]
+    pub since: SystemTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a sync came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncOutcome {
+    /// Nothing to do: every host was seen and runs the target revision.
+    InSync,
+    /// A plan was applied and every host converged.
+    Applied,
+    /// Something failed, a host with desired replicas could not be seen, or the apply was
+    /// stopped (shutdown, lost lease).
+    Incomplete,
+    /// No revision could be deployed yet (nothing valid fetched).
+    NothingDeployable,
+}
+
+impl SyncOutcome {
+    pub const ALL: [SyncOutcome; 4] = [
+        SyncOutcome::InSync,
+        SyncOutcome::Applied,
+        SyncOutcome::Incomplete,
+        SyncOutcome::NothingDeployable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncOutcome::InSync => "in_sync",
+            SyncOutcome::Applied => "applied",
+            SyncOutcome::Incomplete => "incomplete",
+            SyncOutcome::NothingDeployable => "nothing_deployable",
+        }
+    }
+}
+
+/// One finished sync.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncRecord {
-    pub at: String,
+    #[serde(with = "rfc3339")]
+    pub started_at: SystemTime,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
     pub reasons: String,
     pub commit: Option<String>,
-    pub outcome: String,
-    /// `in_sync`, `applied`, `incomplete` or `nothing_deployable`.
-    pub kind: String,
+    pub outcome: SyncOutcome,
+    /// The outcome in words (`applied: 2 created`, `incomplete: host a lost: ...`).
+    pub detail: String,
     pub millis: u64,
+    /// What the plan of this sync changes, in numbers.
+    pub plan: Summary,
+    /// The plan itself (shared, not copied; not in the JSON).
+    #[serde(skip)]
+    pub full_plan: Option<Arc<Plan>>,
+}
+
+/// What kind of thing happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new branch head was fetched.
+    Revision,
+    /// A revision was deployed, rejected, or found invalid.
+    Rollout,
+    /// A host became unreachable, down, or came back.
+    Host,
+    /// A replica failed or is held back.
+    Replica,
+    /// Fetching failed or works again.
+    Fetch,
+    /// The controller itself (start, shutdown).
+    Controller,
 }
 
 /// Something that happened, for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
-    pub at: String,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    pub kind: EventKind,
     pub message: String,
 }
 
-/// Everything the status page, the status files and the API show.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What a problem is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The branch could not be fetched.
+    Fetch,
+    /// The head does not validate.
+    InvalidRevision,
+    /// The head could not be read.
+    UnreadableRevision,
+    /// The head's rollout failed and was rolled back.
+    RolloutFailed,
+    /// A step of the last apply failed.
+    ApplyFailed,
+    /// A host does not answer (within the grace period).
+    HostUnreachable,
+    /// A host is down (past the grace period).
+    HostDown,
+    /// Replicas pinned by their volumes to a host that is down.
+    Pinned,
+    /// A replica that cannot be placed.
+    Unplaced,
+}
+
+/// Whom a problem is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Subject {
+    Repository,
+    App { app: String },
+    Host { host: String },
+    Service { app: String, service: String },
+}
+
+/// One current problem, since when it has been there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub subject: Subject,
+    pub message: String,
+    #[serde(with = "rfc3339")]
+    pub since: SystemTime,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, subject: Subject, message: impl Into<String>) -> Self {
+        Problem { kind, subject, message: message.into(), since: SystemTime::now() }
+    }
+}
+
+/// A sync that is running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncInProgress {
+    #[serde(with = "rfc3339")]
+    pub started_at: SystemTime,
+    pub reasons: String,
+}
+
+/// A bounded newest-first list shared between snapshots: pushing copies only the `Arc`s
+/// when a reader still holds the previous snapshot, never the records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History<T> {
+    items: Arc<VecDeque<Arc<T>>>,
+    cap: usize,
+}
+
+impl<T> History<T> {
+    pub fn new(cap: usize) -> Self {
+        History { items: Arc::new(VecDeque::new()), cap }
+    }
+
+    pub fn push(&mut self, item: T) {
+        let items = Arc::make_mut(&mut self.items);
+        items.push_front(Arc::new(item));
+        items.truncate(self.cap);
+    }
+
+    /// Newest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().map(|i| i.as_ref())
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn first(&self) -> Option<&T> {
+        self.items.front().map(|i| i.as_ref())
+    }
+}
+
+impl<T: Serialize> Serialize for History<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// Everything the status page, the status files, the metrics and the API show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
+    /// [`STATUS_VERSION`].
+    pub version: u32,
     pub repository: String,
     pub branch: String,
     pub deployed: Option<Deployed>,
     pub head: Option<Head>,
-    /// Problems now: invalid head, failed rollout, unreachable hosts, unplaced replicas,
-    /// fetch errors.
-    pub errors: Vec<String>,
-    pub hosts: BTreeMap<String, HostHealth>,
-    /// app → service → replicas.
-    pub services: BTreeMap<String, BTreeMap<String, ServiceStatus>>,
-    pub syncs: VecDeque<SyncRecord>,
-    pub events: VecDeque<EventRecord>,
-    /// Syncs since the controller started, by outcome (`in_sync`, `applied`, `incomplete`,
-    /// `nothing_deployable`), for metrics.
-    pub sync_totals: BTreeMap<String, u64>,
+    /// Problems now, each with since-when.
+    pub problems: Vec<Problem>,
+    pub hosts: BTreeMap<String, HostStatus>,
+    /// app → service → replicas, as observed.
+    pub services: Arc<BTreeMap<String, BTreeMap<String, ServiceStatus>>>,
+    /// The plan of the last sync (every host's steps with their reasons); not in the JSON.
+    #[serde(skip)]
+    pub plan: Option<Arc<Plan>>,
+    /// The sync running now, if any.
+    pub syncing: Option<SyncInProgress>,
+    pub syncs: History<SyncRecord>,
+    pub events: History<EventRecord>,
+    /// Syncs since the controller started, by outcome.
+    pub sync_totals: BTreeMap<SyncOutcome, u64>,
+    /// The repository has been read at least once (a head was fetched, valid or not).
+    pub repository_read: bool,
 }
 
-/// The shared store.
-#[derive(Debug, Default)]
-pub struct Store {
-    inner: RwLock<Snapshot>,
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            version: STATUS_VERSION,
+            repository: String::new(),
+            branch: String::new(),
+            deployed: None,
+            head: None,
+            problems: Vec::new(),
+            hosts: BTreeMap::new(),
+            services: Arc::default(),
+            plan: None,
+            syncing: None,
+            syncs: History::new(HISTORY),
+            events: History::new(EVENTS),
+            sync_totals: BTreeMap::new(),
+            repository_read: false,
+        }
+    }
 }
 
-/// Now, in RFC 3339 (UTC, seconds).
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-impl Store {
+impl Snapshot {
     pub fn new(repository: &str, branch: &str) -> Self {
-        let snapshot = Snapshot {
+        Snapshot {
             repository: repository.to_string(),
             branch: branch.to_string(),
             ..Snapshot::default()
-        };
-        Store { inner: RwLock::new(snapshot) }
+        }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Ready: the repository has been read and a first sync has finished.
+    pub fn ready(&self) -> Result<(), &'static str> {
+        if !self.repository_read {
+            return Err("the repository has not been read yet");
+        }
+        if self.syncs.is_empty() {
+            return Err("no sync has finished yet");
+        }
+        Ok(())
     }
 
-    /// Changes the state under the lock.
-    pub fn update(&self, change: impl FnOnce(&mut Snapshot)) {
-        change(&mut self.inner.write().unwrap_or_else(|e| e.into_inner()));
+    /// The last plan's steps for `host`.
+    pub fn host_plan(&self, host: &str) -> Option<&crate::diff::HostPlan> {
+        self.plan.as_ref()?.hosts.iter().find(|h| h.host == host)
     }
 
     /// The branch head last fetched, if any.
-    pub fn head_commit(&self) -> Option<String> {
-        let snapshot = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        snapshot.head.as_ref().map(|h| h.revision.commit.clone())
+    pub fn head_commit(&self) -> Option<&str> {
+        self.head.as_ref().map(|h| h.revision.commit.as_str())
+    }
+}
+
+/// The read-only handle on the status: what the web side, the router and the status writer
+/// hold. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatusReader {
+    rx: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl StatusReader {
+    /// The latest snapshot.
+    pub fn get(&self) -> Arc<Snapshot> {
+        self.rx.borrow().clone()
     }
 
-    pub fn event(&self, message: impl Into<String>) {
+    /// The latest snapshot, marking it seen (for [`StatusReader::changed`]).
+    pub fn get_and_mark_seen(&mut self) -> Arc<Snapshot> {
+        self.rx.borrow_and_update().clone()
+    }
+
+    /// Waits until a snapshot newer than the last one seen is published; `Err` once the loop
+    /// is gone.
+    pub async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        self.rx.changed().await
+    }
+
+    /// The underlying receiver, for `tokio_stream::wrappers::WatchStream` and the like.
+    pub fn receiver(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.rx.clone()
+    }
+}
+
+/// The writing side, owned by the reconcile loop. Every change publishes a new snapshot.
+#[derive(Debug)]
+pub struct StatusWriter {
+    tx: watch::Sender<Arc<Snapshot>>,
+}
+
+impl StatusWriter {
+    pub fn new(initial: Snapshot) -> Self {
+        let (tx, _) = watch::channel(Arc::new(initial));
+        StatusWriter { tx }
+    }
+
+    pub fn reader(&self) -> StatusReader {
+        StatusReader { rx: self.tx.subscribe() }
+    }
+
+    /// The snapshot as last published.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.tx.borrow().clone()
+    }
+
+    /// Changes the snapshot and publishes it (copy-on-write: the previous one stays intact
+    /// for readers that hold it).
+    pub fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+        self.tx.send_modify(|arc| change(Arc::make_mut(arc)));
+    }
+
+    pub fn event(&self, kind: EventKind, message: impl Into<String>) {
         let message = message.into();
-        tracing::info!(event = %message, "event");
+        tracing::info!(event = %message, kind = ?kind, "event");
+        self.update(|s| s.events.push(EventRecord { at: SystemTime::now(), kind, message }));
+    }
+
+    pub fn sync_started(&self, reasons: String) {
         self.update(|s| {
-            s.events.push_front(EventRecord { at: now_rfc3339(), message });
-            s.events.truncate(EVENTS);
+            s.syncing = Some(SyncInProgress { started_at: SystemTime::now(), reasons })
         });
     }
 
     pub fn record_sync(&self, record: SyncRecord) {
         self.update(|s| {
-            *s.sync_totals.entry(record.kind.clone()).or_default() += 1;
-            s.syncs.push_front(record);
-            s.syncs.truncate(HISTORY);
+            *s.sync_totals.entry(record.outcome).or_default() += 1;
+            s.syncing = None;
+            if record.full_plan.is_some() {
+                s.plan = record.full_plan.clone();
+            }
+            s.syncs.push(record);
         });
     }
+
+    /// Sets the current problems, keeping the `since` of those already there (same kind and
+    /// subject).
+    pub fn set_problems(&self, problems: Vec<Problem>) {
+        self.update(|s| s.problems = carry_since(&s.problems, problems));
+    }
+
+    /// Sets every host's state from liveness, keeping since-when of unchanged states.
+    pub fn set_hosts(&self, health: &BTreeMap<String, HostHealth>, now: SystemTime) {
+        self.update(|s| s.hosts = host_statuses(&s.hosts, health, now));
+    }
+}
+
+/// `new` with the `since` of each problem taken from `old` where one of the same kind and
+/// subject was already there.
+pub fn carry_since(old: &[Problem], new: Vec<Problem>) -> Vec<Problem> {
+    new.into_iter()
+        .map(|mut problem| {
+            if let Some(before) =
+                old.iter().find(|o| o.kind == problem.kind && o.subject == problem.subject)
+            {
+                problem.since = before.since;
+            }
+            problem
+        })
+        .collect()
+}
+
+/// Hosts' states from liveness's view, with since-when: away/down since `now - for`, up since
+/// it was first seen up (kept from `old`).
+pub fn host_statuses(
+    old: &BTreeMap<String, HostStatus>,
+    health: &BTreeMap<String, HostHealth>,
+    now: SystemTime,
+) -> BTreeMap<String, HostStatus> {
+    health
+        .iter()
+        .map(|(name, health)| {
+            let (state, reason, away_for) = match health {
+                HostHealth::Up => (HostState::Up, None, None),
+                HostHealth::Unreachable { reason, for_seconds } => {
+                    (HostState::Away, Some(reason.clone()), Some(*for_seconds))
+                }
+                HostHealth::Down { reason, for_seconds } => {
+                    (HostState::Down, Some(reason.clone()), Some(*for_seconds))
+                }
+            };
+            let since = match (old.get(name), away_for) {
+                (Some(before), _) if before.state == state => before.since,
+                // Away and down both count from when it stopped answering.
+                (_, Some(seconds)) => now.checked_sub(Duration::from_secs(seconds)).unwrap_or(now),
+                _ => now,
+            };
+            (name.clone(), HostStatus { state, since, reason })
+        })
+        .collect()
 }
 
 /// Every service's desired, running and healthy replicas, from the model and what the hosts
@@ -211,4 +597,127 @@ pub fn services(
         }
     }
     services
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(outcome: SyncOutcome) -> SyncRecord {
+        SyncRecord {
+            started_at: SystemTime::UNIX_EPOCH,
+            at: SystemTime::UNIX_EPOCH,
+            reasons: "resync".into(),
+            commit: None,
+            outcome,
+            detail: outcome.as_str().into(),
+            millis: 1,
+            plan: Summary::default(),
+            full_plan: None,
+        }
+    }
+
+    #[test]
+    fn readers_see_each_published_snapshot_and_old_ones_stay_intact() {
+        let writer = StatusWriter::new(Snapshot::new("/r", "main"));
+        let mut reader = writer.reader();
+        let before = reader.get_and_mark_seen();
+        writer.sync_started("startup".into());
+        assert!(before.syncing.is_none(), "a published snapshot never changes");
+        let now = reader.get_and_mark_seen();
+        assert_eq!(now.syncing.as_ref().unwrap().reasons, "startup");
+        writer.record_sync(record(SyncOutcome::Applied));
+        let after = reader.get();
+        assert!(after.syncing.is_none());
+        assert_eq!(after.sync_totals[&SyncOutcome::Applied], 1);
+        assert_eq!(now.syncs.len(), 0);
+        assert_eq!(after.syncs.len(), 1);
+    }
+
+    #[test]
+    fn history_is_bounded_and_shared_not_copied() {
+        let writer = StatusWriter::new(Snapshot::default());
+        for i in 0..(EVENTS + 20) {
+            writer.event(EventKind::Controller, format!("e{i}"));
+        }
+        let a = writer.current();
+        assert_eq!(a.events.len(), EVENTS);
+        assert_eq!(a.events.first().unwrap().message, format!("e{}", EVENTS + 19));
+        writer.update(|s| s.branch = "other".into());
+        let b = writer.current();
+        // The records are the same allocations in both snapshots.
+        assert!(Arc::ptr_eq(&a.events.items[0], &b.events.items[0]));
+        for _ in 0..(HISTORY + 5) {
+            writer.record_sync(record(SyncOutcome::InSync));
+        }
+        assert_eq!(writer.current().syncs.len(), HISTORY);
+        assert_eq!(writer.current().sync_totals[&SyncOutcome::InSync], HISTORY as u64 + 5);
+    }
+
+    #[test]
+    fn ready_needs_a_read_repository_and_a_finished_sync() {
+        let writer = StatusWriter::new(Snapshot::default());
+        assert!(writer.current().ready().is_err());
+        writer.update(|s| s.repository_read = true);
+        assert_eq!(writer.current().ready(), Err("no sync has finished yet"));
+        writer.record_sync(record(SyncOutcome::NothingDeployable));
+        assert_eq!(writer.current().ready(), Ok(()));
+    }
+
+    #[test]
+    fn problems_keep_their_since_while_they_last() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let host = Subject::Host { host: "a".into() };
+        let mut first = Problem::new(ProblemKind::HostUnreachable, host.clone(), "refused");
+        first.since = t0;
+        let again = Problem::new(ProblemKind::HostUnreachable, host.clone(), "timed out");
+        let other = Problem::new(ProblemKind::Fetch, Subject::Repository, "x");
+        let merged = carry_since(&[first], vec![again, other.clone()]);
+        assert_eq!(merged[0].since, t0);
+        assert_eq!(merged[0].message, "timed out");
+        assert_eq!(merged[1].since, other.since);
+    }
+
+    #[test]
+    fn hosts_carry_since_when_across_states() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let up = BTreeMap::from([("a".to_string(), HostHealth::Up)]);
+        let s0 = host_statuses(&BTreeMap::new(), &up, t0);
+        assert_eq!(s0["a"], HostStatus { state: HostState::Up, since: t0, reason: None });
+        let t1 = t0 + Duration::from_secs(50);
+        assert_eq!(host_statuses(&s0, &up, t1)["a"].since, t0, "still up since t0");
+        let away = BTreeMap::from([(
+            "a".to_string(),
+            HostHealth::Unreachable { reason: "refused".into(), for_seconds: 5 },
+        )]);
+        let s1 = host_statuses(&s0, &away, t1);
+        assert_eq!(s1["a"].state, HostState::Away);
+        assert_eq!(s1["a"].since, t1 - Duration::from_secs(5));
+        let down = BTreeMap::from([(
+            "a".to_string(),
+            HostHealth::Down { reason: "refused".into(), for_seconds: 35 },
+        )]);
+        let t2 = t1 + Duration::from_secs(30);
+        let s2 = host_statuses(&s1, &down, t2);
+        assert_eq!(s2["a"].state, HostState::Down);
+        assert_eq!(s2["a"].since, t1 - Duration::from_secs(5), "away and down count alike");
+        let t3 = t2 + Duration::from_secs(1);
+        assert_eq!(
+            host_statuses(&s2, &up, t3)["a"],
+            HostStatus { state: HostState::Up, since: t3, reason: None }
+        );
+    }
+
+    #[test]
+    fn the_json_is_versioned_with_enums_and_rfc3339_times() {
+        let writer = StatusWriter::new(Snapshot::new("/r", "main"));
+        writer.event(EventKind::Host, "host a is back");
+        writer.record_sync(record(SyncOutcome::Incomplete));
+        let json = serde_json::to_value(&*writer.current()).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["syncs"][0]["outcome"], "incomplete");
+        assert_eq!(json["syncs"][0]["at"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["events"][0]["kind"], "host");
+        assert_eq!(json["sync_totals"]["incomplete"], 1);
+    }
 }

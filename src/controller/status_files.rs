@@ -1,14 +1,14 @@
 //! `status.yaml` (for machines) and `STATUS.md` (for people), rendered from a [`Snapshot`].
 //! Pure and deterministic: they hold only what changes when the status does (no sync times,
-//! no durations), so the status branch gets a commit only when something changed.
+//! no durations, no since-when), so the status branch gets a commit only when something
+//! changed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::liveness::HostHealth;
-use super::state::{Deployed, Head, ServiceStatus, Snapshot};
+use super::state::{Deployed, Head, HeadState, HostStatus, ServiceStatus, Snapshot};
 use crate::diff::render::short_commit;
 
 pub const STATUS_YAML: &str = "status.yaml";
@@ -22,7 +22,7 @@ struct StatusFile<'s> {
     head: Option<&'s Head>,
     hosts: BTreeMap<&'s str, HostLine<'s>>,
     services: &'s BTreeMap<String, BTreeMap<String, ServiceStatus>>,
-    errors: &'s [String],
+    errors: Vec<&'s str>,
 }
 
 #[derive(Serialize)]
@@ -32,14 +32,8 @@ struct HostLine<'s> {
     reason: Option<&'s str>,
 }
 
-fn host_line(health: &HostHealth) -> HostLine<'_> {
-    match health {
-        HostHealth::Up => HostLine { state: "up", reason: None },
-        HostHealth::Unreachable { reason, .. } => {
-            HostLine { state: "unreachable", reason: Some(reason) }
-        }
-        HostHealth::Down { reason, .. } => HostLine { state: "down", reason: Some(reason) },
-    }
+fn host_line(host: &HostStatus) -> HostLine<'_> {
+    HostLine { state: host.state.as_str(), reason: host.reason.as_deref() }
 }
 
 /// Both files, keyed by path.
@@ -58,7 +52,7 @@ pub fn yaml(snapshot: &Snapshot) -> String {
         head: snapshot.head.as_ref(),
         hosts: snapshot.hosts.iter().map(|(name, h)| (name.as_str(), host_line(h))).collect(),
         services: &snapshot.services,
-        errors: &snapshot.errors,
+        errors: snapshot.problems.iter().map(|p| p.message.as_str()).collect(),
     };
     let body = serde_yaml::to_string(&file).unwrap_or_else(|e| format!("error: {e}\n"));
     format!("# Written by gitfleet after every change of status; do not edit.\n{body}")
@@ -76,7 +70,7 @@ pub fn markdown(snapshot: &Snapshot) -> String {
                 short_commit(&d.revision.commit),
                 escape(&d.revision.message),
                 escape(&d.revision.author),
-                d.at,
+                humantime::format_rfc3339_seconds(d.at),
                 d.plan.create,
                 d.plan.replace,
                 d.plan.remove
@@ -86,9 +80,10 @@ pub fn markdown(snapshot: &Snapshot) -> String {
     }
     if let Some(head) = &snapshot.head {
         let state = match head.state {
-            super::state::HeadState::Deployed => "deployed",
-            super::state::HeadState::Invalid => "**invalid**: the deployed revision keeps running",
-            super::state::HeadState::Failed => "**rollout failed**: not retried until a new commit",
+            HeadState::Pending => "being rolled out",
+            HeadState::Deployed => "deployed",
+            HeadState::Invalid => "**invalid**: the deployed revision keeps running",
+            HeadState::Failed => "**rollout failed**: not retried until a new commit",
         };
         let _ = writeln!(
             md,
@@ -97,10 +92,10 @@ pub fn markdown(snapshot: &Snapshot) -> String {
             escape(&head.revision.message)
         );
     }
-    if !snapshot.errors.is_empty() {
+    if !snapshot.problems.is_empty() {
         md.push_str("## Errors\n\n");
-        for error in &snapshot.errors {
-            let _ = writeln!(md, "- {}", escape(error).replace('\n', "\n  "));
+        for problem in &snapshot.problems {
+            let _ = writeln!(md, "- {}", escape(&problem.message).replace('\n', "\n  "));
         }
         md.push('\n');
     }
@@ -115,7 +110,7 @@ pub fn markdown(snapshot: &Snapshot) -> String {
     }
     md.push_str("\n## Services\n\n| service | desired | running | healthy | hosts |\n");
     md.push_str("| --- | ---: | ---: | ---: | --- |\n");
-    for (app, services) in &snapshot.services {
+    for (app, services) in snapshot.services.iter() {
         for (name, s) in services {
             let hosts: Vec<String> =
                 s.hosts.iter().map(|(h, r)| format!("{h}: {}", r.running)).collect();
@@ -140,8 +135,21 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::state::{HeadState, HostReplicas, RevisionInfo};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use crate::controller::state::{
+        EventKind, HostReplicas, HostState, Problem, ProblemKind, RevisionInfo, Subject,
+    };
     use crate::diff::Summary;
+
+    fn host(state: HostState, reason: Option<&str>, since_secs: u64) -> HostStatus {
+        HostStatus {
+            state,
+            since: SystemTime::UNIX_EPOCH + Duration::from_secs(since_secs),
+            reason: reason.map(String::from),
+        }
+    }
 
     fn snapshot() -> Snapshot {
         let revision = RevisionInfo {
@@ -154,25 +162,27 @@ mod tests {
             branch: "main".into(),
             deployed: Some(Deployed {
                 revision: revision.clone(),
-                at: "2026-11-22T10:00:00Z".into(),
+                at: humantime::parse_rfc3339("2026-11-22T10:00:00Z").unwrap(),
                 plan: Summary { replace: 2, ..Summary::default() },
             }),
             head: Some(Head { revision, state: HeadState::Deployed }),
-            errors: vec!["host b is unreachable".into()],
+            problems: vec![Problem::new(
+                ProblemKind::HostUnreachable,
+                Subject::Host { host: "b".into() },
+                "host b is unreachable",
+            )],
             ..Snapshot::default()
         };
-        snapshot.hosts.insert("a".into(), HostHealth::Up);
-        snapshot.hosts.insert(
-            "b".into(),
-            HostHealth::Unreachable { reason: "connection refused".into(), for_seconds: 3 },
-        );
+        snapshot.hosts.insert("a".into(), host(HostState::Up, None, 0));
+        snapshot.hosts.insert("b".into(), host(HostState::Away, Some("connection refused"), 5));
         let web = ServiceStatus {
             desired: 2,
             running: 2,
             healthy: 1,
             hosts: BTreeMap::from([("a".into(), HostReplicas { running: 2, healthy: 1 })]),
         };
-        snapshot.services.insert("shop".into(), BTreeMap::from([("web".into(), web)]));
+        snapshot.services =
+            Arc::new(BTreeMap::from([("shop".into(), BTreeMap::from([("web".into(), web)]))]));
         snapshot
     }
 
@@ -183,7 +193,7 @@ mod tests {
         assert_eq!(value["deployed"]["commit"], "0123456789abcdef0123456789abcdef01234567");
         assert_eq!(value["deployed"]["plan"]["replace"], 2);
         assert_eq!(value["head"]["state"], "deployed");
-        assert_eq!(value["hosts"]["b"]["state"], "unreachable");
+        assert_eq!(value["hosts"]["b"]["state"], "away");
         assert_eq!(value["services"]["shop"]["web"]["hosts"]["a"]["healthy"], 1);
         assert_eq!(value["errors"][0], "host b is unreachable");
     }
@@ -191,13 +201,13 @@ mod tests {
     #[test]
     fn durations_do_not_change_the_files() {
         let mut later = snapshot();
-        later.hosts.insert(
-            "b".into(),
-            HostHealth::Unreachable { reason: "connection refused".into(), for_seconds: 25 },
-        );
-        later
-            .events
-            .push_front(super::super::state::EventRecord { at: "now".into(), message: "x".into() });
+        later.hosts.insert("b".into(), host(HostState::Away, Some("connection refused"), 9));
+        later.problems[0].since = SystemTime::now();
+        later.events.push(crate::controller::state::EventRecord {
+            at: SystemTime::now(),
+            kind: EventKind::Host,
+            message: "x".into(),
+        });
         assert_eq!(render(&snapshot()), render(&later));
     }
 
@@ -206,6 +216,6 @@ mod tests {
         let md = markdown(&snapshot());
         assert!(md.contains("`0123456789ab` web: image 2 \\| faster"), "{md}");
         assert!(md.contains("| shop/web | 2 | 2 | 1 | a: 2 |"), "{md}");
-        assert!(md.contains("| b | unreachable (connection refused) |"), "{md}");
+        assert!(md.contains("| b | away (connection refused) |"), "{md}");
     }
 }

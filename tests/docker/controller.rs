@@ -341,7 +341,7 @@ fn the_controller_keeps_the_fleet_at_the_branch() {
     });
     let status = ctl.status();
     assert_eq!(deployed(&status), second);
-    let errors = status["errors"].to_string();
+    let errors = status["problems"].to_string();
     assert!(errors.contains("apps/shop/compose.yaml:4:"), "{errors}");
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
 
@@ -507,7 +507,7 @@ fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!containers(a).contains_key("notes-db-1"), "the pinned database moved");
-    let errors = ctl.status()["errors"].to_string();
+    let errors = ctl.status()["problems"].to_string();
     assert!(errors.contains("pinned there by their volumes are not moved"), "{errors}");
 
     // b is back: its stale web copy is the older one and is removed; the database stays.
@@ -558,7 +558,7 @@ fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
     ]);
     assert_eq!(creates.trim(), "", "the failed revision was tried again");
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
-    assert!(ctl.status()["errors"].to_string().contains("fix it with a new commit"));
+    assert!(ctl.status()["problems"].to_string().contains("fix it with a new commit"));
 }
 
 /// Settings from a configuration file and `*_FILE` variables: the webhook secrets come from
@@ -611,11 +611,51 @@ fn settings_come_from_a_configuration_file_and_secret_files() {
     assert_eq!(gitlab("wrong"), 401);
     // The unreachable host is reported, the head deployed nowhere, and the controller serves on.
     ctl.wait_for("host reported", Duration::from_secs(30), |s| {
-        s["errors"].to_string().contains("host a is unreachable")
+        s["problems"].to_string().contains("host a is unreachable")
     });
     assert_eq!(http(ctl.addr, "GET", "/healthz", &[], b"").0, 200);
     let (code, metrics) = http(ctl.addr, "GET", "/metrics", &[], b"");
     assert_eq!(code, 200);
     assert!(metrics.lines().any(|l| l == "gitfleet_host_up{host=\"a\"} 0"), "{metrics}");
     assert!(metrics.contains("# TYPE gitfleet_syncs_total counter"), "{metrics}");
+}
+
+/// SIGTERM to an idle `gitfleet run` (after its first sync): it stops within the shutdown
+/// timeout and exits 0. Also: `/readyz` answers 200 once the first sync finished.
+#[test]
+fn sigterm_while_idle_exits_zero_within_the_timeout() {
+    let bed = Testbed::builder().hosts(2).images().start();
+    let origin = BareRepo::new("fleet.git");
+    let server = GitHttpServer::start(origin.root(), None);
+    let work = GitRepo::new(&[
+        ("fleet.yaml", &fleet_yaml(&bed)),
+        ("apps/shop/compose.yaml", &shop("1", 1)),
+    ]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let cache = tempfile::TempDir::new().unwrap();
+    let mut ctl = Controller::start(
+        &server.url("fleet.git"),
+        cache.path(),
+        &["--no-status", "--shutdown-timeout", "10s"],
+    );
+    ctl.wait_for("deployed", Duration::from_secs(60), |s| {
+        s["head"]["state"] == "deployed" && s["version"] == 1
+    });
+    assert_eq!(http(ctl.addr, "GET", "/readyz", &[], b"").0, 200);
+    assert_eq!(http(ctl.addr, "GET", "/healthz", &[], b"").0, 200);
+    let pid = ctl.child.id().to_string();
+    let started = Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = ctl.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(12), "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}");
+    eprintln!("stopped {:.2}s after SIGTERM", started.elapsed().as_secs_f64());
+    // The replica is still there: shutdown does not tear the fleet down.
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"]);
 }
