@@ -155,6 +155,7 @@ pub fn model(hosts: usize, apps: usize) -> Model {
                 name: FLEET.into(),
                 observe_timeout_ms: 10_000,
                 pull_policy: PullPolicy::Missing,
+                ..Settings::default()
             },
             variables: BTreeMap::new(),
         },

@@ -109,6 +109,10 @@ async fn apply_model(
         }
     }
     print!("{}", render::text(&plan));
+    if let Some(refused) = &plan.refused {
+        eprintln!("error: {refused}");
+        return Ok(1);
+    }
     let incomplete = plan.summary.unreachable_hosts > 0 || plan.summary.unplaced > 0;
     if plan.summary.is_empty() {
         println!("Nothing to do.");

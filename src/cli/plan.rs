@@ -47,6 +47,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if !output.ends_with('\n') {
         println!();
     }
+    if plan.refused.is_some() {
+        return Ok(1);
+    }
     let complete = plan.summary.unreachable_hosts == 0 && plan.summary.unplaced == 0;
     Ok(if complete { 0 } else { 2 })
 }

@@ -123,6 +123,7 @@ mod tests {
                 retained_volumes: Vec::new(),
             }],
             unplaced: Vec::new(),
+            refused: None,
             summary: Summary { replace: 1, ..Summary::default() },
         }
     }

@@ -340,7 +340,16 @@ impl Reconciler {
             .collect();
         let mut problems: Vec<Problem> = Vec::new();
         let nothing_to_do = plan.hosts.iter().all(|h| h.steps.is_empty());
-        let (outcome, observed) = if nothing_to_do {
+        let (outcome, observed) = if let Some(refused) = &plan.refused {
+            // A revision that would remove every app (diff::plan refuses it): nothing runs,
+            // and the revision is not recorded as deployed.
+            problems.push(Problem::new(
+                ProblemKind::InvalidRevision,
+                Subject::Repository,
+                refused.clone(),
+            ));
+            (Outcome::Incomplete(refused.clone()), observed)
+        } else if nothing_to_do {
             let outcome = if unseen.is_empty() {
                 Outcome::InSync
             } else {

@@ -21,6 +21,13 @@ pub struct Desired {
     pub hosts: BTreeMap<String, DesiredHost>,
     /// Replicas the scheduler could not place, with why.
     pub unplaced: Vec<Unplaced>,
+    /// How many apps the model has; none at all is refused against a fleet with running
+    /// apps unless `allow_empty` ([`super::plan::plan`]).
+    #[serde(default)]
+    pub apps: usize,
+    /// `settings.allow_empty` of the model.
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -102,6 +109,8 @@ impl Desired {
             revision,
             hosts,
             unplaced: placement.unplaced,
+            apps: model.apps.len(),
+            allow_empty: model.fleet.settings.allow_empty,
         }
     }
 }

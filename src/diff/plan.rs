@@ -8,6 +8,9 @@
 //!   removed; anything else in `observed` is ignored.
 //! * Volumes are never removed: a volume no longer used is listed as retained.
 //! * A host that could not be observed gets no steps and is named with the reason.
+//! * A revision with no apps against a fleet that has containers is refused (a plan with
+//!   no steps and [`Plan::refused`] set) unless the fleet sets `settings.allow_empty`: a
+//!   moved or emptied `apps/` must not quietly remove everything.
 //! * Planning again against the state the plan promises gives an empty plan
 //!   ([`super::simulate::apply_plan`]; property-tested).
 
@@ -36,6 +39,9 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     pub unplaced: Vec<Unplaced>,
     pub summary: Summary,
+    /// Why this revision is not applied at all (then there are no steps), with what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,6 +229,17 @@ impl Step {
 
 /// Plans every host of `desired` against `observed`.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    if let Some(refused) = empty_revision(desired, observed) {
+        return Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            fleet: desired.fleet.clone(),
+            revision: desired.revision.clone(),
+            hosts: Vec::new(),
+            unplaced: Vec::new(),
+            summary: Summary::default(),
+            refused: Some(refused),
+        };
+    }
     let mut summary = Summary { unplaced: desired.unplaced.len(), ..Summary::default() };
     let mut hosts = Vec::new();
     for (name, want) in &desired.hosts {
@@ -243,7 +260,34 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         hosts,
         unplaced: desired.unplaced.clone(),
         summary,
+        refused: None,
     }
+}
+
+/// The refusal of a revision without apps while hosts run this fleet's containers, unless
+/// the fleet allows it.
+fn empty_revision(desired: &Desired, observed: &Observed) -> Option<String> {
+    if desired.apps > 0 || desired.allow_empty {
+        return None;
+    }
+    let running: usize = observed
+        .hosts
+        .values()
+        .filter_map(|host| match host {
+            HostObservation::Reachable(state) => Some(state),
+            _ => None,
+        })
+        .flat_map(|state| &state.containers)
+        .filter(|c| super::observed::owned_by(&c.labels, &desired.fleet))
+        .count();
+    (running > 0).then(|| {
+        format!(
+            "refused: this revision has no apps and would remove all {running} containers of \
+             fleet {:?}; if that is what you want, set `settings.allow_empty: true` in \
+             fleet.yaml (otherwise check that apps/ was not moved or deleted)",
+            desired.fleet
+        )
+    })
 }
 
 fn unreachable(name: &str, reason: String, want: &DesiredHost) -> HostPlan {

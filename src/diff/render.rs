@@ -63,6 +63,10 @@ pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let revision = plan.revision.as_deref().map(short_commit).unwrap_or("(working tree)");
     let _ = writeln!(out, "gitfleet plan for fleet {:?} at {revision}\n", plan.fleet);
+    if let Some(refused) = &plan.refused {
+        let _ = writeln!(out, "REFUSED: {refused}");
+        return out;
+    }
     for host in &plan.hosts {
         match &host.status {
             HostStatus::Unreachable { reason, .. } => {
@@ -100,6 +104,10 @@ pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let revision = plan.revision.as_deref().map(short_commit).unwrap_or("working tree");
     let _ = writeln!(out, "#### gitfleet plan for `{revision}` (fleet `{}`)\n", plan.fleet);
+    if let Some(refused) = &plan.refused {
+        let _ = writeln!(out, "> :no_entry: **{refused}**");
+        return out;
+    }
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     for line in trailer(plan) {
         let _ = writeln!(out, "> :warning: {line}\n");

@@ -7,6 +7,7 @@ use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::GitError;
 use crate::model::SourceTree;
+use crate::model::limits::READ_CEILING;
 use crate::model::load::{APPS_DIR, FLEET_FILE};
 
 /// A resolved commit and what people need to know about it.
@@ -83,7 +84,8 @@ pub fn resolve(repository: &Repository, rev: &str) -> Result<Revision, GitError>
 }
 
 /// Reads `fleet.yaml` and everything under `apps/` from the tree of `commit`. Symbolic links
-/// are recorded as links (never followed); submodules are skipped. The Git ids of
+/// are recorded as links (never followed); submodules and blobs over
+/// [`READ_CEILING`] as unreadable entries. The Git ids of
 /// `fleet.yaml` and of each `apps/<name>` folder are recorded in the tree
 /// ([`SourceTree::folder_id`]).
 pub fn read_commit(repository: &Repository, commit: &str) -> Result<SourceTree, GitError> {
@@ -107,6 +109,7 @@ pub fn read_commit_skipping(
     let apps_prefix = format!("{APPS_DIR}/");
     let mut files = SourceTree::new();
     let mut failure = None;
+    let odb = repository.odb().ok();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let name = entry.name().unwrap_or_default();
         let path = format!("{dir}{name}");
@@ -124,11 +127,26 @@ pub fn read_commit_skipping(
             }
             return TreeWalkResult::Ok;
         }
+        if entry.kind() == Some(ObjectType::Commit) {
+            // A submodule: its files are not in this repository. Recorded, so that the
+            // loader reports it instead of the app vanishing.
+            files.insert_unreadable(path, "a submodule (gitlink)");
+            return TreeWalkResult::Ok;
+        }
         if entry.kind() != Some(ObjectType::Blob) {
             return TreeWalkResult::Ok;
         }
         if path == FLEET_FILE {
             files.set_folder_id(FLEET_FILE, entry.id().to_string());
+        }
+        // The size from the object header, so a huge blob is never loaded.
+        let size = odb.as_ref().and_then(|odb| odb.read_header(entry.id()).ok()).map(|h| h.0);
+        if let Some(size) = size.filter(|&size| size as u64 > READ_CEILING) {
+            files.insert_unreadable(
+                path,
+                format!("a file of {size} bytes, over the {READ_CEILING}-byte ceiling on reading"),
+            );
+            return TreeWalkResult::Ok;
         }
         match repository.find_blob(entry.id()) {
             Ok(blob) if entry.filemode() == 0o120000 => {

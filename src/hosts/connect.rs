@@ -91,7 +91,36 @@ fn check_tls_files(files: &TlsFiles, shown: &str) -> Result<(), HostError> {
             });
         }
     }
+    // bollard ignores a key it cannot parse (the handshake then fails without a client
+    // certificate, far from the cause): the key must be a PEM private key.
+    let key = std::fs::read(&files.key).unwrap_or_default();
+    if !is_pem_private_key(&key) {
+        return Err(HostError::Config {
+            endpoint: shown.to_string(),
+            reason: format!(
+                "the TLS key file {} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)",
+                files.key
+            ),
+        });
+    }
     Ok(())
+}
+
+/// Whether `bytes` hold a PEM block of a private key (PKCS#8, RSA or EC), begun and ended.
+fn is_pem_private_key(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"].iter().any(|label| {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        text.find(&begin).is_some_and(|at| {
+            text[at + begin.len()..].find(&end).is_some_and(|len| {
+                let body = &text[at + begin.len()..at + begin.len() + len];
+                let body: String = body.split_whitespace().collect();
+                !body.is_empty()
+                    && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            })
+        })
+    })
 }
 
 /// `::1` → `[::1]`, so that `host:port` parses; names and IPv4 addresses unchanged.
@@ -149,6 +178,29 @@ mod tests {
         let err = connect(&host(endpoint)).await.unwrap_err();
         assert!(matches!(err, HostError::Config { .. }), "{err:?}");
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unparseable_tls_key_is_a_config_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        let cert =
+            write("cert.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        let key = write("key.pem", "this is not a key\n");
+        let tls = TlsFiles { ca, cert, key: key.clone() };
+        let endpoint = Endpoint::Tcp { host: "127.0.0.1".into(), port: 1, tls: Some(tls) };
+        let err = connect(&host(endpoint)).await.unwrap_err();
+        assert!(matches!(err, HostError::Config { .. }), "{err:?}");
+        assert!(err.to_string().contains(&key), "{err}");
+        assert!(is_pem_private_key(
+            b"-----BEGIN PRIVATE KEY-----\nMC4CAQ==\n-----END PRIVATE KEY-----\n"
+        ));
+        assert!(!is_pem_private_key(b"-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n"));
     }
 
     #[tokio::test]

@@ -49,6 +49,10 @@ struct RawSettings {
     name: Option<String>,
     observe_timeout: Option<String>,
     pull_policy: Option<PullPolicy>,
+    #[serde(default)]
+    limits: super::limits::Limits,
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 /// Folds `document` (schema-valid) into a [`Fleet`]; problems go to `findings`.
@@ -77,6 +81,8 @@ pub fn normalise(document: &Json, findings: &mut Findings<'_>) -> Fleet {
         name: raw.settings.name.unwrap_or(defaults.name),
         observe_timeout_ms,
         pull_policy: raw.settings.pull_policy.unwrap_or(defaults.pull_policy),
+        limits: raw.settings.limits,
+        allow_empty: raw.settings.allow_empty,
     };
     let hosts = raw
         .hosts

@@ -4,14 +4,41 @@
 
 use std::collections::BTreeMap;
 
+use super::limits::quoted;
+
+/// Why a string could not be interpolated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The text is wrong: which variable and why.
+    Invalid(String),
+    /// The result would be longer than the limit given.
+    TooLong,
+}
+
 /// Interpolates one string. The error says which variable and why.
 pub fn interpolate(text: &str, variables: &BTreeMap<String, String>) -> Result<String, String> {
+    interpolate_within(text, variables, usize::MAX).map_err(|failure| match failure {
+        Failure::Invalid(message) => message,
+        Failure::TooLong => "the result is too long".to_string(),
+    })
+}
+
+/// [`interpolate`], stopping as soon as the result would exceed `max_len` bytes (a variable
+/// used many times cannot make it grow without bound).
+pub fn interpolate_within(
+    text: &str,
+    variables: &BTreeMap<String, String>,
+    max_len: usize,
+) -> Result<String, Failure> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::with_capacity(text.len().min(max_len));
     let mut rest = text;
     while let Some(dollar) = rest.find('$') {
+        if out.len() > max_len {
+            return Err(Failure::TooLong);
+        }
         out.push_str(&rest[..dollar]);
         rest = &rest[dollar + 1..];
         if let Some(after) = rest.strip_prefix('$') {
@@ -19,9 +46,9 @@ pub fn interpolate(text: &str, variables: &BTreeMap<String, String>) -> Result<S
             rest = after;
         } else if let Some(after) = rest.strip_prefix('{') {
             let close = matching_brace(after).ok_or_else(|| {
-                format!("unclosed \"${{\" in {text:?}; close it with \"}}\", or write \"$$\" for a literal \"$\"")
+                Failure::Invalid(format!("unclosed \"${{\" in {}; close it with \"}}\", or write \"$$\" for a literal \"$\"", quoted(text)))
             })?;
-            out.push_str(&expand(&after[..close], variables)?);
+            out.push_str(&expand(&after[..close], variables).map_err(Failure::Invalid)?);
             rest = &after[close + 1..];
         } else {
             let name_len =
@@ -30,11 +57,14 @@ pub fn interpolate(text: &str, variables: &BTreeMap<String, String>) -> Result<S
                 out.push('$');
                 continue;
             }
-            out.push_str(&expand(&rest[..name_len], variables)?);
+            out.push_str(&expand(&rest[..name_len], variables).map_err(Failure::Invalid)?);
             rest = &rest[name_len..];
         }
     }
     out.push_str(rest);
+    if out.len() > max_len {
+        return Err(Failure::TooLong);
+    }
     Ok(out)
 }
 
@@ -133,5 +163,23 @@ mod tests {
         assert!(interpolate("${EMPTY:?must be set}", &vars()).unwrap_err().contains("must be set"));
         assert!(interpolate("${TAG", &vars()).unwrap_err().contains("unclosed"));
         assert!(interpolate("${}", &vars()).is_err());
+    }
+
+    #[test]
+    fn a_result_longer_than_the_limit_stops_early() {
+        let big: BTreeMap<String, String> = [("BIG".to_string(), "x".repeat(1 << 20))].into();
+        let text = "${BIG}".repeat(10_000);
+        let started = std::time::Instant::now();
+        assert_eq!(interpolate_within(&text, &big, 64 << 10), Err(Failure::TooLong));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(interpolate_within("${BIG}", &big, 1 << 20).unwrap().len(), 1 << 20);
+        assert_eq!(interpolate_within("a${BIG}", &big, 1 << 20), Err(Failure::TooLong));
+    }
+
+    #[test]
+    fn an_unclosed_brace_quotes_a_long_text_cut() {
+        let text = format!("${{{}", "A".repeat(10_000));
+        let message = interpolate(&text, &vars()).unwrap_err();
+        assert!(message.len() < 300, "{message}");
     }
 }

@@ -11,7 +11,8 @@ use serde_json::Value as Json;
 use super::diagnostic::Diagnostic;
 use super::encryption::Identities;
 use super::finding::{Finding, Findings};
-use super::interpolate::interpolate;
+use super::interpolate::{Failure as InterpolationFailure, interpolate_within};
+use super::limits::{cap_diagnostics, limit_hint, quoted};
 use super::path::{Path, Segment};
 use super::position::{Position, PositionMap};
 use super::schema::{self, DocumentKind};
@@ -68,8 +69,21 @@ pub(super) struct FolderResult {
 }
 
 /// `fleet.yaml` parsed and normalised, and its problems located.
+/// Also checks that `apps` is a folder, so that a revision whose apps cannot be seen is an
+/// error rather than a fleet with no apps.
 pub(super) fn load_fleet_located(tree: &SourceTree) -> (Option<Fleet>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
+    if let Some(entry) = tree.get(APPS_DIR) {
+        diagnostics.push(
+            Diagnostic::new(
+                APPS_DIR,
+                Position::START,
+                "not-a-folder",
+                format!("{APPS_DIR} is {}, not a folder; no app can be read", describe(entry)),
+            )
+            .with_hint("commit apps/ as a folder holding one folder per app"),
+        );
+    }
     let mut findings = Vec::new();
     let fleet = load_fleet(tree, &mut diagnostics, &mut findings);
     diagnostics.extend(locate(&|file| bytes_of(tree, file), findings));
@@ -99,6 +113,7 @@ pub(super) fn finish<'a>(
     }
     diagnostics.sort();
     diagnostics.dedup();
+    cap_diagnostics(&mut diagnostics);
     match model {
         Some(model) if diagnostics.is_empty() => Ok(model),
         _ => Err(diagnostics),
@@ -121,6 +136,18 @@ fn load_fleet(
                     "fleet.yaml is a symbolic link",
                 )
                 .with_hint("commit the file itself"),
+            );
+            return None;
+        }
+        Some(SourceEntry::Unreadable(what)) => {
+            diagnostics.push(
+                Diagnostic::new(
+                    FLEET_FILE,
+                    Position::START,
+                    "not-a-file",
+                    format!("fleet.yaml is {what}, not a file"),
+                )
+                .with_hint("commit fleet.yaml as a plain file"),
             );
             return None;
         }
@@ -156,6 +183,17 @@ fn load_fleet(
     ok.then_some(fleet)
 }
 
+/// What a tree entry that should have been a folder or a file is, in words.
+fn describe(entry: &SourceEntry) -> String {
+    match entry {
+        SourceEntry::File(_) => "a file".to_string(),
+        SourceEntry::Symlink(target) => {
+            format!("a symbolic link (to {}; gitfleet does not follow links)", quoted(target))
+        }
+        SourceEntry::Unreadable(what) => what.clone(),
+    }
+}
+
 /// The name of every folder under `apps/`, sorted: folders with files in the tree, and
 /// folders whose Git id is recorded (their files may have been skipped).
 pub(super) fn app_folders(tree: &SourceTree) -> Vec<String> {
@@ -163,8 +201,15 @@ pub(super) fn app_folders(tree: &SourceTree) -> Vec<String> {
     let mut folders: BTreeSet<&str> = BTreeSet::new();
     for path in tree.paths() {
         if let Some(rest) = path.strip_prefix(&prefix) {
-            if let Some((folder, _)) = rest.split_once('/') {
-                folders.insert(folder);
+            match rest.split_once('/') {
+                Some((folder, _)) => {
+                    folders.insert(folder);
+                }
+                // A link or a submodule where an app folder would be: reported by its load.
+                None if !matches!(tree.get(path), Some(SourceEntry::File(_))) => {
+                    folders.insert(rest);
+                }
+                None => {}
             }
         }
     }
@@ -226,6 +271,18 @@ fn app_file(folder: &str, tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) 
         );
         return None;
     }
+    if let Some(entry) = tree.get(&dir) {
+        diagnostics.push(
+            Diagnostic::new(
+                &dir,
+                Position::START,
+                "not-a-folder",
+                format!("app folder {dir} is {}; the app cannot be read", describe(entry)),
+            )
+            .with_hint("commit the app's files in the folder itself (not a link, not a submodule)"),
+        );
+        return None;
+    }
     let candidates: Vec<String> =
         APP_FILES.iter().map(|f| format!("{dir}/{f}")).filter(|p| tree.get(p).is_some()).collect();
     let Some(file) = candidates.first() else {
@@ -264,6 +321,18 @@ fn app_file(folder: &str, tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) 
         );
         return None;
     }
+    if let Some(SourceEntry::Unreadable(what)) = tree.get(file) {
+        diagnostics.push(
+            Diagnostic::new(
+                file,
+                Position::START,
+                "not-a-file",
+                format!("{file} is {what}, not a file; the app cannot be read"),
+            )
+            .with_hint("commit compose.yaml as a plain file"),
+        );
+        return None;
+    }
     if !valid_app_name(folder) {
         diagnostics.push(
             Diagnostic::new(
@@ -299,7 +368,8 @@ fn load_app(
     diagnostics: &mut Vec<Diagnostic>,
     findings: &mut Vec<Finding>,
 ) -> Option<App> {
-    let mut document = match document::parse(file, text) {
+    let limits = fleet.map(|f| f.settings.limits).unwrap_or_default();
+    let mut document = match document::parse_bounded(file, text, &limits) {
         Ok(document) => document,
         Err(diagnostic) => {
             diagnostics.push(diagnostic);
@@ -309,7 +379,12 @@ fn load_app(
     let mut app_findings = Findings::new(file);
     // Without a valid fleet.yaml there are no declared variables to judge references by.
     if let Some(variables) = variables {
-        interpolate_values(&mut document, &Path::root(), variables, &mut app_findings);
+        let mut room = Room {
+            string: usize::try_from(limits.max_string).unwrap_or(usize::MAX),
+            total: limits.byte_budget(text.len()),
+            exhausted: false,
+        };
+        interpolate_values(&mut document, &Path::root(), variables, &mut room, &mut app_findings);
     }
     app_findings.list.extend(unsupported::take_unsupported(file, &mut document));
     let mut schema_findings = schema::check(DocumentKind::App, file, &document);
@@ -328,7 +403,7 @@ fn load_app(
         findings.extend(schema_findings);
         return None;
     }
-    let app = compose::normalise(name, &document, tree, identities, &mut app_findings);
+    let app = compose::normalise(name, &document, tree, identities, &limits, &mut app_findings);
     if let Some(fleet) = fleet {
         semantic::check_app(&app, fleet, &mut app_findings);
     }
@@ -337,23 +412,63 @@ fn load_app(
     ok.then_some(app)
 }
 
-/// Interpolates every string value (not keys) in place.
+/// What interpolation may still produce in one file: bytes per string, bytes added in all.
+struct Room {
+    string: usize,
+    total: u64,
+    /// Whether the total ran out (reported once).
+    exhausted: bool,
+}
+
+/// Interpolates every string value (not keys) in place, within `room`.
 fn interpolate_values(
     value: &mut Json,
     path: &Path,
     variables: &BTreeMap<String, String>,
+    room: &mut Room,
     findings: &mut Findings<'_>,
 ) {
+    if room.exhausted {
+        return;
+    }
     match value {
-        Json::String(text) => match interpolate(text, variables) {
-            Ok(expanded) => *text = expanded,
-            Err(message) => {
+        Json::String(text) => match interpolate_within(text, variables, room.string) {
+            Ok(expanded) => {
+                let added = expanded.len().saturating_sub(text.len()) as u64;
+                if added > room.total {
+                    room.exhausted = true;
+                    findings
+                        .add(
+                            path.clone(),
+                            "limit",
+                            "interpolating `${VAR}` references makes the file grow too much \
+                             (limit `max_expansion`)",
+                        )
+                        .with_hint(limit_hint("max_expansion"));
+                    return;
+                }
+                room.total -= added;
+                *text = expanded;
+            }
+            Err(InterpolationFailure::Invalid(message)) => {
                 findings.add(path.clone(), "interpolation", message);
+            }
+            Err(InterpolationFailure::TooLong) => {
+                findings
+                    .add(
+                        path.clone(),
+                        "limit",
+                        format!(
+                            "interpolating this string gives more than {} bytes (limit `max_string`)",
+                            room.string
+                        ),
+                    )
+                    .with_hint(limit_hint("max_string"));
             }
         },
         Json::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_values(item, &path.index(i), variables, findings);
+                interpolate_values(item, &path.index(i), variables, room, findings);
             }
         }
         Json::Object(map) => {
@@ -362,7 +477,7 @@ fn interpolate_values(
                 if key.starts_with("x-") && key != "x-routes" {
                     continue;
                 }
-                interpolate_values(item, &path.key(key.clone()), variables, findings);
+                interpolate_values(item, &path.key(key.clone()), variables, room, findings);
             }
         }
         _ => {}

@@ -18,6 +18,7 @@ pub mod encryption;
 pub mod finding;
 pub mod fleet;
 pub mod interpolate;
+pub mod limits;
 pub mod load;
 pub mod path;
 pub mod position;

@@ -9,6 +9,7 @@ use jsonschema::paths::LocationSegment;
 use serde_json::Value as Json;
 
 use super::finding::Finding;
+use super::limits::{MAX_DIAGNOSTICS, quoted};
 use super::path::{Path, Segment};
 
 /// The schema of `fleet.yaml`.
@@ -48,11 +49,62 @@ fn validator(kind: DocumentKind) -> &'static Validator {
 }
 
 /// Validates `document` (the file `file`) against its schema; every error becomes a finding.
+///
+/// At most [`MAX_DIAGNOSTICS`] findings are kept; the errors past them are only counted, in
+/// one last finding, so a file with a million bad values costs no million messages.
 pub fn check(kind: DocumentKind, file: &str, document: &Json) -> Vec<Finding> {
-    let mut findings: Vec<Finding> =
-        validator(kind).iter_errors(document).flat_map(|error| describe(file, &error)).collect();
-    findings.dedup();
+    // The validator builds an error per bad item eagerly (about 2.5 KB each): a list of
+    // hundreds of thousands of bad items would cost a gigabyte before any cap applies.
+    if let Some(path) = long_list(document, &Path::root()) {
+        let finding = Finding::new(
+            file,
+            path,
+            "limit",
+            format!("this list has more than {MAX_ITEMS} items (limit `max_items`, fixed)"),
+        )
+        .hint("no Compose list needs that many items; split the file or remove items");
+        return vec![finding];
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut more = 0usize;
+    for error in validator(kind).iter_errors(document) {
+        if findings.len() >= MAX_DIAGNOSTICS {
+            more += 1;
+            continue;
+        }
+        for finding in describe(file, &error) {
+            if findings.last() != Some(&finding) {
+                findings.push(finding);
+            }
+        }
+    }
+    if more > 0 {
+        findings.push(
+            Finding::new(
+                file,
+                Path::root(),
+                "too-many-diagnostics",
+                format!("and {more} more schema errors in this file, not shown"),
+            )
+            .hint(format!("fix the first {MAX_DIAGNOSTICS} and validate again")),
+        );
+    }
     findings
+}
+
+/// The most items one list of a model may hold.
+pub const MAX_ITEMS: usize = 10_000;
+
+/// The first list longer than [`MAX_ITEMS`] in `value`, if any.
+fn long_list(value: &Json, path: &Path) -> Option<Path> {
+    match value {
+        Json::Array(items) if items.len() > MAX_ITEMS => Some(path.clone()),
+        Json::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| long_list(item, &path.index(i)))
+        }
+        Json::Object(map) => map.iter().find_map(|(key, item)| long_list(item, &path.key(key))),
+        _ => None,
+    }
 }
 
 fn to_path(location: &jsonschema::paths::Location) -> Path {
@@ -112,26 +164,48 @@ fn describe(file: &str, error: &jsonschema::ValidationError<'_>) -> Vec<Finding>
             file,
             path.clone(),
             "invalid-value",
-            format!("{} is {instance}, expected one of {}", at(&path), options_list(options)),
+            format!(
+                "{} is {}, expected one of {}",
+                at(&path),
+                shown(instance),
+                options_list(options)
+            ),
         ),
         ValidationErrorKind::Pattern { .. } => Finding::new(
             file,
             path.clone(),
             "invalid-value",
-            format!("{} is {instance}, which is not of the expected form", at(&path)),
+            format!("{} is {}, which is not of the expected form", at(&path), shown(instance)),
         )
         .hint(
             pattern_message(kind_of(file), error.schema_path().as_str())
                 .unwrap_or_else(|| pattern_hint(&path)),
         ),
+        ValidationErrorKind::Maximum { limit } => Finding::new(
+            file,
+            path.clone(),
+            "invalid-value",
+            format!("{} is {}, more than the maximum of {limit}", at(&path), shown(instance)),
+        ),
+        ValidationErrorKind::Minimum { limit } => Finding::new(
+            file,
+            path.clone(),
+            "invalid-value",
+            format!("{} is {}, less than the minimum of {limit}", at(&path), shown(instance)),
+        ),
         ValidationErrorKind::PropertyNames { error: inner } => {
             let name = inner.instance();
             let name = name.as_str().unwrap_or_default();
-            Finding::new(file, path.key(name), "invalid-name", format!("the name {name:?} in {} is not allowed", at(&path)))
+            Finding::new(file, path.key(name), "invalid-name", format!("the name {} in {} is not allowed", quoted(name), at(&path)))
                 .on_key()
                 .hint("names use lower-case letters, digits, '-' and '_', and start with a letter or digit")
         }
-        _ => Finding::new(file, path.clone(), "schema", format!("{}: {error}", at(&path))),
+        _ => Finding::new(
+            file,
+            path.clone(),
+            "schema",
+            format!("{}: {}", at(&path), cut(&error.to_string())),
+        ),
     };
     vec![finding]
 }
@@ -145,9 +219,27 @@ fn json_kind(value: &Json) -> String {
         Json::Null => "empty".into(),
         Json::Bool(b) => format!("the boolean {b}"),
         Json::Number(n) => format!("the number {n}"),
-        Json::String(s) => format!("the string {s:?}"),
+        Json::String(s) => format!("the string {}", quoted(s)),
         Json::Array(_) => "a list".into(),
         Json::Object(_) => "a mapping".into(),
+    }
+}
+
+/// A value from the file for a message: strings quoted and cut, lists and mappings named.
+fn shown(value: &Json) -> String {
+    match value {
+        Json::String(s) => quoted(s),
+        Json::Array(_) => "a list".into(),
+        Json::Object(_) => "a mapping".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A message that may embed a value of the file, cut to a readable length.
+fn cut(message: &str) -> String {
+    match message.char_indices().nth(4 * super::limits::MAX_QUOTED) {
+        None => message.to_string(),
+        Some((end, _)) => format!("{}… (cut)", &message[..end]),
     }
 }
 

@@ -15,6 +15,10 @@ pub enum SourceEntry {
     File(Arc<Vec<u8>>),
     /// A symbolic link, with its target; never followed.
     Symlink(String),
+    /// Something that is not a file to read: a submodule (gitlink), a FIFO, a device, a
+    /// socket, or a file over [`super::limits::READ_CEILING`]; says which. Recorded so the
+    /// loader reports it where it matters instead of the entry vanishing.
+    Unreadable(String),
 }
 
 /// Files keyed by their `/`-separated path relative to the repository root.
@@ -38,6 +42,11 @@ impl SourceTree {
 
     pub fn insert_symlink(&mut self, path: impl Into<String>, target: impl Into<String>) {
         self.entries.insert(path.into(), SourceEntry::Symlink(target.into()));
+    }
+
+    /// Records that `path` is something that cannot be read as a file (`what` says which).
+    pub fn insert_unreadable(&mut self, path: impl Into<String>, what: impl Into<String>) {
+        self.entries.insert(path.into(), SourceEntry::Unreadable(what.into()));
     }
 
     /// Inserts an entry as it is (shared bytes are not copied).

@@ -34,6 +34,11 @@ pub struct Settings {
     pub observe_timeout_ms: u64,
     /// Pull policy for services that do not set `pull_policy`.
     pub pull_policy: PullPolicy,
+    /// Bounds on loading app files (`settings.limits`).
+    pub limits: super::limits::Limits,
+    /// Whether a revision with no apps may remove every app of a fleet that has some running
+    /// (`settings.allow_empty`; refused otherwise).
+    pub allow_empty: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +47,8 @@ impl Default for Settings {
             name: "default".into(),
             observe_timeout_ms: 10_000,
             pull_policy: PullPolicy::Missing,
+            limits: super::limits::Limits::default(),
+            allow_empty: false,
         }
     }
 }

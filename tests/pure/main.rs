@@ -10,6 +10,7 @@ mod forge_comments;
 mod git_remote;
 mod load_fuzz;
 mod plan_properties;
+mod untrusted;
 mod validate;
 mod validate_age;
 mod webhook_receive;

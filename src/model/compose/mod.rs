@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use super::encryption::{self, DecryptFailure, Identities};
 use super::finding::Findings;
+use super::limits::{Limits, limit_hint, quoted};
 use super::path::Path;
 use super::source::{SourceEntry, SourceTree};
 use super::types::*;
@@ -32,6 +33,7 @@ pub fn normalise(
     document: &Json,
     tree: &SourceTree,
     identities: &Identities,
+    limits: &Limits,
     findings: &mut Findings<'_>,
 ) -> App {
     let raw: RawApp = match serde_json::from_value(document.clone()) {
@@ -64,13 +66,34 @@ pub fn normalise(
             driver: o.driver.clone(),
             labels: labels(&o.labels),
         }),
-        configs: file_defs("configs", &raw.configs, &folder, tree, None, findings),
-        secrets: file_defs("secrets", &raw.secrets, &folder, tree, Some(identities), findings),
+        configs: file_defs("configs", &raw.configs, &folder, tree, None, limits, findings),
+        secrets: file_defs(
+            "secrets",
+            &raw.secrets,
+            &folder,
+            tree,
+            Some(identities),
+            limits,
+            findings,
+        ),
     };
+    for (key, network) in &app.networks {
+        reserved_labels(&Path::of(&["networks", key]), &network.labels, findings);
+    }
+    for (key, volume) in &app.volumes {
+        reserved_labels(&Path::of(&["volumes", key]), &volume.labels, findings);
+    }
     for (service_name, service) in &raw.services {
         let path = Path::of(&["services", service_name]);
-        let service = ServiceBuilder { path, folder: &folder, tree, findings: &mut *findings }
-            .build(service_name, service);
+        let service = ServiceBuilder {
+            path: path.clone(),
+            folder: &folder,
+            tree,
+            limits,
+            findings: &mut *findings,
+        }
+        .build(service_name, service);
+        reserved_labels(&path, &service.labels, findings);
         app.services.insert(service_name.clone(), service);
     }
     let uses_default = app.services.values().any(|s| s.networks.contains_key(DEFAULT_NETWORK));
@@ -108,6 +131,22 @@ fn objects<T>(
         .collect()
 }
 
+/// Labels under `io.gitfleet.` are gitfleet's own (fleet, app, spec hash, ...): a model that
+/// sets one is refused, since it could make gitfleet mistake or lose track of its objects.
+fn reserved_labels(owner: &Path, labels: &BTreeMap<String, String>, findings: &mut Findings<'_>) {
+    for key in labels.keys() {
+        if key == "io.gitfleet" || key.starts_with("io.gitfleet.") {
+            findings
+                .add(
+                    owner.key("labels"),
+                    "reserved-label",
+                    format!("the label {} is reserved for gitfleet's own use", quoted(key)),
+                )
+                .with_hint("remove it, or name it under your own prefix (com.example.…)");
+        }
+    }
+}
+
 fn labels(raw: &Option<ListOrDict>) -> BTreeMap<String, String> {
     raw.as_ref()
         .map(|l| l.entries().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
@@ -122,6 +161,7 @@ fn file_defs(
     folder: &str,
     tree: &SourceTree,
     identities: Option<&Identities>,
+    limits: &Limits,
     findings: &mut Findings<'_>,
 ) -> BTreeMap<String, FileDef> {
     let mut defs = BTreeMap::new();
@@ -131,7 +171,7 @@ fn file_defs(
             (Some(file), None) => {
                 // On failure the entry stays declared (the load fails anyway), so references
                 // to it do not add a second, misleading error.
-                match read_app_file(folder, file, tree, &path.key("file"), findings) {
+                match read_app_file(folder, file, tree, limits, &path.key("file"), findings) {
                     None => (None, Default::default()),
                     Some((repo_path, bytes)) => match identities {
                         Some(identities) if encryption::is_encrypted(&repo_path, &bytes) => {
@@ -218,6 +258,7 @@ fn read_app_file(
     folder: &str,
     relative: &str,
     tree: &SourceTree,
+    limits: &Limits,
     path: &Path,
     findings: &mut Findings<'_>,
 ) -> Option<(String, std::sync::Arc<Vec<u8>>)> {
@@ -257,7 +298,27 @@ fn read_app_file(
     }
     let repo_path = parts.join("/");
     match tree.get(&repo_path) {
+        Some(SourceEntry::File(bytes)) if bytes.len() as u64 > limits.max_file_size => {
+            findings
+                .add(
+                    path.clone(),
+                    "limit",
+                    format!(
+                        "{repo_path} is {} bytes, more than the limit of {} bytes (limit `max_file_size`)",
+                        bytes.len(),
+                        limits.max_file_size
+                    ),
+                )
+                .with_hint(limit_hint("max_file_size"));
+            None
+        }
         Some(SourceEntry::File(bytes)) => Some((repo_path, bytes.clone())),
+        Some(SourceEntry::Unreadable(what)) => {
+            findings
+                .add(path.clone(), "not-a-file", format!("{repo_path} is {what}, not a file"))
+                .with_hint("commit a plain file at this path");
+            None
+        }
         _ => {
             findings
                 .add(
@@ -275,6 +336,7 @@ struct ServiceBuilder<'a, 'f> {
     path: Path,
     folder: &'a str,
     tree: &'a SourceTree,
+    limits: &'a Limits,
     findings: &'a mut Findings<'f>,
 }
 
@@ -411,7 +473,8 @@ impl ServiceBuilder<'_, '_> {
                 continue;
             }
             let mut scratch = Findings::new(self.findings.file);
-            let read = read_app_file(self.folder, file, self.tree, &path, &mut scratch);
+            let read =
+                read_app_file(self.folder, file, self.tree, self.limits, &path, &mut scratch);
             self.findings.list.append(&mut scratch.list);
             if let Some((repo_path, bytes)) = read {
                 match parse_env_file(&bytes) {
@@ -638,6 +701,16 @@ impl ServiceBuilder<'_, '_> {
                             }
                         }
                     };
+                    if let Some(t) = target.as_deref().filter(|t| t.split('/').any(|p| p == "..")) {
+                        self.findings
+                            .add(
+                                path.key("target"),
+                                "path-escape",
+                                format!("target {} uses `..`; a {section} target stays in {default_dir} or is a plain absolute path", quoted(t)),
+                            )
+                            .with_hint(format!("write a name inside {default_dir}, like {default_dir}{source}, or an absolute path without `..`"));
+                        continue;
+                    }
                     let target = match target {
                         Some(t) if t.starts_with('/') => t.clone(),
                         Some(t) => format!("{default_dir}{t}"),

@@ -131,7 +131,8 @@ pub(super) fn parse_env_file(bytes: &[u8]) -> Result<Vec<(String, String)>, (usi
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let (key, value) =
-            line.split_once('=').ok_or_else(|| (i + 1, format!("{line:?} has no '='")))?;
+            // The line is not quoted back: it may hold a secret value.
+            line.split_once('=').ok_or_else(|| (i + 1, "the line has no '='".to_string()))?;
         let value = value.trim();
         let value = ['"', '\'']
             .iter()
