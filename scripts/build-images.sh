@@ -14,6 +14,10 @@
 #   gitfleet/api:1      httpd on :80 ("gitfleet api v1") with a HEALTHCHECK that passes while
 #                       /www/healthy exists (busybox wget http://127.0.0.1/healthy); make it fail
 #                       with `docker exec <c> rm /www/healthy`, heal with `touch /www/healthy`
+#   gitfleet/whoami:1   httpd on :80 whose `/` is a CGI answering `<hostname> v1 <METHOD> <body>`
+#   gitfleet/whoami:2   the same, answering `... v2 ...` (the router tests' replicas).
+#                       `?sleep=N` answers after N seconds; with /tmp/unhealthy present it
+#                       answers 503; each POST body is appended to /log/posts when /log exists
 #   gitfleet/db:1       appends `date` to /data/log every 5 s, forever
 #   gitfleet/exits:1    exits with code 3 after one second
 #
@@ -116,6 +120,34 @@ CMD ["sh", "-c", "trap 'exit 0' TERM INT; httpd -f -p 80 -h /www & wait"]
 EOF
 stamp "$d"
 build gitfleet/api:1 "$d"
+
+# --- whoami:1, whoami:2: replicas that say who they are (busybox httpd runs
+# /cgi-bin/index.cgi for `/` when there is no index.html) -----------------------------------
+for version in 1 2; do
+    d="$ctx/whoami$version"
+    mkdir -p "$d/www/cgi-bin"
+    cat >"$d/www/cgi-bin/index.cgi" <<EOF
+#!/bin/sh
+case "\$QUERY_STRING" in sleep=*) sleep "\${QUERY_STRING#sleep=}" ;; esac
+if [ -e /tmp/unhealthy ]; then printf 'Status: 503 Unhealthy\\r\\n\\r\\n'; exit 0; fi
+body=""
+if [ "\$REQUEST_METHOD" = POST ] && [ -n "\$CONTENT_LENGTH" ]; then
+    read -r -n "\$CONTENT_LENGTH" body
+    if [ -d /log ]; then echo "\$body \$(hostname)" >>/log/posts; fi
+fi
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+echo "\$(hostname) v$version \$REQUEST_METHOD \$body"
+EOF
+    chmod 755 "$d/www/cgi-bin/index.cgi"
+    cat >"$d/Dockerfile" <<'EOF'
+FROM gitfleet/busybox:1
+COPY www/ /www/
+EXPOSE 80
+CMD ["sh", "-c", "trap 'exit 0' TERM INT; httpd -f -p 80 -h /www & wait"]
+EOF
+    stamp "$d"
+    build "gitfleet/whoami:$version" "$d"
+done
 
 # --- db:1 ------------------------------------------------------------------------------------
 d="$ctx/db1"

@@ -1,95 +1,91 @@
 #!/usr/bin/env bash
-# The main job, end to end on one machine (as root, Debian): two real Docker hosts in network
+# The GitOps loop on one machine (as root, Debian): two real Docker hosts in network
 # namespaces at the addresses example-repo/fleet.yaml names (10.250.1.2 and 10.250.2.2), the
-# example images built in them, then `gitfleet validate`, `plan` and `apply` on example-repo/.
-# A container you started by hand (unlabelled) is shown to be left alone; a stale labelled one
-# is planned for removal and removed; a second apply has nothing to do. Everything it started is stopped on exit, by pid and by name.
+# example images built in them, a local Git repository made from example-repo/, and
+# `gitfleet run` following it, with the status page on http://127.0.0.1:8080.
 #
-#   bash scripts/demo.sh            # keep the hosts running with KEEP_HOSTS=1
+#   bash scripts/demo.sh          # Ctrl-C stops gitfleet and the hosts
+#   GITFLEET_DEMO_DEBUG=1 bash scripts/demo.sh   # a debug build: quicker to build
+#   GITFLEET_DEMO_LISTEN=127.0.0.1:18080 bash scripts/demo.sh   # the page elsewhere
+#
+# Ctrl-C (or SIGTERM) stops gitfleet and everything this script started (the two dockerd
+# and their namespaces, by pid and by name), and nothing else. The repository stays in
+# /tmp/gitfleet-demo/fleet for you to look at. `scripts/walkthrough.sh` shows validate, plan
+# and apply one command at a time instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bash scripts/install-deps.sh
-cargo build --release --quiet
-gitfleet="$root/target/release/gitfleet"
+if [[ ${GITFLEET_DEMO_DEBUG:-0} == 1 ]]; then
+    cargo build --quiet
+    gitfleet="$root/target/debug/gitfleet"
+else
+    cargo build --release --quiet
+    gitfleet="$root/target/release/gitfleet"
+fi
 export DOCKER_API_VERSION=1.41
 work=/tmp/gitfleet-demo
-hosts=(a b)
+listen=${GITFLEET_DEMO_LISTEN:-127.0.0.1:8080}
 
-stop_hosts() {
-    for i in 1 2; do
-        local name=${hosts[$((i - 1))]}
-        local dir="$work/$name"
-        if [[ -f $dir/docker.pid ]]; then
-            local pid
-            pid=$(cat "$dir/docker.pid")
-            kill "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        fi
-        ip netns del "gfdemo-$name" 2>/dev/null || true
-        ip link del "gfdemo-$name-o" 2>/dev/null || true
-        ip route del unreachable "10.250.$i.0/24" metric 4000 2>/dev/null || true
-        umount "$dir/exec" "$dir/data" 2>/dev/null || true
-    done
-    # The hosts' data goes with them: the demo starts from empty hosts every time.
-    [[ -d $work ]] && find "$work" -mindepth 1 -maxdepth 1 -name '[ab]' -exec rm -rf {} + 2>/dev/null || true
-}
+source scripts/demo-hosts.sh
 
-start_host() {
-    local i=$1 name=$2
-    local dir="$work/$2"
-    mkdir -p "$dir"
-    echo '{}' >"$dir/daemon.json"
-    # A fallback route first, so traffic for the namespace's subnet never leaves the machine.
-    ip route add unreachable "10.250.$i.0/24" metric 4000
-    ip netns add "gfdemo-$name"
-    ip link add "gfdemo-$name-o" type veth peer name "gfdemo-$name-i"
-    ip link set "gfdemo-$name-i" netns "gfdemo-$name"
-    ip addr add "10.250.$i.1/24" dev "gfdemo-$name-o"
-    ip link set "gfdemo-$name-o" up
-    ip -n "gfdemo-$name" addr add "10.250.$i.2/24" dev "gfdemo-$name-i"
-    ip -n "gfdemo-$name" link set "gfdemo-$name-i" up
-    ip -n "gfdemo-$name" link set lo up
-    # nsenter, not `ip netns exec`: the latter remounts /sys and dockerd then fails.
-    nsenter --net="/var/run/netns/gfdemo-$name" dockerd --config-file="$dir/daemon.json" \
-        --host="unix://$dir/docker.sock" --host="tcp://10.250.$i.2:2375" --tls=false \
-        --data-root="$dir/data" --exec-root="$dir/exec" --pidfile="$dir/docker.pid" \
-        --shutdown-timeout=1 >"$dir/dockerd.log" 2>&1 &
+gitfleet_pid=
+cleanup() {
+    trap - EXIT INT TERM
+    if [[ -n $gitfleet_pid ]] && kill -0 "$gitfleet_pid" 2>/dev/null; then
+        kill -TERM "$gitfleet_pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$gitfleet_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$gitfleet_pid" 2>/dev/null || true
+    fi
+    echo
+    echo "== stopping the hosts"
+    stop_hosts
 }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 stop_hosts
-if [[ ${KEEP_HOSTS:-0} != 1 ]]; then trap stop_hosts EXIT; fi
-echo "== starting Docker hosts a (10.250.1.2) and b (10.250.2.2)"
-start_host 1 a
-start_host 2 b
-for name in a b; do
-    for _ in $(seq 100); do
-        docker -H "unix://$work/$name/docker.sock" version >/dev/null 2>&1 && break
-        sleep 0.2
-    done
-    bash scripts/build-images.sh "unix://$work/$name/docker.sock" >/dev/null
+start_hosts
+
+echo "== a Git repository made from example-repo/: $work/fleet"
+rm -rf "$work/fleet" "$work/cache"
+mkdir -p "$work"
+cp -r example-repo "$work/fleet"
+git -C "$work/fleet" init -q -b main
+git -C "$work/fleet" add -A
+git -C "$work/fleet" -c user.name=demo -c user.email=demo@example.invalid commit -q -m "The example fleet"
+
+echo "== gitfleet run on it, the status page on http://$listen"
+"$gitfleet" run --repo "$work/fleet" --branch main --listen "$listen" \
+    --cache-dir "$work/cache" --resync-interval 30s >"$work/gitfleet.log" 2>&1 &
+gitfleet_pid=$!
+for _ in $(seq 300); do
+    if ! kill -0 "$gitfleet_pid" 2>/dev/null; then
+        echo "gitfleet run stopped; its log:" >&2
+        cat "$work/gitfleet.log" >&2
+        exit 1
+    fi
+    "$gitfleet" status --server "http://$listen" 2>/dev/null | grep -q '^deployed   [0-9a-f]' && break
+    sleep 0.5
 done
+"$gitfleet" status --server "http://$listen" || true
 
-echo "== gitfleet validate example-repo"
-"$gitfleet" validate example-repo
+cat <<EOT
 
-echo "== a container of yours on host a (no gitfleet label), and a stale gitfleet one"
-docker -H "unix://$work/a/docker.sock" run -d --name my-own-web gitfleet/web:1 >/dev/null
-docker -H "unix://$work/a/docker.sock" run -d --name shop-old-1 \
-    --label io.gitfleet.fleet=example --label io.gitfleet.app=shop \
-    --label io.gitfleet.service=old --label io.gitfleet.replica=1 gitfleet/web:1 >/dev/null
+gitfleet is running: open http://$listen (its log: $work/gitfleet.log).
+Things to try, in another terminal (the page follows live):
 
-echo "== gitfleet plan example-repo"
-"$gitfleet" plan example-repo || true
-echo "== the same plan as a pull-request comment would show it"
-"$gitfleet" plan example-repo --format markdown || true
+  cd $work/fleet
+  # scale the web front end: edit replicas, commit, watch the page
+  sed -i 's/replicas: 2/replicas: 1/' apps/shop/compose.yaml && git commit -qam "Scale web to 1"
+  # remove a replica by hand: gitfleet puts it back within a second
+  docker -H unix://$work/b/docker.sock rm -f shop-web-1
+  # break a file: the error shows with its file:line:col, nothing changes on the hosts
+  sed -i 's|^    image: gitfleet/api:1|&\n    build: .|' apps/shop/compose.yaml && git commit -qam "Broken on purpose"
+  git revert --no-edit HEAD     # and back
+  $gitfleet status              # the same picture in the terminal
 
-echo "== gitfleet apply example-repo --yes"
-"$gitfleet" apply example-repo --yes
-echo "== what runs now"
-for name in a b; do
-    docker -H "unix://$work/$name/docker.sock" ps -a --format "host $name: {{.Names}}\t{{.Status}}"
-done
-echo "== the web front end through host a's published port: $(wget -qO- -T 2 http://10.250.1.2:8080/ 2>/dev/null || busybox wget -qO- -T 2 http://10.250.1.2:8080/)"
-echo "== gitfleet apply again: nothing to do"
-"$gitfleet" apply example-repo --yes
+Ctrl-C stops gitfleet and the two hosts.
+EOT
+wait "$gitfleet_pid"

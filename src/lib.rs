@@ -16,15 +16,21 @@
 //!   signature checks in constant time, payloads read into a `Hook` handed to a sink.
 //! * [`forge`]: the pull-request plan preview: its markdown comment (pure) and the GitHub,
 //!   GitLab and Gitea / Forgejo APIs that keep one such comment per pull request up to date.
+//! * [`leader`]: high availability: leadership through an etcd lease (election, keep-alive on
+//!   the boot clock, the fence each mutating batch passes), so only one instance applies.
 //! * [`controller`]: `gitfleet run`'s reconcile loop: triggers, host liveness and failover,
 //!   crash-loop backoff, the state the status and the web layer read.
+//! * [`web`]: the read-only status page, `/api/status`, live updates (server-sent events),
+//!   `/metrics` and health, from the controller's status snapshots; the hardened HTTP server.
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants
 //!
 //! * `model` and `diff` perform no I/O; everything that touches the world sits around them.
 //! * Only objects that carry this fleet's `io.gitfleet.fleet` label are ever planned for change.
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: the one exception is git::deadline, which sets libgit2's socket
+// timeouts (git2 offers them only as `unsafe fn`s).
+#![deny(unsafe_code)]
 
 pub mod apply;
 pub mod cli;
@@ -33,5 +39,8 @@ pub mod diff;
 pub mod forge;
 pub mod git;
 pub mod hosts;
+pub mod leader;
 pub mod model;
+pub mod router;
+pub mod web;
 pub mod webhook;

@@ -101,6 +101,7 @@ pub fn service(app: &str, s: usize) -> Service {
         stop_grace_period_ms: Some(10_000),
         stop_signal: None,
         hostname: None,
+        extra_hosts: Vec::new(),
         pull_policy: None,
         deploy: Deploy {
             replicas: REPLICAS,

@@ -17,7 +17,17 @@ pub struct DockerEngine {
     clients: BTreeMap<String, Result<Docker, String>>,
     /// Docker's `config.json` (`auths`), for pulls from private registries.
     registry_config: Option<serde_json::Value>,
+    /// The leadership epoch, labelled on what is created (`io.gitfleet.epoch`).
+    epoch: Option<i64>,
+    /// Asked right before every mutating call (see [`DockerEngine::fenced`]).
+    gate: Option<Gate>,
 }
+
+/// Asked right before every mutating Docker call: `Err(why)` refuses the call. With high
+/// availability, the leader's own-clock deadline (no etcd round trip: a local clock read), so
+/// that a process frozen between a passed leadership check and its call does not write once
+/// it wakes after its term.
+pub type Gate = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl DockerEngine {
     /// Connects to every host concurrently, each bounded by `timeout`.
@@ -28,19 +38,55 @@ impl DockerEngine {
             (host.name.clone(), client)
         }))
         .await;
-        DockerEngine { clients: connections.into_iter().collect(), registry_config: None }
+        DockerEngine {
+            clients: connections.into_iter().collect(),
+            registry_config: None,
+            epoch: None,
+            gate: None,
+        }
     }
 
     /// Uses clients already connected (from [`hosts::Pool::observe_all`]); a host given as
     /// `Err(reason)` is lost from the start.
     pub fn from_clients(clients: BTreeMap<String, Result<Docker, String>>) -> Self {
-        DockerEngine { clients, registry_config: None }
+        DockerEngine { clients, registry_config: None, epoch: None, gate: None }
     }
 
     /// Uses Docker's `config.json` (its `auths`) for registry credentials.
     pub fn with_registry_config(mut self, config: serde_json::Value) -> Self {
         self.registry_config = Some(config);
         self
+    }
+
+    /// Writes for leadership epoch `epoch`: labels what it creates with it (outside the spec
+    /// hash) and asks `gate` right before every mutating call.
+    pub fn fenced(mut self, epoch: i64, gate: Gate) -> Self {
+        self.epoch = Some(epoch);
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The gate's answer before a mutating call.
+    fn may_write(&self) -> EngineResult<()> {
+        match &self.gate {
+            Some(gate) => gate().map_err(EngineError::new),
+            None => Ok(()),
+        }
+    }
+
+    /// `labels`, with the epoch label when there is an epoch.
+    fn labelled<'a>(
+        &self,
+        labels: &'a BTreeMap<String, String>,
+    ) -> std::borrow::Cow<'a, BTreeMap<String, String>> {
+        match self.epoch {
+            None => std::borrow::Cow::Borrowed(labels),
+            Some(epoch) => {
+                let mut labels = labels.clone();
+                labels.insert(crate::diff::labels::EPOCH.to_string(), epoch.to_string());
+                std::borrow::Cow::Owned(labels)
+            }
+        }
     }
 
     fn client(&self, host: &str) -> EngineResult<&Docker> {
@@ -75,11 +121,12 @@ impl Engine for DockerEngine {
         object: &DesiredObject,
         labels: &BTreeMap<String, String>,
     ) -> EngineResult<()> {
+        self.may_write()?;
         let docker = self.client(host)?;
         hosts::ensure_network(
             docker,
             &object.name,
-            labels,
+            &self.labelled(labels),
             object.driver.as_deref(),
             object.internal,
         )
@@ -94,13 +141,15 @@ impl Engine for DockerEngine {
         object: &DesiredObject,
         labels: &BTreeMap<String, String>,
     ) -> EngineResult<()> {
+        self.may_write()?;
         let docker = self.client(host)?;
-        hosts::ensure_volume(docker, &object.name, labels, object.driver.as_deref())
+        hosts::ensure_volume(docker, &object.name, &self.labelled(labels), object.driver.as_deref())
             .await
             .map_err(engine_error)
     }
 
     async fn ensure_image(&self, host: &str, image: &str, policy: PullPolicy) -> EngineResult<()> {
+        self.may_write()?;
         let docker = self.client(host)?;
         let present = hosts::image_present(docker, image).await.map_err(engine_error)?;
         match policy {
@@ -122,23 +171,30 @@ impl Engine for DockerEngine {
         labels: &BTreeMap<String, String>,
         files: &[FileToDeliver],
     ) -> EngineResult<String> {
+        self.may_write()?;
         let docker = self.client(host)?;
-        hosts::create_container(docker, name, spec, labels, files).await.map_err(engine_error)
+        hosts::create_container(docker, name, spec, &self.labelled(labels), files)
+            .await
+            .map_err(engine_error)
     }
 
     async fn start(&self, host: &str, id: &str) -> EngineResult<()> {
+        self.may_write()?;
         hosts::start_container(self.client(host)?, id).await.map_err(engine_error)
     }
 
     async fn stop(&self, host: &str, id: &str, grace: Duration) -> EngineResult<()> {
+        self.may_write()?;
         hosts::stop_container(self.client(host)?, id, grace).await.map_err(engine_error)
     }
 
     async fn remove(&self, host: &str, id: &str) -> EngineResult<()> {
+        self.may_write()?;
         hosts::remove_container(self.client(host)?, id).await.map_err(engine_error)
     }
 
     async fn rename(&self, host: &str, id: &str, name: &str) -> EngineResult<()> {
+        self.may_write()?;
         hosts::rename_container(self.client(host)?, id, name).await.map_err(engine_error)
     }
 
@@ -151,6 +207,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_network(&self, host: &str, id: &str) -> EngineResult<()> {
+        self.may_write()?;
         hosts::remove_network(self.client(host)?, id).await.map_err(engine_error)
     }
 }

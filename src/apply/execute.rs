@@ -24,7 +24,7 @@
 //! replica (the better one is kept, the other removed as a duplicate). Planning again and
 //! applying converges.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -73,6 +73,31 @@ pub enum EventKind {
     Done,
     Failed,
     Info,
+    /// A failed replica's last log lines (at most [`LOG_LINES`] lines, [`LOG_BYTES`] bytes):
+    /// for people watching, never part of a failure's text.
+    Logs,
+}
+
+/// How many of a failed replica's last log lines are shown.
+pub const LOG_LINES: usize = 20;
+/// At most this many bytes of them (the end is kept).
+pub const LOG_BYTES: usize = 2048;
+
+/// The end of `logs`, at most [`LOG_BYTES`] bytes, cut at a line (or character) boundary.
+pub fn cap_logs(logs: &str) -> &str {
+    let logs = logs.trim_end();
+    if logs.len() <= LOG_BYTES {
+        return logs;
+    }
+    let mut start = logs.len() - LOG_BYTES;
+    while !logs.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &logs[start..];
+    match tail.find('\n') {
+        Some(newline) if newline + 1 < tail.len() => &tail[newline + 1..],
+        _ => tail,
+    }
 }
 
 /// What the apply did on each host.
@@ -81,6 +106,10 @@ pub struct Report {
     pub hosts: BTreeMap<String, HostReport>,
     /// Set when the guard stopped the apply at a step boundary: why.
     pub stopped: Option<String>,
+    /// Services (`app/service`) whose update failed its health gate and was rolled back: the
+    /// only failures that make a revision bad. Others (a pull refused, an API error, a host
+    /// lost) are worth retrying.
+    pub rolled_back: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,6 +149,8 @@ pub async fn execute<E: Engine, G: Guard>(
         engine,
         guard,
         stopped: Mutex::new(None),
+        unhealthy: Mutex::default(),
+        rolled_back: Mutex::default(),
         model,
         plan,
         options,
@@ -143,6 +174,7 @@ pub async fn execute<E: Engine, G: Guard>(
     Report {
         hosts: run.report.into_inner().unwrap_or_else(|e| e.into_inner()),
         stopped: run.stopped.into_inner().unwrap_or_else(|e| e.into_inner()),
+        rolled_back: run.rolled_back.into_inner().unwrap_or_else(|e| e.into_inner()),
     }
 }
 
@@ -151,6 +183,10 @@ struct Run<'a, E, G> {
     guard: &'a G,
     /// Why the guard stopped the apply, once it did.
     stopped: Mutex<Option<String>>,
+    /// Replicas (`app/service`) whose new container failed its health gate.
+    unhealthy: Mutex<BTreeSet<String>>,
+    /// Services rolled back after a failed health gate.
+    rolled_back: Mutex<BTreeSet<String>>,
     model: &'a Model,
     plan: &'a Plan,
     options: &'a Options,
@@ -263,6 +299,11 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
                 self.emit(host, EventKind::Done, what.to_string());
             }
             Err(_) if self.lost(host) => self.skip(host),
+            // Stopped (shutdown) while waiting for a replica: undone, not failed.
+            Err(_) if self.is_stopped() => {
+                self.skip(host);
+                self.emit(host, EventKind::Info, format!("{what}: not done (apply stopped)"));
+            }
             Err(error) => {
                 let failure = format!("{what}: {error}");
                 self.with_report(host, |r| r.failures.push(failure.clone()));
@@ -296,10 +337,12 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
         match step {
             Step::CreateNetwork { app, key, network, .. } => {
                 let labels = labels::for_object(fleet, app, key, &network.labels);
+                let labels = labels::with_repository(labels, self.plan.repository.as_deref());
                 self.op(host, self.engine.ensure_network(host, network, &labels)).await
             }
             Step::CreateVolume { app, key, volume, .. } => {
                 let labels = labels::for_object(fleet, app, key, &volume.labels);
+                let labels = labels::with_repository(labels, self.plan.repository.as_deref());
                 self.op(host, self.engine.ensure_volume(host, volume, &labels)).await
             }
             Step::PullImage { image, policy, .. } => {
@@ -365,6 +408,12 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
                     Err(_) => failed = true,
                 }
             }
+            if failed && self.is_stopped() {
+                // Stopped mid-batch: the replicas replaced so far stand, the rest were put
+                // back as they were; nothing more is started.
+                self.skip_remaining(service, i + 1, count, "stopped");
+                break;
+            }
             if failed {
                 match update.failure_action {
                     FailureAction::Continue => {}
@@ -373,6 +422,10 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
                         break;
                     }
                     FailureAction::Rollback => {
+                        let key = format!("{}/{}", service.app, service.service);
+                        if self.unhealthy.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+                            self.rolled_back.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                        }
                         self.skip_remaining(service, i + 1, count, "rolled back");
                         // Back in batches by `rollback_config`, most recent first.
                         replaced.reverse();
@@ -446,6 +499,7 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
             &container.spec_hash,
             self.plan.revision.as_deref(),
         );
+        let labels = labels::with_repository(labels, self.plan.repository.as_deref());
         // Create and start under one permit, so a container starts as soon as it exists
         // rather than after every other create queued on the host.
         let (id, started) = {
@@ -456,7 +510,16 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
             (id, started)
         };
         let up = match started {
-            Ok(()) => self.wait_ready(host, &id, &container.name, healthy, monitor).await,
+            Ok(()) => {
+                let ready = self.wait_ready(host, &id, &container.name, healthy, monitor).await;
+                if ready.is_err() && !self.is_stopped() && !self.lost(host) {
+                    self.unhealthy
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(format!("{}/{}", replica.app, replica.service));
+                }
+                ready
+            }
             Err(error) => Err(error),
         };
         if let Err(error) = up {
@@ -507,6 +570,8 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
             new_id,
         };
         // Two containers cannot publish the same host port: such replicas update stop-first.
+        // Ports Docker chooses (`published: None`, as routed services' route ports are) never
+        // clash, so those replicas may start first.
         let publishes = container.spec.ports.iter().any(|p| p.published.is_some());
         if order == UpdateOrder::StartFirst && !publishes {
             let hash = &container.spec_hash[..8.min(container.spec_hash.len())];
@@ -562,7 +627,8 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
     }
 
     /// Waits until the container runs (and, with a health check and `healthy`, is healthy),
-    /// then watches it for `monitor`. A failure names the exit code and the last log lines.
+    /// then watches it for `monitor`. A failure names the exit code or the health; the last
+    /// log lines go out as an [`EventKind::Logs`] event.
     async fn wait_ready(
         &self,
         host: &str,
@@ -587,17 +653,37 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
                     self.options.health_timeout
                 ));
             }
-            sleep(self.options.poll).await;
+            self.pause(self.options.poll, name).await?;
         }
         let watch_until = Instant::now() + monitor;
         while Instant::now() < watch_until {
-            sleep(self.options.poll.min(watch_until - Instant::now())).await;
+            self.pause(self.options.poll.min(watch_until - Instant::now()), name).await?;
             let status = self.op(host, self.engine.status(host, id)).await?;
             if let Some(problem) = self.problem(host, id, name, &status).await {
                 return Err(problem);
             }
         }
         Ok(())
+    }
+
+    /// Sleeps `wait` during a health wait, unless the guard says stop first: then the apply
+    /// is marked stopped and the wait ends with an error the caller undoes like a failed
+    /// health gate (but [`Run::finished`] does not count it as a failure).
+    async fn pause(&self, wait: Duration, name: &str) -> Result<(), String> {
+        tokio::select! {
+            _ = sleep(wait) => Ok(()),
+            why = self.guard.stopped() => {
+                self.stopped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert_with(|| why.clone());
+                Err(format!("stopped while waiting for {name} to be ready: {why}"))
+            }
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     async fn problem(
@@ -617,13 +703,12 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
             }
             _ => return None,
         };
-        let logs = self.op(host, self.engine.logs(host, id, 10)).await.unwrap_or_default();
-        let logs = logs.trim_end();
-        Some(if logs.is_empty() {
-            format!("{name} {what}")
-        } else {
-            format!("{name} {what}; last log lines:\n{logs}")
-        })
+        let logs = self.op(host, self.engine.logs(host, id, LOG_LINES)).await.unwrap_or_default();
+        let logs = cap_logs(&logs);
+        if !logs.is_empty() {
+            self.emit(host, EventKind::Logs, format!("{name} last log lines:\n{logs}"));
+        }
+        Some(format!("{name} {what}"))
     }
 
     /// The config and secret files of a replica, from the model the plan was made from.
@@ -684,6 +769,8 @@ mod tests {
         calls: Mutex<Vec<String>>,
         images: Mutex<BTreeMap<String, String>>,
         unhealthy: Vec<String>,
+        /// Images whose containers stay `starting` forever.
+        starting: Vec<String>,
     }
 
     impl FakeEngine {
@@ -750,7 +837,13 @@ mod tests {
         async fn status(&self, _: &str, id: &str) -> EngineResult<ContainerStatus> {
             let image = self.images.lock().unwrap().get(id).cloned().unwrap_or_default();
             let sick = self.unhealthy.contains(&image) || self.unhealthy.iter().any(|u| u == id);
-            let health = if sick { Health::Unhealthy } else { Health::Healthy };
+            let health = if sick {
+                Health::Unhealthy
+            } else if self.starting.contains(&image) {
+                Health::Starting
+            } else {
+                Health::Healthy
+            };
             Ok(ContainerStatus {
                 running: true,
                 state: "running".into(),
@@ -796,6 +889,15 @@ mod tests {
 
     /// Runs v1 → v2 where the containers named (by image or id) in `unhealthy` fail.
     fn update_with_unhealthy(failure_action: &str, unhealthy: &str) -> (Vec<String>, Report) {
+        let (calls, report, _) = update_with_unhealthy_events(failure_action, unhealthy);
+        (calls, report)
+    }
+
+    /// [`update_with_unhealthy`], with the events the apply emitted.
+    fn update_with_unhealthy_events(
+        failure_action: &str,
+        unhealthy: &str,
+    ) -> (Vec<String>, Report, Vec<Event>) {
         let empty = Observed {
             hosts: BTreeMap::from([(
                 "a".to_string(),
@@ -809,9 +911,11 @@ mod tests {
         let engine = FakeEngine { unhealthy: vec![unhealthy.into()], ..FakeEngine::default() };
         let options = Options { poll: Duration::from_millis(1), ..Options::default() };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let report =
-            runtime.block_on(execute(&engine, &Unguarded, &v2, &update, &options, &|_| {}));
-        (engine.calls(), report)
+        let events = std::sync::Mutex::new(Vec::new());
+        let report = runtime.block_on(execute(&engine, &Unguarded, &v2, &update, &options, &|e| {
+            events.lock().unwrap().push(e)
+        }));
+        (engine.calls(), report, events.into_inner().unwrap())
     }
 
     #[test]
@@ -836,11 +940,78 @@ mod tests {
         let host = &report.hosts["a"];
         assert_eq!(host.skipped, 1);
         assert_eq!(host.failures.len(), 1);
-        assert!(
-            host.failures[0].contains("shop-web-1 is unhealthy; last log lines:\nboom"),
-            "{host:?}"
-        );
+        assert!(host.failures[0].contains("shop-web-1 is unhealthy"), "{host:?}");
         assert!(!report.converged());
+        assert_eq!(report.rolled_back, BTreeSet::from(["shop/web".to_string()]));
+    }
+
+    #[test]
+    fn a_failed_replicas_logs_are_an_event_never_part_of_the_failure() {
+        let (_, report, events) = update_with_unhealthy_events("rollback", "web:2");
+        let failure = &report.hosts["a"].failures[0];
+        assert!(!failure.contains("boom"), "logs stay out of failures: {failure}");
+        let logs: Vec<&Event> = events.iter().filter(|e| e.kind == EventKind::Logs).collect();
+        assert_eq!(logs.len(), 1, "{events:#?}");
+        assert_eq!(logs[0].text, "shop-web-1 last log lines:\nboom");
+    }
+
+    #[test]
+    fn a_shutdown_during_a_health_wait_puts_the_old_replica_back_and_fails_nothing() {
+        let empty = Observed {
+            hosts: BTreeMap::from([(
+                "a".to_string(),
+                HostObservation::Reachable(HostState::default()),
+            )]),
+        };
+        let v1 = model(&app("web:1", "rollback"));
+        let running = apply_plan(&empty, &plan(&Desired::new(&v1, &empty, None), &empty));
+        let v2 = model(&app("web:2", "rollback"));
+        let update = plan(&Desired::new(&v2, &running, None), &running);
+        let engine = FakeEngine { starting: vec!["web:2".into()], ..FakeEngine::default() };
+        // The health timeout is far away: only the token can end the wait.
+        let options = Options {
+            poll: Duration::from_millis(100),
+            health_timeout: Duration::from_secs(3600),
+            ..Options::default()
+        };
+        let token = tokio_util::sync::CancellationToken::new();
+        let guard = crate::apply::CancelGuard(token.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let started = runtime.block_on(async { Instant::now() });
+        let report = runtime.block_on(async {
+            tokio::spawn(async move {
+                sleep(Duration::from_secs(5)).await;
+                token.cancel();
+            });
+            execute(&engine, &guard, &v2, &update, &options, &|_| {}).await
+        });
+        let waited = runtime.block_on(async { Instant::now() }) - started;
+        assert!(waited < Duration::from_secs(6), "the wait ended with the token: {waited:?}");
+        let calls = engine.calls();
+        assert!(report.stopped.is_some(), "{report:?}");
+        let host = &report.hosts["a"];
+        assert!(host.failures.is_empty(), "a stop is no failure: {host:?}");
+        assert!(report.rolled_back.is_empty(), "a stop rolls nothing back: {report:?}");
+        assert!(calls.contains(&"a: remove new-shop-web-1".to_string()), "{calls:#?}");
+        let last = calls.last().unwrap();
+        assert!(last.starts_with("a: start ctr-shop-web-1-"), "old one back: {calls:#?}");
+        assert!(!calls.iter().any(|c| c.contains("shop-web-2")), "{calls:#?}");
+    }
+
+    #[test]
+    fn logs_are_capped_at_the_end_on_a_line_boundary() {
+        assert_eq!(cap_logs("a\nb\n\n"), "a\nb");
+        let long: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let capped = cap_logs(&long);
+        assert!(capped.len() <= LOG_BYTES);
+        assert!(capped.starts_with("line "), "{capped:.20}");
+        assert!(capped.ends_with("line 999"));
+        let wide = "é".repeat(3000);
+        assert!(cap_logs(&wide).len() <= LOG_BYTES);
     }
 
     #[test]
@@ -866,6 +1037,7 @@ mod tests {
         assert!(calls.iter().any(|c| c == "a: create shop-web-2"), "{calls:#?}");
         assert_eq!(report.hosts["a"].failures.len(), 2);
         assert_eq!(report.hosts["a"].skipped, 0);
+        assert!(report.rolled_back.is_empty(), "nothing rolled back: {report:?}");
     }
 
     /// Records its hooks in the engine's call log; refuses once `stop_after` is in the log

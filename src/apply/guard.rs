@@ -37,6 +37,13 @@ pub trait Guard: Send + Sync {
         container_id: &str,
         replica: &ReplicaKey,
     ) -> impl Future<Output = ()> + Send;
+    /// Resolves (with why) once the apply should stop: health waits select on it, so a
+    /// shutdown does not wait out a health timeout. The new replica being waited for is
+    /// removed and the one it replaces is back, as after a failed health gate, but nothing
+    /// counts as failed. Default: never.
+    fn stopped(&self) -> impl Future<Output = String> + Send {
+        std::future::pending()
+    }
 }
 
 /// Always goes on; no hooks (the CLI's `gitfleet apply`, tests).
@@ -66,4 +73,8 @@ impl Guard for CancelGuard {
     }
     async fn before_stop(&self, _: &str, _: &str, _: &ReplicaKey) {}
     async fn after_ready(&self, _: &str, _: &str, _: &ReplicaKey) {}
+    async fn stopped(&self) -> String {
+        self.0.cancelled().await;
+        "the apply was stopped (shutting down)".into()
+    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::pipeline::{load_or_report, observe_and_plan};
+use super::pipeline::{load_or_report, observe_and_plan_for};
 use super::source::SourceArgs;
 use crate::apply::docker::DockerEngine;
 use crate::apply::{self, EventKind, Options};
@@ -92,7 +92,8 @@ async fn apply_model(
     revision: Option<String>,
     reviewed: Option<Plan>,
 ) -> anyhow::Result<i32> {
-    let (plan, clients) = observe_and_plan(&model, revision).await;
+    let repository = Some(args.source.repository_id());
+    let (plan, clients) = observe_and_plan_for(&model, revision, repository).await;
     if let Some(reviewed) = &reviewed {
         let moved: Vec<&str> = plan
             .hosts
@@ -113,7 +114,9 @@ async fn apply_model(
         eprintln!("error: {refused}");
         return Ok(1);
     }
-    let incomplete = plan.summary.unreachable_hosts > 0 || plan.summary.unplaced > 0;
+    let incomplete = plan.summary.unreachable_hosts > 0
+        || plan.summary.unplaced > 0
+        || plan.summary.refused_hosts > 0;
     if plan.summary.is_empty() {
         println!("Nothing to do.");
         return Ok(if incomplete { 2 } else { 0 });
@@ -195,13 +198,14 @@ impl Progress {
             EventKind::Done => "ok  ",
             EventKind::Failed => "FAIL",
             EventKind::Info => "    ",
+            EventKind::Logs => "log ",
         };
         let line = format!("[{}] {mark} {}", event.host, event.text);
         match &self.bars {
             None => println!("{line}"),
             Some((multi, bars)) => {
                 if let Some(bar) = bars.get(&event.host) {
-                    if event.kind != EventKind::Info {
+                    if matches!(event.kind, EventKind::Done | EventKind::Failed) {
                         bar.inc(1);
                     }
                     bar.set_message(event.text.lines().next().unwrap_or_default().to_string());

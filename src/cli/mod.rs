@@ -7,8 +7,10 @@
 mod apply;
 mod pipeline;
 mod plan;
+mod router;
 mod run;
 mod source;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,6 +44,11 @@ enum Command {
     /// webhooks, file-system notifications and Docker events; post plan previews on pull
     /// requests; write status to a status branch.
     Run(Box<run::Args>),
+    /// A running controller's status in the terminal (from its /api/status).
+    Status(status::Args),
+    /// The router alone with a static route table from a file (benchmarks, trials).
+    #[command(hide = true)]
+    RouterStatic(router::Args),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -53,6 +60,8 @@ pub fn main() -> i32 {
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Run(args) => run::run(*args),
+        Command::Status(args) => status::run(args),
+        Command::RouterStatic(args) => router::run(args),
     };
     match result {
         Ok(code) => code,
@@ -70,5 +79,43 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// `examples/gitfleet.service`'s ExecStart parses as a gitfleet command line.
+    #[test]
+    fn the_example_unit_starts_gitfleet_run() {
+        let unit = include_str!("../../examples/gitfleet.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("the unit has an ExecStart line");
+        let words = shell_words::split(exec).expect("ExecStart is a valid command line");
+        assert!(words[0].ends_with("/gitfleet"), "{words:?}");
+        let cli = Cli::try_parse_from(&words).unwrap_or_else(|e| panic!("{exec}: {e}"));
+        assert!(matches!(cli.command, Command::Run(_)), "{cli:?}");
+    }
+
+    #[test]
+    fn version_and_status_parse() {
+        let version = Cli::try_parse_from(["gitfleet", "--version"]).unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert!(version.to_string().contains(env!("CARGO_PKG_VERSION")));
+        let cli = Cli::try_parse_from([
+            "gitfleet",
+            "status",
+            "--server",
+            "http://h:1",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Status(_)));
     }
 }

@@ -1,7 +1,7 @@
 //! The steps `plan` and `apply` share: load the revision's model (or report why not), then
 //! observe every host and plan against what runs there.
 
-pub use crate::controller::observe_and_plan;
+pub use crate::controller::observe_and_plan_for;
 use crate::model::{self, LoadOptions, Model, SourceTree};
 
 /// The model of `tree`, or `None` after printing every diagnostic and `what_now` to stderr.

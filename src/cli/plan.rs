@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::ValueEnum;
 
-use super::pipeline::{load_or_report, observe_and_plan};
+use super::pipeline::{load_or_report, observe_and_plan_for};
 use super::source::SourceArgs;
 use crate::diff::render;
 
@@ -33,7 +33,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let what_now = "fix them, then plan again (see `gitfleet validate`).";
     let Some(model) = load_or_report(&loaded.tree, &loaded.options, what_now) else { return Ok(1) };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (plan, _) = runtime.block_on(observe_and_plan(&model, loaded.revision.map(|r| r.commit)));
+    let revision = loaded.revision.map(|r| r.commit);
+    let repository = Some(args.source.repository_id());
+    let (plan, _) = runtime.block_on(observe_and_plan_for(&model, revision, repository));
     if let Some(path) = &args.out {
         std::fs::write(path, render::json(&plan))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -50,6 +52,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if plan.refused.is_some() {
         return Ok(1);
     }
-    let complete = plan.summary.unreachable_hosts == 0 && plan.summary.unplaced == 0;
+    let complete = plan.summary.unreachable_hosts == 0
+        && plan.summary.unplaced == 0
+        && plan.summary.refused_hosts == 0;
     Ok(if complete { 0 } else { 2 })
 }

@@ -1,8 +1,9 @@
 //! `gitfleet run`: the controller. Settings come from flags, then `GITFLEET_*` environment
 //! variables (clap reads both), then the configuration file (`--config`, YAML, the same names
 //! in snake_case), then defaults. Every secret can also be read from a file, named by the
-//! `<NAME>_FILE` variable or the `<name>_file` key, so secrets stay out of the environment
-//! and the process list.
+//! `--<name>-file` flag, the `<NAME>_FILE` variable or the `<name>_file` key, so secrets stay
+//! out of the environment and the process list; a secret given as a flag's value is used, with
+//! a warning that other users of the machine can read it (`ps`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,15 @@ use serde::Deserialize;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::{Controller, Settings, http};
+use crate::controller::{Controller, Settings};
+use crate::controller::{Trigger, Triggers};
 use crate::forge::{ForgeClient, ForgeKind};
-use crate::git::Credentials;
+use crate::leader::{Elector, EtcdTls, LeaderSettings, Role, handoff};
 use crate::model::{LoadOptions, parse_identities};
+use crate::router::{self, Router};
+use crate::web;
 use crate::webhook::ReceiverSettings;
+use crate::webhook::{Hook, HookSink};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,9 +36,13 @@ pub struct Args {
     /// A YAML file with any of these settings (snake_case names, e.g. `poll_interval: 30s`).
     #[arg(long, env = "GITFLEET_CONFIG")]
     config: Option<PathBuf>,
-    /// Where the HTTP server (webhooks, /healthz, /api/status) listens.
+    /// Where the HTTP server (status page, /api/status, /metrics, health, and the webhooks
+    /// unless --hooks-listen is given) listens. Default 127.0.0.1:8080.
     #[arg(long, env = "GITFLEET_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Serve the webhooks (/hooks/*) on this address instead, apart from the page.
+    #[arg(long, env = "GITFLEET_HOOKS_LISTEN")]
+    hooks_listen: Option<SocketAddr>,
     /// The branch status commits go to.
     #[arg(long, env = "GITFLEET_STATUS_BRANCH")]
     status_branch: Option<String>,
@@ -52,36 +61,74 @@ pub struct Args {
     /// Where clones of remote repositories are kept.
     #[arg(long, env = "GITFLEET_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Give up a fetch or push that connects, answers or progresses nothing for this long.
+    /// Default 30s.
+    #[arg(long, env = "GITFLEET_GIT_TIMEOUT", value_parser = humantime::parse_duration)]
+    git_timeout: Option<Duration>,
     /// User name for https fetches with a token (default `git`), or for ssh (default `git`).
     #[arg(long, env = "GITFLEET_GIT_USERNAME")]
     git_username: Option<String>,
-    /// Token for https fetches and status pushes (or GITFLEET_GIT_TOKEN_FILE).
+    /// Token for https fetches and status pushes (visible in `ps`: prefer --git-token-file).
     #[arg(long, env = "GITFLEET_GIT_TOKEN", hide_env_values = true)]
     git_token: Option<String>,
+    /// A file holding --git-token (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(long, env = "GITFLEET_GIT_TOKEN_FILE", conflicts_with = "git_token")]
+    git_token_file: Option<PathBuf>,
     /// SSH private key for ssh URLs; without it, the ssh agent is asked.
     #[arg(long, env = "GITFLEET_GIT_SSH_KEY")]
     git_ssh_key: Option<PathBuf>,
-    /// Secret of the GitHub webhook (or ..._FILE); enables POST /hooks/github.
+    /// Secret of the GitHub webhook (visible in `ps`: prefer the -file form); enables POST /hooks/github.
     #[arg(long, env = "GITFLEET_WEBHOOK_GITHUB_SECRET", hide_env_values = true)]
     webhook_github_secret: Option<String>,
-    /// Token of the GitLab webhook (or ..._FILE); enables POST /hooks/gitlab.
+    /// A file holding --webhook-github-secret (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GITHUB_SECRET_FILE",
+        conflicts_with = "webhook_github_secret"
+    )]
+    webhook_github_secret_file: Option<PathBuf>,
+    /// Token of the GitLab webhook (visible in `ps`: prefer the -file form); enables POST /hooks/gitlab.
     #[arg(long, env = "GITFLEET_WEBHOOK_GITLAB_TOKEN", hide_env_values = true)]
     webhook_gitlab_token: Option<String>,
-    /// Secret of the Gitea / Forgejo webhook (or ..._FILE); enables POST /hooks/gitea.
+    /// A file holding --webhook-gitlab-token (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GITLAB_TOKEN_FILE",
+        conflicts_with = "webhook_gitlab_token"
+    )]
+    webhook_gitlab_token_file: Option<PathBuf>,
+    /// Secret of the Gitea / Forgejo webhook (visible in `ps`: prefer the -file form); enables POST /hooks/gitea.
     #[arg(long, env = "GITFLEET_WEBHOOK_GITEA_SECRET", hide_env_values = true)]
     webhook_gitea_secret: Option<String>,
-    /// Secret of the generic endpoint (or ..._FILE); enables POST /hooks/generic.
+    /// A file holding --webhook-gitea-secret (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GITEA_SECRET_FILE",
+        conflicts_with = "webhook_gitea_secret"
+    )]
+    webhook_gitea_secret_file: Option<PathBuf>,
+    /// Secret of the generic endpoint (visible in `ps`: prefer the -file form); enables POST /hooks/generic.
     #[arg(long, env = "GITFLEET_WEBHOOK_GENERIC_SECRET", hide_env_values = true)]
     webhook_generic_secret: Option<String>,
+    /// A file holding --webhook-generic-secret (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(
+        long,
+        env = "GITFLEET_WEBHOOK_GENERIC_SECRET_FILE",
+        conflicts_with = "webhook_generic_secret"
+    )]
+    webhook_generic_secret_file: Option<PathBuf>,
     /// Which forge to post pull-request plan previews to: github, gitlab or gitea.
     #[arg(long, env = "GITFLEET_FORGE")]
     forge: Option<String>,
     /// The forge's API base URL (default https://api.github.com for github; required otherwise).
     #[arg(long, env = "GITFLEET_FORGE_API")]
     forge_api: Option<String>,
-    /// Token for the forge's API (or GITFLEET_FORGE_TOKEN_FILE).
+    /// Token for the forge's API (visible in `ps`: prefer --forge-token-file).
     #[arg(long, env = "GITFLEET_FORGE_TOKEN", hide_env_values = true)]
     forge_token: Option<String>,
+    /// A file holding --forge-token (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(long, env = "GITFLEET_FORGE_TOKEN_FILE", conflicts_with = "forge_token")]
+    forge_token_file: Option<PathBuf>,
     /// Age identity file for encrypted secrets (`*.age`).
     #[arg(long, env = "GITFLEET_AGE_IDENTITY")]
     age_identity: Option<PathBuf>,
@@ -95,6 +142,40 @@ pub struct Args {
     /// a step boundary, HTTP connections close). Default 30s.
     #[arg(long, env = "GITFLEET_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
     shutdown_timeout: Option<Duration>,
+    /// Serve HTTP for every `x-routes` rule on this address (the router); off by default.
+    #[arg(long, env = "GITFLEET_ROUTER_LISTEN")]
+    router_listen: Option<SocketAddr>,
+    /// etcd client URLs, comma-separated: run as one of several instances, of which only the
+    /// leader applies. Without it, this is the only instance.
+    #[arg(long, env = "GITFLEET_ETCD", value_delimiter = ',')]
+    etcd: Option<Vec<String>>,
+    /// The leader's lease: a crashed leader's successor starts within about this. Default 5s.
+    #[arg(long, env = "GITFLEET_LEASE_TTL", value_parser = humantime::parse_duration)]
+    lease_ttl: Option<Duration>,
+    /// The group of instances that elect one leader (keys under /gitfleet/<fleet>/).
+    #[arg(long, env = "GITFLEET_FLEET")]
+    fleet: Option<String>,
+    /// This instance's name among the members. Default: host name and process id.
+    #[arg(long, env = "GITFLEET_ETCD_MEMBER")]
+    etcd_member: Option<String>,
+    /// CA certificate (PEM) of the etcd cluster, for https:// endpoints.
+    #[arg(long, env = "GITFLEET_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd, with --etcd-key.
+    #[arg(long, env = "GITFLEET_ETCD_CERT")]
+    etcd_cert: Option<PathBuf>,
+    /// Client key (PEM) for etcd.
+    #[arg(long, env = "GITFLEET_ETCD_KEY")]
+    etcd_key: Option<PathBuf>,
+    /// etcd user (etcd's own authentication), with --etcd-password.
+    #[arg(long, env = "GITFLEET_ETCD_USER")]
+    etcd_user: Option<String>,
+    /// etcd password (visible in `ps`: prefer --etcd-password-file).
+    #[arg(long, env = "GITFLEET_ETCD_PASSWORD", hide_env_values = true)]
+    etcd_password: Option<String>,
+    /// A file holding --etcd-password (its trailing newline dropped); keeps it out of `ps`.
+    #[arg(long, env = "GITFLEET_ETCD_PASSWORD_FILE", conflicts_with = "etcd_password")]
+    etcd_password_file: Option<PathBuf>,
 }
 
 /// The configuration file: the same settings as the flags, in snake_case, plus `*_file`
@@ -105,6 +186,7 @@ struct ConfigFile {
     repo: Option<String>,
     branch: Option<String>,
     listen: Option<SocketAddr>,
+    hooks_listen: Option<SocketAddr>,
     status_branch: Option<String>,
     no_status: Option<bool>,
     #[serde(default, with = "optional_duration")]
@@ -114,6 +196,8 @@ struct ConfigFile {
     #[serde(default, with = "optional_duration")]
     grace_period: Option<Duration>,
     cache_dir: Option<PathBuf>,
+    #[serde(default, with = "optional_duration")]
+    git_timeout: Option<Duration>,
     git_username: Option<String>,
     git_token: Option<String>,
     git_token_file: Option<PathBuf>,
@@ -135,6 +219,34 @@ struct ConfigFile {
     concurrency: Option<usize>,
     #[serde(default, with = "optional_duration")]
     shutdown_timeout: Option<Duration>,
+    router_listen: Option<SocketAddr>,
+    /// A list, or one comma-separated string.
+    #[serde(default, deserialize_with = "urls")]
+    etcd: Option<Vec<String>>,
+    #[serde(default, with = "optional_duration")]
+    lease_ttl: Option<Duration>,
+    fleet: Option<String>,
+    etcd_member: Option<String>,
+    etcd_ca: Option<PathBuf>,
+    etcd_cert: Option<PathBuf>,
+    etcd_key: Option<PathBuf>,
+    etcd_user: Option<String>,
+    etcd_password: Option<String>,
+    etcd_password_file: Option<PathBuf>,
+}
+
+/// `etcd:` in the configuration file: a list of URLs or one comma-separated string.
+fn urls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<Urls>::deserialize(d)?.map(|urls| match urls {
+        Urls::One(text) => text.split(',').map(|u| u.trim().to_string()).collect(),
+        Urls::Many(list) => list,
+    }))
 }
 
 mod optional_duration {
@@ -148,23 +260,40 @@ mod optional_duration {
     }
 }
 
-/// A secret: the flag or variable, else `<ENV>_FILE`, else the file's value or `*_file` key.
-fn secret(
-    given: Option<String>,
-    env: &str,
-    in_file: Option<String>,
-    in_file_path: Option<PathBuf>,
-) -> anyhow::Result<Option<String>> {
-    if given.is_some() {
-        return Ok(given);
+/// Where a secret may come from, in order: the value flag or variable, the `-file` flag or
+/// `_FILE` variable, the configuration file's `<name>_file` key, its `<name>` key.
+struct SecretSources {
+    /// The flag's name without dashes (`git-token`); the variable is `GITFLEET_GIT_TOKEN`.
+    flag: &'static str,
+    value: Option<String>,
+    value_file: Option<PathBuf>,
+    in_config: Option<String>,
+    in_config_file: Option<PathBuf>,
+}
+
+/// Resolves a secret from its [`SecretSources`]. A value given on the command line (not through
+/// its variable) is used, with a warning that other users of the machine can read it.
+fn secret(sources: SecretSources) -> anyhow::Result<Option<String>> {
+    let SecretSources { flag, value, value_file, in_config, in_config_file } = sources;
+    let env = format!("GITFLEET_{}", flag.replace('-', "_").to_uppercase());
+    if let Some(value) = value {
+        if std::env::var(&env).ok().as_deref() != Some(value.as_str()) {
+            tracing::warn!(
+                "--{flag} is visible to other users of this machine (ps, /proc); use --{flag}-file or {env}_FILE instead"
+            );
+        }
+        return Ok(Some(value));
     }
-    let path = std::env::var_os(format!("{env}_FILE")).map(PathBuf::from).or(in_file_path);
-    if let Some(path) = path {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the secret file {} ({env}_FILE)", path.display()))?;
-        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
-    }
-    Ok(in_file)
+    let (path, named) = match (value_file, in_config_file) {
+        (Some(path), _) => (path, format!("--{flag}-file / {env}_FILE")),
+        (None, Some(path)) => {
+            (path, format!("{}_file in the configuration file", flag.replace('-', "_")))
+        }
+        (None, None) => return Ok(in_config),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the secret file {} ({named})", path.display()))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -178,8 +307,12 @@ fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
 struct Resolved {
     settings: Settings,
     listen: SocketAddr,
+    hooks_listen: Option<SocketAddr>,
     receivers: ReceiverSettings,
     forge: Option<ForgeClient>,
+    router_listen: Option<SocketAddr>,
+    /// Leader election through etcd, when `--etcd` is given.
+    leader: Option<LeaderSettings>,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -219,19 +352,23 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     if let Some(concurrency) = args.concurrency.or(file.concurrency) {
         settings.apply.concurrency = concurrency.max(1);
     }
-    let username = args.git_username.or(file.git_username).unwrap_or_else(|| "git".into());
-    let token = secret(args.git_token, "GITFLEET_GIT_TOKEN", file.git_token, file.git_token_file)?;
-    settings.credentials = match (token, args.git_ssh_key.or(file.git_ssh_key)) {
-        (Some(token), _) => Credentials::Token { username: username.clone(), token },
-        (None, Some(key)) => Credentials::SshKey { username, private_key: key, passphrase: None },
-        (None, None)
-            if settings.repository.starts_with("ssh://")
-                || settings.repository.contains('@') && !settings.repository.contains("://") =>
-        {
-            Credentials::SshAgent { username }
-        }
-        (None, None) => Credentials::None,
-    };
+    if let Some(timeout) = args.git_timeout.or(file.git_timeout) {
+        anyhow::ensure!(!timeout.is_zero(), "the git timeout must be more than 0s");
+        settings.git_timeout = timeout;
+    }
+    let token = secret(SecretSources {
+        flag: "git-token",
+        value: args.git_token,
+        value_file: args.git_token_file,
+        in_config: file.git_token,
+        in_config_file: file.git_token_file,
+    })?;
+    settings.credentials = super::source::credentials(
+        &settings.repository,
+        args.git_username.or(file.git_username),
+        token,
+        args.git_ssh_key.or(file.git_ssh_key),
+    );
     if let Some(path) = args.age_identity.or(file.age_identity) {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading the age identity {}", path.display()))?;
@@ -248,30 +385,35 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
         );
     }
     let mut receivers = ReceiverSettings::new(settings.branch.clone());
-    receivers.github_secret = secret(
-        args.webhook_github_secret,
-        "GITFLEET_WEBHOOK_GITHUB_SECRET",
-        file.webhook_github_secret,
-        file.webhook_github_secret_file,
-    )?;
-    receivers.gitlab_token = secret(
-        args.webhook_gitlab_token,
-        "GITFLEET_WEBHOOK_GITLAB_TOKEN",
-        file.webhook_gitlab_token,
-        file.webhook_gitlab_token_file,
-    )?;
-    receivers.gitea_secret = secret(
-        args.webhook_gitea_secret,
-        "GITFLEET_WEBHOOK_GITEA_SECRET",
-        file.webhook_gitea_secret,
-        file.webhook_gitea_secret_file,
-    )?;
-    receivers.generic_secret = secret(
-        args.webhook_generic_secret,
-        "GITFLEET_WEBHOOK_GENERIC_SECRET",
-        file.webhook_generic_secret,
-        file.webhook_generic_secret_file,
-    )?;
+    receivers.repository = crate::webhook::repository_path(&settings.repository);
+    receivers.github_secret = secret(SecretSources {
+        flag: "webhook-github-secret",
+        value: args.webhook_github_secret,
+        value_file: args.webhook_github_secret_file,
+        in_config: file.webhook_github_secret,
+        in_config_file: file.webhook_github_secret_file,
+    })?;
+    receivers.gitlab_token = secret(SecretSources {
+        flag: "webhook-gitlab-token",
+        value: args.webhook_gitlab_token,
+        value_file: args.webhook_gitlab_token_file,
+        in_config: file.webhook_gitlab_token,
+        in_config_file: file.webhook_gitlab_token_file,
+    })?;
+    receivers.gitea_secret = secret(SecretSources {
+        flag: "webhook-gitea-secret",
+        value: args.webhook_gitea_secret,
+        value_file: args.webhook_gitea_secret_file,
+        in_config: file.webhook_gitea_secret,
+        in_config_file: file.webhook_gitea_secret_file,
+    })?;
+    receivers.generic_secret = secret(SecretSources {
+        flag: "webhook-generic-secret",
+        value: args.webhook_generic_secret,
+        value_file: args.webhook_generic_secret_file,
+        in_config: file.webhook_generic_secret,
+        in_config_file: file.webhook_generic_secret_file,
+    })?;
     let forge = match args.forge.or(file.forge) {
         None => None,
         Some(kind) => {
@@ -285,15 +427,16 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             else {
                 bail!("--forge {kind:?} needs --forge-api (the forge's base URL)");
             };
-            let Some(token) = secret(
-                args.forge_token,
-                "GITFLEET_FORGE_TOKEN",
-                file.forge_token,
-                file.forge_token_file,
-            )?
+            let Some(token) = secret(SecretSources {
+                flag: "forge-token",
+                value: args.forge_token,
+                value_file: args.forge_token_file,
+                in_config: file.forge_token,
+                in_config_file: file.forge_token_file,
+            })?
             else {
                 bail!(
-                    "--forge needs a token: --forge-token, GITFLEET_FORGE_TOKEN or GITFLEET_FORGE_TOKEN_FILE"
+                    "--forge needs a token: --forge-token-file (or GITFLEET_FORGE_TOKEN_FILE), or --forge-token"
                 );
             };
             Some(ForgeClient::new(kind, &api, token)?)
@@ -301,7 +444,44 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     };
     let listen =
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    Ok(Resolved { settings, listen, receivers, forge })
+    let leader = match args.etcd.or(file.etcd).filter(|urls| !urls.is_empty()) {
+        None => None,
+        Some(endpoints) => {
+            let fleet = args.fleet.or(file.fleet).unwrap_or_else(|| "gitfleet".into());
+            let mut leader = LeaderSettings::new(endpoints, fleet);
+            if let Some(ttl) = args.lease_ttl.or(file.lease_ttl) {
+                leader.lease_ttl = ttl;
+            }
+            if let Some(member) = args.etcd_member.or(file.etcd_member) {
+                leader.member = member;
+            }
+            let tls = EtcdTls {
+                ca: args.etcd_ca.or(file.etcd_ca),
+                cert: args.etcd_cert.or(file.etcd_cert),
+                key: args.etcd_key.or(file.etcd_key),
+            };
+            if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
+                leader.tls = Some(tls);
+            }
+            let password = secret(SecretSources {
+                flag: "etcd-password",
+                value: args.etcd_password,
+                value_file: args.etcd_password_file,
+                in_config: file.etcd_password,
+                in_config_file: file.etcd_password_file,
+            })?;
+            match (args.etcd_user.or(file.etcd_user), password) {
+                (Some(user), Some(password)) => leader.credentials = Some((user, password)),
+                (None, None) => {}
+                _ => bail!("give --etcd-user and --etcd-password together"),
+            }
+            leader.validate()?;
+            Some(leader)
+        }
+    };
+    let hooks_listen = args.hooks_listen.or(file.hooks_listen);
+    let router_listen = args.router_listen.or(file.router_listen);
+    Ok(Resolved { settings, listen, hooks_listen, receivers, forge, router_listen, leader })
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -313,54 +493,126 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// Runs the controller and the HTTP server until a signal (exit 0 once everything stopped
 /// within the shutdown timeout, 1 otherwise) or until a task ends on its own (exit 1).
 async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
-    let Resolved { settings, listen, receivers, forge } = resolved;
+    let Resolved { mut settings, listen, hooks_listen, receivers, forge, router_listen, leader } =
+        resolved;
     tracing::info!(repository = %crate::git::redact_url(&settings.repository), branch = %settings.branch, %listen, "gitfleet run");
     let shutdown_timeout = settings.shutdown_timeout;
     let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let mut controller = Controller::start(settings, forge, cancel.clone())?;
-    let app = http::router(
-        controller.status.clone(),
-        controller.heartbeat.clone(),
-        Arc::new(receivers),
-        controller.hook_sink(),
-    );
+    let listener = bind(listen).await?;
+    let hooks_listener = match hooks_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let router = match router_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("the router cannot listen on {addr}"))?;
+            let router = Router::new(router::Config::default());
+            settings.router = Some(router.clone());
+            Some((listener, router))
+        }
+        None => None,
+    };
+    let elector = match leader {
+        Some(leader) => {
+            let member = leader.member.clone();
+            let elector = Elector::start(leader, cancel.clone())
+                .await
+                .context("cannot take part in the leader election")?;
+            tracing::info!(%member, "campaigning for leadership through etcd");
+            Some(Arc::new(elector))
+        }
+        None => None,
+    };
+    let leadership = elector.as_ref().map(|e| e.leadership());
+    let mut controller = Controller::start(settings, forge, cancel.clone(), leadership)?;
+    let mut sink = controller.hook_sink();
+    if let Some(elector) = &elector {
+        sink = standby_forwards(sink, elector.clone());
+        tokio::spawn(receive_handed_hooks(elector.clone(), controller.triggers.clone()));
+    }
+    // The router beside the loop: its listener, its prober, and the snapshot into its table.
+    let mut routing = tokio::task::JoinSet::new();
+    let metrics_router = router.as_ref().map(|(_, r)| r.clone());
+    if let Some((listener, router)) = router {
+        eprintln!("gitfleet: router listening on {}", listener.local_addr()?);
+        let (r, c) = (router.clone(), cancel.clone());
+        routing.spawn(async move { r.serve(listener, c).await });
+        let (r, c) = (router.clone(), cancel.clone());
+        routing.spawn(async move { r.run_prober(c).await });
+        routing.spawn(crate::controller::routing::follow(
+            router,
+            controller.status.clone(),
+            cancel.clone(),
+        ));
+    }
+    let site = web::Web::new(controller.status.clone(), cancel.clone())
+        .with_heartbeat(controller.heartbeat.clone());
+    let mut page = web::app(site.clone());
+    if let Some(router) = metrics_router {
+        // The router's per-route metrics, Prometheus text, beside the controller's /metrics.
+        page = page.route(
+            "/metrics/router",
+            axum::routing::get(move || std::future::ready(router.metrics_text())),
+        );
+    }
+    // The HTTP side stops with everything else; its own grace stays within the shutdown
+    // timeout.
+    let limits = web::Limits {
+        shutdown_grace: web::Limits::default().shutdown_grace.min(shutdown_timeout),
+        ..web::Limits::default()
+    };
+    let hooks = web::hooks(site.clone(), Arc::new(receivers), sink, limits.body_timeout);
     eprintln!("gitfleet: listening on {}", listener.local_addr()?);
-    let stop_serving = cancel.clone();
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop_serving.cancelled_owned())
-            .await
-    });
+    let mut servers = tokio::task::JoinSet::new();
+    match hooks_listener {
+        Some(hooks_listener) => {
+            eprintln!("gitfleet: webhooks listening on {}", hooks_listener.local_addr()?);
+            servers.spawn(web::serve(hooks_listener, hooks, limits, cancel.clone()));
+            servers.spawn(web::serve(listener, page, limits, cancel.clone()));
+        }
+        None => {
+            servers.spawn(web::serve(listener, page.merge(hooks), limits, cancel.clone()));
+        }
+    }
     let mut code = tokio::select! {
         _ = shutdown_signal() => 0,
         ended = controller.supervise() => {
             tracing::error!(error = %ended, "a controller task ended: exiting");
             1
         }
-        served = &mut server => {
-            tracing::error!(result = ?served, "the HTTP server ended: exiting");
+        _ = servers.join_next() => {
+            tracing::error!("an HTTP server ended: exiting");
             1
         }
     };
+    // A leader resigns first (its term ends, its lease is revoked): a standby takes over in
+    // well under a second instead of after the TTL.
+    if let Some(elector) = &elector {
+        elector.resign().await;
+    }
     // Stop taking triggers and requests; let the current step finish, within the timeout.
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
     let http_closed = async {
-        if server.is_finished() {
-            return true;
-        }
-        match tokio::time::timeout_at(deadline, &mut server).await {
-            Ok(_) => true,
+        let all = async { while servers.join_next().await.is_some() {} };
+        match tokio::time::timeout_at(deadline, all).await {
+            Ok(()) => true,
             Err(_) => {
-                server.abort();
+                servers.abort_all();
                 false
             }
         }
     };
-    let (stopped, closed) = tokio::join!(controller.shutdown(deadline), http_closed);
+    let router_closed = async {
+        tokio::time::timeout_at(deadline, async { while routing.join_next().await.is_some() {} })
+            .await
+            .is_ok()
+    };
+    let (stopped, closed, router_closed) =
+        tokio::join!(controller.shutdown(deadline), http_closed, router_closed);
+    let closed = closed && router_closed;
     if !(stopped && closed) {
         tracing::error!(
             timeout_s = shutdown_timeout.as_secs_f64(),
@@ -375,8 +627,56 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// With high availability: pushes and sync requests that reach a standby are handed to the
+/// leader through etcd; the leader (and pull-request previews, which any instance runs for
+/// the hooks it receives) keep the local sink.
+fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
+    Arc::new(move |hook: Hook| {
+        let forge = match &hook {
+            Hook::Push { forge, .. } => forge.to_string(),
+            Hook::Sync { .. } => "generic".to_string(),
+            Hook::Ping { .. } | Hook::PullRequest(_) => return local(hook),
+        };
+        if elector.view().borrow().role == Role::Leader {
+            return local(hook);
+        }
+        let elector = elector.clone();
+        tokio::spawn(async move {
+            match handoff::forward(elector.etcd(), elector.settings(), &forge).await {
+                Ok(()) => tracing::info!(%forge, "webhook handed to the leader"),
+                Err(error) => {
+                    tracing::warn!(%forge, %error, "cannot hand the webhook to the leader")
+                }
+            }
+        });
+    })
+}
+
+/// While this instance leads: turns the webhooks standbys hand on into triggers.
+async fn receive_handed_hooks(elector: Arc<Elector>, triggers: Arc<Triggers>) {
+    let mut terms = elector.terms();
+    loop {
+        let term = terms.borrow_and_update().clone();
+        if let Some(term) = term.filter(|t| !t.is_over()) {
+            let triggers = triggers.clone();
+            handoff::receive(elector.etcd().clone(), elector.settings(), term.token, move |h| {
+                tracing::info!(forge = %h.forge, from = %h.member, "webhook handed on by a standby");
+                triggers.push(Trigger::Webhook { forge: h.forge })
+            })
+            .await;
+        }
+        if terms.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -398,4 +698,134 @@ async fn shutdown_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::git::Credentials;
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// `examples/gitfleet.yaml` resolves into the settings it says, with its secret files in
+    /// place.
+    #[test]
+    fn the_example_configuration_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        for name in ["git-token", "webhook-secret", "github-token"] {
+            std::fs::write(secrets.join(name), format!("{name}-value\n")).unwrap();
+        }
+        let example = include_str!("../../examples/gitfleet.yaml")
+            .replace("/etc/gitfleet/secrets", secrets.to_str().unwrap());
+        let config = dir.path().join("gitfleet.yaml");
+        std::fs::write(&config, example).unwrap();
+        let wrapper = Cli::try_parse_from(["x", "--config", config.to_str().unwrap()]).unwrap();
+        let resolved = resolve(wrapper.args).unwrap();
+        assert_eq!(resolved.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(resolved.hooks_listen, Some("0.0.0.0:9090".parse().unwrap()));
+        assert_eq!(resolved.settings.branch, "main");
+        assert_eq!(resolved.settings.poll_interval, Some(Duration::from_secs(60)));
+        assert_eq!(resolved.settings.cache_dir, PathBuf::from("/var/lib/gitfleet"));
+        assert_eq!(resolved.receivers.github_secret.as_deref(), Some("webhook-secret-value"));
+        assert!(resolved.forge.is_some());
+        assert!(
+            matches!(resolved.settings.credentials, Credentials::Token { ref token, .. } if token == "git-token-value")
+        );
+    }
+
+    #[test]
+    fn etcd_endpoints_in_the_configuration_file_are_a_list_or_one_string() {
+        let list: ConfigFile =
+            serde_yaml::from_str("etcd: [http://a:2379, http://b:2379]\nlease_ttl: 3s").unwrap();
+        assert_eq!(list.etcd.unwrap(), ["http://a:2379", "http://b:2379"]);
+        assert_eq!(list.lease_ttl, Some(Duration::from_secs(3)));
+        let one: ConfigFile = serde_yaml::from_str("etcd: http://a:2379, http://b:2379").unwrap();
+        assert_eq!(one.etcd.unwrap(), ["http://a:2379", "http://b:2379"]);
+        let none: ConfigFile = serde_yaml::from_str("fleet: prod").unwrap();
+        assert!(none.etcd.is_none());
+    }
+
+    fn resolved(flags: &[&str]) -> anyhow::Result<Resolved> {
+        let mut argv = vec!["gitfleet", "--repo", "https://github.com/owner/fleet.git"];
+        argv.extend_from_slice(flags);
+        resolve(Cli::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn every_secret_flag_has_a_file_form_whose_value_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let (git, github, gitlab, gitea, generic, forge) = (
+            write("git", "git-secret\n"),
+            write("github", "gh secret\r\n"),
+            write("gitlab", "gl-token"),
+            write("gitea", "gt\n"),
+            write("generic", "gen\n"),
+            write("forge", "forge-secret\n"),
+        );
+        let resolved = resolved(&[
+            "--git-token-file",
+            &git,
+            "--webhook-github-secret-file",
+            &github,
+            "--webhook-gitlab-token-file",
+            &gitlab,
+            "--webhook-gitea-secret-file",
+            &gitea,
+            "--webhook-generic-secret-file",
+            &generic,
+            "--forge",
+            "github",
+            "--forge-token-file",
+            &forge,
+        ])
+        .unwrap();
+        match &resolved.settings.credentials {
+            Credentials::Token { token, .. } => assert_eq!(token, "git-secret"),
+            other => panic!("not a token: {other:?}"),
+        }
+        let receivers = &resolved.receivers;
+        assert_eq!(receivers.github_secret.as_deref(), Some("gh secret"));
+        assert_eq!(receivers.gitlab_token.as_deref(), Some("gl-token"));
+        assert_eq!(receivers.gitea_secret.as_deref(), Some("gt"));
+        assert_eq!(receivers.generic_secret.as_deref(), Some("gen"));
+        assert_eq!(receivers.repository.as_deref(), Some("owner/fleet"));
+        assert!(resolved.forge.is_some());
+    }
+
+    #[test]
+    fn an_unreadable_secret_file_is_an_error_naming_it() {
+        let Err(error) = resolved(&["--webhook-gitea-secret-file", "/nonexistent/gitea-secret"])
+        else {
+            panic!("an unreadable secret file was accepted");
+        };
+        let shown = format!("{error:#}");
+        assert!(shown.contains("/nonexistent/gitea-secret"), "{shown}");
+        assert!(shown.contains("--webhook-gitea-secret-file"), "{shown}");
+    }
+
+    #[test]
+    fn a_value_and_a_file_for_one_secret_conflict() {
+        let error = Cli::try_parse_from(["gitfleet", "--git-token", "t", "--git-token-file", "/f"])
+            .expect_err("a conflict");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn a_value_flag_still_works() {
+        let resolved = resolved(&["--webhook-github-secret", "plain"]).unwrap();
+        assert_eq!(resolved.receivers.github_secret.as_deref(), Some("plain"));
+    }
 }

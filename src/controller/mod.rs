@@ -9,12 +9,18 @@
 //!   loop.
 //! * [`health`]: the loop's heartbeat, for `/healthz`.
 //! * [`status_files`]: `status.yaml` and `STATUS.md`, rendered from a snapshot.
-//! * [`source`]: the repository: fetch, load (cached per app), write status.
-//! * [`reconcile`]: one sync: fetch, load, observe, plan, apply, record.
+//! * [`source`]: the repository: fetch, load (cached per app), write status (blocking).
+//! * [`repository`]: the task that owns the watched repository's [`Source`], fetches on
+//!   wishes and publishes the latest loaded head through a `watch` channel.
+//! * [`status_writer`]: the task that commits the status files when the status changed.
+//! * [`reconcile`]: one sync: take the published head, observe, plan, apply, record.
 //! * [`events`]: Docker events streams, turned into triggers.
 //! * [`previews`]: plan previews on pull requests.
-//! * [`metrics`]: a snapshot in Prometheus' text format.
-//! * [`http`]: the HTTP side: webhook receivers, health, readiness, metrics, JSON status.
+//!
+//! The HTTP side (status page, API, metrics, webhook listener) is `crate::web`, which reads
+//! the state's snapshots.
+//! * [`routing`]: the router beside the loop: the snapshot into its table, and the apply guard
+//!   that admits new replicas and drains old ones.
 //!
 //! [`Controller::start`] wires them: the triggers (poll timer with jitter, or file-system
 //! notifications for a local repository; webhooks; Docker events; the periodic resync) feed
@@ -23,28 +29,27 @@
 //! process then exits non-zero), and [`Controller::shutdown`] lets the loop finish or stop
 //! its current step at a boundary (the cancellation token reaches `apply::execute`).
 //!
-//! # Caveats
-//!
-//! The loop still awaits Git (fetch, load, status commits) and shares the repository with
-//! previews through a `Mutex`; a separate repository task is the next step.
+//! The loop never awaits Git: the repository task fetches and loads, the status writer
+//! commits, and previews open their own handle on the repository (same cache directory), so
+//! none of them holds anything a deployment needs.
 
 pub mod crashloop;
 pub mod events;
 pub mod health;
-pub mod http;
 pub mod liveness;
-pub mod metrics;
 pub mod previews;
 pub mod reconcile;
+pub mod repository;
+pub mod routing;
 pub mod settings;
 pub mod source;
 pub mod state;
 pub mod status_files;
+pub mod status_writer;
 pub mod trigger;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +64,7 @@ use crate::diff::{self, Desired, Plan};
 use crate::forge::ForgeClient;
 use crate::git::{self, BranchWatch, GitError};
 use crate::hosts;
+use crate::leader::Leadership;
 use crate::model::Model;
 use crate::webhook::Hook;
 use events::EventWatchers;
@@ -90,10 +96,14 @@ impl Controller {
     /// Opens the repository and starts the loop and its triggers on the current runtime.
     /// `forge`: where to post plan previews of pull requests, if anywhere. `cancel` stops
     /// everything: the loop finishes (or stops at a step boundary) its current sync.
+    ///
+    /// `leadership`: with high availability, the election this instance takes part in; the
+    /// loop then syncs only while it leads, each apply fenced by the term.
     pub fn start(
         settings: Settings,
         forge: Option<ForgeClient>,
         cancel: CancellationToken,
+        leadership: Option<Leadership>,
     ) -> Result<Controller, GitError> {
         if settings.status_branch.as_deref() == Some(settings.branch.as_str()) {
             return Err(GitError::InvalidName {
@@ -112,14 +122,20 @@ impl Controller {
         let reader = status.reader();
         let heartbeat = Arc::new(Heartbeat::new(health::bound(settings.resync_interval)));
         let triggers = Arc::new(Triggers::new());
-        let source = Source::open(
-            &settings.repository,
-            &settings.cache_dir,
-            settings.credentials.clone(),
-            &settings.branch,
-            settings.load.clone(),
-            settings.push_status,
-        )?;
+        let open = || {
+            Source::open(
+                &settings.repository,
+                &settings.cache_dir,
+                git::MirrorOptions {
+                    credentials: settings.credentials.clone(),
+                    timeout: settings.git_timeout,
+                },
+                &settings.branch,
+                settings.load.clone(),
+                settings.push_status,
+            )
+        };
+        let source = open()?;
         let watch = if source.mirror().is_local() {
             let triggers = triggers.clone();
             let watch =
@@ -130,7 +146,6 @@ impl Controller {
         } else {
             None
         };
-        let source = Arc::new(tokio::sync::Mutex::new(source));
         let previews = Arc::new(PreviewQueue::default());
         let mut tasks = JoinSet::new();
         if watch.is_none() {
@@ -141,16 +156,29 @@ impl Controller {
         let resync_task = resync(settings.resync_interval, triggers.clone());
         tasks.spawn(until(cancel.clone(), "resync", resync_task));
         if let Some(client) = forge {
-            let task = previews::run(previews.clone(), source.clone(), client);
+            // Their own handle on the repository: a preview never holds what a deploy needs.
+            let preview_source = Arc::new(tokio::sync::Mutex::new(open()?));
+            let task = previews::run(previews.clone(), preview_source, client);
             tasks.spawn(until(cancel.clone(), "previews", task));
         }
-        let reconciler =
-            Reconciler::new(settings, status, source, cancel.clone(), heartbeat.clone());
+        if let Some(branch) = settings.status_branch.clone() {
+            let task = status_writer::run(open()?, branch, reader.clone());
+            tasks.spawn(until(cancel.clone(), "status writer", task));
+        }
+        let (repository, view) = repository::RepositoryTask::new(
+            source,
+            triggers.clone(),
+            settings.poll_interval.unwrap_or(settings.resync_interval),
+            settings.repository_deadline,
+        );
+        tasks.spawn(until(cancel.clone(), "repository", repository.run()));
+        let reconciler = Reconciler::new(settings, status, view, cancel.clone(), heartbeat.clone());
         tasks.spawn(reconcile_loop(
             reconciler,
             triggers.clone(),
             cancel.clone(),
             heartbeat.clone(),
+            leadership,
         ));
         triggers.push(Trigger::Startup);
         Ok(Controller {
@@ -209,7 +237,12 @@ impl Controller {
                 }
                 triggers.push(Trigger::Webhook { forge: forge.to_string() })
             }
-            Hook::Sync { .. } => triggers.push(Trigger::Webhook { forge: "generic".into() }),
+            Hook::Sync { .. } => {
+                // Fetch, and sync even if the branch did not move, retrying a revision
+                // whose rollout failed.
+                triggers.push(Trigger::Webhook { forge: "generic".into() });
+                triggers.push(Trigger::Retry);
+            }
             Hook::PullRequest(pr) => previews.push(pr),
         })
     }
@@ -237,10 +270,25 @@ async fn reconcile_loop(
     triggers: Arc<Triggers>,
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
+    mut leadership: Option<Leadership>,
 ) -> &'static str {
-    let mut watchers = EventWatchers::new(triggers.clone());
+    let quiet = Arc::new(events::Quiet::default());
+    reconciler.set_quiet(quiet.clone());
+    let mut watchers = EventWatchers::new(triggers.clone(), quiet);
     loop {
         heartbeat.beat();
+        // With high availability only the leader syncs; a standby waits for a term.
+        if let Some(leadership) = &mut leadership {
+            if !follow(&mut reconciler, leadership, &triggers) {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => break,
+                    _ = election_changed(leadership) => {}
+                    _ = tokio::time::sleep(health::TICK) => {}
+                }
+                continue;
+            }
+        }
         let wake = reconciler.wake_at();
         let deadline = async {
             match wake {
@@ -255,17 +303,70 @@ async fn reconcile_loop(
                 reconciler.woken();
                 triggers.push(Trigger::Deadline);
             }
+            _ = reconciler.repository_changed() => triggers.push(Trigger::Repository),
             batch = triggers.next() => {
+                // Reasons that only say the branch may have moved are the repository task's:
+                // the loop syncs when it publishes something new.
+                if batch.only_fetch() {
+                    continue;
+                }
                 reconciler.sync(&batch).await;
                 if let Some(model) = reconciler.target_model() {
                     watchers.update(&model);
                 }
             }
+            _ = async {
+                match &mut leadership {
+                    Some(leadership) => election_changed(leadership).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = tokio::time::sleep(health::TICK) => {}
         }
     }
     reconciler.status().event(state::EventKind::Controller, "stopped: shutting down");
     "reconcile"
+}
+
+/// Brings the loop in line with the election: publishes the view in the status, hands the
+/// current term to the reconciler (a new term syncs at once: fetch, observe every host, then
+/// plan). Whether this instance leads.
+fn follow(reconciler: &mut Reconciler, leadership: &mut Leadership, triggers: &Triggers) -> bool {
+    let view = leadership.view.borrow_and_update().clone();
+    if reconciler.status().current().leadership != view {
+        reconciler.status().update(|s| s.leadership = view);
+    }
+    let term = leadership.terms.borrow_and_update().clone().filter(|t| !t.is_over());
+    let old = reconciler.term().map(|t| t.epoch);
+    let new = term.as_ref().map(|t| t.epoch);
+    if old != new {
+        if let Some(epoch) = old {
+            reconciler.status().event(
+                state::EventKind::Controller,
+                format!("no longer the leader (epoch {epoch}): standing by"),
+            );
+        }
+        if let Some(epoch) = new {
+            reconciler.status().event(
+                state::EventKind::Controller,
+                format!("leading with epoch {epoch}: observing every host before planning"),
+            );
+            triggers.push(Trigger::Elected);
+        }
+        reconciler.set_term(term);
+    }
+    new.is_some()
+}
+
+/// Resolves when the election's view or term changes (never, once the election has ended).
+async fn election_changed(leadership: &mut Leadership) {
+    let changed = tokio::select! {
+        changed = leadership.view.changed() => changed,
+        changed = leadership.terms.changed() => changed,
+    };
+    if changed.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn poll(interval: std::time::Duration, triggers: Arc<Triggers>) {
@@ -308,9 +409,17 @@ pub async fn observe_and_plan(
     model: &Model,
     revision: Option<String>,
 ) -> (Plan, BTreeMap<String, Result<bollard::Docker, String>>) {
-    let settings = &model.fleet.settings;
-    let timeout = Duration::from_millis(settings.observe_timeout_ms);
-    let (observed, clients) =
-        hosts::Pool::new().observe_all(&model.fleet.hosts, &settings.name, timeout).await;
-    (diff::plan(&Desired::new(model, &observed, revision), &observed), clients)
+    observe_and_plan_for(model, revision, None).await
+}
+
+/// [`observe_and_plan`] for the repository `repository` (`git::repository_id`): hosts where
+/// another repository deployed this fleet are refused (`diff::ownership`).
+pub async fn observe_and_plan_for(
+    model: &Model,
+    revision: Option<String>,
+    repository: Option<String>,
+) -> (Plan, BTreeMap<String, Result<bollard::Docker, String>>) {
+    let round = hosts::Pool::new().observe_model(model).await;
+    let desired = Desired::for_repository(model, &round.observed, revision, repository);
+    (diff::plan(&desired, &round.observed), round.clients)
 }

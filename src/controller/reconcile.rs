@@ -1,12 +1,12 @@
 //! One sync, and the state the loop carries from one sync to the next.
 //!
-//! A sync: fetch the branch when a trigger says it may have moved; load the head's model if
-//! it is new (an invalid head is reported and the last good revision stays the target; a
-//! head whose rollout failed is not retried until a new commit arrives); observe every host
-//! through the client pool; fold the observation into the hosts' memory (grace period,
-//! failover); plan; hold back crash-looping restarts; apply (stopping at a step boundary when
-//! the cancellation token fires); observe again for the replica counts; publish what happened
-//! through the [`StatusWriter`]; write the status branch when the status changed.
+//! A sync: take what the repository task published last (never waiting on Git: a new valid
+//! head becomes the target; an invalid head is reported and the last good revision stays the
+//! target; a head whose rollout failed is not retried until a new commit arrives); observe
+//! every host through the client pool; fold the observation into the hosts' memory (grace
+//! period, failover); plan; hold back crash-looping restarts; apply (stopping at a step
+//! boundary when the cancellation token fires); observe again for the replica counts; publish
+//! what happened through the [`StatusWriter`] (the status-branch writer is its own task).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,22 +16,31 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::crashloop::CrashLoops;
+use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::liveness::{HostHealth, Liveness};
+use super::repository::{FetchProblem, Published, RepositoryView};
+use super::routing::RoutedGuard;
 use super::settings::Settings;
-use super::source::{Source, SourceError};
+use super::source::SourceError;
 use super::state::{
-    Deployed, EventKind, Head, HeadState, Problem, ProblemKind, RevisionInfo, StatusWriter,
-    Subject, SyncOutcome, SyncRecord, services,
+    Deployed, EventKind, Head, HeadState, HostInfo, Problem, ProblemKind, RevisionInfo,
+    StatusWriter, Subject, SyncOutcome, SyncRecord, services,
 };
-use super::status_files;
 use super::trigger::Batch;
 use crate::apply::docker::DockerEngine;
 use crate::apply::{self, CancelGuard};
 use crate::diff::render::short_commit;
 use crate::diff::{self, Desired, Observed, Plan, render};
+use crate::git::poll::backoff;
 use crate::hosts::Pool;
+use crate::leader::Term;
 use crate::model::Model;
+
+/// The first wait before an apply that did not complete is tried again; doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// A revision and its model.
 #[derive(Clone)]
@@ -80,7 +89,10 @@ impl std::fmt::Display for Outcome {
 pub struct Reconciler {
     settings: Arc<Settings>,
     status: StatusWriter,
-    source: Arc<tokio::sync::Mutex<Source>>,
+    /// What the repository task publishes.
+    repository: RepositoryView,
+    /// The publication last taken.
+    taken: Option<Arc<Published>>,
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
     pool: Pool,
@@ -94,22 +106,29 @@ pub struct Reconciler {
     good: Option<Loaded>,
     /// Revisions whose rollout failed; not retried.
     failed: Option<String>,
+    /// The revision whose rollout failed, kept for a requested retry.
+    rejected: Option<Loaded>,
+    /// Applies in a row that did not complete (not counting rejections): the retry backoff.
+    retries: u32,
     /// Problems of the head (validation, reading), kept until the head changes.
     head_problems: Vec<Problem>,
-    fetch_error: Option<String>,
+    fetch_error: Option<FetchProblem>,
     /// The last commit announced as new, so an unreadable head is announced once.
     announced: Option<String>,
+    /// Tells the Docker events watchers which containers an apply touches.
+    quiet: Arc<Quiet>,
     /// When the loop should sync again without a trigger (grace deadline, crash-loop brake).
     wake: Option<tokio::time::Instant>,
-    /// The status files last written, to commit only on change.
-    written: Option<BTreeMap<String, Vec<u8>>>,
+    /// With high availability, the leadership term this instance holds: applies are fenced
+    /// by it (checked before each batch, epoch-labelled creations). `None` without etcd.
+    term: Option<Term>,
 }
 
 impl Reconciler {
     pub fn new(
         settings: Arc<Settings>,
         status: StatusWriter,
-        source: Arc<tokio::sync::Mutex<Source>>,
+        repository: RepositoryView,
         cancel: CancellationToken,
         heartbeat: Arc<Heartbeat>,
     ) -> Self {
@@ -118,7 +137,9 @@ impl Reconciler {
             crash_loops: CrashLoops::new(settings.restart_backoff, settings.restart_backoff_max),
             settings,
             status,
-            source,
+            repository,
+            taken: None,
+            quiet: Arc::default(),
             cancel,
             heartbeat,
             pool: Pool::new(),
@@ -126,12 +147,23 @@ impl Reconciler {
             target: None,
             good: None,
             failed: None,
+            rejected: None,
+            retries: 0,
             head_problems: Vec::new(),
             fetch_error: None,
             announced: None,
             wake: None,
-            written: None,
+            term: None,
         }
+    }
+
+    /// The leadership term applies are fenced by (`None`: unfenced, without etcd).
+    pub fn term(&self) -> Option<&Term> {
+        self.term.as_ref()
+    }
+
+    pub fn set_term(&mut self, term: Option<Term>) {
+        self.term = term;
     }
 
     /// The model the hosts are being kept at, if any.
@@ -147,6 +179,24 @@ impl Reconciler {
     /// The wake-up came: forget it.
     pub fn woken(&mut self) {
         self.wake = None;
+    }
+
+    /// Shares `quiet` with the Docker events watchers.
+    pub fn set_quiet(&mut self, quiet: Arc<Quiet>) {
+        self.quiet = quiet;
+    }
+
+    /// Waits until the repository task publishes something new.
+    pub async fn repository_changed(&mut self) {
+        if self.repository.changed().await.is_err() {
+            // The repository task is gone (the supervisor notices): nothing more will come.
+            std::future::pending::<()>().await
+        }
+    }
+
+    /// Whether the loop has a target to keep the hosts at.
+    pub fn has_target(&self) -> bool {
+        self.target.is_some()
     }
 
     /// The status writer (the loop records its own events through it).
@@ -165,9 +215,9 @@ impl Reconciler {
         let started_at = SystemTime::now();
         self.status.sync_started(batch.describe());
         self.heartbeat.beat();
-        if batch.fetch || self.head.is_none() {
-            self.fetch().await;
-            self.heartbeat.beat();
+        self.take_repository();
+        if batch.reasons.contains_key("retry") {
+            self.retry_requested();
         }
         if let Some(target) = &self.target {
             span.record("revision", target.revision.commit.as_str());
@@ -201,33 +251,29 @@ impl Reconciler {
             plan: plan.as_ref().map(|p| p.summary).unwrap_or_default(),
             full_plan: plan,
         });
-        self.write_status().await;
         self.heartbeat.beat();
         outcome
     }
 
-    /// Fetches the branch; loads its head if it is new. A head that cannot be read is tried
-    /// again at the next fetch.
-    async fn fetch(&mut self) {
-        let source = self.source.clone();
-        let mut source = source.lock().await;
-        let fetched = tokio::task::block_in_place(|| source.fetch_head());
-        let revision = match fetched {
-            Ok(revision) => {
-                if self.fetch_error.take().is_some() {
-                    self.status.event(EventKind::Fetch, "fetching works again");
-                }
-                revision
+    /// Takes what the repository task published last, if it is new: fetch problems, and a
+    /// new head (valid: the next target; invalid: reported, the last good revision stays).
+    /// Never waits on Git.
+    fn take_repository(&mut self) {
+        let published = self.repository.borrow_and_update().clone();
+        if self.taken.as_ref().is_some_and(|t| Arc::ptr_eq(t, &published)) {
+            return;
+        }
+        self.taken = Some(published.clone());
+        match (&self.fetch_error, &published.fetch_error) {
+            (Some(_), None) => self.status.event(EventKind::Fetch, "fetching works again"),
+            (old, Some(new)) if old.as_ref().map(|o| &o.message) != Some(&new.message) => {
+                self.status.event(EventKind::Fetch, format!("fetch failed: {}", new.message))
             }
-            Err(error) => {
-                let message = error.to_string();
-                if self.fetch_error.as_deref() != Some(message.as_str()) {
-                    self.status.event(EventKind::Fetch, format!("fetch failed: {message}"));
-                }
-                self.fetch_error = Some(message);
-                return;
-            }
-        };
+            _ => {}
+        }
+        self.fetch_error = published.fetch_error.clone();
+        let Some(read) = &published.head else { return };
+        let revision = read.revision.clone();
         if self.head.as_ref().is_some_and(|h| h.commit == revision.commit) {
             return;
         }
@@ -243,52 +289,60 @@ impl Reconciler {
             );
             self.announced = Some(revision.commit.clone());
         }
-        match tokio::task::block_in_place(|| source.load(&revision.commit)) {
+        match &read.model {
             Ok(model) => {
                 self.head = Some(revision.clone());
                 self.head_problems.clear();
-                self.target = Some(Loaded { revision: revision.clone(), model: Arc::new(model) });
+                self.target = Some(Loaded { revision: revision.clone(), model: model.clone() });
                 self.set_head(revision, HeadState::Pending);
             }
-            Err(SourceError::Invalid(diagnostics)) => {
-                self.head = Some(revision.clone());
-                self.head_problems = diagnostics
-                    .iter()
-                    .map(|d| {
-                        Problem::new(
-                            ProblemKind::InvalidRevision,
-                            Subject::Repository,
-                            d.to_string(),
-                        )
-                    })
-                    .collect();
-                self.status.event(
-                    EventKind::Rollout,
-                    format!(
-                        "revision {} is invalid ({} error(s)); {} keeps running",
-                        short_commit(&revision.commit),
-                        diagnostics.len(),
-                        self.good
-                            .as_ref()
-                            .map(|g| short_commit(&g.revision.commit).to_string())
-                            .unwrap_or_else(|| "nothing".into())
-                    ),
-                );
-                self.set_head(revision, HeadState::Invalid);
-            }
-            Err(SourceError::Unreadable(message)) => {
-                // Not remembered as the head: the next fetch reads it again.
-                self.head_problems = vec![Problem::new(
-                    ProblemKind::UnreadableRevision,
-                    Subject::Repository,
-                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
-                )];
-                self.status.event(
-                    EventKind::Revision,
-                    format!("revision {} unreadable: {message}", short_commit(&revision.commit)),
-                );
-                self.set_head(revision, HeadState::Invalid);
-            }
+            Err(error) => match error.as_ref() {
+                SourceError::Invalid(diagnostics) => {
+                    self.head = Some(revision.clone());
+                    self.head_problems = diagnostics
+                        .iter()
+                        .map(|d| {
+                            Problem::new(
+                                ProblemKind::InvalidRevision,
+                                Subject::Repository,
+                                d.to_string(),
+                            )
+                        })
+                        .collect();
+                    self.status.event(
+                        EventKind::Rollout,
+                        format!(
+                            "revision {} is invalid ({} error(s)); {} keeps running",
+                            short_commit(&revision.commit),
+                            diagnostics.len(),
+                            self.good
+                                .as_ref()
+                                .map(|g| short_commit(&g.revision.commit).to_string())
+                                .unwrap_or_else(|| "nothing".into())
+                        ),
+                    );
+                    self.set_head(revision, HeadState::Invalid);
+                }
+                SourceError::Unreadable(message) => {
+                    // Not remembered as the head: the repository task reads it again.
+                    self.head_problems = vec![Problem::new(
+                        ProblemKind::UnreadableRevision,
+                        Subject::Repository,
+                        format!(
+                            "revision {} unreadable: {message}",
+                            short_commit(&revision.commit)
+                        ),
+                    )];
+                    self.status.event(
+                        EventKind::Revision,
+                        format!(
+                            "revision {} unreadable: {message}",
+                            short_commit(&revision.commit)
+                        ),
+                    );
+                    self.set_head(revision, HeadState::Invalid);
+                }
+            },
         }
     }
 
@@ -308,7 +362,12 @@ impl Reconciler {
             self.wake_after(deadline);
         }
         let mut plan = diff::plan(
-            &Desired::new(model, &observed, Some(target.revision.commit.clone())),
+            &Desired::for_repository(
+                model,
+                &observed,
+                Some(target.revision.commit.clone()),
+                Some(self.settings.repository_id.clone()),
+            ),
             &observed,
         );
         let held = self.crash_loops.hold_back(&mut plan, now);
@@ -357,7 +416,13 @@ impl Reconciler {
             };
             (outcome, observed)
         } else {
+            // Changes while the target already runs: drift being repaired.
+            let repairing =
+                self.good.as_ref().is_some_and(|g| g.revision.commit == target.revision.commit);
             let report = self.apply(model, &plan, clients).await;
+            if repairing && report.converged() && report.stopped.is_none() {
+                self.status.update(|s| s.counters.drift_repairs += 1);
+            }
             // Replica counts come from the hosts as they are now, not from the plan.
             let (after, _) = self.observe(model).await;
             let outcome = if let Some(why) = &report.stopped {
@@ -382,19 +447,30 @@ impl Reconciler {
                         failures.push(format!("host {host} lost: {lost}"));
                     }
                 }
-                let rollout_failed =
-                    report.hosts.values().any(|r| !r.failures.is_empty() && r.lost.is_none());
+                // Only a health gate failed and rolled back makes the revision bad; anything
+                // else (a pull refused, an API error, a host lost) is retried with backoff.
                 let is_new =
                     self.good.as_ref().is_none_or(|g| g.revision.commit != target.revision.commit);
-                if rollout_failed && is_new {
-                    self.reject(target);
+                if !report.rolled_back.is_empty() && is_new {
+                    self.reject(target, &report.rolled_back);
+                } else {
+                    let wait = backoff(self.retries, RETRY_FIRST, RETRY_MAX);
+                    self.retries = self.retries.saturating_add(1);
+                    self.status.event(
+                        EventKind::Rollout,
+                        format!("the apply did not complete; trying again in {}s", wait.as_secs()),
+                    );
+                    self.wake_after(wait);
                 }
                 Outcome::Incomplete(failures.join("; "))
             };
             (outcome, after)
         };
-        if matches!(outcome, Outcome::InSync | Outcome::Applied(_)) && plan.unplaced.is_empty() {
-            self.deployed(target, plan.summary, &outcome);
+        if matches!(outcome, Outcome::InSync | Outcome::Applied(_)) {
+            self.retries = 0;
+            if plan.unplaced.is_empty() {
+                self.deployed(target, plan.summary, &outcome);
+            }
         }
         self.record(model, &observed, &plan, problems);
         (outcome, plan)
@@ -405,13 +481,14 @@ impl Reconciler {
         &mut self,
         model: &Model,
     ) -> (Observed, BTreeMap<String, Result<bollard::Docker, String>>) {
-        let settings = &model.fleet.settings;
-        let timeout = Duration::from_millis(settings.observe_timeout_ms);
-        let (seen, clients) =
-            self.pool.observe_all(&model.fleet.hosts, &settings.name, timeout).await;
+        let round = self.pool.observe_model(model).await;
+        let (seen, clients) = (round.observed, round.clients);
         self.heartbeat.beat();
-        let (observed, transitions) = self.liveness.observe(seen, Instant::now());
+        let (observed, transitions) = self.liveness.observe(seen, &round.failures, Instant::now());
         for transition in &transitions {
+            if matches!(transition, super::liveness::Transition::Down { .. }) {
+                self.status.update(|s| s.counters.failovers += 1);
+            }
             self.status.event(EventKind::Host, transition.to_string());
         }
         (observed, clients)
@@ -435,30 +512,84 @@ impl Reconciler {
                 apply::EventKind::Failed => {
                     status.event(EventKind::Replica, format!("host {}: {}", event.host, event.text))
                 }
+                apply::EventKind::Logs => {
+                    // The text is "<name> last log lines:\n<lines>": the lines stay in the
+                    // event's log field, out of the message.
+                    let (what, logs) = event.text.split_once('\n').unwrap_or((&event.text, ""));
+                    status.event_with_logs(
+                        EventKind::Replica,
+                        format!("host {}: {what}", event.host),
+                        logs,
+                    )
+                }
                 apply::EventKind::Done | apply::EventKind::Info => {
                     tracing::debug!(host = %event.host, "{}", event.text)
                 }
             }
         };
         tracing::info!(plan = %render::summary_line(&plan.summary), "applying");
-        let guard = CancelGuard(self.cancel.clone());
-        apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
+        let router = self.settings.router.as_ref();
+        let timeout = Duration::from_millis(model.fleet.settings.observe_timeout_ms);
+        let hosts = &model.fleet.hosts;
+        self.quiet.begin();
+        let report = match &self.term {
+            // The leader's fence: its term's check before each batch, its own-clock gate
+            // before each Docker call, its epoch on what it creates.
+            Some(term) => {
+                let engine = engine.fenced(term.epoch, term.gate());
+                let engine = Noting { engine: &engine, quiet: &self.quiet };
+                let guard = RoutedGuard { inner: term.clone(), router, hosts, timeout };
+                apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
+            }
+            None => {
+                let engine = Noting { engine: &engine, quiet: &self.quiet };
+                let guard =
+                    RoutedGuard { inner: CancelGuard(self.cancel.clone()), router, hosts, timeout };
+                apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
+            }
+        };
+        self.quiet.end();
+        report
     }
 
     /// The target's rollout failed: fall back to the last good revision until a new commit.
-    fn reject(&mut self, target: &Loaded) {
+    fn reject(&mut self, target: &Loaded, services: &std::collections::BTreeSet<String>) {
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
         self.status.event(
             EventKind::Rollout,
             format!(
-                "rollout of {} failed; it is not retried until a new commit arrives",
-                short_commit(&target.revision.commit)
+                "rollout of {} failed its health gate and was rolled back ({}); it is not retried until a new commit arrives or a retry is requested",
+                short_commit(&target.revision.commit),
+                services.join(", ")
             ),
         );
         self.failed = Some(target.revision.commit.clone());
+        self.rejected = Some(target.clone());
+        self.status.update(|s| s.counters.rollbacks += 1);
         self.set_head(target.revision.clone(), HeadState::Failed);
         self.target = self.good.clone();
         // Converge back to the good revision now, not at the next trigger.
         self.wake_after(Duration::ZERO);
+    }
+
+    /// Someone asked to retry: a revision rejected after its rollout failed becomes the
+    /// target again (while it is still the head).
+    fn retry_requested(&mut self) {
+        let Some(rejected) = self.rejected.take() else { return };
+        if self.head.as_ref().is_none_or(|h| h.commit != rejected.revision.commit) {
+            return;
+        }
+        self.status.event(
+            EventKind::Rollout,
+            format!(
+                "retrying the rollout of {} on request",
+                short_commit(&rejected.revision.commit)
+            ),
+        );
+        self.failed = None;
+        self.retries = 0;
+        self.set_head(rejected.revision.clone(), HeadState::Pending);
+        self.target = Some(rejected);
     }
 
     /// `target` converged on every host: it is deployed (and so is the head, if it is it).
@@ -493,7 +624,13 @@ impl Reconciler {
             .fetch_error
             .iter()
             .map(|e| {
-                Problem::new(ProblemKind::Fetch, Subject::Repository, format!("fetch failed: {e}"))
+                let mut problem = Problem::new(
+                    ProblemKind::Fetch,
+                    Subject::Repository,
+                    format!("fetch failed: {}", e.message),
+                );
+                problem.since = e.since;
+                problem
             })
             .collect();
         if let Some(failed) = &self.failed {
@@ -502,7 +639,7 @@ impl Reconciler {
                     ProblemKind::RolloutFailed,
                     Subject::Repository,
                     format!(
-                        "the rollout of {} failed; fix it with a new commit",
+                        "the rollout of {} failed; fix it with a new commit (or request a retry)",
                         short_commit(failed)
                     ),
                 ));
@@ -519,6 +656,11 @@ impl Reconciler {
             let subject = Subject::Host { host: name.clone() };
             match health {
                 HostHealth::Up => {}
+                HostHealth::Failing { reason, .. } => problems.push(Problem::new(
+                    ProblemKind::HostFailing,
+                    subject,
+                    format!("host {name} answers with an error: {reason}"),
+                )),
                 HostHealth::Unreachable { reason, .. } => problems.push(Problem::new(
                     ProblemKind::HostUnreachable,
                     subject,
@@ -532,6 +674,13 @@ impl Reconciler {
             }
         }
         for host in &plan.hosts {
+            if let diff::HostStatus::Refused { reason } = &host.status {
+                problems.push(Problem::new(
+                    ProblemKind::HostRefused,
+                    Subject::Host { host: host.host.clone() },
+                    format!("host {}: {reason}", host.host),
+                ));
+            }
             let down = matches!(hosts.get(&host.host), Some(HostHealth::Down { .. }));
             if let (true, diff::HostStatus::Unreachable { replicas, .. }) = (down, &host.status) {
                 if *replicas > 0 {
@@ -546,6 +695,13 @@ impl Reconciler {
                 }
             }
         }
+        // A host whose engine contradicts its declared platform (named with both values).
+        for host in &plan.hosts {
+            if let Some(mismatch) = host.platform.as_ref().and_then(|p| p.mismatch.clone()) {
+                let subject = Subject::Host { host: host.host.clone() };
+                problems.push(Problem::new(ProblemKind::PlatformMismatch, subject, mismatch));
+            }
+        }
         for unplaced in &plan.unplaced {
             problems.push(Problem::new(
                 ProblemKind::Unplaced,
@@ -558,36 +714,21 @@ impl Reconciler {
         }
         problems.extend(self.repository_problems());
         let services = Arc::new(services(model, observed));
+        let routes = Arc::new(crate::router::derive_routes(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
-        self.status.update(|s| s.services = services);
-    }
-
-    /// Commits the status files to the status branch when they changed.
-    async fn write_status(&mut self) {
-        let Some(branch) = self.settings.status_branch.clone() else { return };
-        let snapshot = self.status.current();
-        let files = status_files::render(&snapshot);
-        if self.written.as_ref() == Some(&files) {
-            return;
-        }
-        let message = snapshot
-            .deployed
-            .as_ref()
-            .map(|d| format!("gitfleet status: {} deployed", short_commit(&d.revision.commit)))
-            .unwrap_or_else(|| "gitfleet status".to_string());
-        let source = self.source.lock().await;
-        match tokio::task::block_in_place(|| source.write_status(&branch, &files, &message)) {
-            Ok(commit) => {
-                if let Some(commit) = commit {
-                    tracing::info!(%commit, %branch, "status written");
-                }
-                self.written = Some(files);
-            }
-            Err(error) => {
-                tracing::warn!(%error, %branch, "cannot write status");
-            }
-        }
+        let platforms =
+            plan.hosts.iter().filter_map(|h| Some((h.host.clone(), h.platform.clone()?))).collect();
+        let fleet = model.fleet.settings.name.clone();
+        let host_info =
+            model.fleet.hosts.iter().map(|(name, h)| (name.clone(), HostInfo::of(h))).collect();
+        self.status.update(|s| {
+            s.services = services;
+            s.fleet = Some(fleet);
+            s.host_info = host_info;
+            s.routes = routes;
+            s.platforms = platforms;
+        });
     }
 
     /// Makes the loop sync again after `delay` (the earliest of all such wishes wins).

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::state::RevisionInfo;
-use crate::git::{self, Credentials, GitError, Mirror};
+use crate::git::{self, GitError, Mirror, MirrorOptions};
 use crate::model::{self, Diagnostic, LoadCache, LoadOptions, Model};
 
 /// Why a commit gives no model.
@@ -30,12 +30,12 @@ impl Source {
     pub fn open(
         location: &str,
         cache_dir: &std::path::Path,
-        credentials: Credentials,
+        mirror: MirrorOptions,
         branch: &str,
         options: LoadOptions,
         push_status: bool,
     ) -> Result<Self, GitError> {
-        let mirror = Mirror::open(location, cache_dir, credentials)?;
+        let mirror = Mirror::open_with(location, cache_dir, mirror)?;
         Ok(Source {
             mirror,
             branch: branch.to_string(),

@@ -126,6 +126,8 @@ pub struct HostReplicas {
 pub enum HostState {
     /// It answers.
     Up,
+    /// It answers, with errors (an API error, not a lost connection): reported, nothing moves.
+    Failing,
     /// Not answering, for less than the grace period: nothing moves.
     Away,
     /// Not answering for longer than the grace period: its replicas run elsewhere.
@@ -136,6 +138,7 @@ impl HostState {
     pub fn as_str(self) -> &'static str {
         match self {
             HostState::Up => "up",
+            HostState::Failing => "failing",
             HostState::Away => "away",
             HostState::Down => "down",
         }
@@ -232,6 +235,10 @@ pub struct EventRecord {
     pub at: SystemTime,
     pub kind: EventKind,
     pub message: String,
+    /// A failed replica's last log lines (capped by the apply), for the page's event list:
+    /// never serialized (not in `/api/status`, the status files or a comment).
+    #[serde(skip)]
+    pub logs: Option<Arc<str>>,
 }
 
 /// What a problem is about.
@@ -252,10 +259,17 @@ pub enum ProblemKind {
     HostUnreachable,
     /// A host is down (past the grace period).
     HostDown,
+    /// A host answers with errors (an HTTP 500, say): nothing moves.
+    HostFailing,
+    /// Another repository deployed this fleet on a host: nothing is planned there.
+    HostRefused,
     /// Replicas pinned by their volumes to a host that is down.
     Pinned,
     /// A replica that cannot be placed.
     Unplaced,
+    /// A host's engine reports another platform than `fleet.yaml` declares: nothing is
+    /// planned onto it.
+    PlatformMismatch,
 }
 
 /// Whom a problem is about.
@@ -335,6 +349,53 @@ impl<T: Serialize> Serialize for History<T> {
     }
 }
 
+/// A host as `fleet.yaml` registers it, for people (no TLS file paths, no credentials).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostInfo {
+    /// `unix:///...` or `tcp://host:port` (`(tls)` when it uses TLS).
+    pub endpoint: String,
+    pub labels: BTreeMap<String, String>,
+    /// `os/arch`.
+    pub platform: String,
+    pub millicpus: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
+impl HostInfo {
+    pub fn of(host: &crate::model::Host) -> Self {
+        HostInfo {
+            endpoint: host.endpoint.to_string(),
+            labels: host.labels.clone(),
+            platform: format!("{}/{}", host.platform.os, host.platform.arch),
+            millicpus: host.capacity.millicpus,
+            memory_bytes: host.capacity.memory_bytes,
+        }
+    }
+}
+
+/// Upper bounds, in seconds, of the sync duration histogram's buckets (`+Inf` is implied).
+pub const SYNC_SECONDS_BUCKETS: [f64; 10] =
+    [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
+
+/// Counts since the controller started, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
+    /// Applies that brought the hosts back to the revision already deployed (a container
+    /// removed, crashed or changed by hand, a host back after failover).
+    pub drift_repairs: u64,
+    /// Hosts that passed the grace period (their replicas were moved).
+    pub failovers: u64,
+    /// Rollouts that failed and were rolled back to the last good revision.
+    pub rollbacks: u64,
+    /// Syncs per duration bucket ([`SYNC_SECONDS_BUCKETS`], then `+Inf`), not cumulative.
+    pub sync_seconds_buckets: [u64; SYNC_SECONDS_BUCKETS.len() + 1],
+    pub sync_seconds_sum: f64,
+    /// When the last sync that left the hosts at the target revision (in sync or applied)
+    /// finished.
+    #[serde(serialize_with = "rfc3339::option")]
+    pub last_success: Option<SystemTime>,
+}
+
 /// Everything the status page, the status files, the metrics and the API show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
@@ -349,6 +410,15 @@ pub struct Snapshot {
     pub hosts: BTreeMap<String, HostStatus>,
     /// app → service → replicas, as observed.
     pub services: Arc<BTreeMap<String, BTreeMap<String, ServiceStatus>>>,
+    /// Every `x-routes` rule with the replicas that can serve it (host address and published
+    /// port, Docker health), as observed: what the router's table is built from. Not in the
+    /// JSON (the router's own view has the live states).
+    #[serde(skip)]
+    pub routes: Arc<Vec<crate::router::RouteSpec>>,
+    /// Each host's platform as the last sync planned with it (OS, architecture, what its
+    /// engine reports, a mismatch with `fleet.yaml`). Additive in version 1.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub platforms: BTreeMap<String, crate::diff::platform::HostPlatform>,
     /// The plan of the last sync (every host's steps with their reasons); not in the JSON.
     #[serde(skip)]
     pub plan: Option<Arc<Plan>>,
@@ -360,6 +430,15 @@ pub struct Snapshot {
     pub sync_totals: BTreeMap<SyncOutcome, u64>,
     /// The repository has been read at least once (a head was fetched, valid or not).
     pub repository_read: bool,
+    /// Counts since start, for metrics.
+    pub counters: Counters,
+    /// The fleet's name (`settings.name`) and its hosts as registered, from the revision
+    /// the hosts are kept at.
+    pub fleet: Option<String>,
+    pub host_info: BTreeMap<String, HostInfo>,
+    /// High availability: this instance's role (`leader`, `standby`, or `single` without
+    /// etcd), the members, the leader, its epoch and since when.
+    pub leadership: crate::leader::View,
 }
 
 impl Default for Snapshot {
@@ -373,12 +452,18 @@ impl Default for Snapshot {
             problems: Vec::new(),
             hosts: BTreeMap::new(),
             services: Arc::default(),
+            routes: Arc::default(),
+            platforms: BTreeMap::new(),
             plan: None,
             syncing: None,
             syncs: History::new(HISTORY),
             events: History::new(EVENTS),
             sync_totals: BTreeMap::new(),
             repository_read: false,
+            counters: Counters::default(),
+            fleet: None,
+            host_info: BTreeMap::new(),
+            leadership: crate::leader::View::single(),
         }
     }
 }
@@ -393,7 +478,12 @@ impl Snapshot {
     }
 
     /// Ready: the repository has been read and a first sync has finished.
+    /// A standby (high availability) syncs nothing and is ready as soon as it runs: it serves
+    /// the status and hands webhooks to the leader.
     pub fn ready(&self) -> Result<(), &'static str> {
+        if self.leadership.role == crate::leader::Role::Standby {
+            return Ok(());
+        }
         if !self.repository_read {
             return Err("the repository has not been read yet");
         }
@@ -474,7 +564,18 @@ impl StatusWriter {
     pub fn event(&self, kind: EventKind, message: impl Into<String>) {
         let message = message.into();
         tracing::info!(event = %message, kind = ?kind, "event");
-        self.update(|s| s.events.push(EventRecord { at: SystemTime::now(), kind, message }));
+        self.update(|s| {
+            s.events.push(EventRecord { at: SystemTime::now(), kind, message, logs: None })
+        });
+    }
+
+    /// An event with a failed replica's last log lines attached (kept out of every
+    /// serialization; see [`EventRecord::logs`]).
+    pub fn event_with_logs(&self, kind: EventKind, message: impl Into<String>, logs: &str) {
+        let message = message.into();
+        tracing::info!(event = %message, kind = ?kind, logs, "event");
+        let logs: Option<Arc<str>> = Some(logs.into());
+        self.update(|s| s.events.push(EventRecord { at: SystemTime::now(), kind, message, logs }));
     }
 
     pub fn sync_started(&self, reasons: String) {
@@ -486,6 +587,16 @@ impl StatusWriter {
     pub fn record_sync(&self, record: SyncRecord) {
         self.update(|s| {
             *s.sync_totals.entry(record.outcome).or_default() += 1;
+            let seconds = record.millis as f64 / 1000.0;
+            let bucket = SYNC_SECONDS_BUCKETS
+                .iter()
+                .position(|le| seconds <= *le)
+                .unwrap_or(SYNC_SECONDS_BUCKETS.len());
+            s.counters.sync_seconds_buckets[bucket] += 1;
+            s.counters.sync_seconds_sum += seconds;
+            if matches!(record.outcome, SyncOutcome::InSync | SyncOutcome::Applied) {
+                s.counters.last_success = Some(record.at);
+            }
             s.syncing = None;
             if record.full_plan.is_some() {
                 s.plan = record.full_plan.clone();
@@ -533,6 +644,9 @@ pub fn host_statuses(
         .map(|(name, health)| {
             let (state, reason, away_for) = match health {
                 HostHealth::Up => (HostState::Up, None, None),
+                HostHealth::Failing { reason, for_seconds } => {
+                    (HostState::Failing, Some(reason.clone()), Some(*for_seconds))
+                }
                 HostHealth::Unreachable { reason, for_seconds } => {
                     (HostState::Away, Some(reason.clone()), Some(*for_seconds))
                 }

@@ -207,6 +207,7 @@ mod tests {
             at: SystemTime::now(),
             kind: EventKind::Host,
             message: "x".into(),
+            logs: Some("boom".into()),
         });
         assert_eq!(render(&snapshot()), render(&later));
     }

@@ -4,6 +4,9 @@
 //! resync, a host's grace deadline) pushes a [`Trigger`]; the reconcile loop takes everything
 //! pending at once with [`Triggers::next`]. While a sync runs, new triggers gather into one
 //! pending [`Batch`], so a burst of any size causes at most one running and one pending sync.
+//!
+//! Reasons that say the repository may have moved also leave a [`FetchWish`] for the
+//! repository task ([`Triggers::next_fetch`]), which fetches without the loop waiting.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -27,12 +30,45 @@ pub enum Trigger {
     Resync,
     /// A host's grace period ends, or a held-back replica may be restarted.
     Deadline,
+    /// The repository task published something new (a head, a fetch problem).
+    Repository,
+    /// Someone asked to retry a revision whose rollout failed (a signed generic hook).
+    Retry,
+    /// This instance became the leader (high availability): fetch, observe every host, plan.
+    Elected,
+}
+
+/// What the repository task is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FetchWish {
+    /// Fetch only if the last fetch is older than the poll interval (a periodic resync).
+    IfStale,
+    /// Fetch now (the branch may have moved).
+    Now,
 }
 
 impl Trigger {
     /// Whether this reason means the repository may have moved, so fetch first.
     pub fn needs_fetch(&self) -> bool {
-        matches!(self, Trigger::Startup | Trigger::Poll | Trigger::Notify | Trigger::Webhook { .. })
+        matches!(
+            self,
+            Trigger::Startup
+                | Trigger::Poll
+                | Trigger::Notify
+                | Trigger::Webhook { .. }
+                | Trigger::Elected
+        )
+    }
+
+    /// What this reason asks of the repository task, if anything.
+    pub fn fetch_wish(&self) -> Option<FetchWish> {
+        if self.needs_fetch() {
+            Some(FetchWish::Now)
+        } else if *self == Trigger::Resync {
+            Some(FetchWish::IfStale)
+        } else {
+            None
+        }
     }
 
     /// A short name for logs and the status page.
@@ -45,6 +81,9 @@ impl Trigger {
             Trigger::DockerEvent { .. } => "docker-event",
             Trigger::Resync => "resync",
             Trigger::Deadline => "deadline",
+            Trigger::Repository => "repository",
+            Trigger::Retry => "retry",
+            Trigger::Elected => "elected",
         }
     }
 }
@@ -68,6 +107,12 @@ impl Batch {
         self.reasons.is_empty()
     }
 
+    /// Whether every reason only says the repository may have moved: the repository task
+    /// fetches, and the loop syncs when it publishes something new.
+    pub fn only_fetch(&self) -> bool {
+        self.reasons.keys().all(|kind| matches!(*kind, "startup" | "poll" | "notify" | "webhook"))
+    }
+
     /// `webhook×1000, docker-event×2`.
     pub fn describe(&self) -> String {
         let parts: Vec<String> = self
@@ -84,6 +129,8 @@ impl Batch {
 pub struct Triggers {
     pending: Mutex<Batch>,
     wake: Notify,
+    fetch: Mutex<Option<FetchWish>>,
+    fetch_wake: Notify,
 }
 
 impl Triggers {
@@ -94,8 +141,23 @@ impl Triggers {
     /// Adds a reason; cheap and never blocks on a running sync.
     pub fn push(&self, trigger: Trigger) {
         tracing::trace!(trigger = trigger.kind(), "trigger");
+        if let Some(wish) = trigger.fetch_wish() {
+            let mut fetch = self.fetch.lock().unwrap_or_else(|e| e.into_inner());
+            *fetch = Some(fetch.map_or(wish, |w| w.max(wish)));
+            self.fetch_wake.notify_one();
+        }
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).add(&trigger);
         self.wake.notify_one();
+    }
+
+    /// Waits until a fetch is wished, then takes the wish (several coalesce into one).
+    pub async fn next_fetch(&self) -> FetchWish {
+        loop {
+            if let Some(wish) = self.fetch.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return wish;
+            }
+            self.fetch_wake.notified().await;
+        }
     }
 
     /// Waits until something is pending, then takes all of it.
@@ -129,6 +191,23 @@ mod tests {
         let waited =
             tokio::time::timeout(std::time::Duration::from_millis(50), triggers.next()).await;
         assert!(waited.is_err());
+    }
+
+    #[tokio::test]
+    async fn fetch_wishes_coalesce_and_the_strongest_wins() {
+        let triggers = Triggers::new();
+        triggers.push(Trigger::Resync);
+        assert_eq!(triggers.next_fetch().await, FetchWish::IfStale);
+        triggers.push(Trigger::Resync);
+        triggers.push(Trigger::Poll);
+        triggers.push(Trigger::Resync);
+        assert_eq!(triggers.next_fetch().await, FetchWish::Now);
+        triggers.push(Trigger::DockerEvent { host: "a".into(), action: "die".into() });
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), triggers.next_fetch()).await;
+        assert!(waited.is_err(), "a docker event wishes no fetch");
+        let batch = triggers.next().await;
+        assert!(!batch.only_fetch());
     }
 
     #[tokio::test]

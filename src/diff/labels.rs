@@ -15,6 +15,13 @@ pub const SPEC: &str = "io.gitfleet.spec";
 pub const REVISION: &str = "io.gitfleet.revision";
 /// On networks and volumes: the app's key for the object.
 pub const OBJECT: &str = "io.gitfleet.object";
+/// The repository the object was deployed from (`git::repository_id`): two repositories
+/// never share a fleet on a host (see `diff::ownership`). Not part of the spec hash.
+pub const REPOSITORY: &str = "io.gitfleet.repository";
+/// The leadership epoch of the controller that created the object (with high availability:
+/// the etcd election key's create revision). Not part of the spec hash, so a failover
+/// replaces nothing; it tells which leader wrote what.
+pub const EPOCH: &str = "io.gitfleet.epoch";
 
 use std::collections::BTreeMap;
 
@@ -53,5 +60,16 @@ pub fn for_object(
     labels.insert(FLEET.into(), fleet.into());
     labels.insert(APP.into(), app.into());
     labels.insert(OBJECT.into(), object.into());
+    labels
+}
+
+/// `labels` with the repository label added, when the repository is known.
+pub fn with_repository(
+    mut labels: BTreeMap<String, String>,
+    repository: Option<&str>,
+) -> BTreeMap<String, String> {
+    if let Some(repository) = repository {
+        labels.insert(REPOSITORY.into(), repository.into());
+    }
     labels
 }

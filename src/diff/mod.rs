@@ -1,15 +1,20 @@
-//! From desired to observed: where each replica runs ([`schedule`]), the canonical container
-//! spec and its hash ([`spec`]), the desired objects per host ([`desired`]), the [`Plan`] of
-//! steps per host ([`plan()`]) and its renderings ([`render`]). Pure: no I/O.
+//! From desired to observed: where each replica runs ([`schedule`]), each host's platform and
+//! the hosts each image can run on ([`platform`]), the canonical container spec and its hash
+//! ([`spec`]) with its Windows translation ([`windows`]), the desired objects per host
+//! ([`desired`]), the [`Plan`] of steps per host ([`plan()`]) and its renderings ([`render`]).
+//! Pure: no I/O.
 
 pub mod desired;
 pub mod labels;
 pub mod observed;
+pub mod ownership;
 pub mod plan;
+pub mod platform;
 pub mod render;
 pub mod schedule;
 pub mod simulate;
 pub mod spec;
+pub mod windows;
 
 pub use desired::Desired;
 pub use observed::{

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::labels;
+pub use super::platform::{EngineInfo, ImagePlatform};
 
 /// Every registered host's observation, keyed by host name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,12 +40,23 @@ impl HostObservation {
     }
 }
 
-/// The fleet-labelled objects on one host.
+/// The fleet-labelled objects on one host, and what its engine says about its platform.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
     pub containers: Vec<ObservedContainer>,
     pub networks: Vec<ObservedObject>,
     pub volumes: Vec<ObservedObject>,
+    /// The engine's `/info` (OS, architecture, version, isolation), read once per connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineInfo>,
+    /// The model's images present on this host, by reference as the model names them, with
+    /// their platform (image inspect). Only looked up in fleets with a non-Linux host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, ImagePlatform>,
+    /// What a registry says about the model's images that no host has (the platforms of the
+    /// manifest list), asked through this host's engine (`GET /distribution/{name}/json`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registry_images: BTreeMap<String, Vec<ImagePlatform>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +73,22 @@ pub struct ObservedContainer {
     /// Docker's health check status (`healthy`, `unhealthy`, `starting`), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Container ports published on the host, as Docker reports them (the router reads the
+    /// host port Docker chose for a route's port here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PublishedPort>,
+}
+
+/// One published port of a container: `host_port` on the host's `host_ip` (empty, `0.0.0.0`
+/// or `::` for every address) reaches `container_port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub host_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
 }
 
 /// A network or a volume.
@@ -78,6 +106,13 @@ pub struct ReplicaKey {
     pub app: String,
     pub service: String,
     pub replica: u32,
+}
+
+impl ReplicaKey {
+    /// `app/service`, without the replica number.
+    pub fn service_in_app(&self) -> String {
+        format!("{}/{}", self.app, self.service)
+    }
 }
 
 impl std::fmt::Display for ReplicaKey {
@@ -118,6 +153,16 @@ impl ObservedContainer {
 
     pub fn spec_hash(&self) -> Option<&str> {
         self.labels.get(labels::SPEC_HASH).map(String::as_str)
+    }
+
+    /// The host port publishing TCP `container_port`, if any (an IPv4 or wildcard binding
+    /// first: the router connects to the host's address).
+    pub fn host_port(&self, container_port: u16) -> Option<u16> {
+        let tcp =
+            self.ports.iter().filter(|p| p.container_port == container_port && p.protocol == "tcp");
+        let mut ports: Vec<&PublishedPort> = tcp.collect();
+        ports.sort_by_key(|p| p.host_ip.contains(':'));
+        ports.first().map(|p| p.host_port)
     }
 
     pub fn is_running(&self) -> bool {

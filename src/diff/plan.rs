@@ -24,6 +24,7 @@ use super::labels;
 use super::observed::{
     HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey,
 };
+use super::platform::HostPlatform;
 use super::schedule::Unplaced;
 use super::spec::changed_fields;
 use crate::model::PullPolicy;
@@ -36,6 +37,9 @@ pub struct Plan {
     pub format_version: u32,
     pub fleet: String,
     pub revision: Option<String>,
+    /// The repository deployed from (`io.gitfleet.repository` on what apply creates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     pub hosts: Vec<HostPlan>,
     pub unplaced: Vec<Unplaced>,
     pub summary: Summary,
@@ -53,16 +57,25 @@ pub struct HostPlan {
     pub unchanged: usize,
     /// Volumes of this fleet no longer used here, kept because volumes are data.
     pub retained_volumes: Vec<String>,
+    /// The host's platform (OS, architecture, and what its engine says), with notes on
+    /// Windows translations. Added in format 1 (absent from older plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<HostPlatform>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum HostStatus {
     Reachable,
-    /// Not observed, so not planned; `replicas` are assigned to it meanwhile.
+    /// Not observed, or its platform does not match its declaration (`platform.mismatch`), so
+    /// not planned; `replicas` are assigned to it meanwhile.
     Unreachable {
         reason: String,
         replicas: usize,
+    },
+    /// Another repository deployed this fleet here: nothing is planned, nothing touched.
+    Refused {
+        reason: String,
     },
 }
 
@@ -177,6 +190,13 @@ pub struct Summary {
     pub unchanged: usize,
     pub unreachable_hosts: usize,
     pub unplaced: usize,
+    /// Hosts where another repository deployed this fleet (nothing planned there).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_hosts: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -234,6 +254,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             format_version: PLAN_FORMAT_VERSION,
             fleet: desired.fleet.clone(),
             revision: desired.revision.clone(),
+            repository: desired.repository.clone(),
             hosts: Vec::new(),
             unplaced: Vec::new(),
             summary: Summary::default(),
@@ -243,13 +264,28 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut summary = Summary { unplaced: desired.unplaced.len(), ..Summary::default() };
     let mut hosts = Vec::new();
     for (name, want) in &desired.hosts {
-        let host_plan = match observed.hosts.get(name) {
+        let platform = desired.platforms.get(name);
+        let mismatch = platform.and_then(|p| p.mismatch.as_ref());
+        let mut host_plan = match observed.hosts.get(name) {
+            _ if desired.refused_hosts.contains_key(name) => HostPlan {
+                host: name.clone(),
+                status: HostStatus::Refused { reason: desired.refused_hosts[name].clone() },
+                steps: Vec::new(),
+                unchanged: 0,
+                retained_volumes: Vec::new(),
+                platform: None,
+            },
+            // A host whose engine contradicts its declaration gets nothing planned.
+            Some(HostObservation::Reachable(_)) if mismatch.is_some() => {
+                unreachable(name, mismatch.cloned().unwrap_or_default(), want)
+            }
             Some(HostObservation::Reachable(state)) => plan_host(name, want, state, desired),
             Some(HostObservation::Unreachable { reason, .. }) => {
                 unreachable(name, reason.clone(), want)
             }
             None => unreachable(name, "not observed".to_string(), want),
         };
+        host_plan.platform = platform.cloned();
         count(&host_plan, &mut summary);
         hosts.push(host_plan);
     }
@@ -257,6 +293,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         format_version: PLAN_FORMAT_VERSION,
         fleet: desired.fleet.clone(),
         revision: desired.revision.clone(),
+        repository: desired.repository.clone(),
         hosts,
         unplaced: desired.unplaced.clone(),
         summary,
@@ -297,12 +334,15 @@ fn unreachable(name: &str, reason: String, want: &DesiredHost) -> HostPlan {
         steps: Vec::new(),
         unchanged: 0,
         retained_volumes: Vec::new(),
+        platform: None,
     }
 }
 
 fn count(host: &HostPlan, summary: &mut Summary) {
-    if matches!(host.status, HostStatus::Unreachable { .. }) {
-        summary.unreachable_hosts += 1;
+    match host.status {
+        HostStatus::Unreachable { .. } => summary.unreachable_hosts += 1,
+        HostStatus::Refused { .. } => summary.refused_hosts += 1,
+        HostStatus::Reachable => {}
     }
     summary.unchanged += host.unchanged;
     for step in &host.steps {
@@ -490,6 +530,7 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         steps,
         unchanged,
         retained_volumes,
+        platform: None,
     }
 }
 

@@ -1,10 +1,11 @@
 //! A [`Plan`] for people (`text`, Terraform-style), for pull-request comments (`markdown`,
 //! one collapsible section per app) and for machines (`json`, the stable shape of `Plan`).
+//! Each shows every host's platform (OS, architecture, what its engine reports).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::plan::{HostStatus, Plan, Step, Summary};
+use super::plan::{HostPlan, HostStatus, Plan, Step, Summary};
 use crate::model::PullPolicy;
 
 /// `Plan: 3 to create, 1 to replace, 2 to remove, 14 unchanged.`
@@ -45,11 +46,30 @@ fn unreachable_line(host: &str, reason: &str, replicas: usize) -> String {
     format!("host {host} is unreachable ({reason}); its {replicas} replica(s) are not planned")
 }
 
+/// Why a host is not planned although it answered: its platform contradicts its declaration.
+fn mismatch(host: &HostPlan) -> Option<&str> {
+    host.platform.as_ref()?.mismatch.as_deref()
+}
+
+/// ` (windows/x86_64, Windows Server 2022 ..., build 20348, process isolation)`, or nothing
+/// when the plan does not say.
+fn platform_suffix(host: &HostPlan) -> String {
+    host.platform.as_ref().map(|p| format!(" ({})", p.describe())).unwrap_or_default()
+}
+
 fn trailer(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
     for host in &plan.hosts {
-        if let HostStatus::Unreachable { reason, replicas } = &host.status {
-            lines.push(unreachable_line(&host.host, reason, *replicas));
+        if let Some(why) = mismatch(host) {
+            lines.push(format!("host {} is not planned: {why}", host.host));
+            continue;
+        }
+        match &host.status {
+            HostStatus::Unreachable { reason, replicas } => {
+                lines.push(unreachable_line(&host.host, reason, *replicas))
+            }
+            HostStatus::Refused { reason } => lines.push(format!("host {}: {reason}", host.host)),
+            HostStatus::Reachable => {}
         }
     }
     for unplaced in &plan.unplaced {
@@ -68,20 +88,34 @@ pub fn text(plan: &Plan) -> String {
         return out;
     }
     for host in &plan.hosts {
+        let platform = platform_suffix(host);
         match &host.status {
+            HostStatus::Unreachable { .. } if mismatch(host).is_some() => {
+                let why = mismatch(host).unwrap_or_default();
+                let _ = writeln!(out, "host {}: NOT PLANNED: {why}", host.host);
+            }
             HostStatus::Unreachable { reason, .. } => {
                 let _ = writeln!(out, "host {}: UNREACHABLE: {reason}", host.host);
             }
+            HostStatus::Refused { reason } => {
+                let _ = writeln!(out, "host {}: REFUSED: {reason}", host.host);
+            }
             HostStatus::Reachable if host.steps.is_empty() => {
-                let _ =
-                    writeln!(out, "host {}: no changes ({} unchanged)", host.host, host.unchanged);
+                let _ = writeln!(
+                    out,
+                    "host {}: no changes ({} unchanged){platform}",
+                    host.host, host.unchanged
+                );
             }
             HostStatus::Reachable => {
-                let _ = writeln!(out, "host {}:", host.host);
+                let _ = writeln!(out, "host {}:{platform}", host.host);
                 for step in &host.steps {
                     let _ = writeln!(out, "  {}", step_line(step));
                 }
             }
+        }
+        for note in host.platform.iter().flat_map(|p| &p.notes) {
+            let _ = writeln!(out, "  note: {note}");
         }
         if !host.retained_volumes.is_empty() {
             let _ = writeln!(
@@ -111,6 +145,23 @@ pub fn markdown(plan: &Plan) -> String {
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     for line in trailer(plan) {
         let _ = writeln!(out, "> :warning: {line}\n");
+    }
+    let platforms: Vec<String> = plan
+        .hosts
+        .iter()
+        // In code spans: the engine's words are not markdown.
+        .filter_map(|h| {
+            let platform = h.platform.as_ref()?.describe().replace('`', "'");
+            Some(format!("`{}` `{platform}`", h.host))
+        })
+        .collect();
+    if !platforms.is_empty() {
+        let _ = writeln!(out, "Hosts: {}\n", platforms.join("; "));
+    }
+    for host in &plan.hosts {
+        for note in host.platform.iter().flat_map(|p| &p.notes) {
+            let _ = writeln!(out, "> host `{}`: {note}\n", host.host);
+        }
     }
     // app -> host -> lines
     let mut apps: BTreeMap<&str, BTreeMap<&str, Vec<&Step>>> = BTreeMap::new();

@@ -19,13 +19,19 @@ pub fn apply_plan(observed: &Observed, plan: &Plan) -> Observed {
                     state.networks.push(ObservedObject {
                         id: format!("net-{}", network.name),
                         name: network.name.clone(),
-                        labels: labels::for_object(&plan.fleet, app, key, &network.labels),
+                        labels: labels::with_repository(
+                            labels::for_object(&plan.fleet, app, key, &network.labels),
+                            plan.repository.as_deref(),
+                        ),
                     })
                 }
                 Step::CreateVolume { app, key, volume, .. } => state.volumes.push(ObservedObject {
                     id: volume.name.clone(),
                     name: volume.name.clone(),
-                    labels: labels::for_object(&plan.fleet, app, key, &volume.labels),
+                    labels: labels::with_repository(
+                        labels::for_object(&plan.fleet, app, key, &volume.labels),
+                        plan.repository.as_deref(),
+                    ),
                 }),
                 Step::PullImage { .. } => {}
                 Step::CreateContainer { replica, container, .. }
@@ -37,16 +43,20 @@ pub fn apply_plan(observed: &Observed, plan: &Plan) -> Observed {
                         id: format!("ctr-{}-{}", container.name, container.spec_hash),
                         name: container.name.clone(),
                         state: "running".into(),
-                        labels: labels::for_container(
-                            &plan.fleet,
-                            replica,
-                            &container.spec,
-                            &container.spec_hash,
-                            plan.revision.as_deref(),
+                        labels: labels::with_repository(
+                            labels::for_container(
+                                &plan.fleet,
+                                replica,
+                                &container.spec,
+                                &container.spec_hash,
+                                plan.revision.as_deref(),
+                            ),
+                            plan.repository.as_deref(),
                         ),
                         // Created now: newer than anything observed.
                         created: i64::MAX,
                         health: None,
+                        ports: Vec::new(),
                     });
                 }
                 Step::RemoveContainer { id, .. } => state.containers.retain(|c| &c.id != id),

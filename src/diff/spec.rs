@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use crate::model::{App, Healthcheck, MountSource, PortMapping, ResourceAmounts, Service};
+use crate::model::{
+    App, Healthcheck, MountSource, PortMapping, Protocol, ResourceAmounts, Service,
+};
 
 /// What a container is, independent of which replica or host it is. (`Default` is an empty
 /// spec with no image, for building specs field by field in tests.)
@@ -37,6 +39,14 @@ pub struct ContainerSpec {
     pub stop_signal: Option<String>,
     pub hostname: Option<String>,
     pub limits: ResourceAmounts,
+    /// `name:ip` entries for /etc/hosts. Left out of the canonical JSON when empty, so specs
+    /// (and hashes) of services without it are what they were before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// `windows` for a spec made for a Windows host ([`super::windows::translate`]); absent
+    /// (and so not in the canonical JSON, nor changing its hash) for Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// A mount with the volume resolved to its Docker name.
@@ -127,7 +137,7 @@ impl ContainerSpec {
             command: service.command.clone(),
             entrypoint: service.entrypoint.clone(),
             environment: service.environment.clone(),
-            ports: service.ports.clone(),
+            ports: ports_with_routes(service),
             expose: service.expose.clone(),
             networks,
             mounts,
@@ -141,6 +151,8 @@ impl ContainerSpec {
             stop_signal: service.stop_signal.clone(),
             hostname: service.hostname.clone(),
             limits: service.deploy.resources.limits,
+            extra_hosts: service.extra_hosts.clone(),
+            os: None,
         }
     }
 
@@ -157,6 +169,26 @@ impl ContainerSpec {
         serde_json::to_writer(&mut json, self).expect("a spec always serialises");
         hex::encode(&Sha256::digest(&json)[..8])
     }
+}
+
+/// The service's ports, plus each `x-routes` port not published already, published on a host
+/// port Docker chooses (`published: None`): the router reads the chosen port back from the
+/// observation. Such a port never conflicts on a host, so routed services may update
+/// start-first.
+fn ports_with_routes(service: &Service) -> Vec<PortMapping> {
+    let mut ports = service.ports.clone();
+    for route in &service.routes {
+        let published = ports.iter().any(|p| p.target == route.port && p.protocol == Protocol::Tcp);
+        if !published {
+            ports.push(PortMapping {
+                target: route.port,
+                published: None,
+                host_ip: None,
+                protocol: Protocol::Tcp,
+            });
+        }
+    }
+    ports
 }
 
 /// Compose's `restart`, else Swarm's `deploy.restart_policy`, else `always`: a replica that

@@ -125,6 +125,9 @@ impl ForgeClient {
         if token.trim().is_empty() {
             return Err(ForgeError::Invalid("the forge token is empty".to_string()));
         }
+        if let Some(problem) = plain_http_to_remote(&base_url) {
+            return Err(ForgeError::Invalid(format!("the forge token is not sent to {problem}")));
+        }
         let base = base_url.as_str().trim_end_matches('/').to_string();
 
         let mut headers = HeaderMap::new();
@@ -403,6 +406,26 @@ fn cut(text: &str, max: usize) -> String {
     out
 }
 
+/// Why a secret (token, password) must not travel to `url`: it is plain `http://` to a host
+/// other than loopback (`127.0.0.0/8`, `::1`, `localhost`), where anyone on the path reads it.
+/// `None` for `https://`, for loopback, and for other schemes (ssh, git).
+pub fn plain_http_to_remote(url: &Url) -> Option<String> {
+    if !url.scheme().eq_ignore_ascii_case("http") {
+        return None;
+    }
+    let host = url.host_str().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+    };
+    (!loopback).then(|| {
+        format!(
+            "{host} over plain http:// (readable by anyone on the way; only loopback is allowed): use https://"
+        )
+    })
+}
+
 /// `text` with every occurrence of the token replaced.
 pub(super) fn redact(text: &str, token: &str) -> String {
     if token.is_empty() { text.to_string() } else { text.replace(token, "<redacted>") }
@@ -528,5 +551,47 @@ mod tests {
             ForgeClient::new(ForgeKind::GitLab, "https://gitlab.example/", token.clone()).unwrap();
         assert_eq!(client.base, "https://gitlab.example");
         assert!(!format!("{client:?}").contains(&token));
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_go_over_plain_http_only_to_loopback() {
+        for url in [
+            "https://api.github.com",
+            "https://10.0.0.1:3000/api",
+            "http://127.0.0.1:8080",
+            "http://127.3.2.1/api",
+            "http://[::1]:3000",
+            "http://localhost:3000",
+            "http://LOCALHOST./x",
+            "ssh://git@example.com/o/r.git",
+        ] {
+            assert_eq!(plain_http_to_remote(&Url::parse(url).unwrap()), None, "{url}");
+        }
+        for (url, host) in [
+            ("http://gitea.example:3000", "gitea.example"),
+            ("http://10.0.0.1/api", "10.0.0.1"),
+            ("http://128.0.0.1/", "128.0.0.1"),
+            ("http://[::2]/", "[::2]"),
+            ("http://localhost.evil.example/", "localhost.evil.example"),
+        ] {
+            let problem = plain_http_to_remote(&Url::parse(url).unwrap()).expect(url);
+            assert!(problem.starts_with(host), "{problem}");
+            assert!(problem.contains("plain http://"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn the_forge_client_refuses_a_remote_plain_http_api() {
+        let error = ForgeClient::new(ForgeKind::Gitea, "http://gitea.example:3000", "t".into())
+            .expect_err("refused");
+        let shown = error.to_string();
+        assert!(shown.contains("gitea.example over plain http://"), "{shown}");
+        assert!(ForgeClient::new(ForgeKind::Gitea, "http://127.0.0.1:3000", "t".into()).is_ok());
+        assert!(ForgeClient::new(ForgeKind::Gitea, "https://gitea.example", "t".into()).is_ok());
     }
 }

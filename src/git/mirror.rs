@@ -14,6 +14,13 @@
 //!   `refs/gitfleet/preview/...` for a PR head). A local repository is never written by a fetch.
 //! * The server is asked for each kind of credential once: if it rejects them, the fetch fails
 //!   instead of asking again forever.
+//! * Every fetch and push over the network is bounded: no connection, no answer or no
+//!   progress for [`MirrorOptions::timeout`] (default 30 s) ends it with
+//!   [`GitError::Timeout`] (see `deadline`).
+//! * The last fetched commit of a branch stays usable without the network
+//!   ([`Mirror::cached_head`]): a controller restarted while the remote is down deploys it.
+//! * Lock files a killed process left in the cache directory are removed on open; in a local
+//!   repository they are only reported (see `locks`).
 //!
 //! # Caveats
 //!
@@ -23,13 +30,16 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use git2::{
     AutotagOption, Cred, CredentialType, Direction, ErrorCode, FetchOptions, Oid, PushOptions,
-    RemoteCallbacks, Repository,
+    RemoteCallbacks, RemoteUpdateFlags, Repository,
 };
 
 use super::GitError;
+use super::deadline::{DEFAULT_GIT_TIMEOUT, Deadline, ensure_socket_timeouts, is_timeout};
+use super::locks;
 use super::repository::{Revision, resolve};
 
 /// Where the local copies of PR heads go: `refs/pull/7/head` is fetched into
@@ -70,13 +80,32 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Where the remote's `HEAD` is kept when `HEAD` is asked for ([`Mirror::fetch_revision`]).
+const REMOTE_HEAD: &str = "refs/gitfleet/remote/HEAD";
+
+/// How a mirror talks to its remote.
+#[derive(Debug, Clone)]
+pub struct MirrorOptions {
+    pub credentials: Credentials,
+    /// A fetch or push that connects, answers or progresses nothing for this long is given up
+    /// ([`GitError::Timeout`]). Default 30 s.
+    pub timeout: Duration,
+}
+
+impl Default for MirrorOptions {
+    fn default() -> Self {
+        MirrorOptions { credentials: Credentials::None, timeout: DEFAULT_GIT_TIMEOUT }
+    }
+}
+
 /// A repository the controller fetches from; see the module documentation.
 pub struct Mirror {
-    repository: Repository,
+    pub(super) repository: Repository,
     /// The location as given, with credentials redacted.
-    location: String,
+    pub(super) location: String,
     /// `None` for a local repository.
     origin: Option<Origin>,
+    pub(super) timeout: Duration,
 }
 
 /// The remote of a cloned mirror. Holds secrets: no `Debug`.
@@ -109,22 +138,49 @@ impl Mirror {
     /// Opens `location`: a local repository path (bare or not) or a `file://` URL is used in
     /// place; any other URL (`https://`, `http://`, `ssh://`, `git://`, `user@host:path`) gets
     /// a bare mirror in `cache`, created on first use and reused after. Never touches the
-    /// network.
+    /// network. A token, or credentials in the URL, for a plain `http://` URL to a host other
+    /// than loopback is refused (they would cross the network in the clear).
     pub fn open(
         location: &str,
         cache: &Path,
         credentials: Credentials,
     ) -> Result<Mirror, GitError> {
+        Self::open_with(location, cache, MirrorOptions { credentials, ..MirrorOptions::default() })
+    }
+
+    /// [`Mirror::open`] with every option. Stale lock files in the cache directory (left by a
+    /// killed process, older than this process) are removed; in a local repository they are
+    /// only reported (a warning naming them), since a live `git` may hold them.
+    pub fn open_with(
+        location: &str,
+        cache: &Path,
+        options: MirrorOptions,
+    ) -> Result<Mirror, GitError> {
+        let MirrorOptions { credentials, timeout } = options;
         let redacted = redact_url(location);
         let open_error = |source| GitError::Open { location: redacted.clone(), source };
         if let Some(path) = local_path(location) {
             let repository = Repository::open(&path).map_err(open_error)?;
-            return Ok(Mirror { repository, location: redacted, origin: None });
+            locks::report_stale(repository.path(), &redacted);
+            return Ok(Mirror { repository, location: redacted, origin: None, timeout });
         }
+        let carries_secret =
+            matches!(credentials, Credentials::Token { .. }) || split_userinfo(location).is_some();
+        let in_the_clear = reqwest::Url::parse(location)
+            .ok()
+            .and_then(|url| crate::forge::client::plain_http_to_remote(&url));
+        if let (true, Some(problem)) = (carries_secret, in_the_clear) {
+            let message = format!("the git credentials are not sent to {problem}");
+            return Err(open_error(git2::Error::from_str(&message)));
+        }
+        ensure_socket_timeouts(timeout);
         let plain_url = strip_userinfo(location);
         let dir = cache.join(cache_dir_name(&plain_url));
         std::fs::create_dir_all(cache)
             .map_err(|source| GitError::Io { path: cache.display().to_string(), source })?;
+        if dir.exists() {
+            locks::remove_stale(&dir, &redacted);
+        }
         let repository = if dir.exists() {
             Repository::open_bare(&dir).map_err(open_error)?
         } else {
@@ -142,7 +198,57 @@ impl Mirror {
             repository,
             location: redacted,
             origin: Some(Origin { url: location.to_string(), credentials, secrets }),
+            timeout,
         })
+    }
+
+    /// The last fetched commit of `branch`, without touching the network: what a controller
+    /// restarted while the remote is down deploys. `None` when the branch was never fetched
+    /// into this cache (or, for a local repository, does not exist).
+    pub fn cached_head(&self, branch: &str) -> Result<Option<Revision>, GitError> {
+        let refname = branch_ref(branch)?;
+        match self.repository.find_reference(&refname) {
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            _ => resolve(&self.repository, &refname).map(Some),
+        }
+    }
+
+    /// Fetches what `rev` names and resolves it, for the command line's `--rev`: `HEAD` (the
+    /// remote's default branch), a branch, a tag, a full reference name, or else anything git
+    /// resolves (`a1b2c3d`, `main~2`) after fetching every branch. For a local repository it
+    /// only resolves `rev`.
+    pub fn fetch_revision(&self, rev: &str) -> Result<Revision, GitError> {
+        if self.origin.is_none() {
+            return resolve(&self.repository, rev);
+        }
+        let mut candidates = Vec::new();
+        if rev == "HEAD" {
+            candidates.push(("HEAD".to_string(), REMOTE_HEAD.to_string()));
+        } else if rev.starts_with("refs/heads/") || rev.starts_with("refs/tags/") {
+            candidates.push((rev.to_string(), rev.to_string()));
+        } else if rev.starts_with("refs/") {
+            candidates.push((rev.to_string(), preview_ref(rev)?));
+        } else if let Ok(branch) = branch_ref(rev) {
+            candidates.push((branch.clone(), branch));
+            let tag = format!("refs/tags/{rev}");
+            candidates.push((tag.clone(), tag));
+        }
+        let chosen = self.fetch_chosen(rev, |advertised| {
+            candidates.iter().find_map(|(remote, local)| {
+                let (_, tip) = advertised.iter().find(|(name, _)| name == remote)?;
+                Some((remote.clone(), local.clone(), *tip))
+            })
+        })?;
+        match chosen {
+            Some(local) => resolve(&self.repository, &local),
+            None if rev == "HEAD" || rev.starts_with("refs/") => {
+                Err(GitError::RefNotFound { reference: rev.into(), url: self.location.clone() })
+            }
+            None => {
+                self.fetch_all_branches()?;
+                resolve(&self.repository, rev)
+            }
+        }
     }
 
     /// Fetches `branch` only (`+refs/heads/B:refs/heads/B`) and returns its tip. For a local
@@ -210,61 +316,126 @@ impl Mirror {
         remote_ref: &str,
         local_ref: &str,
     ) -> Result<Option<Oid>, GitError> {
-        let Some(origin) = &self.origin else {
+        if self.origin.is_none() {
             return Ok(self.repository.refname_to_id(local_ref).ok());
-        };
-        let error = |e: git2::Error| GitError::Fetch {
-            what: remote_ref.into(),
-            url: self.location.clone(),
-            message: origin.scrub(e.message()),
-        };
+        }
+        let chosen = self.fetch_chosen(remote_ref, |advertised| {
+            let (_, tip) = advertised.iter().find(|(name, _)| name == remote_ref)?;
+            Some((remote_ref.to_string(), local_ref.to_string(), *tip))
+        })?;
+        Ok(chosen.and_then(|local| self.repository.refname_to_id(&local).ok()))
+    }
+
+    /// Connects, lists the origin's references, lets `choose` pick one (remote name, local
+    /// name, advertised tip) and fetches it into the local name (forced). Returns the local
+    /// name, or `None` when `choose` picked nothing. `what` names the fetch in errors.
+    fn fetch_chosen(
+        &self,
+        what: &str,
+        choose: impl FnOnce(&[(String, Oid)]) -> Option<(String, String, Oid)>,
+    ) -> Result<Option<String>, GitError> {
+        let Some(origin) = &self.origin else { return Ok(None) };
+        let deadline = Deadline::new(self.timeout);
+        let error = |e: git2::Error| self.fetch_error(what, origin, &deadline, e);
         let mut remote = self.repository.remote_anonymous(&origin.url).map_err(error)?;
-        let mut connection =
-            remote.connect_auth(Direction::Fetch, Some(origin.callbacks()), None).map_err(error)?;
-        let advertised = connection
+        let mut connection = remote
+            .connect_auth(Direction::Fetch, Some(origin.callbacks(&deadline)), None)
+            .map_err(error)?;
+        let advertised: Vec<(String, Oid)> = connection
             .list()
             .map_err(error)?
             .iter()
-            .find(|head| head.name() == remote_ref)
-            .map(|head| head.oid());
-        let Some(tip) = advertised else { return Ok(None) };
-        let current = self.repository.refname_to_id(local_ref).ok();
+            .map(|head| (head.name().to_string(), head.oid()))
+            .collect();
+        let Some((remote_ref, local_ref, tip)) = choose(&advertised) else { return Ok(None) };
+        let current = self.repository.refname_to_id(&local_ref).ok();
         if current == Some(tip) && self.repository.find_object(tip, None).is_ok() {
-            tracing::debug!(url = %self.location, reference = remote_ref, %tip, "up to date");
-            return Ok(Some(tip));
+            tracing::debug!(url = %self.location, reference = %remote_ref, %tip, "up to date");
+            return Ok(Some(local_ref));
         }
         let mut options = FetchOptions::new();
-        options.remote_callbacks(origin.callbacks()).download_tags(AutotagOption::None);
+        options.remote_callbacks(origin.callbacks(&deadline)).download_tags(AutotagOption::None);
         connection
             .remote()
             .download(&[format!("+{remote_ref}:{local_ref}")], Some(&mut options))
             .map_err(error)?;
         drop(connection);
         self.repository.find_object(tip, None).map_err(|e| GitError::Fetch {
-            what: remote_ref.into(),
+            what: remote_ref.clone(),
             url: self.location.clone(),
             message: format!("the remote advertised {tip} but did not send it: {}", e.message()),
         })?;
         self.repository
-            .reference(local_ref, tip, true, &format!("gitfleet: fetch {remote_ref}"))
+            .reference(&local_ref, tip, true, &format!("gitfleet: fetch {remote_ref}"))
             .map_err(error)?;
-        tracing::debug!(url = %self.location, reference = remote_ref, %tip, "fetched");
-        Ok(Some(tip))
+        tracing::debug!(url = %self.location, reference = %remote_ref, %tip, "fetched");
+        Ok(Some(local_ref))
+    }
+
+    /// Fetches every branch of the origin (`+refs/heads/*:refs/heads/*`), for a revision
+    /// that names no reference (a commit id, `main~2`).
+    fn fetch_all_branches(&self) -> Result<(), GitError> {
+        let Some(origin) = &self.origin else { return Ok(()) };
+        let what = "refs/heads/*";
+        let deadline = Deadline::new(self.timeout);
+        let error = |e: git2::Error| self.fetch_error(what, origin, &deadline, e);
+        let mut remote = self.repository.remote_anonymous(&origin.url).map_err(error)?;
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(origin.callbacks(&deadline)).download_tags(AutotagOption::None);
+        remote.download(&["+refs/heads/*:refs/heads/*"], Some(&mut options)).map_err(error)?;
+        remote
+            .update_tips(None, RemoteUpdateFlags::empty(), AutotagOption::None, Some("gitfleet"))
+            .map_err(error)?;
+        Ok(())
+    }
+
+    /// A failed fetch of `what` as a [`GitError`]: a timeout when it was one, else git's
+    /// message, scrubbed.
+    fn fetch_error(
+        &self,
+        what: &str,
+        origin: &Origin,
+        deadline: &Deadline,
+        e: git2::Error,
+    ) -> GitError {
+        if is_timeout(&e, deadline) {
+            return GitError::Timeout {
+                action: format!("fetch of {what} from {}", self.location),
+                after: deadline.timeout(),
+            };
+        }
+        GitError::Fetch {
+            what: what.into(),
+            url: self.location.clone(),
+            message: origin.scrub(e.message()),
+        }
     }
 
     /// Pushes `refname` to the same name on the origin (not forced). `Rejected` when the
     /// remote's reference moved to something that is not an ancestor.
     pub(super) fn push(&self, refname: &str, branch: &str) -> Result<Pushed, GitError> {
         let Some(origin) = &self.origin else { return Ok(Pushed::Accepted) };
-        let error = |message: String| GitError::Push {
-            branch: branch.into(),
-            url: self.location.clone(),
-            message: origin.scrub(&message),
+        let deadline = Deadline::new(self.timeout);
+        let error = |e: git2::Error| {
+            if is_timeout(&e, &deadline) {
+                return GitError::Timeout {
+                    action: format!("push of {branch} to {}", self.location),
+                    after: deadline.timeout(),
+                };
+            }
+            GitError::Push {
+                branch: branch.into(),
+                url: self.location.clone(),
+                message: origin.scrub(e.message()),
+            }
         };
-        let mut remote =
-            self.repository.remote_anonymous(&origin.url).map_err(|e| error(e.message().into()))?;
+        let mut remote = self.repository.remote_anonymous(&origin.url).map_err(error)?;
         let rejected = std::cell::RefCell::new(None::<String>);
-        let mut callbacks = origin.callbacks();
+        let mut callbacks = origin.callbacks(&deadline);
+        // Progress, so that later keep-alives are measured from the last byte sent.
+        callbacks.push_transfer_progress(|current, _, bytes| {
+            deadline.alive((current + bytes) as u64);
+        });
         callbacks.push_update_reference(|_, status| {
             if let Some(status) = status {
                 *rejected.borrow_mut() = Some(status.to_string());
@@ -283,15 +454,23 @@ impl Mirror {
             Err(e) if e.code() == ErrorCode::NotFastForward => {
                 Ok(Pushed::Rejected(origin.scrub(e.message())))
             }
-            Err(e) => Err(error(e.message().into())),
+            Err(e) => Err(error(e)),
         }
     }
 }
 
 impl Origin {
-    /// Callbacks that answer credential requests, each kind once.
-    fn callbacks(&self) -> RemoteCallbacks<'_> {
+    /// Callbacks that answer credential requests, each kind once, and abort the transfer
+    /// when `deadline` says nothing moved for too long.
+    fn callbacks<'a>(&'a self, deadline: &'a Deadline) -> RemoteCallbacks<'a> {
         let mut callbacks = RemoteCallbacks::new();
+        callbacks.transfer_progress(move |progress| {
+            let mark = progress.received_bytes() as u64
+                + progress.indexed_objects() as u64
+                + progress.indexed_deltas() as u64;
+            deadline.alive(mark)
+        });
+        callbacks.sideband_progress(move |text| deadline.message(text));
         let mut offered = CredentialType::empty();
         callbacks.credentials(move |_url, username_from_url, allowed| {
             let (kind, cred) = self.credential(username_from_url, allowed)?;
@@ -404,7 +583,7 @@ pub fn preview_ref(remote_ref: &str) -> Result<String, GitError> {
 }
 
 /// The path of a local repository location: a `file://` URL or anything that is not a URL.
-fn local_path(location: &str) -> Option<PathBuf> {
+pub(super) fn local_path(location: &str) -> Option<PathBuf> {
     if let Some(path) = location.strip_prefix("file://") {
         return Some(PathBuf::from(path));
     }
@@ -415,7 +594,7 @@ fn local_path(location: &str) -> Option<PathBuf> {
 }
 
 /// `user@host:path` or `host:path` (git's scp-like syntax), unless it is an existing path.
-fn is_scp_like(location: &str) -> bool {
+pub(super) fn is_scp_like(location: &str) -> bool {
     match location.split_once(':') {
         Some((host, _)) => !host.is_empty() && !host.contains('/') && !Path::new(location).exists(),
         None => false,
@@ -456,7 +635,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `url` without its userinfo, whatever it holds.
-fn strip_userinfo(url: &str) -> String {
+pub(super) fn strip_userinfo(url: &str) -> String {
     match split_userinfo(url) {
         Some((scheme, _, rest)) => format!("{scheme}{rest}"),
         None => url.to_string(),
@@ -533,6 +712,31 @@ fn cache_dir_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_over_plain_http_only_to_loopback() {
+        let cache = tempfile::tempdir().unwrap();
+        let token = || Credentials::Token { username: "bot".into(), token: "t0ken".into() };
+        let refused = |location: &str, credentials| {
+            let Err(error) = Mirror::open(location, cache.path(), credentials) else {
+                panic!("{location} was opened");
+            };
+            let shown = error.to_string();
+            assert!(shown.contains("over plain http://"), "{shown}");
+            assert!(!shown.contains("t0ken") && !shown.contains("s3cret"), "{shown}");
+        };
+        refused("http://git.example/o/r.git", token());
+        refused("http://bot:s3cret@10.1.2.3/o/r.git", Credentials::None);
+        for (location, credentials) in [
+            ("http://127.0.0.1:3000/o/r.git", token()),
+            ("http://localhost/o/r.git", token()),
+            ("http://[::1]/o/r.git", token()),
+            ("https://git.example/o/r.git", token()),
+            ("http://git.example/o/r.git", Credentials::None),
+        ] {
+            assert!(Mirror::open(location, cache.path(), credentials).is_ok(), "{location}");
+        }
+    }
 
     #[test]
     fn redaction_hides_passwords_and_http_tokens() {
@@ -646,6 +850,34 @@ mod tests {
         assert_eq!(kind(&embedded, userpass).unwrap(), userpass);
         let nothing = origin("https://h/r", Credentials::None);
         assert!(kind(&nothing, userpass).is_err());
+    }
+
+    /// A remote that accepts connections and never answers: the fetch gives up after the
+    /// timeout, says so, and shows no credential.
+    #[test]
+    fn a_silent_remote_times_out_without_showing_credentials() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cache = tempfile::tempdir().unwrap();
+        for url in [
+            format!("http://bob:s3cr3t@127.0.0.1:{port}/x.git"),
+            format!("git://127.0.0.1:{port}/x.git"),
+        ] {
+            let timeout = Duration::from_secs(1);
+            let options = MirrorOptions { credentials: Credentials::None, timeout };
+            let mirror = Mirror::open_with(&url, cache.path(), options).unwrap();
+            let started = std::time::Instant::now();
+            let error = mirror.fetch_branch("main").unwrap_err();
+            let elapsed = started.elapsed();
+            assert!(matches!(error, GitError::Timeout { .. }), "{url}: {error:?}");
+            let message = error.to_string();
+            assert!(message.contains("timed out after 1 s (no progress)"), "{message}");
+            assert!(message.contains("refs/heads/main"), "{message}");
+            assert!(!message.contains("s3cr3t"), "{message}");
+            // The bound holds with slack for a loaded machine (connect + one read).
+            assert!(elapsed < Duration::from_secs(5), "{url}: {elapsed:?}");
+        }
+        drop(listener);
     }
 
     #[test]

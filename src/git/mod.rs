@@ -7,20 +7,29 @@
 //! * `mirror`: a [`Mirror`] of the watched repository (a bare clone in a cache directory for a
 //!   URL, the repository itself for a local path), fetching one branch or one PR head at a time,
 //!   with [`Credentials`] that never reach a log or an error message.
+//!   Every transfer is bounded in time (`deadline`); stale lock files a killed process left in
+//!   the mirror's cache directory are removed on open (`locks`); preview references of closed
+//!   pull requests are pruned and the mirror compacted on request (`maintenance`).
 //! * `watch`: file-system notifications for a local repository ([`watch_branch`]).
 //! * `poll`: when to poll next and how long to back off (pure).
 //! * `status_branch`: status written back as commits on a branch of its own ([`write_status`]).
 
+mod deadline;
 mod directory;
+mod identity;
+mod locks;
+mod maintenance;
 mod mirror;
 pub mod poll;
 mod repository;
 mod status_branch;
 mod watch;
 
+pub use deadline::DEFAULT_GIT_TIMEOUT;
 pub use directory::read_directory;
-pub use mirror::{Credentials, Mirror, redact_url};
-pub use repository::{Revision, open, read_commit, read_commit_skipping, resolve};
+pub use identity::repository_id;
+pub use mirror::{Credentials, Mirror, MirrorOptions, PREVIEW_PREFIX, redact_url};
+pub use repository::{Revision, read_commit, read_commit_skipping, resolve};
 pub use status_branch::{STATUS_EMAIL, STATUS_NAME, write_status};
 pub use watch::{BranchWatch, watch_branch};
 
@@ -29,8 +38,6 @@ pub use watch::{BranchWatch, watch_branch};
 pub enum GitError {
     #[error("cannot open repository {location}: {source}")]
     Open { location: String, source: git2::Error },
-    #[error("cannot clone {url}: {source}")]
-    Clone { url: String, source: git2::Error },
     #[error("revision {rev:?} does not name a commit in {location}: {source}")]
     Resolve { rev: String, location: String, source: git2::Error },
     #[error("cannot read {path} at {commit}: {source}")]
@@ -41,6 +48,13 @@ pub enum GitError {
     /// message with every credential scrubbed out.
     #[error("cannot fetch {what} from {url}: {message}")]
     Fetch { what: String, url: String, message: String },
+    /// A fetch or push made no progress for `after` (nothing connected, nothing answered, or
+    /// only keep-alives): `action` says which, with the redacted URL.
+    #[error("{action} timed out after {} (no progress)", deadline::seconds(*after))]
+    Timeout { action: String, after: std::time::Duration },
+    /// Compacting the mirror (`git gc`) failed or timed out.
+    #[error("cannot compact the mirror {location}: {message}")]
+    Compact { location: String, message: String },
     /// The remote (or the local repository) has no such branch.
     #[error("branch {branch} not found in {url}")]
     BranchNotFound { branch: String, url: String },

@@ -1,7 +1,6 @@
-//! Reading a Git repository with git2: open or clone, resolve, read a commit's tree (all of
-//! it, or skipping the app folders a load cache already holds).
-
-use std::path::{Path, PathBuf};
+//! Reading a Git repository with git2: resolve a revision, read a commit's tree (all of it,
+//! or skipping the app folders a load cache already holds). Opening and fetching is the
+//! [`Mirror`](super::Mirror)'s job, for the CLI and the controller alike.
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
@@ -16,53 +15,6 @@ pub struct Revision {
     pub commit: String,
     pub summary: String,
     pub author: String,
-}
-
-/// Opens the repository at `location`: a local path (bare or not) or a `file://` URL, or
-/// clones a URL into `cache` first (a bare mirror, reused and fetched on later calls).
-pub fn open(location: &str, cache: &Path) -> Result<Repository, GitError> {
-    let local = location.strip_prefix("file://").unwrap_or(location);
-    if Path::new(local).exists() {
-        return Repository::open(local)
-            .map_err(|source| GitError::Open { location: location.into(), source });
-    }
-    let target = cache.join(cache_name(location));
-    if target.exists() {
-        let repository = Repository::open_bare(&target)
-            .map_err(|source| GitError::Open { location: location.into(), source })?;
-        fetch(&repository, location)?;
-        return Ok(repository);
-    }
-    std::fs::create_dir_all(cache)
-        .map_err(|source| GitError::Io { path: cache.display().to_string(), source })?;
-    git2::build::RepoBuilder::new()
-        .bare(true)
-        .clone(location, &target)
-        .map_err(|source| GitError::Clone { url: location.into(), source })
-}
-
-fn fetch(repository: &Repository, url: &str) -> Result<(), GitError> {
-    let mut remote = repository
-        .find_remote("origin")
-        .map_err(|source| GitError::Clone { url: url.into(), source })?;
-    remote
-        .fetch(&["+refs/heads/*:refs/heads/*"], None, None)
-        .map_err(|source| GitError::Clone { url: url.into(), source })
-}
-
-/// A directory name for a clone of `url`, readable and unique.
-fn cache_name(url: &str) -> PathBuf {
-    let readable: String = url
-        .rsplit('/')
-        .next()
-        .unwrap_or("repo")
-        .chars()
-        .map(
-            |c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' },
-        )
-        .collect();
-    let digest = crate::model::digest::sha256_hex(url.as_bytes());
-    PathBuf::from(format!("{readable}-{}", &digest[..12]))
 }
 
 /// Resolves `rev` (a branch, tag, commit id, `HEAD`, `main~2` ...) to a commit.

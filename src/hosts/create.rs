@@ -16,9 +16,10 @@
 //! | `healthcheck` | `Healthcheck`: `Test`, `Interval` / `Timeout` / `StartPeriod` in nanoseconds, `Retries` |
 //! | `restart` | `HostConfig.RestartPolicy`: `no`, `always`, `unless-stopped`, `on-failure[:N]` (`MaximumRetryCount` N) |
 //! | `user`, `working_dir`, `hostname`, `stop_signal` | `User`, `WorkingDir`, `Hostname`, `StopSignal` |
+//! | `extra_hosts` | `HostConfig.ExtraHosts`, `name:ip` |
 //! | `stop_grace_period_ms` | `StopTimeout`, whole seconds rounded up |
 //! | `limits` | `HostConfig.NanoCpus` (milli-CPUs × 10⁶), `Memory` (bytes), `PidsLimit` |
-//! | `files` (with [`FileToDeliver`]) | a tar archive uploaded to `/` (`PUT /containers/{id}/archive`) |
+//! | `files` (with [`FileToDeliver`]) | a tar archive uploaded to `/` (`PUT /containers/{id}/archive`); for a Windows spec (`os: windows`, targets `C:\...`) uploaded to `C:\`, owner `0:0` and the default mode whatever was asked (Windows has neither) |
 //!
 //! # Guarantees
 //!
@@ -111,6 +112,20 @@ pub async fn create_container(
 ) -> Result<String, HostError> {
     let (body, more_networks) = container_config(name, spec, labels)?;
     let archive = if files.is_empty() { None } else { Some(file_archive(name, files)?) };
+    if let Some((root, _)) = &archive {
+        let windows = spec.os.as_deref() == Some(crate::model::windows::WINDOWS);
+        if windows != (*root == WINDOWS_ROOT) {
+            return Err(HostError::Invalid {
+                operation: "writing configs and secrets into container",
+                object: name.to_string(),
+                reason: format!(
+                    "the files' targets are {} paths but the spec is for {}",
+                    if windows { "Linux" } else { "Windows" },
+                    if windows { "Windows" } else { "Linux" }
+                ),
+            });
+        }
+    }
     let options = CreateContainerOptions { name: Some(name.to_string()), ..Default::default() };
     let created = docker
         .create_container(Some(options), body)
@@ -141,7 +156,7 @@ async fn finish(
     name: &str,
     id: &str,
     networks: Vec<NetworkAliases>,
-    archive: Option<Vec<u8>>,
+    archive: Option<(&'static str, Vec<u8>)>,
 ) -> Result<(), HostError> {
     for (network, aliases) in networks {
         let error = |e| HostError::about("connecting", format!("{name} to network {network}"), e);
@@ -157,9 +172,9 @@ async fn finish(
         };
         docker.connect_network(&network, request).await.map_err(error)?;
     }
-    if let Some(archive) = archive {
+    if let Some((root, archive)) = archive {
         let options = UploadToContainerOptions {
-            path: "/".to_string(),
+            path: root.to_string(),
             // A file where the image has a directory is an error, not a silent replacement.
             no_overwrite_dir_non_dir: Some("true".to_string()),
             ..Default::default()
@@ -264,6 +279,7 @@ pub(crate) fn container_config(
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         mounts: (!mounts.is_empty()).then_some(mounts),
         restart_policy: Some(restart_policy),
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
         nano_cpus: spec.limits.millicpus.map(|m| saturating_i64(m.saturating_mul(1_000_000))),
         memory: spec.limits.memory_bytes.map(saturating_i64),
         pids_limit: spec.limits.pids,
@@ -323,9 +339,25 @@ fn saturating_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// The tar archive of `files`, checked: absolute targets without `..`, each once, numeric
-/// owners. Errors name the target, never the content.
-fn file_archive(name: &str, files: &[FileToDeliver]) -> Result<Vec<u8>, HostError> {
+/// Where an archive of Windows targets (`C:\...`) is extracted.
+const WINDOWS_ROOT: &str = "C:\\";
+
+/// A target's path inside the archive and the directory the archive goes to: `/run/x` →
+/// (`run/x`, `/`); `C:\ProgramData\x` → (`ProgramData/x`, `C:\`).
+fn archive_path(target: &str) -> Option<(String, &'static str)> {
+    if let Some(relative) = target.strip_prefix('/') {
+        return Some((relative.to_string(), "/"));
+    }
+    let rest = target.strip_prefix("C:").or_else(|| target.strip_prefix("c:"))?;
+    let rest = rest.strip_prefix(['\\', '/'])?;
+    Some((rest.replace('\\', "/"), WINDOWS_ROOT))
+}
+
+/// The tar archive of `files` and the directory it is extracted to, checked: absolute targets
+/// without `..`, each once, all Linux paths or all on Windows' `C:` drive, numeric owners.
+/// Windows targets get owner `0:0` and the default mode (Windows has neither). Errors name the
+/// target, never the content.
+fn file_archive(name: &str, files: &[FileToDeliver]) -> Result<(&'static str, Vec<u8>), HostError> {
     let invalid = |target: &str, reason: &str| HostError::Invalid {
         operation: "writing configs and secrets into container",
         object: name.to_string(),
@@ -334,11 +366,24 @@ fn file_archive(name: &str, files: &[FileToDeliver]) -> Result<Vec<u8>, HostErro
     let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut seen = std::collections::BTreeSet::new();
     let mut entries = Vec::with_capacity(files.len());
+    let mut relatives = Vec::with_capacity(files.len());
+    let mut root = None;
     for file in files {
         let target = file.target.as_str();
-        let Some(relative) = target.strip_prefix('/') else {
-            return Err(invalid(target, "the target must be an absolute path"));
+        let Some((relative, this_root)) = archive_path(target) else {
+            return Err(invalid(
+                target,
+                "the target must be an absolute path (/..., or C:\\... for Windows)",
+            ));
         };
+        if *root.get_or_insert(this_root) != this_root {
+            return Err(invalid(target, "Linux and Windows targets cannot be mixed"));
+        }
+        relatives.push(relative);
+    }
+    let windows = root == Some(WINDOWS_ROOT);
+    for (file, relative) in files.iter().zip(&relatives) {
+        let target = file.target.as_str();
         let relative = relative.trim_end_matches('/');
         if relative.is_empty()
             || relative.split('/').any(|part| part.is_empty() || part == "." || part == "..")
@@ -360,16 +405,14 @@ fn file_archive(name: &str, files: &[FileToDeliver]) -> Result<Vec<u8>, HostErro
                 )
             }),
         };
-        entries.push(TarFile {
-            path: relative,
-            mode: file.mode.unwrap_or(DEFAULT_FILE_MODE),
-            uid: id(&file.uid, "uid")?,
-            gid: id(&file.gid, "gid")?,
-            mtime,
-            content: &file.content,
-        });
+        let (mode, uid, gid) = if windows {
+            (DEFAULT_FILE_MODE, 0, 0)
+        } else {
+            (file.mode.unwrap_or(DEFAULT_FILE_MODE), id(&file.uid, "uid")?, id(&file.gid, "gid")?)
+        };
+        entries.push(TarFile { path: relative, mode, uid, gid, mtime, content: &file.content });
     }
-    Ok(tar(&entries))
+    Ok((root.unwrap_or("/"), tar(&entries)))
 }
 
 #[cfg(test)]
@@ -514,5 +557,30 @@ mod tests {
         }
         assert!(!format!("{:?}", file("/x", None)).contains("hunter2"));
         assert!(file_archive("c", &[file("/run/secrets/db", Some("70"))]).is_ok());
+    }
+
+    #[test]
+    fn windows_targets_go_under_c_without_owner_or_mode() {
+        let file = |target: &str| FileToDeliver {
+            target: target.into(),
+            content: Arc::new(b"x".to_vec()),
+            uid: Some("1000".into()),
+            gid: Some("1000".into()),
+            mode: Some(0o400),
+        };
+        let (root, archive) =
+            file_archive("c", &[file(r"C:\ProgramData\Docker\secrets\db"), file(r"C:\web.config")])
+                .unwrap();
+        assert_eq!(root, r"C:\");
+        // The first header: path, mode, uid, gid as ustar writes them.
+        assert_eq!(&archive[..30], b"ProgramData/Docker/secrets/db\0");
+        assert_eq!(&archive[100..107], b"0000444");
+        assert_eq!(&archive[108..115], b"0000000");
+        assert_eq!(&archive[116..123], b"0000000");
+        let mixed = file_archive("c", &[file(r"C:\a"), file("/b")]).unwrap_err().to_string();
+        assert!(mixed.contains("cannot be mixed"), "{mixed}");
+        assert!(file_archive("c", &[file(r"D:\a")]).is_err());
+        let (root, _) = file_archive("c", &[file("/run/secrets/db")]).unwrap();
+        assert_eq!(root, "/");
     }
 }

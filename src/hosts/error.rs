@@ -68,7 +68,37 @@ pub enum HostError {
     Invalid { operation: &'static str, object: String, reason: String },
 }
 
+/// What a failure says about the host: gone (for now), or there and answering with errors.
+/// Only [`FailureClass::Connection`] counts toward a host being away, then down (its replicas
+/// move); an [`FailureClass::Api`] failure is an error on that host, reported, and moves
+/// nothing (a broken engine answering 500 is not a lost host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Nothing answered: connection refused, timed out, reset or lost, no route, a name that
+    /// does not resolve, a failed TLS handshake.
+    Connection,
+    /// The host answered, with an error (an HTTP 500, a refusal, an answer that is not the
+    /// Engine API's), or gitfleet's own settings for it cannot be used.
+    Api,
+}
+
 impl HostError {
+    /// Whether this failure means the host is gone or that it answered with an error.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            HostError::Unreachable { .. }
+            | HostError::Timeout { .. }
+            | HostError::Disconnected { .. }
+            | HostError::Interrupted { .. } => FailureClass::Connection,
+            HostError::Config { .. }
+            | HostError::Api { .. }
+            | HostError::Refused { .. }
+            | HostError::NotOurs { .. }
+            | HostError::Invalid { .. } => FailureClass::Api,
+        }
+    }
+
     /// Whether the message already names the endpoint it is about.
     pub fn names_endpoint(&self) -> bool {
         matches!(
@@ -224,6 +254,36 @@ mod tests {
         };
         assert_eq!(err.to_string(), "cannot reach tcp://10.250.1.2:2375: no answer within 10s");
         assert!(err.names_endpoint());
+    }
+
+    #[test]
+    fn only_transport_failures_are_connection_level() {
+        let server_error = || bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "boom".into(),
+        };
+        let api = HostError::from_request("listing containers", server_error());
+        assert_eq!(api.class(), FailureClass::Api);
+        assert_eq!(
+            HostError::about("creating", "web-1", server_error()).class(),
+            FailureClass::Api
+        );
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let reset = HostError::from_request(
+            "listing containers",
+            bollard::errors::Error::IOError { err: io() },
+        );
+        assert_eq!(reset.class(), FailureClass::Connection);
+        let timeout =
+            HostError::from_request("listing", bollard::errors::Error::RequestTimeoutError);
+        assert_eq!(timeout.class(), FailureClass::Connection);
+        let refused = HostError::Unreachable {
+            endpoint: "tcp://x:1".into(),
+            reason: "connection refused".into(),
+        };
+        assert_eq!(refused.class(), FailureClass::Connection);
+        let tls = HostError::Config { endpoint: "tcp://x:1".into(), reason: "no such file".into() };
+        assert_eq!(tls.class(), FailureClass::Api);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct ContainerEvent {
     pub action: String,
     /// The container's name, as its labels and attributes give it.
     pub container: String,
+    /// The container's id.
+    pub id: String,
 }
 
 /// Streams the watched events of this fleet's containers on `docker`, from now on. The
@@ -37,10 +39,11 @@ pub fn container_events(
     docker.events(Some(options)).map(|item| {
         let message = item.map_err(|e| HostError::from_request("streaming events", e))?;
         let actor = message.actor.unwrap_or_default();
+        let id = actor.id.unwrap_or_default();
         let container = actor
             .attributes
             .and_then(|mut attributes| attributes.remove("name"))
-            .unwrap_or_else(|| actor.id.unwrap_or_default());
-        Ok(ContainerEvent { action: message.action.unwrap_or_default(), container })
+            .unwrap_or_else(|| id.clone());
+        Ok(ContainerEvent { action: message.action.unwrap_or_default(), container, id })
     })
 }

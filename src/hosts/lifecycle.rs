@@ -18,6 +18,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::error::HostError;
+use crate::diff::observed::PublishedPort;
 
 /// Starts the container `id` (or name). Starting a running container succeeds.
 ///
@@ -174,6 +175,43 @@ pub async fn container_status(docker: &Docker, id: &str) -> Result<ContainerStat
         oom_killed: state.oom_killed.unwrap_or(false),
         error: state.error.filter(|e| !e.is_empty()),
     })
+}
+
+/// The ports container `id` publishes, from one inspect (what the router needs of a replica
+/// that was just started, before the next observation lists it).
+///
+/// # Errors
+///
+/// [`HostError::Refused`] (404 for no such container) / [`HostError::Interrupted`].
+pub async fn published_ports(docker: &Docker, id: &str) -> Result<Vec<PublishedPort>, HostError> {
+    let inspect = docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| HostError::about("inspecting container", id, e))?;
+    let ports = inspect.network_settings.and_then(|n| n.ports).unwrap_or_default();
+    let mut published = Vec::new();
+    for (key, bindings) in ports {
+        let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let Ok(container_port) = port.parse::<u16>() else { continue };
+        for binding in bindings.unwrap_or_default() {
+            let host_port = binding.host_port.as_deref().and_then(|p| p.parse::<u16>().ok());
+            let Some(host_port) = host_port.filter(|p| *p != 0) else { continue };
+            published.push(PublishedPort {
+                container_port,
+                host_port,
+                protocol: protocol.to_string(),
+                host_ip: binding.host_ip.unwrap_or_default(),
+            });
+        }
+    }
+    published.sort_by(|a, b| {
+        (a.container_port, a.host_port, &a.host_ip).cmp(&(
+            b.container_port,
+            b.host_port,
+            &b.host_ip,
+        ))
+    });
+    Ok(published)
 }
 
 /// The last `lines` lines of the container's output, standard output and error interleaved

@@ -1,5 +1,6 @@
 //! Observing hosts: what carries this fleet's label on one host ([`observe_host`]) and on all
-//! registered hosts at once, each bounded in time ([`observe_all`]).
+//! registered hosts at once, each bounded in time, with each engine's platform
+//! ([`observe_all`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tracing::Instrument;
 use super::connect::connect_with_timeout;
 use super::error::HostError;
 use crate::diff::labels;
+use crate::diff::observed::PublishedPort;
 use crate::diff::observed::owned_by;
 use crate::diff::{HostObservation, HostState, Observed, ObservedContainer, ObservedObject};
 use crate::model::Host;
@@ -80,7 +82,10 @@ pub async fn observe_all(
             let started = std::time::Instant::now();
             let bounded = tokio::time::timeout(timeout, async {
                 let docker = connect_with_timeout(host, timeout).await?;
-                observe_host(&docker, fleet).await
+                let engine = super::platform::engine_info(&docker).await?;
+                let mut state = observe_host(&docker, fleet).await?;
+                state.engine = Some(engine);
+                Ok(state)
             })
             .await;
             let observation = match bounded {
@@ -144,6 +149,7 @@ pub fn host_state(
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
                 created: c.created.unwrap_or_default(),
                 health: health_of(c.status.as_deref().unwrap_or_default()),
+                ports: published_ports(c.ports.as_deref().unwrap_or_default()),
             })
             .filter(|c| owned_by(&c.labels, fleet))
             .collect(),
@@ -165,11 +171,38 @@ pub fn host_state(
             })
             .filter(|v| owned_by(&v.labels, fleet))
             .collect(),
+        ..HostState::default()
     };
     state.containers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     state.networks.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     state.volumes.sort_by(|a, b| a.name.cmp(&b.name));
     state
+}
+
+/// The published ports of a container list entry (unpublished exposed ports are left out),
+/// sorted and without duplicates.
+fn published_ports(ports: &[bollard::models::PortSummary]) -> Vec<PublishedPort> {
+    let mut published: Vec<PublishedPort> = ports
+        .iter()
+        .filter_map(|p| {
+            Some(PublishedPort {
+                container_port: p.private_port,
+                host_port: p.public_port.filter(|port| *port != 0)?,
+                protocol: p.typ.map_or_else(|| "tcp".to_string(), |t| t.to_string()),
+                host_ip: p.ip.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    published.sort_by(|a, b| {
+        (a.container_port, a.host_port, &a.protocol, &a.host_ip).cmp(&(
+            b.container_port,
+            b.host_port,
+            &b.protocol,
+            &b.host_ip,
+        ))
+    });
+    published.dedup();
+    published
 }
 
 /// A container's own name from the list answer's `Names`: `/web-1` → `web-1`. Legacy links add
@@ -196,6 +229,35 @@ mod tests {
         assert_eq!(health_of("Up 3 hours"), None);
         assert_eq!(health_of("Exited (1) 2 minutes ago"), None);
         assert_eq!(health_of("Up (Paused)"), None);
+    }
+
+    #[test]
+    fn published_ports_are_read_back() {
+        use bollard::models::{PortSummary, PortSummaryTypeEnum};
+        let port = |private, public: Option<u16>, ip: &str| PortSummary {
+            ip: Some(ip.into()),
+            private_port: private,
+            public_port: public,
+            typ: Some(PortSummaryTypeEnum::TCP),
+        };
+        let ports = published_ports(&[
+            port(80, Some(32768), "::"),
+            port(80, Some(32768), "0.0.0.0"),
+            port(443, None, ""),
+        ]);
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0].protocol, "tcp");
+        let c = ObservedContainer {
+            id: "x".into(),
+            name: "x".into(),
+            state: "running".into(),
+            labels: BTreeMap::new(),
+            created: 0,
+            health: None,
+            ports,
+        };
+        assert_eq!(c.host_port(80), Some(32768));
+        assert_eq!(c.host_port(443), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Clients kept between observations, for the long-running controller: each host is
 //! connected (and its API version negotiated) once, and reconnected only after it failed or
 //! when its endpoint in `fleet.yaml` changed, so a resync with nothing to do costs the list
-//! calls and nothing else.
+//! calls and nothing else. The engine's `/info` (its platform) is read once per connection
+//! and kept with the client.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,15 +12,21 @@ use futures_util::future::join_all;
 use tokio::sync::Mutex;
 
 use super::connect::connect_with_timeout;
-use super::error::HostError;
+use super::error::{FailureClass, HostError};
 use super::observe::{observe_host, unreachable};
+use super::platform::{RegistryCache, engine_info, mixed, model_images, observe_images};
+use crate::diff::platform::EngineInfo;
 use crate::diff::{HostObservation, Observed};
-use crate::model::{Endpoint, Host};
+use crate::model::{Endpoint, Host, Model};
 
 /// Connected clients by host name, each with the endpoint it was connected to.
 #[derive(Default)]
 pub struct Pool {
     clients: Mutex<BTreeMap<String, (Endpoint, Docker)>>,
+    /// Each connected engine's `/info`, read when it was connected.
+    engines: Mutex<BTreeMap<String, EngineInfo>>,
+    /// What registries said about images, through the engines' distribution endpoint.
+    registry: RegistryCache,
 }
 
 /// The kept client for `host`, if it was made for the endpoint (and TLS files) `host` names
@@ -30,6 +37,17 @@ fn reusable(
     host: &Host,
 ) -> Option<Docker> {
     known.get(name).filter(|(endpoint, _)| *endpoint == host.endpoint).map(|(_, d)| d.clone())
+}
+
+/// One observation round of every host, through the pool.
+pub struct Round {
+    /// What each host runs, or why it could not be seen.
+    pub observed: Observed,
+    /// Each host's client (or why there is none), for the apply that may follow.
+    pub clients: BTreeMap<String, Result<Docker, String>>,
+    /// For each host that could not be observed: gone, or answering with errors. The
+    /// controller's liveness counts only [`FailureClass::Connection`] toward away and down.
+    pub failures: BTreeMap<String, FailureClass>,
 }
 
 impl Pool {
@@ -45,16 +63,34 @@ impl Pool {
         fleet: &str,
         timeout: Duration,
     ) -> (Observed, BTreeMap<String, Result<Docker, String>>) {
+        let round = self.observe_round(hosts, fleet, timeout).await;
+        (round.observed, round.clients)
+    }
+
+    /// [`Pool::observe_all`], also saying which kind of failure kept each unobserved host
+    /// from being seen.
+    pub async fn observe_round(
+        &self,
+        hosts: &BTreeMap<String, Host>,
+        fleet: &str,
+        timeout: Duration,
+    ) -> Round {
         let known = self.clients.lock().await.clone();
+        let engines = self.engines.lock().await.clone();
         let rounds = hosts.iter().map(|(name, host)| {
-            let cached = reusable(&known, name, host);
+            let cached = reusable(&known, name, host).zip(engines.get(name).cloned());
             async move {
                 let bounded = tokio::time::timeout(timeout, async {
-                    let docker = match cached {
-                        Some(docker) => docker,
-                        None => connect_with_timeout(host, timeout).await?,
+                    let (docker, engine) = match cached {
+                        Some(kept) => kept,
+                        None => {
+                            let docker = connect_with_timeout(host, timeout).await?;
+                            let engine = engine_info(&docker).await?;
+                            (docker, engine)
+                        }
                     };
-                    let state = observe_host(&docker, fleet).await?;
+                    let mut state = observe_host(&docker, fleet).await?;
+                    state.engine = Some(engine);
                     Ok::<_, HostError>((docker, state))
                 })
                 .await
@@ -66,15 +102,21 @@ impl Pool {
         });
         let mut observed = Observed::default();
         let mut clients = BTreeMap::new();
+        let mut failures = BTreeMap::new();
         let mut keep = BTreeMap::new();
+        let mut keep_engines = BTreeMap::new();
         for (name, host, outcome) in join_all(rounds).await {
             match outcome {
                 Ok((docker, state)) => {
                     keep.insert(name.clone(), (host.endpoint.clone(), docker.clone()));
+                    if let Some(engine) = &state.engine {
+                        keep_engines.insert(name.clone(), engine.clone());
+                    }
                     clients.insert(name.clone(), Ok(docker));
                     observed.hosts.insert(name, HostObservation::Reachable(state));
                 }
                 Err(error) => {
+                    failures.insert(name.clone(), error.class());
                     let observation = unreachable(host, &error);
                     if let HostObservation::Unreachable { reason, .. } = &observation {
                         clients.insert(name.clone(), Err(reason.clone()));
@@ -84,7 +126,23 @@ impl Pool {
             }
         }
         *self.clients.lock().await = keep;
-        (observed, clients)
+        *self.engines.lock().await = keep_engines;
+        Round { observed, clients, failures }
+    }
+
+    /// [`observe_round`](Self::observe_round) for `model`'s hosts (each bounded by its
+    /// `settings.observe_timeout`), and in a fleet with a host that is not Linux the platforms
+    /// of the model's images ([`super::platform::observe_images`]), for placement.
+    pub async fn observe_model(&self, model: &Model) -> Round {
+        let settings = &model.fleet.settings;
+        let timeout = Duration::from_millis(settings.observe_timeout_ms);
+        let mut round = self.observe_round(&model.fleet.hosts, &settings.name, timeout).await;
+        if mixed(&model.fleet.hosts, &round.observed) {
+            let images = model_images(model);
+            observe_images(&mut round.observed, &round.clients, &images, &self.registry, timeout)
+                .await;
+        }
+        round
     }
 }
 

@@ -139,12 +139,10 @@ fn normalise_host(
         millicpus: amount(raw.capacity.cpus, "cpus", parse_millicpus),
         memory_bytes: amount(raw.capacity.memory, "memory", parse_bytes),
     };
-    let defaults = Platform::default();
+    // What is not declared stays empty: the engine's answer fills it (`diff::platform`).
     let platform = match raw.platform {
-        None => defaults,
-        Some(p) => {
-            Platform { os: p.os.unwrap_or(defaults.os), arch: p.arch.unwrap_or(defaults.arch) }
-        }
+        None => Platform::undeclared(),
+        Some(p) => Platform { os: p.os.unwrap_or_default(), arch: p.arch.unwrap_or_default() },
     };
     Some(Host { name: name.to_string(), endpoint, address, labels: raw.labels, capacity, platform })
 }

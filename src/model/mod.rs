@@ -28,6 +28,7 @@ pub mod source;
 pub mod types;
 pub mod units;
 pub mod unsupported;
+pub mod windows;
 
 pub use cache::{LoadCache, LoadStats, load_cached};
 pub use diagnostic::Diagnostic;

@@ -15,6 +15,7 @@ pub fn check_app(app: &App, fleet: &Fleet, findings: &mut Findings<'_>) {
         let path = Path::of(&["services", name]);
         check_references(app, service, &path, findings);
         check_placement(service, fleet, &path, findings);
+        super::windows::check_service(service, &path, findings);
     }
     check_cycles(app, findings);
 }
@@ -87,14 +88,15 @@ fn check_placement(service: &Service, fleet: &Fleet, path: &Path, findings: &mut
     let candidates: Vec<&Host> = fleet
         .hosts
         .values()
-        .filter(|h| deploy.placement.constraints.iter().all(|c| c.satisfied_by(h)))
+        .filter(|h| deploy.placement.constraints.iter().all(|c| c.may_be_satisfied_by(h)))
         .collect();
     if candidates.is_empty() && !fleet.hosts.is_empty() {
         let why: Vec<String> = fleet
             .hosts
             .values()
             .map(|h| {
-                let failed = deploy.placement.constraints.iter().find(|c| !c.satisfied_by(h));
+                let failed =
+                    deploy.placement.constraints.iter().find(|c| !c.may_be_satisfied_by(h));
                 format!("{} fails {}", h.name, failed.map(ToString::to_string).unwrap_or_default())
             })
             .collect();
@@ -234,7 +236,9 @@ pub fn check_fleet_wide(model: &Model) -> Vec<Finding> {
                 .fleet
                 .hosts
                 .values()
-                .filter(|h| service.deploy.placement.constraints.iter().all(|c| c.satisfied_by(h)))
+                .filter(|h| {
+                    service.deploy.placement.constraints.iter().all(|c| c.may_be_satisfied_by(h))
+                })
                 .map(|h| h.name.as_str())
                 .collect();
             let ports: BTreeSet<(u16, Protocol)> =

@@ -99,7 +99,11 @@ pub struct Capacity {
     pub memory_bytes: Option<u64>,
 }
 
-/// `node.platform.os` / `node.platform.arch` as placement constraints see them.
+/// `node.platform.os` / `node.platform.arch` as `fleet.yaml` declares them.
+///
+/// An empty field was not declared: the host takes its engine's answer once observed
+/// (`diff::platform`), and until then it is Linux on x86_64 (see [`Platform::os`]). A declared
+/// field is checked against the engine's answer, never trusted alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     pub os: String,
@@ -109,6 +113,23 @@ pub struct Platform {
 impl Default for Platform {
     fn default() -> Self {
         Platform { os: "linux".into(), arch: "x86_64".into() }
+    }
+}
+
+impl Platform {
+    /// Nothing declared: the engine decides.
+    pub fn undeclared() -> Self {
+        Platform { os: String::new(), arch: String::new() }
+    }
+
+    /// The operating system constraints compare: as declared, else `linux`.
+    pub fn os(&self) -> &str {
+        if self.os.is_empty() { "linux" } else { &self.os }
+    }
+
+    /// The architecture constraints compare: as declared, else `x86_64`.
+    pub fn arch(&self) -> &str {
+        if self.arch.is_empty() { "x86_64" } else { &self.arch }
     }
 }
 
@@ -202,6 +223,10 @@ pub struct Service {
     pub stop_grace_period_ms: Option<u64>,
     pub stop_signal: Option<String>,
     pub hostname: Option<String>,
+    /// `extra_hosts`: `name:ip` lines added to the containers' /etc/hosts (how consumers
+    /// reach a service on another host through the router, by its internal route name).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
     pub pull_policy: Option<PullPolicy>,
     pub deploy: Deploy,
     /// `x-routes`: how the router will reach this service.
@@ -347,10 +372,22 @@ impl Constraint {
         let actual = match &self.attribute {
             NodeAttribute::Hostname => Some(host.name.as_str()),
             NodeAttribute::Label(name) => host.labels.get(name).map(String::as_str),
-            NodeAttribute::Os => Some(host.platform.os.as_str()),
-            NodeAttribute::Arch => Some(host.platform.arch.as_str()),
+            NodeAttribute::Os => Some(host.platform.os()),
+            NodeAttribute::Arch => Some(host.platform.arch()),
         };
         (actual == Some(self.value.as_str())) == self.equal
+    }
+
+    /// Whether `host` may satisfy this constraint once its engine has answered: a platform
+    /// attribute the host does not declare is the engine's to say, so validation (which sees
+    /// no engine) does not hold it against the host.
+    pub fn may_be_satisfied_by(&self, host: &Host) -> bool {
+        let undeclared = match self.attribute {
+            NodeAttribute::Os => host.platform.os.is_empty(),
+            NodeAttribute::Arch => host.platform.arch.is_empty(),
+            NodeAttribute::Hostname | NodeAttribute::Label(_) => false,
+        };
+        undeclared || self.satisfied_by(host)
     }
 }
 

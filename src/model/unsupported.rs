@@ -69,7 +69,6 @@ const SERVICE_KEYS: &[(&str, &str, &str)] = &[
         "use `deploy.placement.constraints: [node.platform.arch == ...]`",
     ),
     ("dns", "DNS settings are not supported yet", "remove it"),
-    ("extra_hosts", "extra host entries are not supported yet", "remove it"),
     ("cap_add", "capabilities are not supported yet", "remove it"),
     ("cap_drop", "capabilities are not supported yet", "remove it"),
     ("sysctls", "sysctls are not supported yet", "remove it"),

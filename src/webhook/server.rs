@@ -7,7 +7,7 @@
 //! | status | when | body |
 //! | --- | --- | --- |
 //! | 200 | accepted: a ping, a push to the watched branch, a pull request into it, a sync request | `{"accepted": "<summary>"}` |
-//! | 202 | well signed and well formed, but nothing to do (other branch, tag, unknown event) | `{"ignored": "<reason>"}` |
+//! | 202 | well signed and well formed, but nothing to do (other branch, tag, unknown event, another repository than [`ReceiverSettings::repository`], a delivery id already taken) | `{"ignored": "<reason>"}` |
 //! | 400 | well signed, but not readable (no event header, a missing field, not JSON) | `{"error": "<reason>"}` |
 //! | 401 | signature or token missing or wrong | `{"error": "<reason>"}` |
 //! | 404 | the route's secret is not configured | `{"error": "..."}` |
@@ -16,7 +16,10 @@
 //! # Guarantees
 //!
 //! * The sink is called only for an accepted delivery, after its signature was checked, once
-//!   per delivery, from the request's task. It must be cheap and must not block (it enqueues a
+//!   per delivery, from the request's task. A delivery about another repository never reaches
+//!   it, nor does one whose delivery id (`X-GitHub-Delivery`, `X-Gitea-Delivery` /
+//!   `X-Forgejo-Delivery`, `X-Gitlab-Event-UUID`) was among the last
+//!   [`REMEMBERED_DELIVERIES`](super::deliveries::REMEMBERED_DELIVERIES) taken (`"duplicate delivery"`). It must be cheap and must not block (it enqueues a
 //!   trigger; coalescing and the sync itself happen elsewhere). Nothing slow is awaited here.
 //! * Secrets, tokens and signature values are never logged nor echoed. A refused signature is
 //!   logged (`warn`) with the forge and the peer address.
@@ -35,6 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
+use super::deliveries::RecentDeliveries;
 use super::payload::{self, Forge, Hook, Outcome};
 use super::signature;
 
@@ -47,6 +51,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ReceiverSettings {
     /// The watched branch: pushes to other branches, and pull requests into them, are ignored.
     pub branch: String,
+    /// The watched repository's path on its forge, normalised by [`repository_path`]
+    /// (`owner/name`, lowercase; GitLab: `group/sub/name`). A push or pull request about any
+    /// other repository is ignored. `None` (a local path, or unset): not checked.
+    pub repository: Option<String>,
     /// Serves `POST /hooks/github` when set.
     pub github_secret: Option<String>,
     /// Serves `POST /hooks/gitlab` when set.
@@ -63,6 +71,7 @@ impl ReceiverSettings {
     pub fn new(branch: impl Into<String>) -> Self {
         ReceiverSettings {
             branch: branch.into(),
+            repository: None,
             github_secret: None,
             gitlab_token: None,
             gitea_secret: None,
@@ -81,6 +90,48 @@ impl ReceiverSettings {
         };
         secret.as_deref().filter(|secret| !secret.is_empty())
     }
+
+    /// Whether `hook` concerns the watched repository (hooks that name none do).
+    fn is_watched(&self, hook: &Hook) -> bool {
+        let named = match hook {
+            Hook::Push { repository, .. } => repository,
+            Hook::PullRequest(pr) => &pr.repository,
+            Hook::Ping { .. } | Hook::Sync { .. } => return true,
+        };
+        let Some(watched) = &self.repository else { return true };
+        let named = named.trim_matches('/').to_lowercase();
+        // A forge served under a path prefix (https://host/gitlab/group/name) names the
+        // repository without the prefix.
+        named.contains('/')
+            && (*watched == named
+                || watched.strip_suffix(named.as_str()).is_some_and(|rest| rest.ends_with('/')))
+    }
+}
+
+/// A repository URL's path on its forge, as webhooks name it: `owner/name` (GitLab:
+/// `group/sub/name`), lowercase, without `.git`. For `https://`, `http://`, `ssh://`,
+/// `git://` URLs and scp-like `user@host:owner/name.git`; `None` for a local path, a
+/// `file://` URL, or a path with fewer than two segments.
+pub fn repository_path(url: &str) -> Option<String> {
+    let url = url.trim();
+    let path = if let Some((scheme, rest)) = url.split_once("://") {
+        if !matches!(scheme, "https" | "http" | "ssh" | "git") {
+            return None;
+        }
+        let (_authority, path) = rest.split_once('/')?;
+        path
+    } else {
+        // scp-like: [user@]host:path, the colon before any slash.
+        let (host, path) = url.split_once(':')?;
+        if host.is_empty() || host.contains('/') {
+            return None;
+        }
+        path
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default().trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/');
+    let segments = path.split('/').filter(|segment| !segment.is_empty()).count();
+    (segments >= 2 && !path.contains("//")).then(|| path.to_lowercase())
 }
 
 /// Shows which secrets are set, never what they are.
@@ -89,6 +140,7 @@ impl fmt::Debug for ReceiverSettings {
         let set = |secret: &Option<String>| if secret.is_some() { "<set>" } else { "<unset>" };
         f.debug_struct("ReceiverSettings")
             .field("branch", &self.branch)
+            .field("repository", &self.repository)
             .field("github_secret", &set(&self.github_secret))
             .field("gitlab_token", &set(&self.gitlab_token))
             .field("gitea_secret", &set(&self.gitea_secret))
@@ -115,13 +167,14 @@ pub fn router(settings: Arc<ReceiverSettings>, sink: Arc<dyn Fn(Hook) + Send + S
         .route("/hooks/gitea", post(gitea))
         .route("/hooks/generic", post(generic))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(Receivers { settings, sink })
+        .with_state(Receivers { settings, sink, recent: Arc::default() })
 }
 
 #[derive(Clone)]
 struct Receivers {
     settings: Arc<ReceiverSettings>,
     sink: HookSink,
+    recent: Arc<RecentDeliveries>,
 }
 
 /// A route, before the request tells Gitea from Forgejo.
@@ -218,6 +271,17 @@ async fn receive(receivers: &Receivers, route: Route, request: Request) -> Respo
         }
     };
     match outcome {
+        Outcome::Hook(hook) if !settings.is_watched(&hook) => {
+            tracing::info!(%forge, %peer, hook = %hook.summary(), "webhook about another repository ignored");
+            answer(StatusCode::ACCEPTED, "ignored", "another repository than the watched one")
+        }
+        Outcome::Hook(hook)
+            if delivery_id(&headers, forge)
+                .is_some_and(|id| !receivers.recent.first_time(&format!("{forge}:{id}"))) =>
+        {
+            tracing::info!(%forge, %peer, hook = %hook.summary(), "duplicate webhook delivery ignored");
+            answer(StatusCode::ACCEPTED, "ignored", "duplicate delivery")
+        }
         Outcome::Hook(hook) => {
             let summary = hook.summary();
             tracing::info!(%forge, %peer, hook = %summary, "webhook accepted");
@@ -240,6 +304,20 @@ fn signature_value(headers: &HeaderMap, forge: Forge) -> Option<&[u8]> {
         _ => own,
     };
     value.map(|value| value.as_bytes())
+}
+
+/// The delivery's id, if the forge sent one (Forgejo: its own header, else Gitea's).
+fn delivery_id(headers: &HeaderMap, forge: Forge) -> Option<&str> {
+    let value = match forge {
+        Forge::GitHub => headers.get("X-GitHub-Delivery"),
+        Forge::GitLab => headers.get("X-Gitlab-Event-UUID"),
+        Forge::Gitea => headers.get("X-Gitea-Delivery"),
+        Forge::Forgejo => {
+            headers.get("X-Forgejo-Delivery").or_else(|| headers.get("X-Gitea-Delivery"))
+        }
+        Forge::Generic => None,
+    };
+    value.and_then(|value| value.to_str().ok()).filter(|id| !id.is_empty())
 }
 
 /// The event kind from the forge's event header (Forgejo: its own, else Gitea's); the
@@ -273,6 +351,43 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("github_secret: \"<set>\""), "{shown}");
         assert!(shown.contains("gitea_secret: \"<unset>\""), "{shown}");
+    }
+
+    #[test]
+    fn repository_paths_from_urls() {
+        let cases = [
+            ("https://github.com/Owner/Repo.git", Some("owner/repo")),
+            ("https://token@github.com/owner/repo/", Some("owner/repo")),
+            ("http://127.0.0.1:3000/owner/repo", Some("owner/repo")),
+            ("ssh://git@gitlab.example:2222/group/sub/name.git", Some("group/sub/name")),
+            ("git@github.com:owner/repo.git", Some("owner/repo")),
+            ("/srv/fleet", None),
+            ("file:///srv/fleet", None),
+            ("https://github.com/owner", None),
+            ("relative/dir", None),
+        ];
+        for (url, path) in cases {
+            assert_eq!(repository_path(url).as_deref(), path, "{url}");
+        }
+    }
+
+    #[test]
+    fn only_the_watched_repository_is_watched() {
+        let push = |repository: &str| Hook::Push {
+            forge: Forge::GitHub,
+            repository: repository.to_string(),
+            branch: "main".to_string(),
+            commit: "0".repeat(40),
+        };
+        let mut settings = ReceiverSettings::new("main");
+        assert!(settings.is_watched(&push("anyone/anything")));
+        settings.repository = repository_path("https://git.example/gitlab/Group/Repo.git");
+        assert!(settings.is_watched(&push("group/repo")));
+        assert!(settings.is_watched(&push("Gitlab/Group/Repo")));
+        assert!(!settings.is_watched(&push("other/repo")));
+        assert!(!settings.is_watched(&push("roup/repo")));
+        assert!(!settings.is_watched(&push("repo")));
+        assert!(settings.is_watched(&Hook::Ping { forge: Forge::GitHub }));
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! local HTTP server that plays GitHub's comments API and records every request.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,10 +43,10 @@ volumes:
   data: {}
 ";
 
-/// The controller process; killed on drop.
-struct Controller {
-    child: Child,
-    addr: SocketAddr,
+/// The controller process; killed on drop. (Also used by `ha.rs`.)
+pub(crate) struct Controller {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     log: Arc<Mutex<String>>,
 }
 
@@ -61,7 +61,7 @@ impl Drop for Controller {
 }
 
 impl Controller {
-    fn start(repo_url: &str, cache: &std::path::Path, extra: &[&str]) -> Controller {
+    pub(crate) fn start(repo_url: &str, cache: &std::path::Path, extra: &[&str]) -> Controller {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
         command
             .args(["run", "--repo", repo_url, "--listen", "127.0.0.1:0"])
@@ -73,30 +73,10 @@ impl Controller {
 
     /// Starts `command` (a `gitfleet run`) and waits until it listens.
     fn spawn(mut command: Command) -> Controller {
-        let mut child = command
-            .env("GITFLEET_LOG", "gitfleet=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gitfleet run");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix("gitfleet: listening on ") {
-                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
-        let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+        command.env("GITFLEET_LOG", "gitfleet=debug");
+        let (child, log, rx) =
+            crate::support::spawn_announcing(command, &["gitfleet: listening on "]);
+        let (_, addr) = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
             panic!("gitfleet run did not start listening:\n{}", log.lock().unwrap())
         });
         Controller { child, addr, log }
@@ -116,7 +96,7 @@ impl Controller {
         http(self.addr, "POST", "/hooks/github", &headers, body.as_bytes()).0
     }
 
-    fn push_hook(&self, commit: &str) -> u16 {
+    pub(crate) fn push_hook(&self, commit: &str) -> u16 {
         let body = format!(
             r#"{{"ref": "refs/heads/main", "after": "{commit}", "repository": {{"full_name": "acme/fleet"}}}}"#
         );
@@ -481,7 +461,7 @@ fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
     let ctl = Controller::start(
         origin.path().to_str().unwrap(),
         cache.path(),
-        &["--resync-interval", "1s", "--grace-period", "3s"],
+        &["--resync-interval", "1s", "--grace-period", "3s", "--webhook-generic-secret", SECRET],
     );
     let head = work.head();
     ctl.wait_for("cold deploy", Duration::from_secs(90), |s| deployed(s) == head);
@@ -559,6 +539,22 @@ fn a_host_cut_off_has_its_replicas_moved_and_cleaned_up_when_it_returns() {
     assert_eq!(creates.trim(), "", "the failed revision was tried again");
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
     assert!(ctl.status()["problems"].to_string().contains("fix it with a new commit"));
+
+    // A signed generic hook retries it without a new commit (it fails again, and is rolled
+    // back again).
+    let body = "{}";
+    let signature =
+        format!("sha256={}", gitfleet::webhook::sign(SECRET.as_bytes(), body.as_bytes()));
+    let headers = [("X-Gitfleet-Signature", signature.as_str())];
+    let (code, answer) = http(ctl.addr, "POST", "/hooks/generic", &headers, body.as_bytes());
+    assert_eq!(code, 200, "{answer}");
+    ctl.wait_for("retried", Duration::from_secs(30), |s| {
+        s["events"].to_string().contains("on request")
+    });
+    ctl.wait_for("failed again", Duration::from_secs(60), |s| {
+        s["head"]["commit"] == failing.as_str() && s["head"]["state"] == "failed"
+    });
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:2", "gitfleet/web:2"]);
 }
 
 /// Settings from a configuration file and `*_FILE` variables: the webhook secrets come from
@@ -617,7 +613,7 @@ fn settings_come_from_a_configuration_file_and_secret_files() {
     let (code, metrics) = http(ctl.addr, "GET", "/metrics", &[], b"");
     assert_eq!(code, 200);
     assert!(metrics.lines().any(|l| l == "gitfleet_host_up{host=\"a\"} 0"), "{metrics}");
-    assert!(metrics.contains("# TYPE gitfleet_syncs_total counter"), "{metrics}");
+    assert!(metrics.contains("# TYPE gitfleet_sync_total counter"), "{metrics}");
 }
 
 /// SIGTERM to an idle `gitfleet run` (after its first sync): it stops within the shutdown
@@ -658,4 +654,127 @@ fn sigterm_while_idle_exits_zero_within_the_timeout() {
     eprintln!("stopped {:.2}s after SIGTERM", started.elapsed().as_secs_f64());
     // The replica is still there: shutdown does not tear the fleet down.
     assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"]);
+
+    // Again, now in the middle of a rollout whose new replica never gets healthy (its first
+    // health check is a minute away): the health wait is cut short, the new container goes
+    // and the old one is back, within the timeout.
+    let mut ctl = Controller::start(
+        &server.url("fleet.git"),
+        cache.path(),
+        &["--no-status", "--shutdown-timeout", "10s"],
+    );
+    ctl.wait_for("in sync", Duration::from_secs(60), |s| s["head"]["state"] == "deployed");
+    let slow = "services:\n  web:\n    image: gitfleet/web:2\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 60s\n      start_period: 60s\n";
+    work.commit(&[("apps/shop/compose.yaml", slow)], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    assert_eq!(ctl.push_hook(&work.head()), 200);
+    let waiting = Instant::now();
+    while running_images(&bed, "shop-web") != ["gitfleet/web:2"] {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "the new replica never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = ctl.child.id().to_string();
+    let started = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = ctl.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(12), "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM mid-apply: {status:?}");
+    eprintln!("stopped mid-apply {:.2}s after SIGTERM", started.elapsed().as_secs_f64());
+    assert_eq!(running_images(&bed, "shop-web"), ["gitfleet/web:1"]);
+    for host in bed.hosts() {
+        let names: Vec<String> = containers(host).into_keys().collect();
+        assert!(
+            names.iter().all(|n| !n.contains(".old-") && !n.contains(".next-")),
+            "half-made replica left on {}: {names:?}",
+            host.name()
+        );
+    }
+}
+
+/// Sum of the syncs recorded since start, by every outcome.
+fn sync_count(status: &serde_json::Value) -> u64 {
+    status["sync_totals"]
+        .as_object()
+        .map(|totals| totals.values().filter_map(|n| n.as_u64()).sum())
+        .unwrap_or(0)
+}
+
+/// With no periodic resync to lean on (600 s): a rollout costs exactly one sync (its own Docker
+/// events trigger none); a host cut off has its replica moved once its grace period (5 s) runs
+/// out, found by the events watcher's ping, and its surplus copy goes within seconds of its
+/// return.
+#[test]
+fn failover_is_on_time_and_a_rollout_costs_one_sync() {
+    let bed = Testbed::builder().hosts(2).images().start();
+    let (a, b) = (&bed[0], &bed[1]);
+    let origin = BareRepo::new("fleet.git");
+    let work = GitRepo::new(&[
+        ("fleet.yaml", &fleet_yaml(&bed)),
+        ("apps/shop/compose.yaml", &shop("1", 2)),
+    ]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let cache = tempfile::TempDir::new().unwrap();
+    let ctl = Controller::start(
+        origin.path().to_str().unwrap(),
+        cache.path(),
+        &["--resync-interval", "600s", "--grace-period", "5s"],
+    );
+    let head = work.head();
+    ctl.wait_for("cold deploy", Duration::from_secs(90), |s| deployed(s) == head);
+    let web_on = |host: &DockerHost| {
+        containers(host)
+            .iter()
+            .filter(|(name, (_, state))| name.starts_with("shop-web-") && state == "running")
+            .count()
+    };
+    assert_eq!((web_on(a), web_on(b)), (1, 1));
+
+    // A rolling update replaces both replicas (stops, removes, creates, renames): one sync.
+    std::thread::sleep(Duration::from_secs(4));
+    let before = sync_count(&ctl.status());
+    work.commit(&[("apps/shop/compose.yaml", &shop("2", 2))], &[]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let next = work.head();
+    ctl.wait_for("rollout", Duration::from_secs(60), |s| deployed(s) == next);
+    std::thread::sleep(Duration::from_secs(6));
+    let status = ctl.status();
+    assert_eq!(
+        sync_count(&status) - before,
+        1,
+        "syncs after the rollout: {}",
+        serde_json::to_string_pretty(&status["syncs"]).unwrap()
+    );
+
+    // b is cut off: its replica runs on a once the grace period ran out.
+    let cut = Instant::now();
+    b.cut_network();
+    while web_on(a) != 2 {
+        assert!(
+            cut.elapsed() < Duration::from_secs(5 + 10),
+            "web did not move to a in time: {:?}",
+            containers(a)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("failover: replica running on a {:?} after the cut", cut.elapsed());
+
+    // b is back: its stale copy goes within seconds.
+    let back = Instant::now();
+    b.restore_network();
+    while web_on(b) != 0 || web_on(a) != 2 {
+        assert!(
+            back.elapsed() < Duration::from_secs(8),
+            "surplus copy not cleaned up in time: a {:?}, b {:?}",
+            containers(a),
+            containers(b)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("return: surplus copy removed {:?} after the return", back.elapsed());
 }

@@ -269,11 +269,13 @@ async fn every_spec_field_reaches_the_engine_and_the_running_container() {
         stop_grace_period_ms: Some(2_500),
         stop_signal: Some("SIGINT".into()),
         hostname: Some("shop-web-host".into()),
+        extra_hosts: vec!["api.shop.internal:10.250.50.9".into()],
         limits: ResourceAmounts {
             millicpus: Some(500),
             memory_bytes: Some(64 << 20),
             pids: Some(64),
         },
+        os: None,
     };
     let secret = Arc::new(b"s3cr3t-pa55".to_vec());
     let files = vec![
@@ -422,6 +424,10 @@ async fn every_spec_field_reaches_the_engine_and_the_running_container() {
         "{log:?}"
     );
     assert_eq!(exec(a, &id, None, &["hostname"]), "shop-web-host");
+    assert!(
+        exec(a, &id, None, &["cat", "/etc/hosts"]).contains("10.250.50.9\tapi.shop.internal"),
+        "extra_hosts reach /etc/hosts"
+    );
     assert_eq!(
         exec(a, &id, None, &["sh", "-c", "echo \"$EQUALS|$EMPTY|$GREETING\""]),
         "a=b||hello world"

@@ -7,6 +7,11 @@ mod support;
 
 mod apply;
 mod controller;
+mod ha;
 mod hosts_engine;
 mod hosts_observe;
 mod plan_hosts;
+mod router;
+mod two_repositories;
+mod web_browser;
+mod windows_mixed;

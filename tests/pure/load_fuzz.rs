@@ -864,7 +864,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("profiles", "[debug]"),
     ("links", "[db]"),
     ("ulimits", "{nofile: 1024}"),
-    ("extra_hosts", "[\"a:10.0.0.1\"]"),
+    ("dns", "[10.0.0.1]"),
     ("cap_add", "[NET_ADMIN]"),
 ];
 

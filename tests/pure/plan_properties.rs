@@ -18,7 +18,8 @@
 //! * safety: every step that names an observed object (replace, remove) names one of this
 //!   fleet's, and volumes are only ever retained, never removed;
 //! * determinism: planning twice gives byte-identical JSON;
-//! * unreachable hosts get no steps.
+//! * unreachable hosts get no steps;
+//! * the epoch label (`io.gitfleet.epoch`) changes no plan: a failover replaces nothing.
 //!
 //! Every property runs on every input, except idempotence, which also runs (green) on inputs
 //! without the one known bug below; on every input it is `#[ignore]`d until that bug is
@@ -534,6 +535,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels,
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }
@@ -551,6 +553,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels,
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }
@@ -572,6 +575,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels: BTreeMap::new(),
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }
@@ -595,6 +599,7 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
                         labels,
                         created: 0,
                         health: None,
+                        ports: Vec::new(),
                     },
                 )
             }
@@ -865,6 +870,27 @@ proptest! {
         let second = render::json(&plan_for(&model2, &observed2));
         prop_assert_eq!(&first, &second);
         prop_assert_eq!(first, render::json(&plan_for(&model, &observed)));
+    }
+
+    /// A failover replaces nothing: the leadership epoch a controller labels on what it
+    /// creates (`io.gitfleet.epoch`) is not part of the spec hash, so containers, networks and
+    /// volumes created by another epoch plan exactly as if unlabelled.
+    #[test]
+    fn the_epoch_label_changes_no_plan(case in case()) {
+        let (model, observed) = inputs(&case);
+        let unlabelled = render::json(&plan_for(&model, &observed));
+        let mut stamped = observed.clone();
+        for host in stamped.hosts.values_mut() {
+            if let HostObservation::Reachable(state) = host {
+                for container in &mut state.containers {
+                    container.labels.insert(labels::EPOCH.into(), "41".into());
+                }
+                for object in state.networks.iter_mut().chain(state.volumes.iter_mut()) {
+                    object.labels.insert(labels::EPOCH.into(), "41".into());
+                }
+            }
+        }
+        prop_assert_eq!(unlabelled, render::json(&plan_for(&model, &stamped)));
     }
 
     /// A host that could not be observed gets no steps and is reported unreachable.

@@ -73,10 +73,16 @@ impl Receiver {
     }
 }
 
+/// A fresh delivery id: the receivers drop a repeated one.
+fn next_delivery_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!("delivery-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 fn github_headers(event: &str, body: &[u8], secret: &str) -> Vec<(&'static str, String)> {
     vec![
         ("X-GitHub-Event", event.to_string()),
-        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string()),
+        ("X-GitHub-Delivery", next_delivery_id()),
         ("X-Hub-Signature-256", format!("sha256={}", sign(secret.as_bytes(), body))),
         ("Content-Type", "application/json".to_string()),
     ]
@@ -372,10 +378,10 @@ async fn generic_sync_request() {
 async fn a_thousand_concurrent_deliveries_are_all_answered() {
     let receiver = Arc::new(Receiver::start(settings("master")).await);
     let body = corpus(GITHUB_PUSH);
-    let headers = Arc::new(github_headers("push", &body, GITHUB_SECRET));
     let mut deliveries = tokio::task::JoinSet::new();
     for _ in 0..1000 {
-        let (receiver, headers, body) = (Arc::clone(&receiver), Arc::clone(&headers), body.clone());
+        let headers = github_headers("push", &body, GITHUB_SECRET);
+        let (receiver, body) = (Arc::clone(&receiver), body.clone());
         deliveries.spawn(async move { receiver.post("/hooks/github", &headers, body).await.0 });
     }
     let mut answered = 0;
@@ -443,4 +449,60 @@ async fn refused_signature_is_logged_with_forge_and_peer_but_no_secret() {
     }
     let hex = sent_signature.trim_start_matches("sha256=");
     assert!(!logs.contains(hex), "{logs}");
+}
+
+#[tokio::test]
+async fn a_delivery_about_another_repository_is_ignored() {
+    let mut watched = settings("master");
+    watched.repository = gitfleet::webhook::repository_path("git@github.com:someone/else.git");
+    let receiver = Receiver::start(watched).await;
+    let body = corpus(GITHUB_PUSH);
+    let headers = github_headers("push", &body, GITHUB_SECRET);
+    let (status, answer) = receiver.post("/hooks/github", &headers, body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["ignored"], "another repository than the watched one");
+    let body = corpus(GITHUB_PR);
+    let headers = github_headers("pull_request", &body, GITHUB_SECRET);
+    let (status, answer) = receiver.post("/hooks/github", &headers, body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert!(receiver.hooks().is_empty(), "{:?}", receiver.hooks());
+
+    // The same delivery, with the watched repository named by its https URL, goes through.
+    let mut watched = settings("master");
+    watched.repository =
+        gitfleet::webhook::repository_path("https://github.com/Codertocat/Hello-World.git");
+    let receiver = Receiver::start(watched).await;
+    let body = corpus(GITHUB_PUSH);
+    let headers = github_headers("push", &body, GITHUB_SECRET);
+    let (status, answer) = receiver.post("/hooks/github", &headers, body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(receiver.hooks().len(), 1);
+}
+
+#[tokio::test]
+async fn a_repeated_delivery_id_reaches_the_sink_once() {
+    let receiver = Receiver::start(settings("master")).await;
+    let body = corpus(GITHUB_PUSH);
+    let headers = github_headers("push", &body, GITHUB_SECRET);
+    let (status, answer) = receiver.post("/hooks/github", &headers, body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = receiver.post("/hooks/github", &headers, body.clone()).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["ignored"], "duplicate delivery");
+    assert_eq!(receiver.hooks().len(), 1);
+
+    // GitLab's id header; a new id is a new delivery.
+    let body = corpus("drone-go-scm/scm/driver/gitlab/testdata/webhooks/push.json");
+    let gitlab = |uuid: &str| {
+        vec![
+            ("X-Gitlab-Event", "Push Hook".to_string()),
+            ("X-Gitlab-Token", GITLAB_TOKEN.to_string()),
+            ("X-Gitlab-Event-UUID", uuid.to_string()),
+        ]
+    };
+    for (uuid, expected) in [("u-1", 200), ("u-1", 202), ("u-2", 200)] {
+        let (status, answer) = receiver.post("/hooks/gitlab", &gitlab(uuid), body.clone()).await;
+        assert_eq!(status, expected, "{uuid}: {answer}");
+    }
+    assert_eq!(receiver.hooks().len(), 3);
 }

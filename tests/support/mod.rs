@@ -36,19 +36,25 @@
 //!   takes the same slot (lowest free first) and cleans it.
 #![allow(dead_code)]
 
+mod etcd;
 mod git;
 mod git_http;
+mod process;
 mod slot;
 mod testbed;
 mod tls;
+pub mod windows_engine;
 
 use std::path::PathBuf;
 
 // Not every test binary uses every item.
 #[allow(unused_imports)]
+pub use etcd::{EtcdCluster, EtcdMember};
+#[allow(unused_imports)]
 pub use git::GitRepo;
 #[allow(unused_imports)]
 pub use git_http::{BareRepo, GitHttpServer, Served};
+pub use process::spawn_announcing;
 #[allow(unused_imports)]
 pub use testbed::{DockerHost, Testbed, TestbedBuilder, Via};
 #[allow(unused_imports)]

@@ -65,6 +65,8 @@ pub(super) struct Demand<'m> {
     pub(super) ports: Vec<Published<'m>>,
     /// Host indices satisfying every constraint, ascending.
     pub(super) candidates: Rc<[usize]>,
+    /// Why hosts satisfying the constraints cannot run it (`platform`), if any cannot.
+    pub(super) platform: Option<Rc<str>>,
     /// The hosts satisfying the constraints that hold (or, unseen, may hold) one of the
     /// service's volumes, ascending, including hosts that are down; empty if stateless.
     pub(super) pinned: Vec<usize>,
@@ -88,6 +90,7 @@ pub(super) fn demands<'m>(
     volumes: &Volumes,
     unseen: &[usize],
     down: &[bool],
+    platforms: &crate::diff::platform::Platforms<'_>,
 ) -> Vec<Demand<'m>> {
     // Services with the same constraints share one list of candidates.
     let mut shared: BTreeMap<Vec<ConstraintKey<'m>>, Rc<[usize]>> = BTreeMap::new();
@@ -105,6 +108,7 @@ pub(super) fn demands<'m>(
                         .collect()
                 })
                 .clone();
+            let (satisfying, platform) = platforms.admit(service, satisfying);
             let candidates: Rc<[usize]> = if down.iter().any(|&d| d) {
                 satisfying.iter().copied().filter(|&h| !down[h]).collect()
             } else {
@@ -161,6 +165,7 @@ pub(super) fn demands<'m>(
                     })
                     .collect(),
                 candidates,
+                platform,
                 pinned,
                 volumes: mounted,
                 kept: Vec::new(),

@@ -19,7 +19,10 @@ impl<'m> Demand<'m> {
         capacities: &[Capacity],
     ) -> String {
         if self.candidates.is_empty() {
-            return unsatisfiable(self.constraints, names, hosts);
+            return match &self.platform {
+                Some(why) => why.to_string(),
+                None => unsatisfiable(self.constraints, names, hosts),
+            };
         }
         let mut max_per_node = Vec::new();
         let mut cpu = Vec::new();
@@ -144,9 +147,16 @@ fn unsatisfiable(constraints: &[Constraint], names: &[&str], hosts: &[&Host]) ->
         return "the fleet has no hosts".to_string();
     }
     let mut failing: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut fitting = Vec::new();
     for (name, host) in names.iter().zip(hosts) {
-        let first = constraints.iter().position(|c| !c.satisfied_by(host)).unwrap_or(0);
-        failing.entry(first).or_default().push(name.to_string());
+        match constraints.iter().position(|c| !c.satisfied_by(host)) {
+            Some(first) => failing.entry(first).or_default().push(name.to_string()),
+            None => fitting.push(name.to_string()),
+        }
+    }
+    // Every host fits the constraints, yet none is a candidate: they are down (or refused).
+    if failing.is_empty() {
+        return format!("no host can take it: {} down or refused", list(fitting));
     }
     if failing.len() == 1 {
         let (first, names) = failing.into_iter().next().unwrap_or_default();

@@ -8,7 +8,9 @@
 //!
 //! * **Candidates.** A service may run on every registered host that satisfies all of its
 //!   `deploy.placement.constraints`. How the host was observed does not matter: unreachable
-//!   hosts, and hosts missing from the observation, are candidates too.
+//!   hosts, and hosts missing from the observation, are candidates too. Hosts its image cannot
+//!   run on are not (see `diff::platform`: a service that does not say it runs on Windows runs
+//!   on Linux); a host whose engine contradicts its declared platform counts as away.
 //! * **Room.** A host has room for one more replica of a service when that keeps the service
 //!   within `max_replicas_per_node` (`0` means unlimited, as in Swarm), keeps the sum of the
 //!   reservations (`deploy.resources.reservations`) of every replica placed there within the
@@ -73,6 +75,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::observed::{Observed, ReplicaKey};
+use super::platform::{HostPlatform, Platforms};
 use crate::model::{App, Model, Service};
 use demand::demands;
 use phases::{Hosts, Outcome, Placing, will_hold};
@@ -121,6 +124,8 @@ pub(crate) struct Placement<'m> {
     pub(crate) placed: Vec<(usize, u32, usize)>,
     /// In replica order.
     pub(crate) unplaced: Vec<Unplaced>,
+    /// Every host's platform as placed with, by host index.
+    pub(crate) platforms: Vec<HostPlatform>,
 }
 
 impl Placement<'_> {
@@ -142,9 +147,12 @@ impl Placement<'_> {
 /// [`schedule`], by index.
 pub(crate) fn place<'m>(model: &'m Model, observed: &Observed) -> Placement<'m> {
     let fleet = model.fleet.settings.name.as_str();
-    let hosts = Hosts::new(model, observed);
+    // Hosts with their platforms checked against their engines (`platform`).
+    let platforms = Platforms::new(model, observed);
+    let hosts = Hosts::new(model, observed, &platforms);
     let volumes = observed_volumes(fleet, &hosts.names, observed);
-    let mut demands = demands(model, &hosts.hosts, &volumes, &hosts.unseen, &hosts.down);
+    let mut demands =
+        demands(model, &hosts.hosts, &volumes, &hosts.unseen, &hosts.down, &platforms);
     let existing = observed_replicas(fleet, &hosts.names, observed, &demands);
 
     let mut placing = Placing::new(&hosts);
@@ -165,5 +173,11 @@ pub(crate) fn place<'m>(model: &'m Model, observed: &Observed) -> Placement<'m> 
         .flat_map(|app| app.services.values().map(move |service| (&**app, service)))
         .collect();
     debug_assert_eq!(services.len(), demands.len(), "one demand per service, in the same order");
-    Placement { hosts: hosts.names, services, placed: outcome.placed, unplaced: outcome.unplaced }
+    Placement {
+        hosts: model.fleet.hosts.keys().map(String::as_str).collect(),
+        services,
+        placed: outcome.placed,
+        unplaced: outcome.unplaced,
+        platforms: platforms.resolved().to_vec(),
+    }
 }

@@ -8,6 +8,7 @@ use super::Unplaced;
 use super::demand::{Demand, Load};
 use super::view::{Existing, away_hosts, down_hosts, unseen_hosts};
 use crate::diff::observed::Observed;
+use crate::diff::platform::Platforms;
 use crate::model::{Capacity, Host, Model};
 
 /// The registered hosts, by index in name order (every tie-break relies on it), and how each
@@ -25,14 +26,16 @@ pub(super) struct Hosts<'m> {
 }
 
 impl<'m> Hosts<'m> {
-    pub(super) fn new(model: &'m Model, observed: &Observed) -> Self {
+    /// The hosts of `model` with their platforms as `platforms` resolved them (a host whose
+    /// engine contradicts its declaration counts as away).
+    pub(super) fn new(model: &'m Model, observed: &Observed, platforms: &'m Platforms<'_>) -> Self {
         let names: Vec<&str> = model.fleet.hosts.keys().map(String::as_str).collect();
-        let hosts: Vec<&Host> = model.fleet.hosts.values().collect();
+        let hosts: Vec<&Host> = platforms.hosts();
         Hosts {
             capacities: hosts.iter().map(|host| host.capacity).collect(),
             unseen: unseen_hosts(&names, observed),
             down: down_hosts(&names, observed),
-            away: away_hosts(&names, observed),
+            away: platforms.with_blocked(away_hosts(&names, observed)),
             names,
             hosts,
         }

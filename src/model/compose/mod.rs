@@ -401,6 +401,7 @@ impl ServiceBuilder<'_, '_> {
                 .duration(&raw.stop_grace_period, &path.key("stop_grace_period")),
             stop_signal: raw.stop_signal.clone(),
             hostname: raw.hostname.clone(),
+            extra_hosts: raw.extra_hosts.as_ref().map(|e| e.entries()).unwrap_or_default(),
             pull_policy: raw.pull_policy.as_deref().map(|p| match p {
                 "always" => PullPolicy::Always,
                 "never" => PullPolicy::Never,
@@ -590,7 +591,7 @@ impl ServiceBuilder<'_, '_> {
             let path = self.path.key("volumes").index(i);
             let (kind, source, target, read_only) = match mount {
                 RawMount::Short(text) => {
-                    let parts: Vec<&str> = text.split(':').collect();
+                    let parts = crate::model::windows::split_short_mount(text);
                     match parts.as_slice() {
                         [target] => ("volume", None, target.to_string(), false),
                         [source, target] => (
@@ -630,7 +631,7 @@ impl ServiceBuilder<'_, '_> {
                 ("volume", None) => MountSource::Anonymous,
                 ("volume", Some(volume)) => MountSource::Volume { volume },
                 ("tmpfs", _) => MountSource::Tmpfs,
-                ("bind", Some(host_path)) if host_path.starts_with('/') => {
+                ("bind", Some(host_path)) if crate::model::windows::is_absolute(&host_path) => {
                     MountSource::Bind { path: host_path }
                 }
                 ("bind", Some(host_path)) => {
@@ -646,14 +647,14 @@ impl ServiceBuilder<'_, '_> {
                     continue;
                 }
             };
-            if !target.starts_with('/') {
+            if !crate::model::windows::is_absolute(&target) {
                 self.findings
                     .add(
                         path,
                         "invalid-mount",
                         format!("mount target {target:?} is not an absolute path"),
                     )
-                    .with_hint("container paths start with /");
+                    .with_hint("container paths start with / (or a drive, C:\\, on Windows)");
                 continue;
             }
             mounts.push(Mount { source, target, read_only });
@@ -712,7 +713,7 @@ impl ServiceBuilder<'_, '_> {
                         continue;
                     }
                     let target = match target {
-                        Some(t) if t.starts_with('/') => t.clone(),
+                        Some(t) if crate::model::windows::is_absolute(t) => t.clone(),
                         Some(t) => format!("{default_dir}{t}"),
                         None => format!("{default_dir}{source}"),
                     };

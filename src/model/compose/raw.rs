@@ -118,6 +118,7 @@ pub(super) struct RawService {
     pub(super) stop_grace_period: Option<String>,
     pub(super) stop_signal: Option<String>,
     pub(super) hostname: Option<String>,
+    pub(super) extra_hosts: Option<RawExtraHosts>,
     pub(super) pull_policy: Option<String>,
     #[serde(default)]
     pub(super) deploy: RawDeploy,
@@ -273,6 +274,32 @@ pub(super) struct RawRestartPolicy {
     pub(super) delay: Option<String>,
     pub(super) max_attempts: Option<u32>,
     pub(super) window: Option<String>,
+}
+
+/// `["name:ip", "name=ip"]` or `{name: ip}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawExtraHosts {
+    List(Vec<String>),
+    Dict(BTreeMap<String, String>),
+}
+
+impl RawExtraHosts {
+    /// `name:ip` entries as Docker takes them, in order.
+    pub(super) fn entries(&self) -> Vec<String> {
+        match self {
+            RawExtraHosts::List(items) => items
+                .iter()
+                .map(|item| {
+                    let split = item.find(['=', ':']).map(|at| (&item[..at], &item[at + 1..]));
+                    split.map_or_else(|| item.clone(), |(name, ip)| format!("{name}:{ip}"))
+                })
+                .collect(),
+            RawExtraHosts::Dict(map) => {
+                map.iter().map(|(name, ip)| format!("{name}:{ip}")).collect()
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]

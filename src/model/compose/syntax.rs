@@ -9,7 +9,11 @@ pub(super) fn join(folder: &str, relative: &str) -> String {
 
 /// A named volume unless it looks like a path.
 pub(super) fn short_kind(source: &str) -> &'static str {
-    if source.starts_with('/') || source.starts_with('.') || source.starts_with('~') {
+    if source.starts_with('/')
+        || source.starts_with('.')
+        || source.starts_with('~')
+        || crate::model::windows::is_windows_absolute(source)
+    {
         "bind"
     } else {
         "volume"

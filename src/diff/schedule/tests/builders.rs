@@ -72,6 +72,7 @@ pub(super) fn service(name: &str, replicas: u32) -> Service {
         stop_grace_period_ms: None,
         stop_signal: None,
         hostname: None,
+        extra_hosts: Vec::new(),
         pull_policy: None,
         deploy: Deploy {
             replicas,
@@ -224,6 +225,7 @@ pub(super) fn container(fleet: &str, replica: &str) -> ObservedContainer {
         labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         created: 0,
         health: None,
+        ports: Vec::new(),
     }
 }
 
@@ -271,6 +273,7 @@ impl Obs {
             labels: BTreeMap::new(),
             created: 0,
             health: None,
+            ports: Vec::new(),
         };
         self.state(host).containers.push(bare);
         self

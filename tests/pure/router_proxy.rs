@@ -1,0 +1,405 @@
+//! The router against real servers on loopback (no Docker): hyper backends that say who they
+//! are and echo upgrades, a raw TCP backend that drops requests, and Debian's curl for
+//! HTTP/2 with prior knowledge. Spreading, 404 / 503, forwarding headers, connect failures
+//! retried elsewhere and ejected, a POST never sent twice, draining that waits for a request
+//! in flight, WebSocket-style upgrades, HTTP/2 clients, the body limit, metrics.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gitfleet::router::table::static_backend;
+use gitfleet::router::{Config, Policy, RouteSpec, Router};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// A backend: answers `<name> <METHOD> host=<Host> xff=<X-Forwarded-For> fwd=<Forwarded>
+/// len=<body bytes>`, sleeps `?sleep=MS` first, and echoes bytes on an upgraded connection.
+/// Dropping it closes the listener and every connection.
+struct Backend {
+    addr: SocketAddr,
+    _tasks: JoinSet<()>,
+}
+
+async fn backend(name: &'static str) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        let mut connections = JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            connections.spawn(async move {
+                let service = service_fn(move |req| answer(name, req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    Backend { addr, _tasks: tasks }
+}
+
+async fn answer(
+    name: &'static str,
+    mut req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    use http_body_util::BodyExt;
+    if req.headers().contains_key("upgrade") {
+        let upgraded = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(upgraded) = upgraded.await else { return };
+            let mut io = TokioIo::new(upgraded);
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        return Ok(Response::builder()
+            .status(101)
+            .header("upgrade", "websocket")
+            .header("connection", "upgrade")
+            .body(Full::new(Bytes::new()))
+            .unwrap());
+    }
+    if let Some(ms) = req.uri().query().and_then(|q| q.strip_prefix("sleep=")) {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+    }
+    let header =
+        |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let text = format!(
+        "{name} {} host={} xff={} fwd={} version={:?}",
+        req.method(),
+        header("host"),
+        header("x-forwarded-for"),
+        header("forwarded"),
+        req.version(),
+    );
+    let len = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    Ok(Response::new(Full::new(Bytes::from(format!("{text} len={len}")))))
+}
+
+/// A raw backend that answers the router's probes but drops every other request after
+/// reading its head, counting them.
+async fn dropper() -> (SocketAddr, Arc<AtomicU32>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dropped = Arc::new(AtomicU32::new(0));
+    let counter = dropped.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                if String::from_utf8_lossy(&head).contains("gitfleet-router-probe") {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                } else {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, dropped, task)
+}
+
+struct Proxy {
+    router: Router,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn proxy(config: Config, specs: Vec<RouteSpec>) -> Proxy {
+    let router = Router::new(config);
+    router.set_routes(specs);
+    let shutdown = CancellationToken::new();
+    let (addr, _) =
+        router.spawn_listener("127.0.0.1:0".parse().unwrap(), shutdown.clone()).await.unwrap();
+    let prober = router.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move { prober.run_prober(stop).await });
+    Proxy { router, addr, shutdown }
+}
+
+fn fast() -> Config {
+    Config {
+        probe_interval: Duration::from_millis(100),
+        probe_timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(500),
+        response_timeout: Duration::from_secs(5),
+        ..Config::default()
+    }
+}
+
+fn spec(host: &str, backends: &[SocketAddr]) -> RouteSpec {
+    RouteSpec {
+        host: host.into(),
+        path_prefix: "/".into(),
+        service: format!("test/{host}"),
+        port: 0,
+        backends: backends
+            .iter()
+            .map(|a| static_backend("local", &a.to_string(), &a.to_string()))
+            .collect(),
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`: (status, headers, body).
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8_lossy(&response).to_string()
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("an answer within 10 s");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// Waits until every endpoint of every rule is in rotation.
+async fn in_rotation(router: &Router) {
+    let started = Instant::now();
+    loop {
+        let view = router.view();
+        if view.iter().all(|r| r.endpoints.iter().all(|e| e.state == "in_rotation")) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "not in rotation: {view:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spreads_answers_404_and_503_and_forwards_client_details() {
+    let (a, b) = (backend("alpha").await, backend("beta").await);
+    let p =
+        proxy(fast(), vec![spec("shop.test", &[a.addr, b.addr]), spec("empty.test", &[])]).await;
+    in_rotation(&p.router).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..40 {
+        let (status, _, body) = request(p.addr, "GET", "Shop.Test:80", "/x", "").await;
+        assert_eq!(status, 200, "{body}");
+        *seen.entry(body.split(' ').next().unwrap().to_string()).or_insert(0) += 1;
+        assert!(body.contains("host=Shop.Test:80"), "the client's Host goes upstream: {body}");
+        assert!(body.contains("xff=127.0.0.1"), "{body}");
+        assert!(body.contains("fwd=for=127.0.0.1;proto=http;host=\"Shop.Test:80\""), "{body}");
+    }
+    assert_eq!(seen.len(), 2, "both replicas answer: {seen:?}");
+    let (status, _, _) = request(p.addr, "GET", "other.test", "/", "").await;
+    assert_eq!(status, 404);
+    let (status, head, _) = request(p.addr, "GET", "empty.test", "/", "").await;
+    assert_eq!(status, 503);
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    let metrics = p.router.metrics_text();
+    assert!(
+        metrics.contains("gitfleet_router_responses_total{route=\"shop.test/\",service=\"test/shop.test\",class=\"2xx\"} 40"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "gitfleet_router_no_replica_total{route=\"empty.test/\",service=\"test/empty.test\"} 1"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_replica_costs_no_request_and_is_ejected() {
+    let a = backend("alpha").await;
+    let b = backend("beta").await;
+    let p = proxy(
+        Config { policy: Policy::RoundRobin, ..fast() },
+        vec![spec("shop.test", &[a.addr, b.addr])],
+    )
+    .await;
+    in_rotation(&p.router).await;
+    let dead = b.addr;
+    drop(b); // listener and connections closed: connects are refused
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..20 {
+        let (status, _, body) = request(p.addr, "POST", "shop.test", "/", &format!("n={i}")).await;
+        assert_eq!(status, 200, "a refused connect is retried on the other replica: {body}");
+        assert!(body.starts_with("alpha POST"), "{body}");
+    }
+    let view = p.router.view();
+    let state = view[0].endpoints.iter().find(|e| e.address == dead.to_string()).unwrap();
+    assert!(matches!(state.state, "ejected" | "unhealthy"), "{state:?}");
+    assert!(
+        state.why.as_deref().unwrap_or_default().contains("onnect") || state.why.is_some(),
+        "{state:?}"
+    );
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_may_have_arrived_is_retried_only_when_idempotent() {
+    let good = backend("good").await;
+    let (dropper, dropped, task) = dropper().await;
+    let p = proxy(
+        Config { policy: Policy::RoundRobin, ..fast() },
+        vec![spec("shop.test", &[dropper, good.addr])],
+    )
+    .await;
+    in_rotation(&p.router).await;
+    for _ in 0..6 {
+        let (status, _, body) = request(p.addr, "GET", "shop.test", "/", "").await;
+        assert_eq!(status, 200, "a GET dropped before any answer goes to another replica: {body}");
+    }
+    let dropped_gets = dropped.load(Ordering::SeqCst);
+    assert!(dropped_gets >= 1, "round robin sent some GETs to the dropper first");
+    let mut failed = 0;
+    for i in 0..6 {
+        let (status, _, _) = request(p.addr, "POST", "shop.test", "/", &format!("order={i}")).await;
+        if status == 502 {
+            failed += 1;
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    let dropped_posts = dropped.load(Ordering::SeqCst) - dropped_gets;
+    assert_eq!(failed, dropped_posts, "each POST reached at most one replica: never resent");
+    assert!(failed >= 1);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_waits_for_the_request_in_flight_then_takes_no_more() {
+    let a = backend("alpha").await;
+    let p = proxy(fast(), vec![spec("shop.test", &[a.addr])]).await;
+    in_rotation(&p.router).await;
+    let slow = tokio::spawn(request(p.addr, "GET", "shop.test", "/?sleep=700", ""));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let replica =
+        gitfleet::diff::ReplicaKey { app: "test".into(), service: "a".into(), replica: 1 };
+    let started = Instant::now();
+    p.router.before_stop("local", &a.addr.to_string(), &replica).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "drain returned before the request ended: {waited:?}"
+    );
+    assert!(slow.is_finished() || slow.await.unwrap().0 == 200);
+    let (status, _, _) = request(p.addr, "GET", "shop.test", "/", "").await;
+    assert_eq!(status, 503, "a drained replica is out of rotation");
+    assert_eq!(p.router.view()[0].endpoints[0].state, "draining");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_are_passed_through() {
+    let a = backend("alpha").await;
+    let p = proxy(fast(), vec![spec("chat.test", &[a.addr])]).await;
+    in_rotation(&p.router).await;
+    let mut stream = TcpStream::connect(p.addr).await.unwrap();
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: chat.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed during the handshake");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    for message in ["ping", "a longer message through the upgraded connection"] {
+        stream.write_all(message.as_bytes()).await.unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, message.as_bytes());
+    }
+    assert_eq!(p.router.view()[0].endpoints[0].in_flight, 1, "an upgraded connection is in flight");
+    drop(stream);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_with_prior_knowledge() {
+    let a = backend("alpha").await;
+    let p = proxy(fast(), vec![spec("h2.test", &[a.addr])]).await;
+    in_rotation(&p.router).await;
+    let port = p.addr.port();
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "--max-time",
+            "10",
+            "--http2-prior-knowledge",
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ])
+        .args([
+            "--resolve",
+            &format!("h2.test:{port}:127.0.0.1"),
+            &format!("http://h2.test:{port}/two"),
+        ])
+        .output()
+        .await
+        .expect("curl is installed (apt-get install curl)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.ends_with("\n2 200"), "HTTP/2 end to end: {text}");
+    assert!(text.contains(&format!("host=h2.test:{port}")), "Host from :authority: {text}");
+    assert!(text.contains("version=HTTP/1.1"), "HTTP/1.1 upstream: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_refused() {
+    let a = backend("alpha").await;
+    let p = proxy(Config { body_limit: 1000, ..fast() }, vec![spec("shop.test", &[a.addr])]).await;
+    in_rotation(&p.router).await;
+    let (status, _, _) = request(p.addr, "POST", "shop.test", "/", &"x".repeat(1001)).await;
+    assert_eq!(status, 413);
+    let (status, _, body) = request(p.addr, "POST", "shop.test", "/", &"x".repeat(1000)).await;
+    assert_eq!(status, 200);
+    assert!(body.ends_with("len=1000"), "{body}");
+}
