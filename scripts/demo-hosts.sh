@@ -1,15 +1,20 @@
 # Two real Docker hosts for the demo and the walkthrough, sourced by both (as root, Debian):
-# dockerd in network namespaces gfdemo-a and gfdemo-b at the addresses example-repo/fleet.yaml
-# names (10.250.1.2 and 10.250.2.2), each with its own data under $work. Everything is
-# stopped by pid and by these names only, never by pattern.
+# dockerd in network namespaces $ns_prefix-a and $ns_prefix-b at 10.250.<s>.2, <s> from
+# $subnets, each with its own data under $work. Everything is stopped by pid and by these
+# names only, never by pattern. The demo and the walkthrough use different names and
+# subnets, so both can run at once.
 #
-# Needs: $work (a directory of the demo's own).
+# Needs: $work (a directory of the script's own); optional $ns_prefix (default gfdemo) and
+# $subnets (default "1 2": the addresses example-repo/fleet.yaml names).
 
 demo_hosts=(a b)
+ns_prefix=${ns_prefix:-gfdemo}
+read -r -a demo_subnets <<<"${subnets:-1 2}"
 
 stop_hosts() {
-    for i in 1 2; do
-        local name=${demo_hosts[$((i - 1))]}
+    for k in 0 1; do
+        local name=${demo_hosts[$k]}
+        local i=${demo_subnets[$k]}
         local dir="$work/$name"
         if [[ -f $dir/docker.pid ]]; then
             local pid
@@ -17,8 +22,8 @@ stop_hosts() {
             kill "$pid" 2>/dev/null || true
             for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         fi
-        ip netns del "gfdemo-$name" 2>/dev/null || true
-        ip link del "gfdemo-$name-o" 2>/dev/null || true
+        ip netns del "$ns_prefix-$name" 2>/dev/null || true
+        ip link del "$ns_prefix-$name-o" 2>/dev/null || true
         ip route del unreachable "10.250.$i.0/24" metric 4000 2>/dev/null || true
         umount "$dir/exec" "$dir/data" 2>/dev/null || true
     done
@@ -33,16 +38,16 @@ start_host() {
     echo '{}' >"$dir/daemon.json"
     # A fallback route first, so traffic for the namespace's subnet never leaves the machine.
     ip route add unreachable "10.250.$i.0/24" metric 4000
-    ip netns add "gfdemo-$name"
-    ip link add "gfdemo-$name-o" type veth peer name "gfdemo-$name-i"
-    ip link set "gfdemo-$name-i" netns "gfdemo-$name"
-    ip addr add "10.250.$i.1/24" dev "gfdemo-$name-o"
-    ip link set "gfdemo-$name-o" up
-    ip -n "gfdemo-$name" addr add "10.250.$i.2/24" dev "gfdemo-$name-i"
-    ip -n "gfdemo-$name" link set "gfdemo-$name-i" up
-    ip -n "gfdemo-$name" link set lo up
+    ip netns add "$ns_prefix-$name"
+    ip link add "$ns_prefix-$name-o" type veth peer name "$ns_prefix-$name-i"
+    ip link set "$ns_prefix-$name-i" netns "$ns_prefix-$name"
+    ip addr add "10.250.$i.1/24" dev "$ns_prefix-$name-o"
+    ip link set "$ns_prefix-$name-o" up
+    ip -n "$ns_prefix-$name" addr add "10.250.$i.2/24" dev "$ns_prefix-$name-i"
+    ip -n "$ns_prefix-$name" link set "$ns_prefix-$name-i" up
+    ip -n "$ns_prefix-$name" link set lo up
     # nsenter, not `ip netns exec`: the latter remounts /sys and dockerd then fails.
-    nsenter --net="/var/run/netns/gfdemo-$name" dockerd --config-file="$dir/daemon.json" \
+    nsenter --net="/var/run/netns/$ns_prefix-$name" dockerd --config-file="$dir/daemon.json" \
         --host="unix://$dir/docker.sock" --host="tcp://10.250.$i.2:2375" --tls=false \
         --data-root="$dir/data" --exec-root="$dir/exec" --pidfile="$dir/docker.pid" \
         --shutdown-timeout=1 >"$dir/dockerd.log" 2>&1 &
@@ -50,9 +55,9 @@ start_host() {
 
 # Starts hosts a and b and builds the example images in them.
 start_hosts() {
-    echo "== starting Docker hosts a (10.250.1.2) and b (10.250.2.2)"
-    start_host 1 a
-    start_host 2 b
+    echo "== starting Docker hosts a (10.250.${demo_subnets[0]}.2) and b (10.250.${demo_subnets[1]}.2)"
+    start_host "${demo_subnets[0]}" a
+    start_host "${demo_subnets[1]}" b
     for name in a b; do
         local up=0
         for _ in $(seq 150); do

@@ -26,6 +26,9 @@ fi
 export DOCKER_API_VERSION=1.41
 work=/tmp/gitfleet-demo
 listen=${GITFLEET_DEMO_LISTEN:-127.0.0.1:8080}
+# Namespaces gfdemo-a/b at example-repo's addresses (the walkthrough uses gfwalk-*).
+ns_prefix=gfdemo
+subnets="1 2"
 
 source scripts/demo-hosts.sh
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on one machine (as root, Debian): two real Docker hosts in network
-# namespaces at the addresses example-repo/fleet.yaml names (10.250.1.2 and 10.250.2.2), the
-# example images built in them, then `gitfleet validate`, `plan` and `apply` on example-repo/.
+# namespaces gfwalk-a and gfwalk-b at 10.250.11.2 and 10.250.12.2 (a copy of example-repo/
+# with its endpoints moved there, so the walkthrough and scripts/demo.sh, which uses
+# example-repo's own 10.250.1.2 and 10.250.2.2, can run at once), the example images built
+# in them, then `gitfleet validate`, `plan` and `apply` on that copy.
 # A container you started by hand (unlabelled) is shown to be left alone; a stale labelled one
 # is planned for removal and removed; a second apply has nothing to do. Everything it started is stopped on exit, by pid and by name.
 #
@@ -16,12 +18,20 @@ cargo build --release --quiet
 gitfleet="$root/target/release/gitfleet"
 export DOCKER_API_VERSION=1.41
 work=/tmp/gitfleet-walkthrough
+ns_prefix=gfwalk
+subnets="11 12"
 
 source scripts/demo-hosts.sh
 
 stop_hosts
 if [[ ${KEEP_HOSTS:-0} != 1 ]]; then trap stop_hosts EXIT; fi
 start_hosts
+
+repo="$work/example-repo"
+rm -rf "$repo"
+cp -r example-repo "$repo"
+sed -i -e 's/10\.250\.1\.2/10.250.11.2/' -e 's/10\.250\.2\.2/10.250.12.2/' "$repo/fleet.yaml"
+cd "$work"
 
 echo "== gitfleet validate example-repo"
 "$gitfleet" validate example-repo
@@ -43,6 +53,6 @@ echo "== what runs now"
 for name in a b; do
     docker -H "unix://$work/$name/docker.sock" ps -a --format "host $name: {{.Names}}\t{{.Status}}"
 done
-echo "== the web front end through host a's published port: $(wget -qO- -T 2 http://10.250.1.2:8080/ 2>/dev/null || busybox wget -qO- -T 2 http://10.250.1.2:8080/)"
+echo "== the web front end through host a's published port: $(wget -qO- -T 2 http://10.250.11.2:8080/ 2>/dev/null || busybox wget -qO- -T 2 http://10.250.11.2:8080/)"
 echo "== gitfleet apply again: nothing to do"
 "$gitfleet" apply example-repo --yes

@@ -7,6 +7,7 @@
 mod apply;
 mod pipeline;
 mod plan;
+mod retry;
 mod router;
 mod run;
 mod source;
@@ -46,6 +47,9 @@ enum Command {
     Run(Box<run::Args>),
     /// A running controller's status in the terminal (from its /api/status).
     Status(status::Args),
+    /// Ask a running controller to roll out again a revision it rolled back (a signed
+    /// POST /hooks/generic), without a new commit.
+    Retry(retry::Args),
     /// The router alone with a static route table from a file (benchmarks, trials).
     #[command(hide = true)]
     RouterStatic(router::Args),
@@ -61,6 +65,7 @@ pub fn main() -> i32 {
         Command::Apply(args) => apply::run(args),
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(args),
+        Command::Retry(args) => retry::run(args),
         Command::RouterStatic(args) => router::run(args),
     };
     match result {

@@ -38,6 +38,11 @@ impl CrashLoops {
         CrashLoops { base, max, replicas: BTreeMap::new() }
     }
 
+    /// How often `replica` was restarted lately (0 once it stayed up long enough).
+    pub fn restarts(&self, replica: &ReplicaKey) -> u32 {
+        self.replicas.get(replica).map_or(0, |r| r.count)
+    }
+
     fn delay(&self, count: u32) -> Duration {
         let factor = 1_u32.checked_shl(count.saturating_sub(1)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.max)

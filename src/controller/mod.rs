@@ -4,6 +4,10 @@
 //! * [`trigger`]: the reasons to sync and the queue that coalesces them.
 //! * [`liveness`]: each host's last observation and whether it is up, away or down.
 //! * [`crashloop`]: the brake on replicas that keep stopping.
+//! * [`isolation`]: per-app isolation: a broken app keeps its last good version, the others
+//!   deploy.
+//! * [`replicas`]: per-replica rows and per-host usage for the snapshot, from the loop's
+//!   observation.
 //! * [`state`]: the typed status [`Snapshot`], published by the loop's [`StatusWriter`] and
 //!   read through [`StatusReader`]s (web side, router, status writer), never by locking the
 //!   loop.
@@ -36,9 +40,11 @@
 pub mod crashloop;
 pub mod events;
 pub mod health;
+pub mod isolation;
 pub mod liveness;
 pub mod previews;
 pub mod reconcile;
+pub mod replicas;
 pub mod repository;
 pub mod routing;
 pub mod settings;
@@ -277,6 +283,10 @@ async fn reconcile_loop(
     let mut watchers = EventWatchers::new(triggers.clone(), quiet);
     loop {
         heartbeat.beat();
+        let next_poll = triggers.next_poll();
+        if reconciler.status().current().next_poll != next_poll {
+            reconciler.status().update(|s| s.next_poll = next_poll);
+        }
         // With high availability only the leader syncs; a standby waits for a term.
         if let Some(leadership) = &mut leadership {
             if !follow(&mut reconciler, leadership, &triggers) {
@@ -370,9 +380,13 @@ async fn election_changed(leadership: &mut Leadership) {
 }
 
 async fn poll(interval: std::time::Duration, triggers: Arc<Triggers>) {
+    let mut delay = git::poll::next_poll(interval, 0.1, random_unit());
+    triggers.set_next_poll(std::time::SystemTime::now() + delay);
     loop {
-        let random = random_unit();
-        tokio::time::sleep(git::poll::next_poll(interval, 0.1, random)).await;
+        tokio::time::sleep(delay).await;
+        // The next time is set before the trigger, so the loop shows it when it wakes.
+        delay = git::poll::next_poll(interval, 0.1, random_unit());
+        triggers.set_next_poll(std::time::SystemTime::now() + delay);
         triggers.push(Trigger::Poll);
     }
 }

@@ -1,8 +1,10 @@
 //! One sync, and the state the loop carries from one sync to the next.
 //!
-//! A sync: take what the repository task published last (never waiting on Git: a new valid
-//! head becomes the target; an invalid head is reported and the last good revision stays the
-//! target; a head whose rollout failed is not retried until a new commit arrives); observe
+//! A sync: take what the repository task published last (never waiting on Git: a new head
+//! with a valid `fleet.yaml` becomes the target app by app, each broken app keeping its last
+//! good version ([`super::isolation`]); a head whose `fleet.yaml` is invalid is reported and
+//! the last target stays; an app whose rollout failed its health gate goes back to its last
+//! good version and is not retried until a new commit arrives or a retry is asked); observe
 //! every host through the client pool; fold the observation into the hosts' memory (grace
 //! period, failover); plan; hold back crash-looping restarts; apply (stopping at a step
 //! boundary when the cancellation token fires); observe again for the replica counts; publish
@@ -18,7 +20,9 @@ use tracing::Instrument;
 use super::crashloop::CrashLoops;
 use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
+use super::isolation;
 use super::liveness::{HostHealth, Liveness};
+use super::replicas;
 use super::repository::{FetchProblem, Published, RepositoryView};
 use super::routing::RoutedGuard;
 use super::settings::Settings;
@@ -35,7 +39,7 @@ use crate::diff::{self, Desired, Observed, Plan, render};
 use crate::git::poll::backoff;
 use crate::hosts::Pool;
 use crate::leader::Term;
-use crate::model::Model;
+use crate::model::{Model, compose_last_good};
 
 /// The first wait before an apply that did not complete is tried again; doubles up to
 /// [`RETRY_MAX`].
@@ -46,7 +50,13 @@ const RETRY_MAX: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 struct Loaded {
     revision: RevisionInfo,
+    /// The revision's good apps, with the last good version of each broken one
+    /// ([`crate::model::compose_last_good`]).
     model: Arc<Model>,
+    /// Which commit each app's version in `model` comes from.
+    origins: BTreeMap<String, String>,
+    /// Broken apps with no version in `model`: what runs of them is left alone.
+    left_alone: std::collections::BTreeSet<String>,
 }
 
 /// What one sync did, in a word or two, for the history and the tests.
@@ -106,8 +116,15 @@ pub struct Reconciler {
     good: Option<Loaded>,
     /// Revisions whose rollout failed; not retried.
     failed: Option<String>,
+    /// Apps of `failed` whose rollout failed: they run their last good version.
+    failed_apps: std::collections::BTreeSet<String>,
     /// The revision whose rollout failed, kept for a requested retry.
     rejected: Option<Loaded>,
+    /// The failed revision whose other apps were announced as running.
+    partly_deployed: Option<String>,
+    /// `app/service` of the services that failed rollout rolled back (shown while the failed
+    /// revision is the head).
+    rolled_back: std::collections::BTreeSet<String>,
     /// Applies in a row that did not complete (not counting rejections): the retry backoff.
     retries: u32,
     /// Problems of the head (validation, reading), kept until the head changes.
@@ -147,7 +164,10 @@ impl Reconciler {
             target: None,
             good: None,
             failed: None,
+            failed_apps: Default::default(),
             rejected: None,
+            partly_deployed: None,
+            rolled_back: Default::default(),
             retries: 0,
             head_problems: Vec::new(),
             fetch_error: None,
@@ -290,15 +310,39 @@ impl Reconciler {
             self.announced = Some(revision.commit.clone());
         }
         match &read.model {
-            Ok(model) => {
+            Ok(partial) => {
                 self.head = Some(revision.clone());
-                self.head_problems.clear();
-                self.target = Some(Loaded { revision: revision.clone(), model: model.clone() });
+                let base = self.target.as_ref();
+                let composed = compose_last_good(partial, base.map(|b| b.model.as_ref()));
+                let origins = isolation::origins(
+                    &composed,
+                    &revision.commit,
+                    base.map(|b| &b.origins),
+                    base.map(|b| b.revision.commit.as_str()),
+                );
+                let invalid = isolation::invalid_apps(&composed, &origins);
+                if let Some(event) = isolation::event(&revision, &invalid) {
+                    self.status.event(EventKind::Rollout, event);
+                }
+                self.head_problems = isolation::problems(&revision, &invalid);
+                let left_alone = invalid
+                    .iter()
+                    .filter(|(_, app)| app.running.is_none())
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                self.target = Some(Loaded {
+                    revision: revision.clone(),
+                    model: Arc::new(composed.model),
+                    origins,
+                    left_alone,
+                });
+                self.status.update(|s| s.invalid_apps = invalid);
                 self.set_head(revision, HeadState::Pending);
             }
             Err(error) => match error.as_ref() {
                 SourceError::Invalid(diagnostics) => {
                     self.head = Some(revision.clone());
+                    self.status.update(|s| s.invalid_apps.clear());
                     self.head_problems = diagnostics
                         .iter()
                         .map(|d| {
@@ -361,14 +405,16 @@ impl Reconciler {
         if let Some(deadline) = self.liveness.next_deadline(now) {
             self.wake_after(deadline);
         }
+        // Broken apps with no version to keep: what runs of them is not the planner's.
+        let seen = isolation::without_apps(&observed, &target.left_alone);
         let mut plan = diff::plan(
             &Desired::for_repository(
                 model,
-                &observed,
+                &seen,
                 Some(target.revision.commit.clone()),
                 Some(self.settings.repository_id.clone()),
             ),
-            &observed,
+            &seen,
         );
         let held = self.crash_loops.hold_back(&mut plan, now);
         for h in &held {
@@ -419,6 +465,8 @@ impl Reconciler {
             // Changes while the target already runs: drift being repaired.
             let repairing =
                 self.good.as_ref().is_some_and(|g| g.revision.commit == target.revision.commit);
+            // The replicas this apply replaces or creates show as rolling meanwhile.
+            self.record_services(model, &observed, &plan, true);
             let report = self.apply(model, &plan, clients).await;
             if repairing && report.converged() && report.stopped.is_none() {
                 self.status.update(|s| s.counters.drift_repairs += 1);
@@ -449,10 +497,20 @@ impl Reconciler {
                 }
                 // Only a health gate failed and rolled back makes the revision bad; anything
                 // else (a pull refused, an API error, a host lost) is retried with backoff.
-                let is_new =
-                    self.good.as_ref().is_none_or(|g| g.revision.commit != target.revision.commit);
-                if !report.rolled_back.is_empty() && is_new {
-                    self.reject(target, &report.rolled_back);
+                // Per app: only an app whose version differs from its last good one (a new
+                // version) is rejected.
+                let good = self.good.as_ref().map(|g| g.model.as_ref());
+                let new_versions: std::collections::BTreeSet<String> = report
+                    .rolled_back
+                    .iter()
+                    .filter(|service| {
+                        let app = isolation::app_of(service);
+                        good.and_then(|g| g.apps.get(app)) != model.apps.get(app)
+                    })
+                    .cloned()
+                    .collect();
+                if !new_versions.is_empty() {
+                    self.reject(target, &new_versions);
                 } else {
                     let wait = backoff(self.retries, RETRY_FIRST, RETRY_MAX);
                     self.retries = self.retries.saturating_add(1);
@@ -481,10 +539,13 @@ impl Reconciler {
         &mut self,
         model: &Model,
     ) -> (Observed, BTreeMap<String, Result<bollard::Docker, String>>) {
+        // The round's start is when a host that fails to answer was last asked: counting it
+        // away from the round's end would add the observe timeout to the grace period.
+        let asked = Instant::now();
         let round = self.pool.observe_model(model).await;
         let (seen, clients) = (round.observed, round.clients);
         self.heartbeat.beat();
-        let (observed, transitions) = self.liveness.observe(seen, &round.failures, Instant::now());
+        let (observed, transitions) = self.liveness.observe(seen, &round.failures, asked);
         for transition in &transitions {
             if matches!(transition, super::liveness::Transition::Down { .. }) {
                 self.status.update(|s| s.counters.failovers += 1);
@@ -552,23 +613,42 @@ impl Reconciler {
         report
     }
 
-    /// The target's rollout failed: fall back to the last good revision until a new commit.
+    /// The target's rollout failed for the apps of `services`: those apps fall back to
+    /// their last good version until a new commit (or a retry); the other apps of the
+    /// revision stay.
     fn reject(&mut self, target: &Loaded, services: &std::collections::BTreeSet<String>) {
-        let services: Vec<&str> = services.iter().map(String::as_str).collect();
+        let apps = isolation::apps_of(services);
+        let list: Vec<&str> = services.iter().map(String::as_str).collect();
         self.status.event(
             EventKind::Rollout,
             format!(
-                "rollout of {} failed its health gate and was rolled back ({}); it is not retried until a new commit arrives or a retry is requested",
+                "rollout of {} failed its health gate and was rolled back ({}); app(s) {} keep their last good version, not retried until a new commit arrives or a retry is requested",
                 short_commit(&target.revision.commit),
-                services.join(", ")
+                list.join(", "),
+                apps.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
             ),
         );
+        if self.failed.as_ref() != Some(&target.revision.commit) {
+            self.failed_apps.clear();
+            self.rolled_back.clear();
+        }
         self.failed = Some(target.revision.commit.clone());
-        self.rejected = Some(target.clone());
+        self.failed_apps.extend(apps.iter().cloned());
+        self.rolled_back.extend(services.iter().cloned());
+        if self.rejected.as_ref().is_none_or(|r| r.revision.commit != target.revision.commit) {
+            self.rejected = Some(target.clone());
+        }
         self.status.update(|s| s.counters.rollbacks += 1);
         self.set_head(target.revision.clone(), HeadState::Failed);
-        self.target = self.good.clone();
-        // Converge back to the good revision now, not at the next trigger.
+        let good = self.good.as_ref().map(|g| (g.model.as_ref(), &g.origins));
+        let (model, origins) = isolation::fall_back(&target.model, &target.origins, &apps, good);
+        self.target = Some(Loaded {
+            revision: target.revision.clone(),
+            model: Arc::new(model),
+            origins,
+            left_alone: target.left_alone.clone(),
+        });
+        // Converge back to the good versions now, not at the next trigger.
         self.wake_after(Duration::ZERO);
     }
 
@@ -587,14 +667,33 @@ impl Reconciler {
             ),
         );
         self.failed = None;
+        self.failed_apps.clear();
+        self.rolled_back.clear();
         self.retries = 0;
         self.set_head(rejected.revision.clone(), HeadState::Pending);
         self.target = Some(rejected);
     }
 
     /// `target` converged on every host: it is deployed (and so is the head, if it is it).
+    /// A revision with apps rolled back is not: its other apps run, the deployed revision
+    /// stays the last one deployed in full (invalid apps aside).
     fn deployed(&mut self, target: &Loaded, summary: diff::Summary, outcome: &Outcome) {
         let commit = &target.revision.commit;
+        if self.failed.as_ref() == Some(commit) {
+            if self.partly_deployed.as_ref() != Some(commit) {
+                let apps: Vec<&str> = self.failed_apps.iter().map(String::as_str).collect();
+                self.status.event(
+                    EventKind::Rollout,
+                    format!(
+                        "revision {}: its other apps run; app(s) {} rolled back to their last good version",
+                        short_commit(commit),
+                        apps.join(", ")
+                    ),
+                );
+                self.partly_deployed = Some(commit.clone());
+            }
+            return;
+        }
         if self.head.as_ref().is_some_and(|h| &h.commit == commit) {
             self.status.update(|s| {
                 if let Some(head) = s.head.as_mut().filter(|h| &h.revision.commit == commit) {
@@ -635,14 +734,16 @@ impl Reconciler {
             .collect();
         if let Some(failed) = &self.failed {
             if self.head.as_ref().is_some_and(|h| &h.commit == failed) {
-                problems.push(Problem::new(
-                    ProblemKind::RolloutFailed,
-                    Subject::Repository,
-                    format!(
-                        "the rollout of {} failed; fix it with a new commit (or request a retry)",
-                        short_commit(failed)
-                    ),
-                ));
+                for app in &self.failed_apps {
+                    problems.push(Problem::new(
+                        ProblemKind::RolloutFailed,
+                        Subject::App { app: app.clone() },
+                        format!(
+                            "the rollout of app {app} in {} failed and was rolled back: its last good version runs; fix it with a new commit (or request a retry)",
+                            short_commit(failed)
+                        ),
+                    ));
+                }
             }
         }
         problems.extend(self.head_problems.iter().cloned());
@@ -713,7 +814,7 @@ impl Reconciler {
             ));
         }
         problems.extend(self.repository_problems());
-        let services = Arc::new(services(model, observed));
+        self.record_services(model, observed, plan, false);
         let routes = Arc::new(crate::router::derive_routes(model, observed));
         self.status.set_hosts(&hosts, SystemTime::now());
         self.status.set_problems(problems);
@@ -723,11 +824,32 @@ impl Reconciler {
         let host_info =
             model.fleet.hosts.iter().map(|(name, h)| (name.clone(), HostInfo::of(h))).collect();
         self.status.update(|s| {
-            s.services = services;
             s.fleet = Some(fleet);
             s.host_info = host_info;
             s.routes = routes;
             s.platforms = platforms;
+        });
+    }
+
+    /// Records every service's replicas and every host's usage from `observed`; `applying`:
+    /// `plan` is about to be applied (its replacements and creations are rolling).
+    fn record_services(&self, model: &Model, observed: &Observed, plan: &Plan, applying: bool) {
+        let mut services = services(model, observed);
+        let head_failed =
+            self.failed.is_some() && self.head.as_ref().map(|h| &h.commit) == self.failed.as_ref();
+        let restarts = |key: &diff::ReplicaKey| self.crash_loops.restarts(key);
+        let context = replicas::Context {
+            applying: applying.then_some(plan),
+            unplaced: &plan.unplaced,
+            rolled_back: head_failed.then_some(&self.rolled_back),
+            restarts: Some(&restarts),
+        };
+        replicas::fill(&mut services, model, observed, &context);
+        let usage = replicas::host_usage(model, observed);
+        let services = Arc::new(services);
+        self.status.update(|s| {
+            s.services = services;
+            s.host_usage = usage;
         });
     }
 

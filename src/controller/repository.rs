@@ -8,6 +8,10 @@
 //! A fetch (with its load) that has not finished within the deadline is published as a
 //! fetch problem ("... has not finished after 90 s") while it goes on; the Git timeouts of
 //! the mirror end it eventually, and the next wish is served then.
+//!
+//! A fetch that fails before anything was read since start deploys what the cache holds from
+//! an earlier run (a restart while the remote is down), with the fetch problem reported. The
+//! mirror is compacted between fetches once a day ([`COMPACT_EVERY`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -17,7 +21,7 @@ use tokio::sync::watch;
 use super::source::{Source, SourceError};
 use super::state::RevisionInfo;
 use super::trigger::{FetchWish, Triggers};
-use crate::model::Model;
+use crate::model::Partial;
 
 /// What the repository task last found.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +38,8 @@ pub struct Published {
 #[derive(Debug, Clone)]
 pub struct ReadHead {
     pub revision: RevisionInfo,
-    pub model: Result<Arc<Model>, Arc<SourceError>>,
+    /// App by app: a broken app is in the `Partial`; only a fleet-level problem is an error.
+    pub model: Result<Arc<Partial>, Arc<SourceError>>,
 }
 
 /// A failing (or stalled) fetch.
@@ -50,6 +55,9 @@ pub type RepositoryView = watch::Receiver<Arc<Published>>;
 /// What one fetch (and load) gave.
 enum Fetched {
     Failed(String),
+    /// The fetch failed before anything was read since start: the head the cache holds
+    /// from an earlier run is read instead (deployed while the remote is down).
+    FailedWithCached(String, ReadHead),
     /// The head did not move since the last successful read.
     Same,
     New(ReadHead),
@@ -66,7 +74,13 @@ pub struct RepositoryTask {
     resync_fetch_interval: Duration,
     /// How long a fetch (with its load) may run before it is reported as stalled.
     deadline: Duration,
+    /// The mirror is compacted (`Mirror::compact`) after a fetch at most this often, the
+    /// first time one interval after start.
+    compact_every: Duration,
 }
+
+/// How often the mirror is compacted by default.
+pub const COMPACT_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl RepositoryTask {
     pub fn new(
@@ -82,13 +96,22 @@ impl RepositoryTask {
             publish,
             resync_fetch_interval,
             deadline,
+            compact_every: COMPACT_EVERY,
         };
         (task, view)
+    }
+
+    /// Compacts the mirror after a fetch at most once per `every` ([`COMPACT_EVERY`] unless
+    /// set).
+    pub fn with_compaction(mut self, every: Duration) -> Self {
+        self.compact_every = every;
+        self
     }
 
     /// Serves fetch wishes forever.
     pub async fn run(self) {
         let mut last_fetch: Option<tokio::time::Instant> = None;
+        let mut last_compact = tokio::time::Instant::now();
         let mut known: Option<String> = None;
         loop {
             let wish = self.triggers.next_fetch().await;
@@ -113,6 +136,16 @@ impl RepositoryTask {
                         next.fetch_error = Some(FetchProblem { message, since });
                         true
                     }
+                    Fetched::FailedWithCached(message, head) => {
+                        tracing::warn!(
+                            commit = %head.revision.commit,
+                            "fetching failed; deploying the head cached by an earlier run"
+                        );
+                        known = Some(head.revision.commit.clone());
+                        next.fetch_error = Some(FetchProblem { message, since: SystemTime::now() });
+                        next.head = Some(head);
+                        true
+                    }
                     Fetched::Same => next.fetch_error.take().is_some(),
                     Fetched::New(head) => {
                         known = Some(head.revision.commit.clone());
@@ -131,6 +164,26 @@ impl RepositoryTask {
                 }
                 changed
             });
+            // After publishing, so a new head never waits for it.
+            if now.duration_since(last_compact) >= self.compact_every {
+                last_compact = now;
+                self.compact().await;
+            }
+        }
+    }
+
+    /// Repacks the mirror and drops unreachable objects (bounded by the mirror's timeout),
+    /// between fetches; a failure is logged and tried again at the next interval.
+    async fn compact(&self) {
+        let source = self.source.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let source = source.lock().unwrap_or_else(|e| e.into_inner());
+            source.mirror().compact()
+        });
+        match job.await {
+            Ok(Ok(())) => tracing::info!("mirror compacted"),
+            Ok(Err(error)) => tracing::warn!(%error, "compacting the mirror failed"),
+            Err(error) => tracing::warn!(%error, "the compaction task failed"),
         }
     }
 
@@ -142,20 +195,24 @@ impl RepositoryTask {
             let mut source = source.lock().unwrap_or_else(|e| e.into_inner());
             let revision = match source.fetch_head() {
                 Ok(revision) => revision,
-                Err(error) => return Fetched::Failed(error.to_string()),
+                Err(error) => {
+                    // Nothing read since start: the cache's head from an earlier run.
+                    let cached = known.is_none().then(|| source.cached_head().ok().flatten());
+                    return match cached.flatten() {
+                        Some(revision) => match read(&mut source, revision) {
+                            Fetched::New(head) => {
+                                Fetched::FailedWithCached(error.to_string(), head)
+                            }
+                            _ => Fetched::Failed(error.to_string()),
+                        },
+                        None => Fetched::Failed(error.to_string()),
+                    };
+                }
             };
             if known.as_deref() == Some(revision.commit.as_str()) {
                 return Fetched::Same;
             }
-            match source.load(&revision.commit) {
-                Ok(model) => Fetched::New(ReadHead { revision, model: Ok(Arc::new(model)) }),
-                Err(error @ SourceError::Invalid(_)) => {
-                    Fetched::New(ReadHead { revision, model: Err(Arc::new(error)) })
-                }
-                Err(error @ SourceError::Unreadable(_)) => {
-                    Fetched::Unreadable(ReadHead { revision, model: Err(Arc::new(error)) })
-                }
-            }
+            read(&mut source, revision)
         });
         let joined = match tokio::time::timeout(self.deadline, &mut job).await {
             Ok(joined) => joined,
@@ -176,6 +233,19 @@ impl RepositoryTask {
             }
         };
         joined.unwrap_or_else(|error| Fetched::Failed(format!("the fetch task failed: {error}")))
+    }
+}
+
+/// Loads `revision`'s model (blocking).
+fn read(source: &mut Source, revision: RevisionInfo) -> Fetched {
+    match source.load(&revision.commit) {
+        Ok(model) => Fetched::New(ReadHead { revision, model: Ok(Arc::new(model)) }),
+        Err(error @ SourceError::Invalid(_)) => {
+            Fetched::New(ReadHead { revision, model: Err(Arc::new(error)) })
+        }
+        Err(error @ SourceError::Unreadable(_)) => {
+            Fetched::Unreadable(ReadHead { revision, model: Err(Arc::new(error)) })
+        }
     }
 }
 
@@ -265,7 +335,7 @@ mod tests {
         let again = tokio::time::timeout(Duration::from_millis(300), view.changed()).await;
         assert!(again.is_err(), "an unchanged head was published again");
 
-        // A broken head is published with its diagnostics.
+        // A head with a broken app is published with that app's diagnostics.
         let broken = commit(
             &repository,
             &[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", "services: [")],
@@ -277,6 +347,16 @@ mod tests {
         let published = next(&mut view).await;
         let head = published.head.as_ref().unwrap();
         assert_eq!(head.revision.commit, broken);
+        let partial = head.model.as_ref().unwrap();
+        assert!(matches!(&partial.apps["shop"], Err(d) if !d.is_empty()));
+
+        // A broken fleet.yaml: the whole head is invalid.
+        let fleet_broken =
+            commit(&repository, &[("fleet.yaml", "hosts: ["), ("apps/shop/compose.yaml", APP)]);
+        triggers.push(Trigger::Webhook { forge: "generic".into() });
+        let published = next(&mut view).await;
+        let head = published.head.as_ref().unwrap();
+        assert_eq!(head.revision.commit, fleet_broken);
         assert!(
             matches!(head.model.as_ref().unwrap_err().as_ref(), SourceError::Invalid(d) if !d.is_empty())
         );

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use super::state::RevisionInfo;
 use crate::git::{self, GitError, Mirror, MirrorOptions};
-use crate::model::{self, Diagnostic, LoadCache, LoadOptions, Model};
+use crate::model::{self, Diagnostic, LoadCache, LoadOptions, Model, Partial};
 
 /// Why a commit gives no model.
 #[derive(Debug)]
 pub enum SourceError {
-    /// It does not validate: every problem, located.
+    /// It does not validate as a whole (`fleet.yaml` is broken, or, for a strict load, any
+    /// app): every problem, located.
     Invalid(Vec<Diagnostic>),
     /// It could not be read.
     Unreadable(String),
@@ -55,20 +56,27 @@ impl Source {
         Ok(info(revision))
     }
 
+    /// The branch head as last fetched into the cache, without the network (`None`: never
+    /// fetched here): what a controller restarted while the remote is down deploys.
+    pub fn cached_head(&self) -> Result<Option<RevisionInfo>, GitError> {
+        Ok(self.mirror.cached_head(&self.branch)?.map(info))
+    }
+
     /// Fetches a pull request's head (`refs/pull/7/head` ...) and returns it.
     pub fn fetch_ref(&self, remote_ref: &str) -> Result<RevisionInfo, GitError> {
         Ok(info(self.mirror.fetch_ref(remote_ref)?))
     }
 
-    /// The model of `commit`, re-reading only the apps whose folder changed since the last
-    /// load.
-    pub fn load(&mut self, commit: &str) -> Result<Model, SourceError> {
+    /// The model of `commit` app by app (a broken app does not block the others; a broken
+    /// `fleet.yaml` does), re-reading only the apps whose folder changed since the last load.
+    pub fn load(&mut self, commit: &str) -> Result<Partial, SourceError> {
         let cache = &self.cache;
         let tree = git::read_commit_skipping(self.mirror.repository(), commit, &|app, id| {
             cache.is_fresh(app, id)
         })
         .map_err(|e| SourceError::Unreadable(e.to_string()))?;
-        model::load_cached(&tree, &self.options, &mut self.cache).map_err(SourceError::Invalid)
+        model::load_cached_partial(&tree, &self.options, &mut self.cache)
+            .map_err(SourceError::Invalid)
     }
 
     /// The model of `commit` without touching the cache (pull-request previews).
@@ -90,5 +98,13 @@ impl Source {
 }
 
 fn info(revision: git::Revision) -> RevisionInfo {
-    RevisionInfo { commit: revision.commit, author: revision.author, message: revision.summary }
+    let time = u64::try_from(revision.time)
+        .ok()
+        .map(|s| std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+    RevisionInfo {
+        commit: revision.commit,
+        author: revision.author,
+        message: revision.summary,
+        time,
+    }
 }

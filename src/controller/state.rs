@@ -55,6 +55,9 @@ pub struct RevisionInfo {
     pub commit: String,
     pub author: String,
     pub message: String,
+    /// The commit time (additive in version 1).
+    #[serde(serialize_with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub time: Option<SystemTime>,
 }
 
 /// The revision running on the hosts: the last one whose apply converged.
@@ -112,6 +115,17 @@ pub struct ServiceStatus {
     pub healthy: u32,
     /// Per host: running and healthy replicas there.
     pub hosts: BTreeMap<String, HostReplicas>,
+    /// Each replica (at most [`super::replicas::ROWS_PER_SERVICE`], those that need
+    /// attention first). Additive in version 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<super::replicas::ReplicaStatus>,
+    /// Replicas left out of `replicas`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_replicas: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -249,6 +263,9 @@ pub enum ProblemKind {
     Fetch,
     /// The head does not validate.
     InvalidRevision,
+    /// An app of the head does not validate: its last good version keeps running (or none
+    /// of it is deployed), the other apps are deployed.
+    InvalidApp,
     /// The head could not be read.
     UnreadableRevision,
     /// The head's rollout failed and was rolled back.
@@ -436,9 +453,21 @@ pub struct Snapshot {
     /// the hosts are kept at.
     pub fleet: Option<String>,
     pub host_info: BTreeMap<String, HostInfo>,
+    /// Apps of the head that do not validate, with their errors and the revision whose
+    /// version of them runs instead (per-app isolation). Additive in version 1.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub invalid_apps: BTreeMap<String, super::isolation::InvalidApp>,
     /// High availability: this instance's role (`leader`, `standby`, or `single` without
     /// etcd), the members, the leader, its epoch and since when.
     pub leadership: crate::leader::View,
+    /// Per reachable host: the engine's version, the fleet's containers, the reservations of
+    /// the replicas running there. Additive in version 1.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_usage: BTreeMap<String, super::replicas::HostUsage>,
+    /// When the poll timer next fetches the branch (`None`: no polling, e.g. a local
+    /// repository watched for changes). Additive in version 1.
+    #[serde(serialize_with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub next_poll: Option<SystemTime>,
 }
 
 impl Default for Snapshot {
@@ -463,7 +492,10 @@ impl Default for Snapshot {
             counters: Counters::default(),
             fleet: None,
             host_info: BTreeMap::new(),
+            invalid_apps: BTreeMap::new(),
             leadership: crate::leader::View::single(),
+            host_usage: BTreeMap::new(),
+            next_poll: None,
         }
     }
 }

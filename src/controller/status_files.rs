@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::isolation::InvalidApp;
 use super::state::{Deployed, Head, HeadState, HostStatus, ServiceStatus, Snapshot};
 use crate::diff::render::short_commit;
 
@@ -21,8 +22,25 @@ struct StatusFile<'s> {
     deployed: Option<&'s Deployed>,
     head: Option<&'s Head>,
     hosts: BTreeMap<&'s str, HostLine<'s>>,
-    services: &'s BTreeMap<String, BTreeMap<String, ServiceStatus>>,
+    services: BTreeMap<&'s str, BTreeMap<&'s str, ServiceLine<'s>>>,
+    /// Apps of the head that do not validate, and what runs of them instead.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    invalid_apps: &'s BTreeMap<String, InvalidApp>,
     errors: Vec<&'s str>,
+}
+
+/// A service's counts, without its replica rows (they change with every replacement; the
+/// status file stays small and is committed only when counts or states change).
+#[derive(Serialize)]
+struct ServiceLine<'s> {
+    desired: u32,
+    running: u32,
+    healthy: u32,
+    hosts: &'s BTreeMap<String, super::state::HostReplicas>,
+}
+
+fn service_line(s: &ServiceStatus) -> ServiceLine<'_> {
+    ServiceLine { desired: s.desired, running: s.running, healthy: s.healthy, hosts: &s.hosts }
 }
 
 #[derive(Serialize)]
@@ -51,7 +69,15 @@ pub fn yaml(snapshot: &Snapshot) -> String {
         deployed: snapshot.deployed.as_ref(),
         head: snapshot.head.as_ref(),
         hosts: snapshot.hosts.iter().map(|(name, h)| (name.as_str(), host_line(h))).collect(),
-        services: &snapshot.services,
+        services: snapshot
+            .services
+            .iter()
+            .map(|(app, services)| {
+                let lines = services.iter().map(|(n, s)| (n.as_str(), service_line(s))).collect();
+                (app.as_str(), lines)
+            })
+            .collect(),
+        invalid_apps: &snapshot.invalid_apps,
         errors: snapshot.problems.iter().map(|p| p.message.as_str()).collect(),
     };
     let body = serde_yaml::to_string(&file).unwrap_or_else(|e| format!("error: {e}\n"));
@@ -91,6 +117,19 @@ pub fn markdown(snapshot: &Snapshot) -> String {
             short_commit(&head.revision.commit),
             escape(&head.revision.message)
         );
+    }
+    if !snapshot.invalid_apps.is_empty() {
+        md.push_str("## Invalid apps\n\n");
+        for (name, app) in &snapshot.invalid_apps {
+            let runs = match &app.running {
+                Some(commit) => {
+                    format!("its last good revision `{}` keeps running", short_commit(commit))
+                }
+                None => "no version of it is deployed".to_string(),
+            };
+            let _ = writeln!(md, "- **{name}**: {} error(s); {runs}.", app.errors.len());
+        }
+        md.push('\n');
     }
     if !snapshot.problems.is_empty() {
         md.push_str("## Errors\n\n");
@@ -156,6 +195,7 @@ mod tests {
             commit: "0123456789abcdef0123456789abcdef01234567".into(),
             author: "Ada <ada@example.com>".into(),
             message: "web: image 2 | faster".into(),
+            time: None,
         };
         let mut snapshot = Snapshot {
             repository: "/srv/fleet.git".into(),
@@ -180,6 +220,7 @@ mod tests {
             running: 2,
             healthy: 1,
             hosts: BTreeMap::from([("a".into(), HostReplicas { running: 2, healthy: 1 })]),
+            ..Default::default()
         };
         snapshot.services =
             Arc::new(BTreeMap::from([("shop".into(), BTreeMap::from([("web".into(), web)]))]));
@@ -196,6 +237,45 @@ mod tests {
         assert_eq!(value["hosts"]["b"]["state"], "away");
         assert_eq!(value["services"]["shop"]["web"]["hosts"]["a"]["healthy"], 1);
         assert_eq!(value["errors"][0], "host b is unreachable");
+    }
+
+    #[test]
+    fn invalid_apps_say_what_runs_instead() {
+        let mut snapshot = snapshot();
+        snapshot.invalid_apps.insert(
+            "blog".into(),
+            InvalidApp {
+                errors: vec!["apps/blog/compose.yaml:4:5: error[schema]: bad".into()],
+                running: Some("fedcba9876543210fedcba9876543210fedcba98".into()),
+            },
+        );
+        snapshot.invalid_apps.insert(
+            "new".into(),
+            InvalidApp {
+                errors: vec!["apps/new/compose.yaml:1:1: error[syntax]: x".into()],
+                running: None,
+            },
+        );
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml(&snapshot)).unwrap();
+        assert_eq!(
+            value["invalid_apps"]["blog"]["errors"][0],
+            "apps/blog/compose.yaml:4:5: error[schema]: bad"
+        );
+        assert_eq!(
+            value["invalid_apps"]["blog"]["running"],
+            "fedcba9876543210fedcba9876543210fedcba98"
+        );
+        assert!(value["invalid_apps"]["new"]["running"].is_null());
+        let md = markdown(&snapshot);
+        assert!(
+            md.contains(
+                "- **blog**: 1 error(s); its last good revision `fedcba987654` keeps running."
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- **new**: 1 error(s); no version of it is deployed."), "{md}");
+        // Without invalid apps, the files do not mention them.
+        assert!(!yaml(&self::snapshot()).contains("invalid_apps"));
     }
 
     #[test]

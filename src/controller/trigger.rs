@@ -131,11 +131,23 @@ pub struct Triggers {
     wake: Notify,
     fetch: Mutex<Option<FetchWish>>,
     fetch_wake: Notify,
+    /// When the poll timer fires next (for the status page).
+    next_poll: Mutex<Option<std::time::SystemTime>>,
 }
 
 impl Triggers {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The poll timer says when it fires next.
+    pub fn set_next_poll(&self, at: std::time::SystemTime) {
+        *self.next_poll.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    /// When the poll timer fires next (`None`: no poll timer).
+    pub fn next_poll(&self) -> Option<std::time::SystemTime> {
+        *self.next_poll.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds a reason; cheap and never blocks on a running sync.

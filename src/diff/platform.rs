@@ -54,6 +54,9 @@ pub struct EngineInfo {
     /// `Isolation` (Windows): the default isolation of new containers, `process` or `hyperv`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub isolation: String,
+    /// `ServerVersion`: the engine's version (`20.10.24+dfsg1`), for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server_version: String,
 }
 
 /// An image's platform: an image's own (image inspect) or one entry of a manifest list.

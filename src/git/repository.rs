@@ -15,6 +15,8 @@ pub struct Revision {
     pub commit: String,
     pub summary: String,
     pub author: String,
+    /// The commit time, in seconds since the epoch.
+    pub time: i64,
 }
 
 /// Resolves `rev` (a branch, tag, commit id, `HEAD`, `main~2` ...) to a commit.
@@ -32,6 +34,7 @@ pub fn resolve(repository: &Repository, rev: &str) -> Result<Revision, GitError>
             author.name().unwrap_or_default(),
             author.email().unwrap_or_default()
         ),
+        time: commit.time().seconds(),
     })
 }
 

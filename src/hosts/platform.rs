@@ -46,6 +46,7 @@ pub async fn engine_info(docker: &Docker) -> Result<EngineInfo, HostError> {
         os_version: info.os_version.unwrap_or_default(),
         kernel_version: info.kernel_version.unwrap_or_default(),
         isolation: info.isolation.map(|i| i.to_string()).unwrap_or_default(),
+        server_version: info.server_version.unwrap_or_default(),
     })
 }
 

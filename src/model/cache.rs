@@ -30,9 +30,10 @@ use std::fmt;
 
 use super::diagnostic::Diagnostic;
 use super::load::{
-    APPS_DIR, FLEET_FILE, FolderResult, LoadOptions, app_folders, finish, load_fleet_located,
-    load_folder,
+    APPS_DIR, FLEET_FILE, FolderResult, LoadOptions, app_folders, finish_partial,
+    load_fleet_located, load_folder,
 };
+use super::partial::Partial;
 use super::source::{SourceEntry, SourceTree};
 use super::types::Model;
 
@@ -122,7 +123,16 @@ pub fn load_cached(
     options: &LoadOptions,
     cache: &mut LoadCache,
 ) -> Result<Model, Vec<Diagnostic>> {
-    let (fleet, mut diagnostics) = load_fleet_located(tree);
+    load_cached_partial(tree, options, cache).and_then(Partial::into_model)
+}
+
+/// [`load_partial`](super::load::load_partial) with the cache of [`load_cached`].
+pub fn load_cached_partial(
+    tree: &SourceTree,
+    options: &LoadOptions,
+    cache: &mut LoadCache,
+) -> Result<Partial, Vec<Diagnostic>> {
+    let (fleet, diagnostics) = load_fleet_located(tree);
     let fleet_entry = tree.get(FLEET_FILE).cloned();
     let recipients = options.identities.recipients();
     let results_valid = cache.fleet == fleet_entry && cache.recipients == recipients;
@@ -163,14 +173,8 @@ pub fn load_cached(
         }
     }
 
-    let mut apps = BTreeMap::new();
-    let results = next.iter().map(|(name, c)| (name, &c.result));
-    for (name, result) in results.chain(uncached.iter().map(|(name, result)| (name, result))) {
-        diagnostics.extend(result.diagnostics.iter().cloned());
-        if let Some(app) = &result.app {
-            apps.insert(name.clone(), app.clone());
-        }
-    }
+    let results: BTreeMap<String, FolderResult> =
+        next.iter().map(|(name, c)| (name.clone(), c.result.clone())).chain(uncached).collect();
     let outcome = {
         let next = &next;
         let source = |file: &str| -> Option<&[u8]> {
@@ -183,7 +187,7 @@ pub fn load_cached(
                 _ => None,
             }
         };
-        finish(fleet, apps, diagnostics, &source)
+        finish_partial(fleet, results, diagnostics, &source)
     };
     *cache = LoadCache { fleet: fleet_entry, recipients, apps: next, stats };
     outcome

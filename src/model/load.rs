@@ -13,6 +13,7 @@ use super::encryption::Identities;
 use super::finding::{Finding, Findings};
 use super::interpolate::{Failure as InterpolationFailure, interpolate_within};
 use super::limits::{cap_diagnostics, limit_hint, quoted};
+use super::partial::{self, Partial};
 use super::path::{Path, Segment};
 use super::position::{Position, PositionMap};
 use super::schema::{self, DocumentKind};
@@ -43,20 +44,56 @@ pub fn load(tree: &SourceTree) -> Result<Model, Vec<Diagnostic>> {
 }
 
 /// [`load`] with options: encrypted secrets are decrypted with `options.identities`.
+/// The strict load: the model only if every app validates ([`Partial::into_model`]).
 pub fn load_with(tree: &SourceTree, options: &LoadOptions) -> Result<Model, Vec<Diagnostic>> {
-    let (fleet, mut diagnostics) = load_fleet_located(tree);
-    let mut apps = BTreeMap::new();
-    for name in app_folders(tree) {
-        let loaded = load_folder(&name, tree, fleet.as_ref(), options);
-        diagnostics.extend(loaded.diagnostics);
-        if let Some(app) = loaded.app {
-            apps.insert(name, app);
+    load_partial(tree, options).and_then(Partial::into_model)
+}
+
+/// Loads the repository app by app: `Err` only for fleet-level problems (`fleet.yaml`,
+/// `apps`), with every problem of the revision; otherwise each app or its own problems
+/// (see [`super::partial`]).
+pub fn load_partial(tree: &SourceTree, options: &LoadOptions) -> Result<Partial, Vec<Diagnostic>> {
+    let (fleet, diagnostics) = load_fleet_located(tree);
+    let results = app_folders(tree)
+        .into_iter()
+        .map(|name| {
+            let loaded = load_folder(&name, tree, fleet.as_ref(), options);
+            (name, loaded)
+        })
+        .collect();
+    finish_partial(fleet, results, diagnostics, &|file| bytes_of(tree, file))
+}
+
+/// From the fleet, its problems and each folder's result: the [`Partial`], or every problem
+/// when the fleet itself has any. `source` gives the bytes of a file, for locating findings.
+pub(super) fn finish_partial<'a>(
+    fleet: Option<Fleet>,
+    results: BTreeMap<String, FolderResult>,
+    mut diagnostics: Vec<Diagnostic>,
+    source: &dyn Fn(&str) -> Option<&'a [u8]>,
+) -> Result<Partial, Vec<Diagnostic>> {
+    match fleet {
+        Some(fleet) if diagnostics.is_empty() => {
+            let results = results
+                .into_iter()
+                .map(|(name, r)| {
+                    let load = match r.app {
+                        Some(app) if r.diagnostics.is_empty() => Ok(app),
+                        _ => Err(r.diagnostics),
+                    };
+                    (name, load)
+                })
+                .collect();
+            Ok(partial::split(fleet, results, &|findings| locate(source, findings)))
+        }
+        _ => {
+            diagnostics.extend(results.into_values().flat_map(|r| r.diagnostics));
+            diagnostics.sort();
+            diagnostics.dedup();
+            cap_diagnostics(&mut diagnostics);
+            Err(diagnostics)
         }
     }
-    finish(fleet, apps, diagnostics, &|file| match tree.get(file) {
-        Some(SourceEntry::File(bytes)) => Some(bytes.as_slice()),
-        _ => None,
-    })
 }
 
 /// The result of loading one app folder: the app, or the located problems that kept it
@@ -94,29 +131,6 @@ fn bytes_of<'a>(tree: &'a SourceTree, file: &str) -> Option<&'a [u8]> {
     match tree.get(file) {
         Some(SourceEntry::File(bytes)) => Some(bytes.as_slice()),
         _ => None,
-    }
-}
-
-/// Runs the fleet-wide checks when every part loaded cleanly, and returns the model or every
-/// problem, sorted. `source` gives the bytes of a file, for locating findings.
-pub(super) fn finish<'a>(
-    fleet: Option<Fleet>,
-    apps: BTreeMap<String, Arc<App>>,
-    mut diagnostics: Vec<Diagnostic>,
-    source: &dyn Fn(&str) -> Option<&'a [u8]>,
-) -> Result<Model, Vec<Diagnostic>> {
-    let model = fleet.map(|fleet| Model { fleet, apps });
-    if diagnostics.is_empty() {
-        if let Some(model) = &model {
-            diagnostics.extend(locate(source, semantic::check_fleet_wide(model)));
-        }
-    }
-    diagnostics.sort();
-    diagnostics.dedup();
-    cap_diagnostics(&mut diagnostics);
-    match model {
-        Some(model) if diagnostics.is_empty() => Ok(model),
-        _ => Err(diagnostics),
     }
 }
 

@@ -27,8 +27,9 @@ pub mod routes;
 pub mod server;
 pub mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
@@ -45,13 +46,28 @@ pub struct Web {
     heartbeat: Option<Arc<Heartbeat>>,
     shutdown: CancellationToken,
     deliveries: Arc<Mutex<metrics::Deliveries>>,
+    /// Rejected webhook deliveries, newest first, at most [`REJECTED`]; the page lists them
+    /// among the events (never with the delivery's body).
+    rejected: Arc<Mutex<VecDeque<view::LocalEvent>>>,
+    /// Bumped on each rejection, so live streams send the events again.
+    rejections: Arc<tokio::sync::watch::Sender<u64>>,
 }
+
+/// How many rejected deliveries are kept.
+pub const REJECTED: usize = 50;
 
 impl Web {
     /// The web side over the controller's `status`; live streams end when `shutdown` is
     /// cancelled.
     pub fn new(status: StatusReader, shutdown: CancellationToken) -> Self {
-        Web { status, heartbeat: None, shutdown, deliveries: Arc::default() }
+        Web {
+            status,
+            heartbeat: None,
+            shutdown,
+            deliveries: Arc::default(),
+            rejected: Arc::default(),
+            rejections: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
     }
 
     /// `/healthz` answers from the reconcile loop's heartbeat (without one, it only says the
@@ -73,5 +89,26 @@ impl Web {
     fn count_delivery(&self, forge: &str, result: &str) {
         let mut deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         *deliveries.entry((forge.to_string(), result.to_string())).or_default() += 1;
+    }
+
+    /// Notes a rejected delivery for the page's events (`message` is gitfleet's own words,
+    /// never the delivery's body).
+    fn reject_delivery(&self, message: String) {
+        tracing::debug!(%message, "rejected delivery noted for the page");
+        {
+            let mut rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+            rejected.push_front(view::LocalEvent {
+                at: SystemTime::now(),
+                kind: "webhook",
+                message,
+            });
+            rejected.truncate(REJECTED);
+        }
+        self.rejections.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The rejected deliveries, newest first.
+    fn local_events(&self) -> Vec<view::LocalEvent> {
+        self.rejected.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 }

@@ -13,12 +13,12 @@ use std::time::SystemTime;
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use super::view::{self, Page};
+use super::view::{self, LocalEvent, Page};
 use crate::controller::state::Snapshot;
 
 /// The templates, by name: the page, then its sections (each one's outer element has the id
 /// `s-<name>`), then small partials.
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("page", include_str!("../../templates/web/page.html.hbs")),
     ("header", include_str!("../../templates/web/header.html.hbs")),
     ("attention", include_str!("../../templates/web/attention.html.hbs")),
@@ -26,12 +26,15 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("apps", include_str!("../../templates/web/apps.html.hbs")),
     ("hosts", include_str!("../../templates/web/hosts.html.hbs")),
     ("events", include_str!("../../templates/web/events.html.hbs")),
+    ("routes", include_str!("../../templates/web/routes.html.hbs")),
+    ("members", include_str!("../../templates/web/members.html.hbs")),
     ("revision", include_str!("../../templates/web/revision.html.hbs")),
     ("badge", include_str!("../../templates/web/badge.html.hbs")),
 ];
 
 /// The sections swapped in place by the page's script.
-pub const SECTIONS: [&str; 6] = ["header", "attention", "syncs", "apps", "hosts", "events"];
+pub const SECTIONS: [&str; 8] =
+    ["header", "attention", "syncs", "apps", "hosts", "routes", "members", "events"];
 
 /// What the templates see: the page and the version of gitfleet.
 #[derive(Serialize)]
@@ -72,12 +75,26 @@ fn render(name: &str, page: &Page) -> String {
 
 /// The whole page.
 pub fn page(snapshot: &Snapshot, now: SystemTime) -> String {
-    render("page", &view::page(snapshot, now))
+    page_with(snapshot, &[], now)
+}
+
+/// The whole page, with the web side's own events (newest first).
+pub fn page_with(snapshot: &Snapshot, local: &[LocalEvent], now: SystemTime) -> String {
+    render("page", &view::page_with(snapshot, local, now))
 }
 
 /// Every section, by its element id (`s-header`, ...): what the live updates swap in.
 pub fn sections(snapshot: &Snapshot, now: SystemTime) -> BTreeMap<String, String> {
-    let page = view::page(snapshot, now);
+    sections_with(snapshot, &[], now)
+}
+
+/// [`sections`] with the web side's own events (newest first).
+pub fn sections_with(
+    snapshot: &Snapshot,
+    local: &[LocalEvent],
+    now: SystemTime,
+) -> BTreeMap<String, String> {
+    let page = view::page_with(snapshot, local, now);
     SECTIONS.iter().map(|name| (format!("s-{name}"), render(name, &page))).collect()
 }
 
@@ -133,6 +150,45 @@ mod tests {
         for section in sections(&s, SystemTime::now()).values() {
             assert!(!section.contains("<script>alert"), "{section}");
         }
+    }
+
+    #[test]
+    fn routes_and_members_render_only_when_configured() {
+        use crate::router::endpoint::{DockerHealth, EndpointKey};
+        use crate::router::{Backend, RouteSpec};
+        let plain = page(&Snapshot::default(), SystemTime::now());
+        assert!(plain.contains("id=\"s-routes\" aria-labelledby=\"h-routes\" hidden"));
+        assert!(plain.contains("id=\"s-members\" aria-labelledby=\"h-members\" hidden"));
+        let mut s = Snapshot::default();
+        let backend = |health| Backend {
+            key: EndpointKey { host: "a".into(), container: "c1".into() },
+            address: "10.250.153.2:32768".into(),
+            replica: None,
+            health,
+        };
+        s.routes = Arc::new(vec![RouteSpec {
+            host: "shop.test".into(),
+            path_prefix: "/api".into(),
+            service: "shop/web".into(),
+            port: 8080,
+            backends: vec![backend(DockerHealth::Healthy), backend(DockerHealth::Unhealthy)],
+        }]);
+        s.leadership = crate::leader::View {
+            role: crate::leader::Role::Leader,
+            member: Some("m1".into()),
+            leader: Some("m1".into()),
+            epoch: Some(7),
+            since: Some("2026-01-01T00:00:00Z".into()),
+            members: vec!["m1".into(), "m2".into()],
+            error: None,
+        };
+        let html = page(&s, SystemTime::now());
+        assert!(!html.contains("could not render"), "{html}");
+        assert!(html.contains("data-route=\"shop.test/api\" data-state=\"warn\""), "{html}");
+        assert!(html.contains("1 of 2 healthy"));
+        assert!(html.contains("10.250.153.2:32768 (unhealthy)"));
+        assert!(html.contains("data-member=\"m2\""));
+        assert!(html.contains("epoch 7"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use super::view::LocalEvent;
 use super::{Web, assets, metrics, page};
 use crate::controller::state::Snapshot;
 use crate::webhook::{HookSink, ReceiverSettings};
@@ -69,7 +70,31 @@ pub fn hooks(
         .layer(middleware::map_response(secure))
 }
 
+/// What a rejected delivery was rejected for, in words, from the receiver's answer (its
+/// status, and for a 202 its own JSON words); `None` for an accepted or harmlessly ignored
+/// one (a ping, another branch).
+fn rejection(status: u16, answer: &str) -> Option<&'static str> {
+    match status {
+        401 => Some("bad signature"),
+        413 => Some("body too large"),
+        400 | 408 => Some("malformed or incomplete request"),
+        202 if answer.contains("another repository") => Some("about another repository"),
+        202 if answer.contains("duplicate delivery") => {
+            Some("replayed (a delivery id seen before)")
+        }
+        _ => None,
+    }
+}
+
+/// The largest receiver answer read back to classify it (the receivers' answers are a few
+/// dozen bytes of their own JSON).
+const ANSWER_LIMIT: usize = 4096;
+
 async fn count_delivery(State(web): State<Web>, request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
     // Only the known forges: a path of the client's choosing never becomes a label.
     let forge = match request.uri().path() {
         "/hooks/github" => Some("github"),
@@ -91,6 +116,20 @@ async fn count_delivery(State(web): State<Web>, request: Request, next: Next) ->
             _ => "error",
         };
         web.count_delivery(forge, result);
+        let status = response.status().as_u16();
+        let (response, answer) = if status == 202 {
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, ANSWER_LIMIT).await.unwrap_or_default();
+            let answer = String::from_utf8_lossy(&bytes).into_owned();
+            (Response::from_parts(parts, axum::body::Body::from(bytes)), answer)
+        } else {
+            (response, String::new())
+        };
+        if let Some(why) = rejection(status, &answer) {
+            let from = peer.map(|p| format!(" from {p}")).unwrap_or_default();
+            web.reject_delivery(format!("{forge} delivery{from} rejected: {why}"));
+        }
+        return response;
     }
     response
 }
@@ -111,7 +150,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 async fn index(State(web): State<Web>) -> Response {
-    let html = page::page(&web.snapshot(), SystemTime::now());
+    let html = page::page_with(&web.snapshot(), &web.local_events(), SystemTime::now());
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
@@ -125,34 +164,41 @@ struct SectionsBody {
     sections: BTreeMap<String, String>,
 }
 
-fn sections_json(snapshot: &Snapshot) -> String {
+fn sections_json(snapshot: &Snapshot, local: &[LocalEvent]) -> String {
     let body = SectionsBody {
         version: SECTIONS_VERSION,
-        sections: page::sections(snapshot, SystemTime::now()),
+        sections: page::sections_with(snapshot, local, SystemTime::now()),
     };
     serde_json::to_string(&body).unwrap_or_default()
 }
 
 async fn sections(State(web): State<Web>) -> Response {
-    let body = sections_json(&web.snapshot());
+    let body = sections_json(&web.snapshot(), &web.local_events());
     ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body)
         .into_response()
 }
 
-/// Server-sent events: an `status` event with every section now, then one per new snapshot.
-/// A slow client skips to the latest snapshot (a `watch` channel keeps only that); every
-/// stream ends when the server shuts down.
+/// Server-sent events: an `status` event with every section now, then one per new snapshot
+/// or rejected delivery. A slow client skips to the latest snapshot (a `watch` channel keeps
+/// only that); every stream ends when the server shuts down.
 async fn events(State(web): State<Web>) -> Response {
     let mut snapshots = web.status.receiver();
     snapshots.mark_changed();
-    let stream = futures_util::stream::unfold(snapshots, |mut snapshots| async move {
-        snapshots.changed().await.ok()?;
-        let snapshot = snapshots.borrow_and_update().clone();
-        let event =
-            Event::default().event("status").retry(SSE_RETRY).data(sections_json(&snapshot));
-        Some((Ok::<_, Infallible>(event), snapshots))
-    })
-    .take_until(web.shutdown.clone().cancelled_owned());
+    let rejections = web.rejections.subscribe();
+    let state = (snapshots, rejections, web.clone());
+    let stream =
+        futures_util::stream::unfold(state, |(mut snapshots, mut rejections, web)| async move {
+            tokio::select! {
+                changed = snapshots.changed() => changed.ok()?,
+                changed = rejections.changed() => changed.ok()?,
+            }
+            let snapshot = snapshots.borrow_and_update().clone();
+            rejections.mark_unchanged();
+            let data = sections_json(&snapshot, &web.local_events());
+            let event = Event::default().event("status").retry(SSE_RETRY).data(data);
+            Some((Ok::<_, Infallible>(event), (snapshots, rejections, web)))
+        })
+        .take_until(web.shutdown.clone().cancelled_owned());
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     ([(HeaderName::from_static("x-accel-buffering"), "no")], sse).into_response()
 }
@@ -177,5 +223,22 @@ async fn ready(State(web): State<Web>) -> Response {
         Err(why) => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejection;
+
+    #[test]
+    fn rejections_are_named_from_the_receivers_answer() {
+        assert_eq!(rejection(401, ""), Some("bad signature"));
+        assert_eq!(rejection(413, ""), Some("body too large"));
+        let other = r#"{"ignored":"another repository than the watched one"}"#;
+        assert_eq!(rejection(202, other), Some("about another repository"));
+        let replay = r#"{"ignored":"duplicate delivery"}"#;
+        assert_eq!(rejection(202, replay), Some("replayed (a delivery id seen before)"));
+        assert_eq!(rejection(202, r#"{"ignored":"a push to another branch"}"#), None);
+        assert_eq!(rejection(200, ""), None);
     }
 }

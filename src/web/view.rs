@@ -7,11 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::controller::replicas::{ReplicaPhase, ReplicaStatus};
 use crate::controller::state::{
     EventKind, HeadState, HostState, ProblemKind, RevisionInfo, ServiceStatus, Snapshot,
     SyncOutcome,
 };
 use crate::diff::render::{self, short_commit};
+use crate::leader::Role;
 
 /// How many syncs and events the page lists (the snapshot keeps more; `/api/status` has
 /// them all).
@@ -57,6 +59,8 @@ pub struct Revision {
     /// The commit's page on the forge, when the repository's web address is known (http(s)
     /// only).
     pub link: Option<String>,
+    /// When it was committed.
+    pub committed: Option<When>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,6 +79,8 @@ pub struct Header {
     /// The sync running now: since when, and why.
     pub syncing: Option<When>,
     pub syncing_why: Option<String>,
+    /// When the poll timer fetches next (`when.ago` reads `in 40 s`).
+    pub next_poll: Option<When>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,6 +113,27 @@ pub struct HostCount {
     pub healthy: u32,
 }
 
+/// One replica's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replica {
+    /// `web#2`.
+    pub name: String,
+    pub badge: Badge,
+    /// `data-phase` for tests (`running`, `rolling`, ...).
+    pub phase: &'static str,
+    pub host: Option<String>,
+    /// Docker's state, with the health check's word when it has one.
+    pub state: String,
+    pub image: Option<String>,
+    pub revision: Option<String>,
+    /// How long the container exists (`3 min`), while it runs.
+    pub uptime: Option<String>,
+    pub created: Option<String>,
+    pub restarts: u32,
+    /// Why it is unplaced.
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
     pub name: String,
@@ -115,6 +142,9 @@ pub struct Service {
     pub running: u32,
     pub healthy: u32,
     pub hosts: Vec<HostCount>,
+    pub replicas: Vec<Replica>,
+    /// Replicas left out of `replicas` (`and N more`).
+    pub more_replicas: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,6 +171,58 @@ pub struct Host {
     pub labels: Vec<String>,
     /// `2 CPUs, 2.0 GiB`, when declared.
     pub capacity: Option<String>,
+    /// The engine's version, as it reported it.
+    pub engine_version: Option<String>,
+    /// The fleet's containers there (any state), when it was seen.
+    pub containers: Option<u32>,
+    /// Reservations used against the declared capacity, one meter per declared resource.
+    pub meters: Vec<Meter>,
+}
+
+/// Reservations used of a capacity: a `<meter>` and the same in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Meter {
+    /// `CPU` or `Memory`.
+    pub what: &'static str,
+    /// In the resource's unit (millicpus, MiB): the meter's `value` and `max`.
+    pub used: u64,
+    pub capacity: u64,
+    /// `0.5 of 2 CPUs reserved (25 %)`.
+    pub text: String,
+    /// `data-level`: `ok`, `high` (over 80 %) or `over` (over 100 %).
+    pub level: &'static str,
+}
+
+/// One `x-routes` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// `shop.example.com/api`.
+    pub rule: String,
+    pub service: String,
+    pub port: u16,
+    pub badge: Badge,
+    /// `10.0.0.2:32768 (healthy)`.
+    pub backends: Vec<String>,
+}
+
+/// High availability: the election as this instance sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Members {
+    /// `leader` or `standby`.
+    pub role: Badge,
+    pub member: Option<String>,
+    pub leader: Option<String>,
+    pub epoch: Option<i64>,
+    pub since: Option<String>,
+    pub members: Vec<Member>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub name: String,
+    pub leads: bool,
+    pub me: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -161,10 +243,27 @@ pub struct Page {
     pub apps: Vec<App>,
     pub hosts: Vec<Host>,
     pub events: Vec<Event>,
+    /// The router's rules (only when the fleet has routes).
+    pub routes: Vec<Route>,
+    /// The election (only with high availability).
+    pub members: Option<Members>,
+}
+
+/// Something the web side saw itself (a rejected webhook delivery): not in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEvent {
+    pub at: SystemTime,
+    pub kind: &'static str,
+    pub message: String,
 }
 
 /// The page for `snapshot`, as of `now`.
 pub fn page(snapshot: &Snapshot, now: SystemTime) -> Page {
+    page_with(snapshot, &[], now)
+}
+
+/// The page for `snapshot` with the web side's own events (newest first) among the events.
+pub fn page_with(snapshot: &Snapshot, local: &[LocalEvent], now: SystemTime) -> Page {
     let total = snapshot.syncs.len();
     let syncs: Vec<Sync> = snapshot
         .syncs
@@ -202,19 +301,111 @@ pub fn page(snapshot: &Snapshot, now: SystemTime) -> Page {
         attention: attention(snapshot, now),
         last_sync: syncs.first().cloned(),
         syncs,
-        apps: apps(snapshot),
+        apps: apps(snapshot, now),
         hosts: hosts(snapshot, now),
-        events: snapshot
-            .events
-            .iter()
-            .take(PAGE_EVENTS)
-            .map(|e| Event {
-                at: when(e.at, now),
-                kind: event_kind(e.kind),
-                message: e.message.clone(),
+        events: events(snapshot, local, now),
+        routes: routes(snapshot),
+        members: members(snapshot),
+    }
+}
+
+/// The snapshot's events and the local ones, merged newest first, at most [`PAGE_EVENTS`].
+fn events(snapshot: &Snapshot, local: &[LocalEvent], now: SystemTime) -> Vec<Event> {
+    let mut ours = snapshot.events.iter().take(PAGE_EVENTS).peekable();
+    let mut theirs = local.iter().take(PAGE_EVENTS).peekable();
+    let mut events = Vec::new();
+    while events.len() < PAGE_EVENTS {
+        let take_local = match (ours.peek(), theirs.peek()) {
+            (Some(a), Some(b)) => b.at > a.at,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) => break,
+        };
+        let event = if take_local {
+            let e = theirs.next().expect("peeked");
+            Event { at: when(e.at, now), kind: e.kind, message: e.message.clone() }
+        } else {
+            let e = ours.next().expect("peeked");
+            Event { at: when(e.at, now), kind: event_kind(e.kind), message: e.message.clone() }
+        };
+        events.push(event);
+    }
+    events
+}
+
+fn routes(snapshot: &Snapshot) -> Vec<Route> {
+    use crate::router::endpoint::DockerHealth;
+    snapshot
+        .routes
+        .iter()
+        .map(|r| {
+            let serving = r
+                .backends
+                .iter()
+                .filter(|b| matches!(b.health, DockerHealth::None | DockerHealth::Healthy))
+                .count();
+            let badge = if r.backends.is_empty() {
+                Badge::new("bad", "No replica")
+            } else if serving == 0 {
+                Badge::new("bad", "None healthy")
+            } else if serving < r.backends.len() {
+                Badge::new("warn", format!("{serving} of {} healthy", r.backends.len()))
+            } else {
+                Badge::new("ok", "Serving")
+            };
+            Route {
+                rule: format!("{}{}", r.host, r.path_prefix),
+                service: r.service.clone(),
+                port: r.port,
+                badge,
+                backends: r
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        let health = match b.health {
+                            DockerHealth::None => "no health check",
+                            DockerHealth::Starting => "starting",
+                            DockerHealth::Healthy => "healthy",
+                            DockerHealth::Unhealthy => "unhealthy",
+                        };
+                        format!("{} ({health})", b.address)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn members(snapshot: &Snapshot) -> Option<Members> {
+    let view = &snapshot.leadership;
+    let role = match view.role {
+        Role::Single => return None,
+        Role::Leader => Badge::new("ok", "Leader"),
+        Role::Standby => Badge::new("idle", "Standby"),
+    };
+    let mut names = view.members.clone();
+    if let Some(leader) = &view.leader {
+        if !names.contains(leader) {
+            names.push(leader.clone());
+        }
+    }
+    names.sort();
+    Some(Members {
+        role,
+        member: view.member.clone(),
+        leader: view.leader.clone(),
+        epoch: view.epoch,
+        since: view.since.clone(),
+        members: names
+            .into_iter()
+            .map(|name| Member {
+                leads: view.leader.as_ref() == Some(&name),
+                me: view.member.as_ref() == Some(&name),
+                name,
             })
             .collect(),
-    }
+        error: view.error.clone(),
+    })
 }
 
 fn event_kind(kind: EventKind) -> &'static str {
@@ -236,6 +427,7 @@ fn header(snapshot: &Snapshot, now: SystemTime) -> Header {
         author: r.author.clone(),
         subject: r.message.lines().next().unwrap_or_default().to_string(),
         link: web.as_ref().map(|base| format!("{base}/commit/{}", r.commit)),
+        committed: r.time.map(|t| when(t, now)),
     };
     let deployed = snapshot.deployed.as_ref().map(|d| revision(&d.revision));
     let (head, head_why) = match &snapshot.head {
@@ -270,6 +462,7 @@ fn header(snapshot: &Snapshot, now: SystemTime) -> Header {
         updated: snapshot.syncs.first().map(|s| when(s.at, now)),
         syncing: snapshot.syncing.as_ref().map(|s| when(s.started_at, now)),
         syncing_why: snapshot.syncing.as_ref().map(|s| s.reasons.clone()),
+        next_poll: snapshot.next_poll.map(|at| until(at, now)),
     }
 }
 
@@ -309,6 +502,11 @@ fn problem_heading(kind: ProblemKind) -> (&'static str, &'static str, &'static s
             "bad",
             "Invalid",
             "The branch head does not validate: nothing of it was deployed, the last good revision keeps running",
+        ),
+        ProblemKind::InvalidApp => (
+            "bad",
+            "Invalid app",
+            "Apps of the branch head that do not validate: each keeps its last good revision running; the other apps are deployed",
         ),
         ProblemKind::UnreadableRevision => ("bad", "Unreadable", "The branch head cannot be read"),
         ProblemKind::RolloutFailed => (
@@ -395,7 +593,62 @@ fn service_badge(s: &ServiceStatus) -> Badge {
     }
 }
 
-fn apps(snapshot: &Snapshot) -> Vec<App> {
+/// A replica's phase as a badge.
+fn replica_badge(phase: ReplicaPhase) -> Badge {
+    match phase {
+        ReplicaPhase::Running => Badge::new("ok", "Running"),
+        ReplicaPhase::Starting => Badge::new("idle", "Starting"),
+        ReplicaPhase::Rolling => Badge::new("warn", "Rolling"),
+        ReplicaPhase::RolledBack => Badge::new("warn", "Rolled back"),
+        ReplicaPhase::Failing => Badge::new("bad", "Failing"),
+        ReplicaPhase::Unplaced => Badge::new("bad", "Unplaced"),
+    }
+}
+
+fn replica(service: &str, r: &ReplicaStatus, now: SystemTime) -> Replica {
+    let running = r.state == "running";
+    Replica {
+        name: format!("{service}#{}", r.replica),
+        badge: replica_badge(r.phase),
+        phase: r.phase.as_str(),
+        host: r.host.clone(),
+        state: match &r.health {
+            Some(health) => format!("{} ({health})", r.state),
+            None => r.state.clone(),
+        },
+        image: r.image.clone(),
+        revision: r.revision.as_deref().map(|c| short_commit(c).to_string()),
+        uptime: r
+            .created
+            .filter(|_| running)
+            .map(|c| duration(now.duration_since(c).unwrap_or_default())),
+        created: r.created.map(|c| humantime::format_rfc3339_seconds(c).to_string()),
+        restarts: r.restarts,
+        reason: r.reason.clone(),
+    }
+}
+
+/// The service's badge: its counts, unless a replica stands out (unplaced, rolled back,
+/// rolling) and the counts say no worse.
+fn service_badge_with_replicas(s: &ServiceStatus) -> Badge {
+    let base = service_badge(s);
+    let has = |phase| s.replicas.iter().any(|r| r.phase == phase);
+    if has(ReplicaPhase::Unplaced) {
+        return Badge::new("bad", "Unplaced");
+    }
+    if base.tone == "bad" {
+        return base;
+    }
+    if has(ReplicaPhase::RolledBack) {
+        Badge::new("warn", "Rolled back")
+    } else if has(ReplicaPhase::Rolling) {
+        Badge::new("warn", "Rolling")
+    } else {
+        base
+    }
+}
+
+fn apps(snapshot: &Snapshot, now: SystemTime) -> Vec<App> {
     snapshot
         .services
         .iter()
@@ -404,7 +657,9 @@ fn apps(snapshot: &Snapshot) -> Vec<App> {
                 .iter()
                 .map(|(name, s)| Service {
                     name: name.clone(),
-                    badge: service_badge(s),
+                    badge: service_badge_with_replicas(s),
+                    replicas: s.replicas.iter().map(|r| replica(name, r, now)).collect(),
+                    more_replicas: s.more_replicas,
                     desired: s.desired,
                     running: s.running,
                     healthy: s.healthy,
@@ -464,7 +719,47 @@ fn hosts(snapshot: &Snapshot, now: SystemTime) -> Vec<Host> {
                 }
                 (!parts.is_empty()).then(|| parts.join(", "))
             });
+            let usage = snapshot.host_usage.get(name);
+            let mut meters = Vec::new();
+            if let (Some(usage), Some(info)) = (usage, info) {
+                if let Some(cpus) = info.millicpus.filter(|c| *c > 0) {
+                    let used = usage.reserved_millicpus;
+                    let text = format!(
+                        "{} of {} CPUs reserved ({} %)",
+                        used as f64 / 1000.0,
+                        cpus as f64 / 1000.0,
+                        percent(used, cpus)
+                    );
+                    meters.push(Meter {
+                        what: "CPU",
+                        used,
+                        capacity: cpus,
+                        text,
+                        level: level(used, cpus),
+                    });
+                }
+                if let Some(bytes) = info.memory_bytes.filter(|b| *b > 0) {
+                    let mib = |b: u64| b / (1 << 20);
+                    let used = usage.reserved_memory_bytes;
+                    let text = format!(
+                        "{} of {} reserved ({} %)",
+                        bytes_text(used),
+                        bytes_text(bytes),
+                        percent(used, bytes)
+                    );
+                    meters.push(Meter {
+                        what: "Memory",
+                        used: mib(used),
+                        capacity: mib(bytes).max(1),
+                        text,
+                        level: level(used, bytes),
+                    });
+                }
+            }
             Host {
+                engine_version: usage.and_then(|u| u.engine_version.clone()),
+                containers: usage.map(|u| u.containers),
+                meters,
                 name: name.clone(),
                 badge,
                 reason: status.reason.clone(),
@@ -487,6 +782,39 @@ fn hosts(snapshot: &Snapshot, now: SystemTime) -> Vec<Host> {
             }
         })
         .collect()
+}
+
+fn percent(used: u64, capacity: u64) -> u64 {
+    (used as u128 * 100 / capacity.max(1) as u128) as u64
+}
+
+fn level(used: u64, capacity: u64) -> &'static str {
+    match percent(used, capacity) {
+        0..=80 => "ok",
+        81..=100 => "high",
+        _ => "over",
+    }
+}
+
+/// `512 MiB`, `1.5 GiB`.
+fn bytes_text(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes as f64 / GIB as f64)
+    } else {
+        format!("{} MiB", bytes / (1 << 20))
+    }
+}
+
+/// `at` in RFC 3339 with how long after `now` it comes (`in 40 s`; `due` once passed).
+pub fn until(at: SystemTime, now: SystemTime) -> When {
+    When {
+        rfc3339: humantime::format_rfc3339_seconds(at).to_string(),
+        ago: match at.duration_since(now) {
+            Ok(d) if d.as_secs() > 0 => format!("in {}", duration(d)),
+            _ => "due now".into(),
+        },
+    }
 }
 
 /// `at` in RFC 3339 (UTC, seconds) with how long before `now` it was.
@@ -555,6 +883,7 @@ mod tests {
             commit: commit.into(),
             author: "Ann".into(),
             message: "Scale web\n\nbody".into(),
+            time: Some(at("2025-12-31T23:00:00Z")),
         }
     }
 
@@ -576,6 +905,7 @@ mod tests {
             running: 2,
             healthy: 2,
             hosts: [("a".to_string(), HostReplicas { running: 2, healthy: 2 })].into(),
+            ..Default::default()
         };
         s.services =
             std::sync::Arc::new([("shop".to_string(), [("web".to_string(), web)].into())].into());
@@ -679,6 +1009,110 @@ mod tests {
             host.platform.as_deref(),
             Some("windows/x86_64 (Windows Server 2022 Datacenter)")
         );
+    }
+
+    #[test]
+    fn replicas_hosts_and_the_header_show_what_the_snapshot_adds() {
+        use crate::controller::replicas::{HostUsage, ReplicaStatus};
+        let mut s = healthy_snapshot();
+        let now = at("2026-01-01T00:10:00Z");
+        let row = |replica, phase, state: &str| ReplicaStatus {
+            replica,
+            host: Some("a".into()),
+            state: state.into(),
+            health: Some("healthy".into()),
+            image: Some("gitfleet/web:1".into()),
+            revision: Some("0123456789abcdef0123".into()),
+            created: Some(at("2026-01-01T00:07:00Z")),
+            restarts: 2,
+            phase,
+            reason: None,
+        };
+        let mut services = (*s.services).clone();
+        let web = services.get_mut("shop").unwrap().get_mut("web").unwrap();
+        web.replicas = vec![
+            row(1, ReplicaPhase::Running, "running"),
+            row(2, ReplicaPhase::Rolling, "running"),
+        ];
+        web.more_replicas = 3;
+        s.services = std::sync::Arc::new(services);
+        s.host_info.insert(
+            "a".into(),
+            crate::controller::state::HostInfo {
+                millicpus: Some(2000),
+                memory_bytes: Some(1 << 30),
+                ..Default::default()
+            },
+        );
+        s.host_usage.insert(
+            "a".into(),
+            HostUsage {
+                engine_version: Some("20.10.24".into()),
+                containers: 3,
+                reserved_millicpus: 500,
+                reserved_memory_bytes: 1536 << 20,
+            },
+        );
+        s.next_poll = Some(at("2026-01-01T00:10:40Z"));
+        let page = page(&s, now);
+        let service = &page.apps[0].services[0];
+        assert_eq!(service.badge.word, "Rolling", "a rolling replica stands out");
+        let first = &service.replicas[0];
+        assert_eq!(first.name, "web#1");
+        assert_eq!(first.state, "running (healthy)");
+        assert_eq!(first.uptime.as_deref(), Some("3 min"));
+        assert_eq!(first.revision.as_deref(), Some("0123456789ab"));
+        assert_eq!(service.replicas[1].badge.word, "Rolling");
+        assert_eq!(service.more_replicas, 3);
+        let host = &page.hosts[0];
+        assert_eq!(host.engine_version.as_deref(), Some("20.10.24"));
+        assert_eq!(host.containers, Some(3));
+        assert_eq!(host.meters[0].text, "0.5 of 2 CPUs reserved (25 %)");
+        assert_eq!(host.meters[0].level, "ok");
+        assert_eq!(host.meters[1].text, "1.5 GiB of 1.0 GiB reserved (150 %)");
+        assert_eq!(host.meters[1].level, "over");
+        assert_eq!(page.header.next_poll.as_ref().unwrap().ago, "in 40 s");
+        let committed = page.header.deployed.as_ref().unwrap().committed.as_ref().unwrap();
+        assert_eq!(committed.ago, "1 h ago");
+        assert!(page.routes.is_empty() && page.members.is_none(), "shown only when configured");
+    }
+
+    #[test]
+    fn local_events_merge_newest_first() {
+        let mut s = healthy_snapshot();
+        s.events.push(crate::controller::state::EventRecord {
+            at: at("2026-01-01T00:00:10Z"),
+            kind: EventKind::Rollout,
+            message: "revision deployed".into(),
+            logs: None,
+        });
+        let local = [LocalEvent {
+            at: at("2026-01-01T00:00:20Z"),
+            kind: "webhook",
+            message: "github delivery rejected: bad signature".into(),
+        }];
+        let page = page_with(&s, &local, at("2026-01-01T00:01:00Z"));
+        let kinds: Vec<&str> = page.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["webhook", "rollout"]);
+    }
+
+    #[test]
+    fn the_election_is_shown_with_high_availability() {
+        let mut s = healthy_snapshot();
+        s.leadership = crate::leader::View {
+            role: Role::Standby,
+            member: Some("m2".into()),
+            leader: Some("m1".into()),
+            epoch: Some(42),
+            since: Some("2026-01-01T00:00:00Z".into()),
+            members: vec!["m2".into(), "m1".into()],
+            error: None,
+        };
+        let members = page(&s, at("2026-01-01T00:01:00Z")).members.unwrap();
+        assert_eq!(members.role.word, "Standby");
+        let names: Vec<_> =
+            members.members.iter().map(|m| (m.name.as_str(), m.leads, m.me)).collect();
+        assert_eq!(names, [("m1", true, false), ("m2", false, true)]);
     }
 
     #[test]

@@ -22,14 +22,19 @@ use crate::support::{GitRepo, Testbed};
 fn fleet_yaml(bed: &Testbed) -> String {
     let mut text = String::from("settings: {name: webui, observe_timeout: 3s}\nhosts:\n");
     for host in bed.hosts() {
-        text.push_str(&format!("  {}:\n    endpoint: {}\n", host.name(), host.tcp_endpoint()));
+        text.push_str(&format!(
+            "  {}:\n    endpoint: {}\n    capacity: {{cpus: 4, memory: 4g}}\n    labels: {{zone: {}}}\n",
+            host.name(),
+            host.tcp_endpoint(),
+            host.name()
+        ));
     }
     text
 }
 
 fn shop(replicas: u32, extra: &str) -> String {
     format!(
-        "services:\n  web:\n    image: gitfleet/web:1\n{extra}    deploy:\n      replicas: {replicas}\n      update_config: {{monitor: 1s}}\n  api:\n    image: gitfleet/api:1\n"
+        "services:\n  web:\n    image: gitfleet/web:1\n{extra}    deploy:\n      replicas: {replicas}\n      update_config: {{monitor: 1s}}\n      resources: {{reservations: {{cpus: '0.5', memory: 256m}}}}\n  api:\n    image: gitfleet/api:1\n"
     )
 }
 
@@ -255,6 +260,28 @@ fn the_status_page_in_a_real_browser() {
         assert_eq!(web_state.as_deref(), Some("ok"));
         screenshot(&client, &artifacts, "status-desktop.png", 1280, 900).await;
 
+        // Each replica in its row, with its image, revision and uptime; a host's reservations
+        // as a meter with the same in words; the commit's age.
+        let row = client.find(Locator::Css("[data-replica=\"shop/web#1\"]")).await.unwrap();
+        let text = row.text().await.unwrap();
+        assert!(text.contains("gitfleet/web:1"), "{text}");
+        assert!(text.contains(&first[..12]), "the replica's revision: {text}");
+        assert_eq!(row.attr("data-phase").await.unwrap().as_deref(), Some("running"));
+        let uptime = row.find(Locator::Css("td[data-uptime] time")).await.unwrap().text().await.unwrap();
+        assert!([" ms", " s", " min"].iter().any(|u| uptime.ends_with(u)), "uptime: {uptime}");
+        let meters = client.find_all(Locator::Css("[data-meter=\"CPU\"] meter")).await.unwrap();
+        assert_eq!(meters.len(), 2, "a CPU meter per host");
+        let mut reserved = 0.0;
+        for meter in &meters {
+            assert_eq!(meter.attr("max").await.unwrap().as_deref(), Some("4000"));
+            reserved += meter.attr("value").await.unwrap().unwrap().parse::<f64>().unwrap();
+        }
+        assert_eq!(reserved, 1000.0, "two web replicas reserve 0.5 CPU each");
+        let cpu = client.find(Locator::Css("[data-host=\"a\"] [data-meter=\"CPU\"]")).await.unwrap().text().await.unwrap();
+        assert!(cpu.contains("of 4 CPUs reserved"), "{cpu}");
+        let deployed = client.find(Locator::Css("#deployed")).await.unwrap().text().await.unwrap();
+        assert!(deployed.contains("committed"), "{deployed}");
+
         // A commit shows up without a reload: the marker set now survives.
         client.execute("window.gitfleetMarker = 'still here'; return true", vec![]).await.unwrap();
         repo.commit(&[("apps/shop/compose.yaml", &shop(3, ""))], &[]);
@@ -273,7 +300,7 @@ fn the_status_page_in_a_real_browser() {
         )
         .await;
 
-        // A broken commit: its error with file:line:col, the good revision still deployed.
+        // A broken app: its error with file:line:col, its good revision still running.
         repo.commit(&[("apps/shop/compose.yaml", &shop(3, "    build: .\n"))], &[]);
         wait_js(
             &client,
@@ -284,14 +311,19 @@ fn the_status_page_in_a_real_browser() {
         .await;
         let attention = client.find(Locator::Css("#s-attention")).await.unwrap().text().await.unwrap();
         assert!(attention.contains("build"), "{attention}");
-        let still = client.find(Locator::Css("#deployed [data-revision]")).await.unwrap().attr("data-revision").await.unwrap();
-        assert_eq!(still.as_deref(), Some(second.as_str()));
+        // Per-app isolation: the broken app keeps running the good revision, and says so.
+        assert!(attention.contains(&format!("keeps running revision {}", &second[..12])), "{attention}");
         assert_eq!(client.execute("return window.gitfleetMarker", vec![]).await.unwrap(), json!("still here"));
         screenshot(&client, &artifacts, "status-desktop-attention.png", 1280, 900).await;
         client.execute("document.getElementById('s-apps').scrollIntoView(); return true", vec![]).await.unwrap();
         screenshot(&client, &artifacts, "status-desktop-apps-hosts.png", 1280, 900).await;
         client.execute("window.scrollTo(0, 0); return true", vec![]).await.unwrap();
         screenshot(&client, &artifacts, "status-phone.png", 390, 844).await;
+        for (section, name) in [("s-apps", "status-phone-apps.png"), ("s-hosts", "status-phone-hosts.png")] {
+            client.execute(&format!("document.getElementById('{section}').scrollIntoView(); return true"), vec![]).await.unwrap();
+            screenshot(&client, &artifacts, name, 390, 844).await;
+        }
+        client.execute("window.scrollTo(0, 0); return true", vec![]).await.unwrap();
         // The phone layout does not scroll sideways (tables scroll inside their own box).
         let overflow = client
             .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1", vec![])
@@ -306,6 +338,12 @@ fn the_status_page_in_a_real_browser() {
         let is_dark = dark.execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![]).await.unwrap();
         assert_eq!(is_dark, json!(true), "chromium did not report dark mode");
         screenshot(&dark, &artifacts, "status-dark.png", 1280, 900).await;
+        dark.execute("document.getElementById('s-apps').scrollIntoView(); return true", vec![]).await.unwrap();
+        screenshot(&dark, &artifacts, "status-dark-apps-hosts.png", 1280, 900).await;
+        dark.execute("window.scrollTo(0, 0); return true", vec![]).await.unwrap();
+        screenshot(&dark, &artifacts, "status-dark-phone.png", 390, 844).await;
+        dark.execute("document.getElementById('s-apps').scrollIntoView(); return true", vec![]).await.unwrap();
+        screenshot(&dark, &artifacts, "status-dark-phone-apps.png", 390, 844).await;
         dark.close().await.unwrap();
     });
 }

@@ -13,6 +13,8 @@ mod hosts_failures;
 mod leader_etcd;
 mod load_fuzz;
 mod plan_properties;
+mod restart_offline;
+mod retry_cli;
 mod router_proxy;
 mod untrusted;
 mod validate;

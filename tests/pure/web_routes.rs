@@ -25,6 +25,7 @@ fn revision(commit: &str, message: &str) -> RevisionInfo {
         commit: commit.into(),
         author: "Ann <ann@example.com>".into(),
         message: message.into(),
+        time: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn snapshot() -> Snapshot {
         running: 1,
         healthy: 1,
         hosts: [("a".to_string(), HostReplicas { running: 1, healthy: 1 })].into(),
+        ..Default::default()
     };
     s.services = Arc::new([("shop".to_string(), [("web".to_string(), web)].into())].into());
     s.repository_read = true;
@@ -212,7 +214,19 @@ async fn the_api_gives_the_snapshot_and_the_sections() {
     assert_eq!(code, StatusCode::OK);
     let sections: serde_json::Value = serde_json::from_str(&body).unwrap();
     let keys: Vec<&String> = sections["sections"].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["s-apps", "s-attention", "s-events", "s-header", "s-hosts", "s-syncs"]);
+    assert_eq!(
+        keys,
+        [
+            "s-apps",
+            "s-attention",
+            "s-events",
+            "s-header",
+            "s-hosts",
+            "s-members",
+            "s-routes",
+            "s-syncs"
+        ]
+    );
     assert!(sections["sections"]["s-hosts"].as_str().unwrap().contains("connection refused"));
 }
 
@@ -325,6 +339,64 @@ async fn metrics_pass_promtool_and_count_deliveries() {
         assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
     }
     promtool_check(&text);
+}
+
+#[tokio::test]
+async fn rejected_deliveries_appear_among_the_events_without_their_body() {
+    let writer = StatusWriter::new(snapshot());
+    writer.record_sync(sync_record());
+    let web = Web::new(writer.reader(), CancellationToken::new());
+    let mut receivers = gitfleet::webhook::ReceiverSettings::new("master");
+    receivers.github_secret = Some("s3cret".into());
+    receivers.repository = Some("ops/fleet".into());
+    let hooks =
+        web::hooks(web.clone(), Arc::new(receivers), Arc::new(|_| {}), Duration::from_secs(5));
+    let router = web::app(web).merge(hooks);
+    let post = |body: Vec<u8>, signature: String, delivery: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/hooks/github")
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", signature)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    // A bad signature, its body never shown.
+    let marker = b"{\"ref\": \"BODY-MARKER <b>\"}".to_vec();
+    let request = Request::builder().uri("/api/events").body(Body::empty()).unwrap();
+    let mut stream = router.clone().oneshot(request).await.unwrap().into_body().into_data_stream();
+    let first = next(&mut stream).await.unwrap();
+    assert!(!first.contains("bad signature"), "{first}");
+    let response = router.clone().oneshot(post(marker, "sha256=00".into(), "d1")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // A live page hears of it without a new snapshot.
+    let pushed = next(&mut stream).await.unwrap();
+    assert!(pushed.contains("rejected: bad signature"), "{pushed}");
+    // A push about another repository (Codertocat/Hello-World), signed; then the same
+    // delivery again.
+    let push = format!(
+        "{}/../shared/corpus/octokit-webhooks/payload-examples/api.github.com/push/with-new-branch.payload.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let push = std::fs::read(&push).unwrap();
+    let signature = format!("sha256={}", gitfleet::webhook::sign(b"s3cret", &push));
+    let response =
+        router.clone().oneshot(post(push.clone(), signature.clone(), "d2")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let answer = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&answer).contains("another repository"),
+        "the answer is intact"
+    );
+    let (_, _, body) = call(&router, Method::GET, "/api/sections").await;
+    let sections: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events = sections["sections"]["s-events"].as_str().unwrap();
+    assert!(events.contains("rejected: bad signature"), "{events}");
+    assert!(events.contains("rejected: about another repository"), "{events}");
+    assert!(!events.contains("BODY-MARKER"), "the body is never echoed: {events}");
+    let (_, _, page) = call(&router, Method::GET, "/").await;
+    assert!(page.contains("rejected: bad signature"));
 }
 
 /// `promtool check metrics` on `text`; fails (never skips) without promtool.

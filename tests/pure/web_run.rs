@@ -22,10 +22,10 @@ hosts:
 const SHOP: &str = "services:\n  web:\n    image: gitfleet/web:1\n";
 
 /// A running `gitfleet run`; killed on drop.
-struct Run {
+pub(crate) struct Run {
     child: Child,
-    listen: SocketAddr,
-    hooks: Option<SocketAddr>,
+    pub(crate) listen: SocketAddr,
+    pub(crate) hooks: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
 }
 
@@ -39,7 +39,7 @@ impl Drop for Run {
     }
 }
 
-fn start(repo: &GitRepo, cache: &Path, extra: &[&str]) -> Run {
+pub(crate) fn start(repo: &GitRepo, cache: &Path, extra: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gitfleet"));
     command
         .args(["run", "--repo", repo.path().to_str().unwrap(), "--branch", &repo.branch()])
@@ -64,7 +64,7 @@ fn start(repo: &GitRepo, cache: &Path, extra: &[&str]) -> Run {
 }
 
 /// One HTTP/1.0 request: the status code and the body.
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -87,7 +87,7 @@ fn http(
     (code, response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
         assert!(started.elapsed() < timeout, "{what}: not within {timeout:?}");
@@ -96,7 +96,7 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     eprintln!("{what}: after {:.1}s", started.elapsed().as_secs_f64());
 }
 
-fn fleet_repo() -> GitRepo {
+pub(crate) fn fleet_repo() -> GitRepo {
     GitRepo::new(&[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", SHOP)])
 }
 

@@ -35,6 +35,7 @@ fn linux_engine() -> EngineInfo {
         os_version: "12".into(),
         kernel_version: "6.1.0-28-amd64".into(),
         isolation: String::new(),
+        server_version: String::new(),
     }
 }
 
@@ -48,6 +49,7 @@ fn windows_engine(build: u32, isolation: &str) -> EngineInfo {
         os_version: format!("10.0 {build} ({build}.1.amd64fre.fe_release.210507-1500)"),
         kernel_version: format!("10.0 {build} ({build}.1.amd64fre.fe_release.210507-1500)"),
         isolation: isolation.into(),
+        server_version: String::new(),
     }
 }
 

@@ -11,18 +11,40 @@
   var poller = null;
   var backoff = 1000;
 
-  function ago(iso) {
+  function age(iso) {
     var s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
     if (isNaN(s)) return "";
-    if (s < 60) return s + " s ago";
-    if (s < 3600) return Math.floor(s / 60) + " min ago";
-    if (s < 86400) return Math.floor(s / 3600) + " h ago";
-    return Math.floor(s / 86400) + " d ago";
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " d";
+  }
+
+  function ago(iso) {
+    var text = age(iso);
+    return text ? text + " ago" : "";
+  }
+
+  function until(iso) {
+    var s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+    if (isNaN(s)) return "";
+    if (s <= 0) return "due now";
+    if (s < 60) return "in " + s + " s";
+    if (s < 3600) return "in " + Math.floor(s / 60) + " min";
+    return "in " + Math.floor(s / 3600) + " h";
   }
 
   function tick() {
     document.querySelectorAll("time[data-rel]").forEach(function (t) {
       var text = ago(t.getAttribute("datetime"));
+      if (text && t.textContent !== text) t.textContent = text;
+    });
+    document.querySelectorAll("time[data-age]").forEach(function (t) {
+      var text = age(t.getAttribute("datetime"));
+      if (text && t.textContent !== text) t.textContent = text;
+    });
+    document.querySelectorAll("time[data-until]").forEach(function (t) {
+      var text = until(t.getAttribute("datetime"));
       if (text && t.textContent !== text) t.textContent = text;
     });
   }

@@ -1,0 +1,151 @@
+//! A service's mounts: volumes, binds and tmpfs, and its config and secret file mounts.
+
+use super::*;
+
+impl ServiceBuilder<'_, '_> {
+    pub(super) fn mounts(&mut self, raw: &[RawMount]) -> Vec<Mount> {
+        let mut mounts = Vec::new();
+        for (i, mount) in raw.iter().enumerate() {
+            let path = self.path.key("volumes").index(i);
+            let (kind, source, target, read_only) = match mount {
+                RawMount::Short(text) => {
+                    let parts = crate::model::windows::split_short_mount(text);
+                    match parts.as_slice() {
+                        [target] => ("volume", None, target.to_string(), false),
+                        [source, target] => (
+                            short_kind(source),
+                            Some(source.to_string()),
+                            target.to_string(),
+                            false,
+                        ),
+                        [source, target, mode] => {
+                            let read_only = mode.split(',').any(|m| m == "ro");
+                            (
+                                short_kind(source),
+                                Some(source.to_string()),
+                                target.to_string(),
+                                read_only,
+                            )
+                        }
+                        _ => {
+                            self.findings
+                                .add(
+                                    path,
+                                    "invalid-mount",
+                                    format!("{text:?} is not SOURCE:TARGET[:MODE]"),
+                                )
+                                .with_hint(
+                                    "write it like data:/var/lib/data or data:/var/lib/data:ro",
+                                );
+                            continue;
+                        }
+                    }
+                }
+                RawMount::Long { kind, source, target, read_only } => {
+                    (kind.as_str(), source.clone(), target.clone(), *read_only)
+                }
+            };
+            let source = match (kind, source) {
+                ("volume", None) => MountSource::Anonymous,
+                ("volume", Some(volume)) => MountSource::Volume { volume },
+                ("tmpfs", _) => MountSource::Tmpfs,
+                ("bind", Some(host_path)) if crate::model::windows::is_absolute(&host_path) => {
+                    MountSource::Bind { path: host_path }
+                }
+                ("bind", Some(host_path)) => {
+                    self.findings
+                        .add(path, "relative-bind", format!("bind mount source {host_path:?} is relative; on a fleet there is no project folder on the host for it to be relative to"))
+                        .with_hint("use a named volume, a config file (`configs:`), or an absolute host path");
+                    continue;
+                }
+                (kind, _) => {
+                    self.findings
+                        .add(path, "invalid-mount", format!("a {kind} mount needs a source"))
+                        .with_hint("name the volume or host path in `source:`");
+                    continue;
+                }
+            };
+            if !crate::model::windows::is_absolute(&target) {
+                self.findings
+                    .add(
+                        path,
+                        "invalid-mount",
+                        format!("mount target {target:?} is not an absolute path"),
+                    )
+                    .with_hint("container paths start with / (or a drive, C:\\, on Windows)");
+                continue;
+            }
+            mounts.push(Mount { source, target, read_only });
+        }
+        mounts
+    }
+
+    pub(super) fn file_mounts(
+        &mut self,
+        raw: &[RawFileMount],
+        section: &str,
+        default_dir: &str,
+    ) -> Vec<FileMount> {
+        let mut mounts = Vec::new();
+        for (i, item) in raw.iter().enumerate() {
+            let path = self.path.key(section).index(i);
+            let mount = match item {
+                RawFileMount::Name(name) => FileMount {
+                    name: name.clone(),
+                    target: format!("{default_dir}{name}"),
+                    uid: None,
+                    gid: None,
+                    mode: None,
+                },
+                RawFileMount::Long { source, target, uid, gid, mode } => {
+                    let mode = match mode {
+                        None => None,
+                        Some(Scalar::Number(n)) => n.as_u64().map(|m| m as u32),
+                        Some(other) => {
+                            match u32::from_str_radix(other.text().trim_start_matches("0o"), 8) {
+                                Ok(mode) => Some(mode),
+                                Err(_) => {
+                                    self.findings
+                                        .add(
+                                            path.key("mode"),
+                                            "invalid-value",
+                                            format!(
+                                                "mode {:?} is not an octal number",
+                                                other.text()
+                                            ),
+                                        )
+                                        .with_hint("write it like \"0440\"");
+                                    None
+                                }
+                            }
+                        }
+                    };
+                    if let Some(t) = target.as_deref().filter(|t| t.split('/').any(|p| p == "..")) {
+                        self.findings
+                            .add(
+                                path.key("target"),
+                                "path-escape",
+                                format!("target {} uses `..`; a {section} target stays in {default_dir} or is a plain absolute path", quoted(t)),
+                            )
+                            .with_hint(format!("write a name inside {default_dir}, like {default_dir}{source}, or an absolute path without `..`"));
+                        continue;
+                    }
+                    let target = match target {
+                        Some(t) if crate::model::windows::is_absolute(t) => t.clone(),
+                        Some(t) => format!("{default_dir}{t}"),
+                        None => format!("{default_dir}{source}"),
+                    };
+                    FileMount {
+                        name: source.clone(),
+                        target,
+                        uid: uid.clone(),
+                        gid: gid.clone(),
+                        mode,
+                    }
+                }
+            };
+            mounts.push(mount);
+        }
+        mounts
+    }
+}

@@ -1,0 +1,65 @@
+//! `gitfleet retry` against a running `gitfleet run` (no Docker: its one host is a socket
+//! that does not exist): the signed generic hook makes the controller sync with `retry` among
+//! its reasons; a wrong secret and an unreachable controller are clear errors, exit code 1.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use super::web_run::{fleet_repo, http, start, wait_until};
+
+fn retry(server: &str, secret_file: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gitfleet"))
+        .args(["retry", "--server", server, "--secret-file", secret_file.to_str().unwrap()])
+        .env_remove("GITFLEET_WEBHOOK_GENERIC_SECRET")
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn retry_sends_the_signed_generic_hook_and_says_what_went_wrong() {
+    let repo = fleet_repo();
+    let cache = tempfile::TempDir::new().unwrap();
+    let secrets = tempfile::TempDir::new().unwrap();
+    let good = secrets.path().join("good");
+    std::fs::write(&good, "generic-s3cret\n").unwrap();
+    let wrong = secrets.path().join("wrong");
+    std::fs::write(&wrong, "not-it\n").unwrap();
+    let run = start(
+        &repo,
+        cache.path(),
+        &["--hooks-listen", "127.0.0.1:0", "--webhook-generic-secret-file", good.to_str().unwrap()],
+    );
+    let hooks = format!("http://{}", run.hooks.expect("a hooks listener"));
+    wait_until("first sync", Duration::from_secs(30), || {
+        http(run.listen, "GET", "/readyz", &[], "").0 == 200
+    });
+
+    let output = retry(&hooks, &good);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("retry requested"));
+    wait_until("a sync for the retry", Duration::from_secs(20), || {
+        let (_, body) = http(run.listen, "GET", "/api/status", &[], "");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        status["syncs"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["reasons"].as_str().unwrap().contains("retry")))
+    });
+
+    let output = retry(&hooks, &wrong);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("the secret is not the controller's"), "{}", stderr(&output));
+
+    // The page's listener has no hooks: a 404 that says so.
+    let output = retry(&format!("http://{}", run.listen), &good);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("no generic receiver"), "{}", stderr(&output));
+
+    // Nothing listens on port 9 of loopback.
+    let output = retry("http://127.0.0.1:9", &good);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("cannot reach the controller"), "{}", stderr(&output));
+}
