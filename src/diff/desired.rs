@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::observed::{Observed, ReplicaKey};
 use super::ownership;
-use super::platform::{HostPlatform, Platforms};
-use super::schedule::{Unplaced, schedule};
+use super::platform::HostPlatform;
+use super::schedule::{Unplaced, place};
 use super::spec::ContainerSpec;
 use super::windows;
-use crate::model::{Model, MountSource, PullPolicy};
+use crate::model::{App, Model, MountSource, NetworkDef, PullPolicy, Service, VolumeDef};
 
 /// Everything that should exist, per host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,106 +97,159 @@ impl Desired {
 
     /// Schedules `model` against what `observed` shows and lays the result out per host.
     pub fn new(model: &Model, observed: &Observed, revision: Option<String>) -> Self {
-        let schedule = schedule(model, observed);
-        let mut hosts: BTreeMap<String, DesiredHost> =
-            model.fleet.hosts.keys().map(|h| (h.clone(), DesiredHost::default())).collect();
-        let mut platforms: BTreeMap<String, HostPlatform> = model
-            .fleet
-            .hosts
-            .keys()
-            .cloned()
-            .zip(Platforms::new(model, observed).resolved().iter().cloned())
+        let mut placement = place(model, observed);
+        let mut layouts: Vec<Layout> = placement
+            .platforms
+            .iter()
+            .map(|p| Layout { on_windows: p.is_windows(), ..Layout::default() })
             .collect();
-        // One spec and hash per service and OS (Windows hosts get a translated one), shared by
-        // its replicas.
-        type SharedSpec = (Arc<ContainerSpec>, Arc<str>, Arc<[String]>, Arc<[String]>);
-        let mut specs: BTreeMap<(&str, &str, bool), SharedSpec> = BTreeMap::new();
-        let mut placed: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
-        for (key, host_name) in &schedule.assignments {
-            let (Some(app), Some(host)) = (model.apps.get(&key.app), hosts.get_mut(host_name))
-            else {
-                continue;
+        // Replicas come sorted by service: one spec and hash per service and OS (Windows
+        // hosts get a translated one), shared by its replicas, and its networks and volumes
+        // once per host it runs on.
+        for replicas in placement.placed.chunk_by(|a, b| a.0 == b.0) {
+            let index = replicas[0].0;
+            let (app, service) = placement.services[index];
+            let shared = |spec: ContainerSpec| {
+                let spec_hash: Arc<str> = spec.hash().into();
+                (Arc::new(spec), spec_hash)
             };
-            let Some(service) = app.services.get(&key.service) else { continue };
-            let platform = platforms.get_mut(host_name);
-            let on_windows = platform.as_ref().is_some_and(|p| p.is_windows());
-            let (spec, spec_hash, depends_on, notes) = specs
-                .entry((app.name.as_str(), service.name.as_str(), on_windows))
-                .or_insert_with(|| {
-                    let mut spec = ContainerSpec::of(app, service);
-                    let mut notes = Vec::new();
-                    if on_windows {
-                        let (translated, said) = windows::translate(&spec);
-                        spec = translated;
-                        notes =
-                            said.iter().map(|n| format!("{}: {n}", key.service_in_app())).collect();
+            let linux = ContainerSpec::of(app, service);
+            let mut windows_spec: Option<(Arc<ContainerSpec>, Arc<str>, Vec<String>)> = None;
+            let on_windows = |h: usize| layouts[h].on_windows;
+            if replicas.iter().any(|&(_, _, h)| on_windows(h)) {
+                let (translated, said) = windows::translate(&linux);
+                let (spec, hash) = shared(translated);
+                let service_in_app = format!("{}/{}", app.name, service.name);
+                let notes = said.iter().map(|n| format!("{service_in_app}: {n}")).collect();
+                windows_spec = Some((spec, hash, notes));
+            }
+            let (linux_spec, linux_hash) = shared(linux);
+            let depends_on: Arc<[String]> = service.depends_on.keys().cloned().collect();
+            let pull_policy = service.pull_policy.unwrap_or(model.fleet.settings.pull_policy);
+            for &(_, replica, h) in replicas {
+                let layout = &mut layouts[h];
+                let (spec, spec_hash) = match (&windows_spec, layout.on_windows) {
+                    (Some((spec, hash, _)), true) => (spec, hash),
+                    _ => (&linux_spec, &linux_hash),
+                };
+                if layout.last_service != Some(index) {
+                    layout.last_service = Some(index);
+                    layout.add_objects(app, service);
+                    if let (Some((_, _, notes)), true) = (&windows_spec, layout.on_windows) {
+                        let platform = &mut placement.platforms[h];
+                        for note in notes {
+                            if !platform.notes.contains(note) {
+                                platform.notes.push(note.clone());
+                            }
+                        }
                     }
-                    let hash: Arc<str> = spec.hash().into();
-                    let depends_on = service.depends_on.keys().cloned().collect();
-                    (Arc::new(spec), hash, depends_on, notes.into())
-                })
-                .clone();
-            if let Some(platform) = platform {
-                for note in notes.iter() {
-                    if !platform.notes.contains(note) {
-                        platform.notes.push(note.clone());
-                    }
                 }
+                let key =
+                    ReplicaKey { app: app.name.clone(), service: service.name.clone(), replica };
+                let container = DesiredContainer {
+                    name: container_name(&key),
+                    spec: spec.clone(),
+                    spec_hash: spec_hash.clone(),
+                    pull_policy,
+                    depends_on: depends_on.clone(),
+                };
+                layout.containers.push((key, container));
             }
-            // A service's networks and volumes are the same for all its replicas on a host.
-            let first_on_host =
-                placed.insert((host_name.as_str(), app.name.as_str(), service.name.as_str()));
-            for network_key in service.networks.keys().filter(|_| first_on_host) {
-                if let Some(network) = app.networks.get(network_key).filter(|n| !n.external) {
-                    host.networks.insert(
-                        (app.name.clone(), network_key.clone()),
-                        DesiredObject {
-                            name: network.docker_name.clone(),
-                            driver: match on_windows {
-                                true => windows::network_driver(network.driver.as_deref()),
-                                false => network.driver.clone(),
-                            },
-                            internal: network.internal,
-                            labels: network.labels.clone(),
-                        },
-                    );
-                }
-            }
-            for mount in service.mounts.iter().filter(|_| first_on_host) {
-                let MountSource::Volume { volume } = &mount.source else { continue };
-                if let Some(def) = app.volumes.get(volume).filter(|v| !v.external) {
-                    host.volumes.insert(
-                        (app.name.clone(), volume.clone()),
-                        DesiredObject {
-                            name: def.docker_name.clone(),
-                            driver: def.driver.clone(),
-                            internal: false,
-                            labels: def.labels.clone(),
-                        },
-                    );
-                }
-            }
-            host.containers.insert(
-                key.clone(),
-                DesiredContainer {
-                    name: container_name(key),
-                    spec,
-                    spec_hash,
-                    pull_policy: service.pull_policy.unwrap_or(model.fleet.settings.pull_policy),
-                    depends_on,
-                },
-            );
         }
+        let hosts = placement
+            .hosts
+            .iter()
+            .zip(layouts)
+            .map(|(name, layout)| (name.to_string(), layout.into_host()))
+            .collect();
+        let platforms =
+            placement.hosts.iter().map(|name| name.to_string()).zip(placement.platforms).collect();
         Desired {
             fleet: model.fleet.settings.name.clone(),
             revision,
             repository: None,
             refused_hosts: BTreeMap::new(),
             hosts,
-            unplaced: schedule.unplaced,
+            unplaced: placement.unplaced,
             platforms,
             apps: model.apps.len(),
             allow_empty: model.fleet.settings.allow_empty,
+        }
+    }
+}
+
+/// One host's desired objects while they are laid out.
+#[derive(Default)]
+struct Layout<'m> {
+    /// In replica order.
+    containers: Vec<(ReplicaKey, DesiredContainer)>,
+    /// `(app, key, definition)`, with repeats (services of one app share networks).
+    networks: Vec<(&'m str, &'m str, &'m NetworkDef)>,
+    volumes: Vec<(&'m str, &'m str, &'m VolumeDef)>,
+    /// The service whose networks and volumes were added last.
+    last_service: Option<usize>,
+    /// The host runs Windows: its specs are translated, its networks default to `nat`.
+    on_windows: bool,
+}
+
+impl<'m> Layout<'m> {
+    /// The app's own (not external) networks and named volumes `service` uses.
+    fn add_objects(&mut self, app: &'m App, service: &'m Service) {
+        for key in service.networks.keys() {
+            if let Some((key, network)) = app.networks.get_key_value(key) {
+                if !network.external {
+                    self.networks.push((&app.name, key, network));
+                }
+            }
+        }
+        for mount in &service.mounts {
+            let MountSource::Volume { volume } = &mount.source else { continue };
+            if let Some((key, def)) = app.volumes.get_key_value(volume) {
+                if !def.external {
+                    self.volumes.push((&app.name, key, def));
+                }
+            }
+        }
+    }
+
+    fn into_host(mut self) -> DesiredHost {
+        self.networks.sort_unstable_by_key(|&(app, key, _)| (app, key));
+        self.networks.dedup_by_key(|&mut (app, key, _)| (app, key));
+        self.volumes.sort_unstable_by_key(|&(app, key, _)| (app, key));
+        self.volumes.dedup_by_key(|&mut (app, key, _)| (app, key));
+        DesiredHost {
+            // Sorted input: the maps are built in one pass.
+            containers: self.containers.into_iter().collect(),
+            networks: self
+                .networks
+                .into_iter()
+                .map(|(app, key, network)| {
+                    let driver = match self.on_windows {
+                        true => windows::network_driver(network.driver.as_deref()),
+                        false => network.driver.clone(),
+                    };
+                    let object = DesiredObject {
+                        name: network.docker_name.clone(),
+                        driver,
+                        internal: network.internal,
+                        labels: network.labels.clone(),
+                    };
+                    ((app.to_string(), key.to_string()), object)
+                })
+                .collect(),
+            volumes: self
+                .volumes
+                .into_iter()
+                .map(|(app, key, def)| {
+                    let object = DesiredObject {
+                        name: def.docker_name.clone(),
+                        driver: def.driver.clone(),
+                        internal: false,
+                        labels: def.labels.clone(),
+                    };
+                    ((app.to_string(), key.to_string()), object)
+                })
+                .collect(),
         }
     }
 }

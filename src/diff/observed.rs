@@ -173,9 +173,14 @@ impl ObservedContainer {
 impl ObservedObject {
     /// `(app, key)` of a network or volume that is `fleet`'s.
     pub fn owner(&self, fleet: &str) -> Option<(String, String)> {
+        self.owner_ref(fleet).map(|(app, key)| (app.to_string(), key.to_string()))
+    }
+
+    /// [`owner`](Self::owner) without allocating.
+    pub fn owner_ref(&self, fleet: &str) -> Option<(&str, &str)> {
         if !owned_by(&self.labels, fleet) {
             return None;
         }
-        Some((self.labels.get(labels::APP)?.clone(), self.labels.get(labels::OBJECT)?.clone()))
+        Some((self.labels.get(labels::APP)?, self.labels.get(labels::OBJECT)?))
     }
 }

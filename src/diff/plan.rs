@@ -360,6 +360,9 @@ fn count(host: &HostPlan, summary: &mut Summary) {
     }
 }
 
+/// An observed container of this fleet with its `(app, service, replica)`.
+type Slotted<'o> = ((&'o str, &'o str, u32), &'o ObservedContainer);
+
 fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desired) -> HostPlan {
     let fleet = desired.fleet.as_str();
     let mut unchanged = 0;
@@ -394,27 +397,41 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     }
     let retained_volumes = volumes.surplus.iter().map(|(_, v)| v.name.clone()).collect();
 
-    // Observed containers of this fleet by replica; the best candidate to keep first.
-    // Keyed by borrowed (app, service, replica): no allocation per observed container.
-    let mut by_replica: BTreeMap<(&str, &str, u32), Vec<&ObservedContainer>> = BTreeMap::new();
+    // Observed containers of this fleet by replica, in replica order (the order of
+    // `want.containers`), each replica's copies in observed order: one merge of the two sorted
+    // lists, without a map or an allocation per container.
+    let mut observed: Vec<Slotted> = Vec::with_capacity(state.containers.len());
     let mut removals = Vec::new();
-    for container in state.containers.iter().filter(|c| super::observed::owned_by(&c.labels, fleet))
-    {
+    for container in &state.containers {
         match container.replica_slot(fleet) {
-            Some(key) => by_replica.entry(key).or_default().push(container),
-            None => removals.push(Step::RemoveContainer {
-                replica: None,
-                id: container.id.clone(),
-                name: container.name.clone(),
-                reason: Reason::IncompleteLabels,
-            }),
+            Some(slot) => observed.push((slot, container)),
+            None if super::observed::owned_by(&container.labels, fleet) => {
+                removals.push(Step::RemoveContainer {
+                    replica: None,
+                    id: container.id.clone(),
+                    name: container.name.clone(),
+                    reason: Reason::IncompleteLabels,
+                })
+            }
+            None => {}
         }
     }
+    observed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut observed = observed.as_slice();
+    // Observed replicas not wanted here, in replica order.
+    let mut leftovers: Vec<&[Slotted]> = Vec::new();
     let mut container_steps = Vec::new();
     for (key, wanted) in &want.containers {
-        let found = by_replica
-            .remove(&(key.app.as_str(), key.service.as_str(), key.replica))
-            .unwrap_or_default();
+        let slot = (key.app.as_str(), key.service.as_str(), key.replica);
+        while let Some(first) = observed.first().filter(|(other, _)| *other < slot) {
+            let run = observed.iter().take_while(|(other, _)| *other == first.0).count();
+            leftovers.push(&observed[..run]);
+            observed = &observed[run..];
+        }
+        let run = observed.iter().take_while(|(other, _)| *other == slot).count();
+        let (copies, rest) = observed.split_at(run);
+        observed = rest;
+        let found: Vec<&ObservedContainer> = copies.iter().map(|&(_, c)| c).collect();
         // Leftovers of a start-first replacement cut short go first (see `interrupted`).
         let (mut found, leftovers) = super::interrupted::split_leftovers(found, &wanted.name);
         for leftover in leftovers {
@@ -470,12 +487,17 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
             None => unchanged += 1,
         }
     }
+    while let Some(first) = observed.first() {
+        let run = observed.iter().take_while(|(other, _)| *other == first.0).count();
+        leftovers.push(&observed[..run]);
+        observed = &observed[run..];
+    }
     // What is left is not wanted on this host.
-    for ((app, service, replica), found) in &by_replica {
-        let key =
-            ReplicaKey { app: app.to_string(), service: service.to_string(), replica: *replica };
+    for copies in leftovers {
+        let (app, service, replica) = copies[0].0;
+        let key = ReplicaKey { app: app.to_string(), service: service.to_string(), replica };
         let reason = why_not_here(&key, host, desired);
-        for container in found {
+        for (_, container) in copies {
             removals.push(Step::RemoveContainer {
                 replica: Some(key.clone()),
                 id: container.id.clone(),
@@ -538,17 +560,44 @@ fn reconcile_objects<'o>(
     observed: &'o [ObservedObject],
     wanted: &BTreeMap<(String, String), DesiredObject>,
 ) -> ObjectMatch<'o> {
-    let mut kept: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut surplus = Vec::new();
-    for object in observed {
-        let Some(owner) = object.owner(fleet) else { continue };
-        let is_wanted = wanted.get(&owner).is_some_and(|w| w.name == object.name);
-        if is_wanted && kept.insert(owner.clone()) {
-            continue;
+    // This fleet's objects by (app, key), each key's in observed order, merged with the
+    // wanted ones (sorted the same way): no allocation per object.
+    let mut ours: Vec<((&str, &str), usize)> = observed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, object)| Some((object.owner_ref(fleet)?, i)))
+        .collect();
+    ours.sort_unstable();
+    let mut ours = ours.as_slice();
+    let mut surplus: Vec<usize> = Vec::new();
+    let mut found = Vec::with_capacity(wanted.len());
+    for ((app, key), object) in wanted {
+        let owner = (app.as_str(), key.as_str());
+        let before = ours.iter().take_while(|(other, _)| *other < owner).count();
+        surplus.extend(ours[..before].iter().map(|&(_, i)| i));
+        ours = &ours[before..];
+        let run = ours.iter().take_while(|(other, _)| *other == owner).count();
+        let mut kept = false;
+        for &(_, i) in &ours[..run] {
+            if !kept && observed[i].name == object.name {
+                kept = true;
+            } else {
+                surplus.push(i);
+            }
         }
-        surplus.push((owner, object));
+        found.push(kept);
+        ours = &ours[run..];
     }
-    let found = wanted.keys().map(|k| kept.contains(k)).collect();
+    surplus.extend(ours.iter().map(|&(_, i)| i));
+    // In observed order, as the steps list them.
+    surplus.sort_unstable();
+    let surplus = surplus
+        .into_iter()
+        .map(|i| {
+            let (app, key) = observed[i].owner_ref(fleet).unwrap_or_default();
+            ((app.to_string(), key.to_string()), &observed[i])
+        })
+        .collect();
     ObjectMatch { found, surplus }
 }
 

@@ -129,10 +129,11 @@ fn health_of(status: &str) -> Option<String> {
     matches!(health, "healthy" | "unhealthy" | "starting").then(|| health.to_string())
 }
 
-/// Builds the state from the three list answers. Objects whose labels do not say `fleet` are
-/// dropped even though the daemon's filter should have left them out already: gitfleet never
-/// plans for an object without its fleet label, whatever a daemon's filter does.
-fn host_state(
+/// Builds the state from the three list answers (as bollard decodes them). Objects whose
+/// labels do not say `fleet` are dropped even though the daemon's filter should have left them
+/// out already: gitfleet never plans for an object without its fleet label, whatever a
+/// daemon's filter does. Public for `benches/resync.rs`.
+pub fn host_state(
     containers: Vec<ContainerSummary>,
     networks: Vec<Network>,
     volumes: Vec<Volume>,

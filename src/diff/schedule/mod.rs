@@ -65,6 +65,7 @@
 
 mod demand;
 mod explain;
+mod phases;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -74,9 +75,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::observed::{Observed, ReplicaKey};
-use crate::model::{Capacity, Host, Model};
-use demand::{Demand, Load, demands};
-use view::{away_hosts, down_hosts, observed_replicas, observed_volumes, unseen_hosts};
+use super::platform::{HostPlatform, Platforms};
+use crate::model::{App, Model, Service};
+use demand::demands;
+use phases::{Hosts, Outcome, Placing, will_hold};
+use view::{observed_replicas, observed_volumes};
 
 /// Where every desired replica runs, or why it cannot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -107,167 +110,74 @@ fn serialize_assignments<S: Serializer>(
 /// Places every replica of every service of `model` on a host; see the module documentation
 /// for the rules.
 pub fn schedule(model: &Model, observed: &Observed) -> Schedule {
+    place(model, observed).into_schedule()
+}
+
+/// A schedule by index, as [`Desired::new`](super::Desired::new) lays it out: no name is
+/// copied per replica.
+pub(crate) struct Placement<'m> {
+    /// The registered hosts' names, ascending: what host indices index.
+    pub(crate) hosts: Vec<&'m str>,
+    /// Every service of the model, in app and service order: what service indices index.
+    pub(crate) services: Vec<(&'m App, &'m Service)>,
+    /// Every placed replica as `(service index, replica, host index)`, ascending.
+    pub(crate) placed: Vec<(usize, u32, usize)>,
+    /// In replica order.
+    pub(crate) unplaced: Vec<Unplaced>,
+    /// Every host's platform as placed with, by host index.
+    pub(crate) platforms: Vec<HostPlatform>,
+}
+
+impl Placement<'_> {
+    fn into_schedule(self) -> Schedule {
+        let assignments = self
+            .placed
+            .iter()
+            .map(|&(s, replica, h)| {
+                let (app, service) = self.services[s];
+                let key =
+                    ReplicaKey { app: app.name.clone(), service: service.name.clone(), replica };
+                (key, self.hosts[h].to_string())
+            })
+            .collect();
+        Schedule { assignments, unplaced: self.unplaced }
+    }
+}
+
+/// [`schedule`], by index.
+pub(crate) fn place<'m>(model: &'m Model, observed: &Observed) -> Placement<'m> {
     let fleet = model.fleet.settings.name.as_str();
-    // Index order is name order: every tie-break below relies on it.
-    let names: Vec<&str> = model.fleet.hosts.keys().map(String::as_str).collect();
     // Hosts with their platforms checked against their engines (`platform`).
-    let platforms = super::platform::Platforms::new(model, observed);
-    let hosts: Vec<&Host> = platforms.hosts();
-    let capacities: Vec<Capacity> = hosts.iter().map(|host| host.capacity).collect();
-    let volumes = observed_volumes(fleet, &names, observed);
-    let unseen = unseen_hosts(&names, observed);
-    let down = down_hosts(&names, observed);
-    let away = platforms.with_blocked(away_hosts(&names, observed));
-    let mut demands = demands(model, &hosts, &volumes, &unseen, &down, &platforms);
-    let existing = observed_replicas(fleet, &names, observed, &demands);
+    let platforms = Platforms::new(model, observed);
+    let hosts = Hosts::new(model, observed, &platforms);
+    let volumes = observed_volumes(fleet, &hosts.names, observed);
+    let mut demands =
+        demands(model, &hosts.hosts, &volumes, &hosts.unseen, &hosts.down, &platforms);
+    let existing = observed_replicas(fleet, &hosts.names, observed, &demands);
 
-    let mut loads: Vec<Load> = names.iter().map(|_| Load::default()).collect();
-    // Replicas of the service at hand per host; all zero between services.
-    let mut counts = vec![0_u32; names.len()];
-
-    // Phase 1: existing replicas stay where they are while they may.
-    for service in existing.chunk_by(|a, b| a.demand == b.demand) {
-        let demand = &mut demands[service[0].demand];
-        for copies in service.chunk_by(|a, b| a.replica == b.replica) {
-            // A host that is down keeps only the replicas its volumes pin there.
-            let keep = copies.iter().map(|copy| copy.host).find(|&h| {
-                let allowed = if down[h] {
-                    demand.pinned.binary_search(&h).is_ok()
-                } else {
-                    demand.candidates.binary_search(&h).is_ok()
-                };
-                allowed && demand.exclusion(&loads[h], counts[h], &capacities[h]).is_none()
-            });
-            if let Some(h) = keep {
-                demand.occupy(&mut loads[h]);
-                counts[h] += 1;
-                demand.kept.push((copies[0].replica, h));
-            }
-        }
-        for &(_, h) in &demand.kept {
-            counts[h] = 0;
-        }
-    }
-
-    // Hosts that will hold an app's volume because a replica mounting it stays there (phase
-    // 1) or goes there (phase 2, other services): the plan creates the volume there, so the
-    // next plan would see it; counting it now keeps the next plan from placing differently.
-    let mut will_hold: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-    for demand in &demands {
-        for &(_, h) in &demand.kept {
-            for &volume in &demand.volumes {
-                will_hold.entry((demand.app, volume)).or_default().push(h);
-            }
-        }
-    }
-
-    // Phase 2: every other replica goes where the spread rule says. Assignments are made in
-    // replica order, so the map below is built from sorted input.
-    let mut placed: Vec<(ReplicaKey, String)> = Vec::new();
-    let mut unplaced = Vec::new();
-    // Replicas held back because their data is on a host that is away: looked at again once
-    // every service is placed, since a later service may put their volume on a host here.
-    let mut deferred: Vec<(usize, u32, String)> = Vec::new();
-    let pinned_now = |demand: &Demand, will_hold: &BTreeMap<(&str, &str), Vec<usize>>| {
-        let mut pinned = demand.pinned.clone();
-        for &volume in &demand.volumes {
-            let hosts = will_hold.get(&(demand.app, volume)).into_iter().flatten();
-            pinned.extend(hosts.filter(|h| demand.candidates.binary_search(h).is_ok()));
-        }
-        pinned.sort_unstable();
-        pinned.dedup();
-        pinned
-    };
+    let mut placing = Placing::new(&hosts);
+    placing.keep_existing(&mut demands, &existing);
+    let mut will_hold = will_hold(&demands);
+    let mut outcome = Outcome::default();
     for (index, demand) in demands.iter().enumerate() {
-        let pinned = pinned_now(demand, &will_hold);
-        let mut held_back = false;
-        let mut placed_here: Vec<usize> = Vec::new();
-        for &(_, h) in &demand.kept {
-            counts[h] += 1;
-        }
-        let mut kept = demand.kept.iter().copied().peekable();
-        // Once a replica fits nowhere, nothing changes before the next replica of this
-        // service: it and every later one fit nowhere either, for the same reason.
-        let mut stuck: Option<String> = None;
-        for replica in 1..=demand.replicas {
-            if let Some((_, h)) = kept.next_if(|&(kept, _)| kept == replica) {
-                placed.push((demand.key(replica), names[h].to_string()));
-                continue;
-            }
-            if stuck.is_none() {
-                // New replicas go only to hosts that can be seen (or that nobody remembers).
-                let here = |hosts: &[usize]| -> Vec<usize> {
-                    hosts.iter().copied().filter(|&h| !away[h]).collect()
-                };
-                let pinned_away: Vec<usize> = pinned.iter().copied().filter(|&h| away[h]).collect();
-                let chosen =
-                    demand.choose(&here(&pinned), &loads, &counts, &capacities).or_else(|| {
-                        // Data on a host that is away is not given up for a fresh volume.
-                        pinned_away.is_empty().then(|| {
-                            demand.choose(&here(&demand.candidates), &loads, &counts, &capacities)
-                        })?
-                    });
-                if let Some(h) = chosen {
-                    demand.occupy(&mut loads[h]);
-                    counts[h] += 1;
-                    placed.push((demand.key(replica), names[h].to_string()));
-                    placed_here.push(h);
-                    continue;
-                }
-                held_back = !pinned_away.is_empty();
-                stuck = Some(if pinned_away.is_empty() {
-                    demand.reason(&names, &hosts, &loads, &counts, &capacities)
-                } else {
-                    let hosts: Vec<String> = pinned_away
-                        .iter()
-                        .map(|&h| {
-                            let state = if down[h] { "down" } else { "unreachable" };
-                            format!("{} ({state})", names[h])
-                        })
-                        .collect();
-                    format!(
-                        "its volume is on {}; not placed elsewhere, to keep its data",
-                        hosts.join(", ")
-                    )
-                });
-            }
-            let reason = stuck.clone().unwrap_or_default();
-            if held_back {
-                deferred.push((index, replica, reason));
-            } else {
-                unplaced.push(Unplaced { replica: demand.key(replica), reason });
-            }
-        }
-        for &h in demand.candidates.iter() {
-            counts[h] = 0;
-        }
-        for &volume in &demand.volumes {
-            will_hold.entry((demand.app, volume)).or_default().extend(&placed_here);
-        }
+        placing.spread(index, demand, &mut will_hold, &mut outcome);
     }
+    placing.place_deferred(&demands, &will_hold, &mut outcome);
 
-    for (index, replica, reason) in deferred {
-        let demand = &demands[index];
-        let here: Vec<usize> =
-            pinned_now(demand, &will_hold).into_iter().filter(|&h| !away[h]).collect();
-        let key = demand.key(replica);
-        for (placed_key, host) in &placed {
-            if placed_key.app == key.app && placed_key.service == key.service {
-                if let Ok(h) = names.binary_search(&host.as_str()) {
-                    counts[h] += 1;
-                }
-            }
-        }
-        match demand.choose(&here, &loads, &counts, &capacities) {
-            Some(h) => {
-                demand.occupy(&mut loads[h]);
-                placed.push((key, names[h].to_string()));
-            }
-            None => unplaced.push(Unplaced { replica: key, reason }),
-        }
-        counts.iter_mut().for_each(|c| *c = 0);
+    // Deferred replicas come last: sorted, every service's replicas are together.
+    outcome.placed.sort_unstable();
+    outcome.unplaced.sort_by(|a, b| a.replica.cmp(&b.replica));
+    let services: Vec<(&App, &Service)> = model
+        .apps
+        .values()
+        .flat_map(|app| app.services.values().map(move |service| (&**app, service)))
+        .collect();
+    debug_assert_eq!(services.len(), demands.len(), "one demand per service, in the same order");
+    Placement {
+        hosts: model.fleet.hosts.keys().map(String::as_str).collect(),
+        services,
+        placed: outcome.placed,
+        unplaced: outcome.unplaced,
+        platforms: platforms.resolved().to_vec(),
     }
-    unplaced.sort_by(|a, b| a.replica.cmp(&b.replica));
-
-    Schedule { assignments: placed.into_iter().collect(), unplaced }
 }

@@ -37,15 +37,15 @@ pub(super) fn observed_replicas(
     let mut existing = Vec::new();
     for (name, state) in visible(names, observed) {
         for container in &state.containers {
-            let Some(key) = container.replica_key(fleet) else {
+            let Some((app, service, replica)) = container.replica_slot(fleet) else {
                 continue;
             };
-            let Some(&demand) = index.get(&(key.app.as_str(), key.service.as_str())) else {
+            let Some(&demand) = index.get(&(app, service)) else {
                 continue;
             };
-            if (1..=demands[demand].replicas).contains(&key.replica) {
+            if (1..=demands[demand].replicas).contains(&replica) {
                 let preference = (!container.is_running(), std::cmp::Reverse(container.created));
-                existing.push(Existing { demand, replica: key.replica, preference, host: name });
+                existing.push(Existing { demand, replica, preference, host: name });
             }
         }
     }
