@@ -107,12 +107,19 @@ fn connections_beyond_the_cap_are_closed_at_once() {
     // would move while they run beside it: the test runs alone in a child process.
     if std::env::var_os(ALONE).is_none() {
         let name = "web_server::connections_beyond_the_cap_are_closed_at_once";
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", name, "--nocapture", "--test-threads=1"])
             .env(ALONE, "1")
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success(), "{name} failed in its own process: {status}");
+        let output =
+            String::from_utf8_lossy(&child.stdout) + String::from_utf8_lossy(&child.stderr);
+        assert!(child.status.success(), "{name} failed in its own process:\n{output}");
+        // Its figures, without the child's own test summary (the suite counts this test once).
+        eprintln!(
+            "{}",
+            output.lines().filter(|l| l.contains("RSS")).collect::<Vec<_>>().join("\n")
+        );
         return;
     }
     let cap = 50;
