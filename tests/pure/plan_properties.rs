@@ -35,7 +35,7 @@
 //!    (`src/diff/plan.rs`): after a `name:` change no create step, and replaced containers
 //!    would join a network that does not exist.
 //! 3. A stateful replica assigned to an unreachable host moved to a reachable host holding
-//!    its volume on the next plan (`src/diff/schedule.rs`).
+//!    its volume on the next plan (`src/diff/schedule/`).
 //!
 //! # Known bug
 //!
@@ -47,7 +47,7 @@
 //!
 //! **Replicas assigned to an unreachable host nobody remembers can still move on the next
 //! plan**
-//! (`src/diff/schedule.rs`; dc69943 fixed the simplest case). Their placement is recomputed
+//! (`src/diff/schedule/`; dc69943 fixed the simplest case). Their placement is recomputed
 //! by phase 2 on every plan from whatever else is observed; when the first plan's changes
 //! alter that (here: a volume created on another host, which widens the volume pinning),
 //! the second plan places them elsewhere and creates them again while the unreachable host
@@ -787,7 +787,7 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "fails: known bug in src/diff/schedule.rs (replicas on an unreachable host move); \
+    #[ignore = "fails: known bug in src/diff/schedule/ (replicas on an unreachable host move); \
                 see the file header"]
     fn planning_is_idempotent_on_every_input(case in case()) {
         check_idempotent(&case)?;
@@ -1036,7 +1036,7 @@ fn with_the_controllers_memory_nothing_moves_when_a_volume_appears() {
 /// The known bug (see the file header): a volume that the first plan creates on another host
 /// moves a replica that phase 2 had assigned to the unreachable host.
 #[test]
-#[ignore = "known bug in src/diff/schedule.rs; see the file header"]
+#[ignore = "known bug in src/diff/schedule/; see the file header"]
 fn known_bug_replicas_on_an_unreachable_host_move_when_a_volume_appears() {
     let mut web = plain_service(3, true);
     web.port = Some(0); // publishes 8080
