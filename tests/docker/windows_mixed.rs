@@ -3,34 +3,9 @@
 //! run here). A Linux daemon declared `windows` is a mismatch with nothing planned onto it;
 //! a mixed fleet places (and applies) each service onto the OS its constraints or image say.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use crate::support::windows_engine::{IIS, NANOSERVER, WindowsEngine};
-use crate::support::{DockerHost, Testbed};
+use crate::support::{DockerHost, Testbed, run_gitfleet, write_files};
 use serde_json::Value as Json;
-
-fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (path, text) in files {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-}
-
-fn gitfleet(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run gitfleet");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
-}
 
 fn linux_entry(host: &DockerHost, platform: Option<&str>) -> String {
     let mut out = format!("  {}:\n    endpoint: {}\n", host.name(), host.tcp_endpoint());
@@ -49,7 +24,7 @@ fn a_linux_daemon_declared_windows_is_a_mismatch_and_gets_nothing_planned() {
         "settings: {{name: test, observe_timeout: 10s}}\nhosts:\n{}",
         linux_entry(a, Some("windows"))
     );
-    write(
+    write_files(
         dir.path(),
         &[
             ("fleet.yaml", &fleet),
@@ -57,7 +32,7 @@ fn a_linux_daemon_declared_windows_is_a_mismatch_and_gets_nothing_planned() {
         ],
     );
     let repo = dir.path().to_str().unwrap();
-    let (code, text) = gitfleet(&["plan", repo]);
+    let (code, text) = run_gitfleet(&["plan", repo]);
     // Incomplete: the host is not planned.
     assert_eq!(code, 2, "{text}");
     let name = a.name();
@@ -69,7 +44,7 @@ fn a_linux_daemon_declared_windows_is_a_mismatch_and_gets_nothing_planned() {
         "{text}"
     );
     assert!(text.contains(&format!("hosts.{name}.platform")), "{text}");
-    let (code, out) = gitfleet(&["plan", repo, "--format", "json"]);
+    let (code, out) = run_gitfleet(&["plan", repo, "--format", "json"]);
     assert_eq!(code, 2, "{out}");
     let plan: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let host = &plan["hosts"][0];
@@ -77,7 +52,7 @@ fn a_linux_daemon_declared_windows_is_a_mismatch_and_gets_nothing_planned() {
     assert_eq!(host["platform"]["os"], "windows");
     assert!(host["platform"]["mismatch"].as_str().unwrap().contains("linux/x86_64"));
     // Nothing may be applied there either.
-    let (code, out) = gitfleet(&["apply", repo, "--yes"]);
+    let (code, out) = run_gitfleet(&["apply", repo, "--yes"]);
     assert_ne!(code, 0, "{out}");
     assert_eq!(a.docker(&["ps", "-aq"]).trim(), "", "{out}");
 }
@@ -113,10 +88,10 @@ services:
       update_config: {{monitor: 1s}}
 "
     );
-    write(dir.path(), &[("fleet.yaml", &fleet), ("apps/shop/compose.yaml", &compose)]);
+    write_files(dir.path(), &[("fleet.yaml", &fleet), ("apps/shop/compose.yaml", &compose)]);
     let repo = dir.path().to_str().unwrap();
 
-    let (code, out) = gitfleet(&["plan", repo, "--format", "json"]);
+    let (code, out) = run_gitfleet(&["plan", repo, "--format", "json"]);
     assert_eq!(code, 0, "{out}");
     let plan: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let mut placed: Vec<(String, String)> = Vec::new();
@@ -163,7 +138,7 @@ services:
     assert!(!asked.iter().any(|p| p.contains("gitfleet/web")), "{asked:?}");
 
     // Apply: the Linux replicas run on the real daemon, the Windows ones on the stand-in.
-    let (code, out) = gitfleet(&["apply", repo, "--yes"]);
+    let (code, out) = run_gitfleet(&["apply", repo, "--yes"]);
     assert_eq!(code, 0, "{out}");
     let mut running = engine.running();
     running.sort();

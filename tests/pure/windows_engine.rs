@@ -4,33 +4,9 @@
 //! secret and config paths written before start, no file owner or mode, `cmd /S /C` health
 //! checks. No Docker daemon is involved: a Windows engine cannot run here.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use crate::support::windows_engine::{IIS, WindowsEngine};
+use crate::support::{run_gitfleet, write_files};
 use serde_json::Value as Json;
-
-fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (path, text) in files {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-}
-
-fn gitfleet(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run gitfleet");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
-}
 
 /// The regular files of a ustar archive: `(path, mode, uid, gid, content)`.
 fn tar_entries(archive: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
@@ -95,7 +71,7 @@ volumes:
   data: {{}}
 "
     );
-    write(
+    write_files(
         dir.path(),
         &[
             ("fleet.yaml", &fleet),
@@ -107,7 +83,7 @@ volumes:
     let repo = dir.path().to_str().unwrap();
 
     // The plan says what the host is, from its engine (fleet.yaml declares nothing).
-    let (code, out) = gitfleet(&["plan", repo, "--format", "json"]);
+    let (code, out) = run_gitfleet(&["plan", repo, "--format", "json"]);
     assert_eq!(code, 0, "{out}");
     // One observation of a Windows host: the API version, /info, the three labelled lists,
     // and (a fleet with a Windows host) the model's image.
@@ -132,7 +108,7 @@ volumes:
     assert_eq!(host["platform"]["source"], "engine");
     assert_eq!(host["platform"]["windows_build"], 20348);
     assert_eq!(host["platform"]["isolation"], "process");
-    let (code, text) = gitfleet(&["plan", repo]);
+    let (code, text) = run_gitfleet(&["plan", repo]);
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains(
@@ -144,7 +120,7 @@ volumes:
     // Observing and planning only read.
     assert_eq!(engine.changes(), Vec::<String>::new());
 
-    let (code, out) = gitfleet(&["apply", repo, "--yes"]);
+    let (code, out) = run_gitfleet(&["apply", repo, "--yes"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(engine.running(), ["shop-iis-1"]);
 
@@ -222,7 +198,7 @@ volumes:
     assert!(unknown.is_empty(), "{unknown:?}");
 
     // Applied: the next plan has nothing to do.
-    let (code, text) = gitfleet(&["plan", repo]);
+    let (code, text) = run_gitfleet(&["plan", repo]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("Plan: 0 to create, 0 to replace, 0 to remove"), "{text}");
 }

@@ -57,7 +57,7 @@ pub use etcd::{EtcdCluster, EtcdMember};
 pub use git::GitRepo;
 #[allow(unused_imports)]
 pub use git_http::{BareRepo, GitHttpServer, Served};
-pub use process::spawn_announcing;
+pub use process::{run_gitfleet, spawn_announcing, write_files};
 #[allow(unused_imports)]
 pub use testbed::{DockerHost, Testbed, TestbedBuilder, Via};
 #[allow(unused_imports)]

@@ -1,6 +1,8 @@
 //! A `gitfleet run` (or any process) started for a test: its standard error is collected into
 //! a shared log, and the addresses it announces on lines with given prefixes
-//! (`gitfleet: listening on 127.0.0.1:PORT`) are handed back as they come.
+//! (`gitfleet: listening on 127.0.0.1:PORT`) are handed back as they come. Also a one-off
+//! command of the binary ([`run_gitfleet`]) and the files of a checkout it reads
+//! ([`write_files`]).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -40,4 +42,29 @@ pub fn spawn_announcing(
         }
     });
     (child, log, rx)
+}
+
+/// Runs the gitfleet binary once with `args` (no standard input): its exit code and its
+/// standard output followed by its standard error.
+pub fn run_gitfleet(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_gitfleet"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gitfleet");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// Writes `files` (`(path, text)`) under `dir`, making their folders.
+pub fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
 }
