@@ -599,13 +599,14 @@ async fn fleet_name(settings: &Settings) -> anyhow::Result<String> {
         settings.load.clone(),
     );
     let read = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
-        let source = Source::open(&location, &cache, options, &branch, load, false)?;
+        let mut source = Source::open(&location, &cache, options, &branch, load, false)?;
         let head = source.fetch_head()?;
-        match source.load_uncached(&head.commit) {
-            Ok(model) => Ok(model.fleet.settings.name),
+        // App by app: only a broken fleet.yaml hides the name (a broken app does not).
+        match source.load(&head.commit) {
+            Ok(partial) => Ok(partial.fleet.settings.name),
             Err(SourceError::Unreadable(why)) => bail!("{why}"),
             Err(SourceError::Invalid(problems)) => bail!(
-                "the head {} does not validate ({} problems; see `gitfleet validate`)",
+                "fleet.yaml at the head {} does not validate ({} problems; see `gitfleet validate`)",
                 &head.commit[..head.commit.len().min(12)],
                 problems.len()
             ),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::state::RevisionInfo;
 use crate::git::{self, GitError, Mirror, MirrorOptions};
-use crate::model::{self, Diagnostic, LoadCache, LoadOptions, Model, Partial};
+use crate::model::{self, Diagnostic, LoadCache, LoadOptions, Partial};
 
 /// Why a commit gives no model.
 #[derive(Debug)]
@@ -82,13 +82,6 @@ impl Source {
         .map_err(|e| SourceError::Unreadable(e.to_string()))?;
         model::load_cached_partial(&tree, &self.options, &mut self.cache)
             .map_err(SourceError::Invalid)
-    }
-
-    /// The model of `commit` without touching the cache (pull-request previews).
-    pub fn load_uncached(&self, commit: &str) -> Result<Model, SourceError> {
-        let tree = git::read_commit(self.mirror.repository(), commit)
-            .map_err(|e| SourceError::Unreadable(e.to_string()))?;
-        model::load_with(&tree, &self.options).map_err(SourceError::Invalid)
     }
 
     /// Commits the status files to `branch` when they differ from its tip.
