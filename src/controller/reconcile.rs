@@ -261,6 +261,7 @@ impl Reconciler {
         let millis = started.elapsed().as_millis() as u64;
         tracing::info!(outcome = %outcome, elapsed_ms = millis, "sync done");
         self.status.record_sync(SyncRecord {
+            number: 0, // numbered when recorded
             started_at,
             at: SystemTime::now(),
             reasons: batch.describe(),

@@ -207,6 +207,9 @@ impl SyncOutcome {
 /// One finished sync.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncRecord {
+    /// The sync's number since start (the first is 1): set by [`StatusWriter::record_sync`],
+    /// so a reader can tell new syncs from old ones after the bounded history dropped some.
+    pub number: u64,
     #[serde(with = "rfc3339")]
     pub started_at: SystemTime,
     #[serde(with = "rfc3339")]
@@ -616,9 +619,10 @@ impl StatusWriter {
         });
     }
 
-    pub fn record_sync(&self, record: SyncRecord) {
+    pub fn record_sync(&self, mut record: SyncRecord) {
         self.update(|s| {
             *s.sync_totals.entry(record.outcome).or_default() += 1;
+            record.number = s.sync_totals.values().sum();
             let seconds = record.millis as f64 / 1000.0;
             let bucket = SYNC_SECONDS_BUCKETS
                 .iter()
@@ -751,6 +755,7 @@ mod tests {
 
     fn record(outcome: SyncOutcome) -> SyncRecord {
         SyncRecord {
+            number: 0,
             started_at: SystemTime::UNIX_EPOCH,
             at: SystemTime::UNIX_EPOCH,
             reasons: "resync".into(),
@@ -798,6 +803,9 @@ mod tests {
         }
         assert_eq!(writer.current().syncs.len(), HISTORY);
         assert_eq!(writer.current().sync_totals[&SyncOutcome::InSync], HISTORY as u64 + 5);
+        // Numbers go on counting past the history's bound: the newest is first.
+        let numbers: Vec<u64> = writer.current().syncs.iter().map(|r| r.number).take(2).collect();
+        assert_eq!(numbers, [HISTORY as u64 + 5, HISTORY as u64 + 4]);
     }
 
     #[test]

@@ -240,6 +240,7 @@ mod tests {
         let writer = StatusWriter::new(snapshot);
         let at = humantime::parse_rfc3339("2026-01-01T00:00:10Z").unwrap();
         writer.record_sync(SyncRecord {
+            number: 0,
             started_at: at,
             at,
             reasons: "startup".into(),

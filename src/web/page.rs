@@ -132,6 +132,7 @@ mod tests {
             since: now,
         });
         s.syncs.push(SyncRecord {
+            number: 0,
             started_at: now,
             at: now,
             reasons: evil.into(),

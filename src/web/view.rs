@@ -910,6 +910,7 @@ mod tests {
         s.services =
             std::sync::Arc::new([("shop".to_string(), [("web".to_string(), web)].into())].into());
         s.syncs.push(SyncRecord {
+            number: 0,
             started_at: at("2026-01-01T00:00:00Z"),
             at: at("2026-01-01T00:00:00Z"),
             reasons: "startup".into(),

@@ -79,6 +79,7 @@ fn snapshot() -> Snapshot {
 
 fn sync_record() -> SyncRecord {
     SyncRecord {
+        number: 0,
         started_at: at("2026-01-01T00:00:03Z"),
         at: at("2026-01-01T00:00:05Z"),
         reasons: "webhook (github)".into(),
