@@ -4,8 +4,9 @@
 //! * [`trigger`]: the reasons to sync and the queue that coalesces them.
 //! * [`liveness`]: each host's last observation and whether it is up, away or down.
 //! * [`crashloop`]: the brake on replicas that keep stopping.
-//! * [`edges`]: the loop's I/O edges as traits (the hosts, the repository's publications),
-//!   real implementations and in-memory doubles for in-process tests of the loop.
+//! * [`edges`]: the loop's I/O edges as traits (the hosts, the repository's publications)
+//!   with their real implementations; the in-process loop tests (`loop_tests`) bring
+//!   in-memory ones.
 //! * [`isolation`]: per-app isolation: a broken app keeps its last good version, the others
 //!   deploy.
 //! * [`replicas`]: per-replica rows and per-host usage for the snapshot, from the loop's

@@ -131,13 +131,13 @@ impl FakeHosts {
         self.world().observations
     }
 
-    /// `host`'s containers as `(name, image, state)`, by name.
-    pub fn containers(&self, host: &str) -> Vec<(String, String, String)> {
+    /// `host`'s containers as `name image state`, by name.
+    pub fn containers(&self, host: &str) -> Vec<String> {
         let world = self.world();
-        let mut list: Vec<_> = world.hosts[host]
+        let mut list: Vec<String> = world.hosts[host]
             .containers
             .values()
-            .map(|c| (c.name.clone(), c.image.clone(), c.state.to_string()))
+            .map(|c| format!("{} {} {}", c.name, c.image, c.state))
             .collect();
         list.sort();
         list
