@@ -292,7 +292,8 @@ pub struct FakeEngine {
 }
 
 impl FakeEngine {
-    /// Runs `f` on `host`'s state, recording `what` first.
+    /// Runs `f` on `host`'s state, recording `what` first (a call that cannot reach the host
+    /// is not recorded: the host never received it).
     fn on<T>(
         &self,
         host: &str,
@@ -300,8 +301,8 @@ impl FakeEngine {
         f: impl FnOnce(&mut World, &mut Host) -> EngineResult<T>,
     ) -> EngineResult<T> {
         let mut world = self.hosts.world();
-        self.hosts.record(&mut world, host, what);
         FakeHosts::host(&mut world, &self.clients, host)?;
+        self.hosts.record(&mut world, host, what);
         // Borrow the host apart from the world (`f` may look at the images' behaviour).
         let mut entry = std::mem::take(world.hosts.get_mut(host).expect("checked"));
         let result = f(&mut world, &mut entry);
