@@ -55,6 +55,8 @@ struct Container {
 struct Host {
     /// Why it does not answer; `None` while it does.
     gone: Option<String>,
+    /// The error its engine answers list calls with (an HTTP 500); `None`: it lists fine.
+    failing: Option<String>,
     containers: BTreeMap<String, Container>,
     networks: BTreeMap<String, ObservedObject>,
     volumes: BTreeMap<String, ObservedObject>,
@@ -158,6 +160,11 @@ impl FakeHosts {
         self.0.triggers.push(Trigger::DockerEvent { host: host.into(), action: action.into() });
     }
 
+    /// Makes `host`'s engine answer its list calls with `error` (`None`: normally again).
+    pub fn set_failing(&self, host: &str, error: Option<&str>) {
+        self.world().hosts.get_mut(host).expect("a fake host").failing = error.map(str::to_string);
+    }
+
     /// Removes the container named `name` from `host` behind the controller's back (someone
     /// with `docker rm -f`), and tells the trigger queue as its events stream would.
     pub fn remove_by_hand(&self, host: &str, name: &str) {
@@ -251,6 +258,13 @@ impl Hosts for FakeHosts {
             if let Some(why) = &host.gone {
                 failures.insert(name.clone(), FailureClass::Connection);
                 let why = format!("cannot reach {}: {why}", declared.endpoint);
+                observed.hosts.insert(name.clone(), HostObservation::unreachable(why));
+                continue;
+            }
+            if let Some(error) = &host.failing {
+                // It answers, with an error: no client for the apply, as the pool gives none.
+                failures.insert(name.clone(), FailureClass::Api);
+                let why = format!("{}: listing containers: {error}", declared.endpoint);
                 observed.hosts.insert(name.clone(), HostObservation::unreachable(why));
                 continue;
             }

@@ -1,6 +1,6 @@
 //! The loop's scenarios, each on fake hosts under paused time: a broken commit, a failed
-//! rollout, a host away then down then back, a crash loop, a stalled fetch, a shutdown in
-//! the middle of an apply.
+//! rollout, a host away then down then back, a host answering with errors, a crash loop, a
+//! stalled fetch, a shutdown in the middle of an apply.
 
 use std::time::Duration;
 
@@ -256,6 +256,41 @@ async fn a_host_away_moves_nothing_down_moves_its_replicas_and_back_loses_its_le
     assert_eq!(h.hosts.containers("b"), Vec::<String>::new());
     assert_eq!(h.hosts.containers("a").len(), 2);
     assert_eq!(s.syncs.first().unwrap().outcome, SyncOutcome::Applied);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_answering_with_errors_is_reported_and_moves_nothing() {
+    let grace = Duration::from_secs(5);
+    let mut h = Harness::start(&["a", "b"], |s| s.grace = grace);
+    let v1 = h
+        .repository
+        .commit("v1", &[("fleet.yaml", FLEET), ("apps/shop/compose.yaml", &web("shop:1", 2))]);
+    h.until("v1 deployed", MINUTE, |s| deployed(s) == Some(v1.as_str())).await;
+    let mark = h.hosts.calls().len();
+
+    // b's engine answers 500 for ten grace periods: failing, never away or down.
+    h.hosts.set_failing("b", Some("500 Internal Server Error"));
+    let s = h.sync(Trigger::Resync).await;
+    assert_eq!(s.hosts["b"].state, HostState::Failing);
+    for _ in 0..10 {
+        sleep(grace).await;
+        h.sync(Trigger::Resync).await;
+    }
+    let s = h.status.get();
+    assert_eq!(s.hosts["b"].state, HostState::Failing);
+    assert_eq!(h.hosts.calls_since(mark), Vec::<String>::new(), "nothing moved");
+    assert_eq!(s.counters.failovers, 0);
+    let failing = problems(&s, ProblemKind::HostFailing);
+    assert_eq!(failing.len(), 1, "{:#?}", s.problems);
+    assert!(failing[0].contains("500 Internal Server Error"), "{failing:?}");
+    assert!(problems(&s, ProblemKind::HostDown).is_empty(), "{:#?}", s.problems);
+
+    h.hosts.set_failing("b", None);
+    let s = h.sync(Trigger::Resync).await;
+    assert_eq!(s.hosts["b"].state, HostState::Up);
+    assert_eq!(s.syncs.first().unwrap().outcome, SyncOutcome::InSync);
+    let hosts = events(&s, EventKind::Host);
+    assert!(hosts.iter().any(|e| e == "host b answers without errors again"), "{hosts:#?}");
 }
 
 /// When the fake hosts were made, on the test's clock.
