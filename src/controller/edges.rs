@@ -55,6 +55,12 @@ impl DockerHosts {
     pub fn new(registry_config: Option<serde_json::Value>) -> Self {
         DockerHosts { pool: Pool::new(), registry_config }
     }
+
+    /// The client pool, for code that lends it out read-only (a standby's observer), so the
+    /// connections it keeps warm are the ones the loop applies through once it leads.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
 }
 
 impl Hosts for DockerHosts {
