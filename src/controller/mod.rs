@@ -306,13 +306,24 @@ async fn reconcile_loop(
         if reconciler.status().current().next_poll != next_poll {
             reconciler.status().update(|s| s.next_poll = next_poll);
         }
-        // With high availability only the leader syncs; a standby waits for a term.
+        // With high availability only the leader syncs; a standby waits for a term, and
+        // meanwhile observes the hosts read-only on the same triggers (resync, Docker events,
+        // a new head) for its status page.
         if let Some(leadership) = &mut leadership {
             if !follow(&mut reconciler, leadership, &triggers) {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => break,
                     _ = election_changed(leadership) => {}
+                    _ = reconciler.repository_changed() => triggers.push(Trigger::Repository),
+                    batch = triggers.next() => {
+                        if !batch.only_fetch() {
+                            reconciler.observe_standing_by(&batch).await;
+                            if let Some(model) = reconciler.target_model() {
+                                watchers.update(&model);
+                            }
+                        }
+                    }
                     _ = tokio::time::sleep(health::TICK) => {}
                 }
                 continue;

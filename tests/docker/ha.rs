@@ -620,3 +620,145 @@ fn failover_scenarios_keep_one_writer_and_converge() {
         }
     }
 }
+
+/// Holds the election key for a member that never acts ("ghost"), on a lease of the test's
+/// own (120 s, not kept alive: the test is over long before). Every `gitfleet run` instance is
+/// then a standby. Returns the epoch (the key's create revision).
+fn hold_election_for_a_ghost(cluster: &EtcdCluster) -> i64 {
+    use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut client = etcd_client::Client::connect(cluster.endpoints(), None).await.unwrap();
+        let lease = client.lease_grant(120, None).await.unwrap().id();
+        let key = format!("/gitfleet/{FLEET}/leader");
+        let value = r#"{"member": "ghost", "since": "2026-01-01T00:00:00Z"}"#;
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.as_str(), value, Some(PutOptions::new().with_lease(lease)))]);
+        let answer = client.txn(txn).await.unwrap();
+        assert!(answer.succeeded(), "the election key is still held");
+        answer.header().unwrap().revision()
+    })
+}
+
+/// `(host, container id)` of the fleet's containers on every host.
+fn container_ids(bed: &Testbed) -> BTreeSet<(String, String)> {
+    let filter = format!("label=io.gitfleet.fleet={FLEET}");
+    bed.hosts()
+        .iter()
+        .flat_map(|h| {
+            let ids = h.docker(&["ps", "-a", "--no-trunc", "-q", "--filter", &filter]);
+            ids.lines().map(|id| (h.name().to_string(), id.to_string())).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A standby observes every host read-only: its `/api/status` shows the hosts, the replicas
+/// (rows with image and revision) and follows a container removed by hand (a Docker event,
+/// the resync being 10 minutes away), while it creates, starts, stops, renames and removes
+/// nothing, although the head it fetched differs from what runs (ground truth: the daemons'
+/// events and container ids). The leader is a "ghost" holding the election key that never
+/// acts, so nothing else writes either.
+#[test]
+fn a_standby_observes_every_host_and_changes_nothing() {
+    let bed = Testbed::builder().hosts(2).images().start();
+    let cluster = EtcdCluster::start(1);
+    let origin = BareRepo::new("fleet.git");
+    let server = GitHttpServer::start(origin.root(), None);
+    let work =
+        GitRepo::new(&[("fleet.yaml", &fleet_yaml(&bed)), ("apps/shop/compose.yaml", &shop(1))]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let repo = server.url("fleet.git");
+    let start = |member: &str, cache: &std::path::Path| {
+        let ttl = format!("{TTL_S}s");
+        let etcd = cluster.endpoints_arg();
+        let args = [
+            "--no-status",
+            "--resync-interval",
+            "600s",
+            "--etcd",
+            &etcd,
+            "--fleet",
+            FLEET,
+            "--etcd-member",
+            member,
+            "--lease-ttl",
+            &ttl,
+        ];
+        Controller::start(&repo, cache, &args)
+    };
+    // A first instance leads and deploys web:1, then resigns.
+    let caches = [tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap()];
+    let first = start("m0", caches[0].path());
+    wait_converged(&bed, 1, Duration::from_secs(60));
+    Command::new("kill").args(["-TERM", &first.child.id().to_string()]).status().unwrap();
+    let mut first = first;
+    let exited = first.child.wait().unwrap();
+    assert!(exited.success(), "the first instance did not stop cleanly: {exited}");
+    let ghost = hold_election_for_a_ghost(&cluster);
+    // The head moves to web:2: a leader would replace every replica.
+    let commit = change(&work, &origin, 2);
+    let before = container_ids(&bed);
+    assert_eq!(before.len(), REPLICAS as usize);
+    let since = now_nanos();
+    let standby = start("m1", caches[1].path());
+    let status = || status_of(standby.addr).expect("the standby's /api/status");
+    let shows_the_fleet = |s: &serde_json::Value, running: u64| {
+        let web = &s["services"]["shop"]["web"];
+        s["leadership"]["role"] == "standby"
+            && s["head"]["commit"] == commit.as_str()
+            && bed.hosts().iter().all(|h| s["hosts"][h.name()]["state"] == "up")
+            && web["desired"] == REPLICAS
+            && web["running"] == running
+            && web["replicas"].as_array().is_some_and(|rows| {
+                rows.len() as u64 == running
+                    && rows.iter().all(|r| {
+                        r["state"] == "running"
+                            && r["image"] == "gitfleet/web:1"
+                            && r["host"].is_string()
+                    })
+            })
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while !shows_the_fleet(&status(), REPLICAS as u64) {
+        assert!(Instant::now() < until, "the standby does not show the fleet:\n{:#}", status());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = status();
+    assert_eq!(s["leadership"]["leader"], "ghost");
+    assert_eq!(s["leadership"]["epoch"], ghost);
+    assert_eq!(s["head"]["state"], "pending", "{:#}", s["head"]);
+    for host in bed.hosts() {
+        let usage = &s["host_usage"][host.name()];
+        assert!(usage.is_object(), "no host card usage for {}: {s:#}", host.name());
+    }
+    // A replica removed by hand: the standby follows the Docker event (no resync for 10 min).
+    let (host, removed) = before.iter().next().unwrap().clone();
+    bed.host(&host).docker(&["rm", "-f", &removed]);
+    let removed_at = Instant::now();
+    while !shows_the_fleet(&status(), REPLICAS as u64 - 1) {
+        assert!(
+            removed_at.elapsed() < Duration::from_secs(15),
+            "the standby did not see the removal:\n{:#}",
+            status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("the standby saw the removal after {:.1}s", removed_at.elapsed().as_secs_f64());
+    // Time for a standby that would act to do so.
+    std::thread::sleep(Duration::from_secs(3));
+    let until = now_nanos();
+    let mut after = before.clone();
+    after.remove(&(host.clone(), removed.clone()));
+    assert_eq!(container_ids(&bed), after, "containers changed under a standby");
+    for h in bed.hosts() {
+        let foreign: Vec<Event> = events(h, since, until)
+            .into_iter()
+            .filter(|e| !(h.name() == host && e.id == removed))
+            .collect();
+        assert!(foreign.is_empty(), "{}: events under a standby: {foreign:#?}", h.name());
+    }
+    let s = status();
+    assert_eq!(s["leadership"]["role"], "standby");
+    assert!(s["syncs"].as_array().is_none_or(|syncs| syncs.is_empty()), "a standby synced");
+}
