@@ -122,3 +122,116 @@ async fn a_failed_preview_releases_its_claim() {
     assert!(matches!(held.claim(7, "not-a-commit").await, Claimed::Unavailable(_)));
     assert_eq!(held.key(7, &head.to_uppercase()), held.key(7, &head));
 }
+
+/// A killed-on-drop `gitfleet run` and the address it listens on.
+struct Instance {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    _cache: tempfile::TempDir,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- gitfleet run log ----\n{}", self.log.lock().unwrap());
+        }
+    }
+}
+
+const SECRET: &str = "preview-claims-secret";
+
+fn run_instance(repo: &GitRepo, cluster: &EtcdCluster, fake: &Fake, member: &str) -> Instance {
+    let cache = tempfile::TempDir::new().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gitfleet"));
+    command
+        .args(["run", "--repo", repo.path().to_str().unwrap(), "--branch", &repo.branch()])
+        .args(["--listen", "127.0.0.1:0", "--no-status", "--poll-interval", "0s"])
+        .args(["--cache-dir", cache.path().to_str().unwrap()])
+        .args(["--etcd", &cluster.endpoints_arg(), "--etcd-member", member])
+        .args(["--fleet", "previews", "--lease-ttl", "2s"])
+        .args(["--forge", "github", "--forge-api", &fake.base()])
+        .args(["--forge-token", crate::forge_comments::TOKEN])
+        .args(["--forge-repository", "acme/shop", "--webhook-github-secret", SECRET])
+        .env("GITFLEET_LOG", "gitfleet=info");
+    let (child, log, rx) = crate::support::spawn_announcing(command, &["gitfleet: listening on "]);
+    let (_, addr) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("gitfleet run did not start:\n{}", log.lock().unwrap()));
+    Instance { child, addr, log, _cache: cache }
+}
+
+/// Posts a signed GitHub `pull_request` delivery; the status code.
+fn deliver(addr: std::net::SocketAddr, body: &str, delivery: &str) -> u16 {
+    use std::io::{Read, Write};
+    let signature = gitfleet::webhook::sign(SECRET.as_bytes(), body.as_bytes());
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let request = format!(
+        "POST /hooks/github HTTP/1.1\r\nHost: gitfleet\r\nX-GitHub-Event: pull_request\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: sha256={signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// The same, end to end: two `gitfleet run --etcd` instances (one leads, one stands by),
+/// each gets one delivery of the same pull request head: the fake forge sees exactly one
+/// list and one create, and nothing more in the seconds after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gitfleet_run_instances_write_one_comment() {
+    let cluster = EtcdCluster::start(1);
+    let engine = failing_engine().await;
+    let (repo, head) = repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
+        repo.commit(
+            &[("apps/shop/compose.yaml", "services:\n  web:\n    image: nginx:1.28\n")],
+            &[],
+        )
+    });
+    let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
+    let instances =
+        [run_instance(&repo, &cluster, &fake, "m0"), run_instance(&repo, &cluster, &fake, "m1")];
+    let body = serde_json::json!({
+        "action": "opened",
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "head": {"sha": head, "ref": "feature", "repo": {"full_name": "acme/shop"}},
+            "base": {"ref": repo.branch()},
+        },
+        "repository": {"full_name": "acme/shop"},
+    })
+    .to_string();
+    let addrs: Vec<_> = instances.iter().map(|i| i.addr).collect();
+    let codes = tokio::task::spawn_blocking(move || {
+        let first = std::thread::spawn({
+            let body = body.clone();
+            let addr = addrs[0];
+            move || deliver(addr, &body, "delivery-to-m0")
+        });
+        let second = deliver(addrs[1], &body, "delivery-to-m1");
+        [first.join().unwrap(), second]
+    })
+    .await
+    .unwrap();
+    assert_eq!(codes, [200, 200], "the deliveries were not accepted");
+    let api = api(Forge::GitHub);
+    let until = Instant::now() + Duration::from_secs(30);
+    while fake.comment(CREATED_ID).is_none() {
+        assert!(Instant::now() < until, "no comment within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Time for a second preview to show itself.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let comment = fake.comment(CREATED_ID).unwrap().body;
+    assert!(comment.contains(&head[..7]), "{comment}");
+    assert_eq!(fake.take_requests(), [api.get(api.first), api.create(&comment)]);
+    let skipped = instances
+        .iter()
+        .filter(|i| i.log.lock().unwrap().contains("pull request head claimed by another preview"));
+    assert_eq!(skipped.count(), 1, "one instance skipped the head");
+}
