@@ -318,7 +318,12 @@ async fn reconcile_loop(
                     _ = reconciler.repository_changed() => triggers.push(Trigger::Repository),
                     batch = triggers.next() => {
                         if !batch.only_fetch() {
-                            reconciler.observe_standing_by(&batch).await;
+                            // A term won meanwhile does not wait for the observation (cut
+                            // short before anything of it is recorded).
+                            tokio::select! {
+                                _ = reconciler.observe_standing_by(&batch) => {}
+                                _ = term_changed(leadership) => {}
+                            }
                             if let Some(model) = reconciler.target_model() {
                                 watchers.update(&model);
                             }
@@ -405,6 +410,13 @@ async fn election_changed(leadership: &mut Leadership) {
         changed = leadership.terms.changed() => changed,
     };
     if changed.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves when a term starts or ends (never, once the election has ended).
+async fn term_changed(leadership: &mut Leadership) {
+    if leadership.terms.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
 }

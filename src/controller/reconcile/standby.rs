@@ -29,6 +29,9 @@ impl Reconciler {
     /// A standby's round for `batch`: take the repository's latest, observe every host
     /// read-only, plan without applying, and publish what was seen. Never fails: problems go
     /// to the status.
+    ///
+    /// Cancel-safe: its only wait is the observation, and nothing of it is recorded before
+    /// that returns (the loop drops it when this instance wins a term).
     pub async fn observe_standing_by(&mut self, batch: &Batch) {
         let span = tracing::info_span!("standby observation", reasons = %batch.describe());
         self.observe_standing_by_in().instrument(span).await
