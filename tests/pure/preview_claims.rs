@@ -25,6 +25,18 @@ async fn claims(cluster: &EtcdCluster, member: &str) -> PreviewClaims {
     PreviewClaims::new(etcd, Arc::new(settings))
 }
 
+/// The repository of `preview_untrusted` with pull request 7 changing `shop`'s image; its
+/// fleet's one host answers every call with an error. The head commit.
+async fn a_pull_request() -> (GitRepo, String) {
+    let engine = failing_engine().await;
+    repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
+        repo.commit(
+            &[("apps/shop/compose.yaml", "services:\n  web:\n    image: nginx:1.28\n")],
+            &[],
+        )
+    })
+}
+
 /// A new head for pull request 7 (the watched branch stays at its base).
 fn push_to_the_pull_request(repo: &GitRepo, image: &str) -> String {
     let branch = repo.branch();
@@ -41,13 +53,7 @@ fn push_to_the_pull_request(repo: &GitRepo, image: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_pull_request_head_is_previewed_by_one_instance() {
     let cluster = EtcdCluster::start(1);
-    let engine = failing_engine().await;
-    let (repo, head) = repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
-        repo.commit(
-            &[("apps/shop/compose.yaml", "services:\n  web:\n    image: nginx:1.28\n")],
-            &[],
-        )
-    });
+    let (repo, head) = a_pull_request().await;
     let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
     let with = |claims| PreviewSettings { claims: Some(claims), ..Default::default() };
     let a = previewer(&repo, &fake, with(claims(&cluster, "a").await));
@@ -99,13 +105,7 @@ async fn each_pull_request_head_is_previewed_by_one_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_preview_releases_its_claim() {
     let cluster = EtcdCluster::start(1);
-    let engine = failing_engine().await;
-    let (repo, head) = repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
-        repo.commit(
-            &[("apps/shop/compose.yaml", "services:\n  web:\n    image: nginx:1.28\n")],
-            &[],
-        )
-    });
+    let (repo, head) = a_pull_request().await;
     let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
     let settings =
         PreviewSettings { claims: Some(claims(&cluster, "a").await), ..Default::default() };
@@ -185,13 +185,7 @@ fn deliver(addr: std::net::SocketAddr, body: &str, delivery: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gitfleet_run_instances_write_one_comment() {
     let cluster = EtcdCluster::start(1);
-    let engine = failing_engine().await;
-    let (repo, head) = repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
-        repo.commit(
-            &[("apps/shop/compose.yaml", "services:\n  web:\n    image: nginx:1.28\n")],
-            &[],
-        )
-    });
+    let (repo, head) = a_pull_request().await;
     let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
     let instances =
         [run_instance(&repo, &cluster, &fake, "m0"), run_instance(&repo, &cluster, &fake, "m1")];
