@@ -13,8 +13,9 @@
 //! * **The base decides everything but `apps/`.** A preview loads the base branch's
 //!   `fleet.yaml` (as this controller last fetched it) with the head's `apps/`
 //!   (`git::read_preview`): hosts, TLS file paths, settings, limits and variables are never
-//!   the pull request's. The head is read within a [`PreviewBudget`], from Git objects only
-//!   (symbolic links are never followed), and loaded under the base's limits.
+//!   the pull request's. The head is fetched and read within a [`PreviewBudget`] (at most
+//!   `max_fetch_bytes` downloaded, `--preview-fetch-limit`), from Git objects only (symbolic
+//!   links are never followed), and loaded under the base's limits.
 //! * **No foreign text in a comment.** Git's, a host's and the forge's error messages go to
 //!   the log only; the comment says one fixed sentence per kind of failure
 //!   (`forge::PreviewFailure`), and an unobserved host is "no answer" or "answered with an
@@ -41,7 +42,7 @@ use crate::forge::{
     CommentAction, ForgeClient, Preview, PreviewFailure, PreviewOutcome, PullRequestRef,
     render_comment,
 };
-use crate::git::{PreviewBudget, PreviewReadError, read_preview};
+use crate::git::{GitError, PreviewBudget, PreviewReadError, read_preview};
 use crate::hosts::{FailureClass, Pool};
 use crate::model::{self, Diagnostic, Model};
 use crate::webhook::{Forge, PullRequestAction, PullRequestHook};
@@ -286,7 +287,12 @@ fn load_blocking(
     branch: &str,
     budget: &PreviewBudget,
 ) -> Result<(Result<Model, Vec<Diagnostic>>, bool), PreviewFailure> {
-    let fetched = source.fetch_ref(&head_ref(hook.forge, hook.number)).map_err(|error| {
+    let reference = head_ref(hook.forge, hook.number);
+    let fetched = source.fetch_ref(&reference, budget.max_fetch_bytes).map_err(|error| {
+        if let GitError::TooLarge { received, limit, .. } = &error {
+            tracing::warn!(%error, received, limit, "preview: the pull request's head is over the fetch limit (--preview-fetch-limit)");
+            return PreviewFailure::FetchTooLarge;
+        }
         tracing::warn!(%error, "preview: cannot fetch the pull request's head");
         PreviewFailure::Fetch
     })?;

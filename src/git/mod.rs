@@ -32,7 +32,9 @@ pub use deadline::DEFAULT_GIT_TIMEOUT;
 pub use directory::read_directory;
 pub use identity::repository_id;
 pub use mirror::{Credentials, Mirror, MirrorOptions, PREVIEW_PREFIX, redact_url};
-pub use preview::{PreviewBudget, PreviewReadError, PreviewTree, read_preview};
+pub use preview::{
+    DEFAULT_PREVIEW_FETCH_BYTES, PreviewBudget, PreviewReadError, PreviewTree, read_preview,
+};
 pub use repository::{Revision, read_commit, read_commit_skipping, resolve};
 pub use status_branch::{STATUS_EMAIL, STATUS_NAME, write_status};
 pub use watch::{BranchWatch, watch_branch};
@@ -56,6 +58,12 @@ pub enum GitError {
     /// only keep-alives): `action` says which, with the redacted URL.
     #[error("{action} timed out after {} (no progress)", deadline::seconds(*after))]
     Timeout { action: String, after: std::time::Duration },
+    /// A fetch received more than its limit allows (a pull request's head over the preview
+    /// fetch limit): it was stopped, nothing of it kept, no reference moved.
+    #[error(
+        "{action} stopped after {received} bytes: over its limit of {limit} bytes (nothing was kept)"
+    )]
+    TooLarge { action: String, received: u64, limit: u64 },
     /// Compacting the mirror (`git gc`) failed or timed out.
     #[error("cannot compact the mirror {location}: {message}")]
     Compact { location: String, message: String },
