@@ -832,6 +832,8 @@ fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
         if elector.view().borrow().role == Role::Leader {
             return local(hook);
         }
+        // Handed on as a webhook: the leader fetches and syncs (a retry, of an app or all,
+        // is not handed on; see `handoff`).
         let elector = elector.clone();
         tokio::spawn(async move {
             match handoff::forward(elector.etcd(), elector.settings(), &forge).await {
@@ -841,6 +843,7 @@ fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
                 }
             }
         });
+        Ok(())
     })
 }
 
