@@ -159,7 +159,7 @@ pub(super) fn is_timeout(error: &git2::Error, deadline: &Deadline) -> bool {
 }
 
 /// `30 s`, `1.5 s`: how a timeout is shown in messages.
-pub(crate) fn seconds(d: Duration) -> String {
+pub fn seconds(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())
     } else {

@@ -9,7 +9,8 @@
 //!   with [`Credentials`] that never reach a log or an error message.
 //!   Every transfer is bounded in time (`deadline`); stale lock files a killed process left in
 //!   the mirror's cache directory are removed on open (`locks`); preview references of closed
-//!   pull requests are pruned and the mirror compacted on request (`maintenance`).
+//!   pull requests are pruned (by the previews task, hourly) and the mirror compacted (by the
+//!   repository task, daily) on request (`maintenance`). A fetch may also be bounded in size.
 //! * `watch`: file-system notifications for a local repository ([`watch_branch`]).
 //! * `poll`: when to poll next and how long to back off (pure).
 //! * `status_branch`: status written back as commits on a branch of its own ([`write_status`]).
@@ -28,7 +29,7 @@ mod repository;
 mod status_branch;
 mod watch;
 
-pub use deadline::DEFAULT_GIT_TIMEOUT;
+pub use deadline::{DEFAULT_GIT_TIMEOUT, seconds};
 pub use directory::read_directory;
 pub use identity::repository_id;
 pub use mirror::{Credentials, Mirror, MirrorOptions, PREVIEW_PREFIX, redact_url};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gitfleet::controller::previews::{Handled, PreviewSettings, Previewer};
+use gitfleet::controller::previews::{self, Handled, PreviewQueue, PreviewSettings, Previewer};
 use gitfleet::controller::source::Source;
 use gitfleet::forge::{CommentAction, PreviewFailure};
 use gitfleet::git::{Credentials, MirrorOptions, PreviewBudget};
@@ -410,6 +410,61 @@ async fn a_head_over_the_fetch_limit_is_not_downloaded() {
     previewer.handle(&hook(&head)).await;
     let body = posted(&fake);
     assert!(body.contains("host a is unreachable"), "{body}");
+}
+
+/// The previews task prunes, on its interval, the preview references of pull requests the
+/// forge no longer lists as open; an open one's stays. Over a real smart-HTTP remote (a
+/// repository used in place is never pruned).
+#[tokio::test]
+async fn the_previews_task_prunes_the_references_of_closed_pull_requests() {
+    let engine = failing_engine().await;
+    let (repo, head) = repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
+        repo.commit(
+            &[("apps/shop/compose.yaml", "services:\n  web:\n    image: nginx:1.28\n")],
+            &[],
+        )
+    });
+    let work = git2::Repository::open(repo.path()).unwrap();
+    let head_id = git2::Oid::from_str(&head).unwrap();
+    work.reference("refs/pull/8/head", head_id, true, "pull request 8").unwrap();
+    let (_origin, server) = served(&repo, &[7, 8]);
+    let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
+    fake.set_open_pulls(&[7, 8]);
+    let cache = tempfile::tempdir().unwrap();
+    let prune_every = Duration::from_millis(300);
+    let settings = PreviewSettings { prune_every, ..Default::default() };
+    let url = server.url("shop.git");
+    let previewer = previewer_at(&url, &repo.branch(), cache.path(), &fake, settings);
+    let queue = Arc::new(PreviewQueue::default());
+    let mut eight = hook(&head);
+    eight.number = 8;
+    queue.push(hook(&head));
+    queue.push(eight);
+    let task = tokio::spawn(previews::run(queue, Arc::new(previewer)));
+
+    let mirror = std::fs::read_dir(cache.path()).unwrap().flatten().next().unwrap().path();
+    let git = git2::Repository::open_bare(&mirror).unwrap();
+    let kept = |n: u64| git.find_reference(&format!("refs/gitfleet/preview/pull/{n}/head")).is_ok();
+    eventually("both previews fetched", Duration::from_secs(30), || kept(7) && kept(8)).await;
+    // Pull request 8 is closed: its reference goes at the next pruning, 7's stays.
+    fake.set_open_pulls(&[7]);
+    let started = Instant::now();
+    eventually("the closed pull request's reference pruned", Duration::from_secs(10), || !kept(8))
+        .await;
+    assert!(kept(7), "the open pull request's reference was pruned");
+    task.abort();
+    assert!(started.elapsed() < Duration::from_secs(5), "pruned after {:?}", started.elapsed());
+    let api = api(Forge::GitHub);
+    assert!(fake.take_requests().contains(&api.get(api.pulls)), "the forge was not asked");
+}
+
+/// Waits (without blocking the runtime) until `done`, at most `limit`.
+async fn eventually(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A preview has a deadline, and its blocking work runs off the runtime: on a
