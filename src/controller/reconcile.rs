@@ -656,7 +656,13 @@ impl Reconciler {
     /// Someone asked to retry: a revision rejected after its rollout failed becomes the
     /// target again (while it is still the head), whole or for the apps asked.
     fn retry_requested(&mut self, scope: &super::trigger::RetryScope) {
-        let Some(rejected) = self.rejected.take() else { return };
+        let Some(rejected) = self.rejected.take() else {
+            // No failed rollout at all: a retry of named apps says so in the events.
+            if let isolation::Retry::Nothing(why) = isolation::retry(&Default::default(), scope) {
+                self.status.event(EventKind::Rollout, why);
+            }
+            return;
+        };
         if self.head.as_ref().is_none_or(|h| h.commit != rejected.revision.commit) {
             return;
         }

@@ -116,4 +116,10 @@ fn retry_of_one_app_names_it_and_an_unknown_app_is_refused() {
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(said.contains("retry of app shop requested"), "{said}");
     wait_until("a sync for the retry", Duration::from_secs(20), || retry_syncs(run.listen) >= 1);
+    // The app reached the loop: no rollout of it failed, and the events say so.
+    let (_, body) = http(run.listen, "GET", "/api/status", &[], "");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let said = "retry of app(s) shop asked, but no rollout of them failed: nothing to retry";
+    let events = status["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["message"] == said), "{events:?}");
 }
