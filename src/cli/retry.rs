@@ -2,7 +2,9 @@
 //! failed its health gate and was rolled back, without a new commit. It sends the signed
 //! generic hook (`POST /hooks/generic`, `X-Gitfleet-Signature: sha256=<HMAC of the body>`)
 //! that any script could send; the controller fetches, and makes the rejected revision its
-//! target again while it is still the branch head.
+//! target again while it is still the branch head. With `--app NAME` the body is
+//! `{"app": "NAME"}` and only that app's failed rollout is retried (the other failed apps
+//! keep their last good version); an app the controller does not know is refused (422).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +22,10 @@ pub struct Args {
     /// A file holding the secret (its trailing newline dropped).
     #[arg(long, env = "GITFLEET_WEBHOOK_GENERIC_SECRET_FILE", conflicts_with = "secret")]
     secret_file: Option<PathBuf>,
+    /// Retry only this app's failed rollout (its folder name under apps/); without it, every
+    /// app whose rollout failed is retried.
+    #[arg(long)]
+    app: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -37,7 +43,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             "the generic hook's secret is needed: --secret-file (or GITFLEET_WEBHOOK_GENERIC_SECRET_FILE) naming the file the controller's --webhook-generic-secret-file reads"
         ),
     };
-    let body = b"{}".to_vec();
+    if let Some(app) = &args.app {
+        if !crate::model::load::valid_app_name(app) {
+            bail!(
+                "--app {app:?} is not an app name: an app is named by its folder under apps/ (lower-case letters, digits, '-' and '_')"
+            );
+        }
+    }
+    let body = match &args.app {
+        Some(app) => serde_json::to_vec(&serde_json::json!({ "app": app }))?,
+        None => b"{}".to_vec(),
+    };
     let signature = format!("sha256={}", crate::webhook::sign(secret.as_bytes(), &body));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (code, text) = runtime.block_on(async {
@@ -61,10 +77,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     })?;
     match code.as_u16() {
         200..=299 => {
-            println!(
-                "retry requested: the controller fetches, and rolls out again a revision it rolled back if it is still the head"
-            );
+            match &args.app {
+                Some(app) => println!(
+                    "retry of app {app} requested: the controller fetches, and rolls out again the version of {app} it rolled back if its revision is still the head"
+                ),
+                None => println!(
+                    "retry requested: the controller fetches, and rolls out again a revision it rolled back if it is still the head"
+                ),
+            }
             Ok(0)
+        }
+        422 => {
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let reason = answer["error"].as_str().unwrap_or(text.trim());
+            bail!("the controller refused the retry: {reason}")
         }
         401 => bail!(
             "{url} refused the request's signature: the secret is not the controller's --webhook-generic-secret"

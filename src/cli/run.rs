@@ -139,6 +139,10 @@ pub struct Args {
     /// How long one pull-request preview may take, fetch to comment. Default 120s.
     #[arg(long, env = "GITFLEET_PREVIEW_TIMEOUT", value_parser = humantime::parse_duration)]
     preview_timeout: Option<Duration>,
+    /// The most one pull-request preview downloads when it fetches the head (512m, 1g; binary
+    /// units). A larger head is not previewed. Default 256m.
+    #[arg(long, env = "GITFLEET_PREVIEW_FETCH_LIMIT", value_parser = parse_fetch_limit)]
+    preview_fetch_limit: Option<u64>,
     /// Age identity file for encrypted secrets (`*.age`).
     #[arg(long, env = "GITFLEET_AGE_IDENTITY")]
     age_identity: Option<PathBuf>,
@@ -251,6 +255,7 @@ struct ConfigFile {
     preview_forks: Option<bool>,
     #[serde(default, with = "optional_duration")]
     preview_timeout: Option<Duration>,
+    preview_fetch_limit: Option<String>,
     age_identity: Option<PathBuf>,
     digest_key_file: Option<PathBuf>,
     docker_config: Option<PathBuf>,
@@ -289,6 +294,14 @@ fn urls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
         Urls::One(text) => text.split(',').map(|u| u.trim().to_string()).collect(),
         Urls::Many(list) => list,
     }))
+}
+
+/// `--preview-fetch-limit`: a byte size (`256m`, `1g`, `1048576`), more than 0.
+fn parse_fetch_limit(text: &str) -> Result<u64, String> {
+    match crate::model::units::parse_bytes(text)? {
+        0 => Err("the preview fetch limit must be more than 0 bytes".to_string()),
+        bytes => Ok(bytes),
+    }
 }
 
 mod optional_duration {
@@ -503,6 +516,17 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             if let Some(timeout) = args.preview_timeout.or(file.preview_timeout) {
                 anyhow::ensure!(!timeout.is_zero(), "the preview timeout must be more than 0s");
                 settings.preview.deadline = timeout;
+            }
+            let fetch_limit = match (args.preview_fetch_limit, file.preview_fetch_limit) {
+                (Some(limit), _) => Some(limit),
+                (None, Some(text)) => Some(
+                    parse_fetch_limit(&text)
+                        .map_err(|e| anyhow::anyhow!("preview_fetch_limit: {e}"))?,
+                ),
+                (None, None) => None,
+            };
+            if let Some(limit) = fetch_limit {
+                settings.preview.budget.max_fetch_bytes = limit;
             }
             Some(ForgeClient::new(kind, &api, token)?)
         }
@@ -813,6 +837,8 @@ fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
         if elector.view().borrow().role == Role::Leader {
             return local(hook);
         }
+        // Handed on as a webhook: the leader fetches and syncs (a retry, of an app or all,
+        // is not handed on; see `handoff`).
         let elector = elector.clone();
         tokio::spawn(async move {
             match handoff::forward(elector.etcd(), elector.settings(), &forge).await {
@@ -822,6 +848,7 @@ fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
                 }
             }
         });
+        Ok(())
     })
 }
 
@@ -981,6 +1008,7 @@ mod tests {
         assert!(!plain.settings.preview.forks);
         assert_eq!(plain.settings.preview.repository.as_deref(), Some("owner/fleet"));
         assert_eq!(plain.settings.preview.deadline, Duration::from_secs(120));
+        assert_eq!(plain.settings.preview.budget.max_fetch_bytes, 256 << 20);
 
         let mut flags = forge.to_vec();
         flags.extend([
@@ -989,22 +1017,30 @@ mod tests {
             "acme/prod",
             "--preview-timeout",
             "45s",
+            "--preview-fetch-limit",
+            "8m",
         ]);
         let asked = resolved(&flags).unwrap();
         assert!(asked.settings.preview.forks);
         assert_eq!(asked.settings.preview.repository.as_deref(), Some("acme/prod"));
         assert_eq!(asked.settings.preview.deadline, Duration::from_secs(45));
+        assert_eq!(asked.settings.preview.budget.max_fetch_bytes, 8 << 20);
+        let mut zero = forge.to_vec();
+        zero.extend(["--preview-fetch-limit", "0"]);
+        let refused = resolved(&zero).map(|_| ()).unwrap_err().to_string();
+        assert!(refused.contains("must be more than 0 bytes"), "{refused}");
 
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("gitfleet.yaml");
         std::fs::write(
             &config,
-            "forge: github\nforge_token: t\npreview_forks: true\nforge_repository: acme/x\n",
+            "forge: github\nforge_token: t\npreview_forks: true\nforge_repository: acme/x\npreview_fetch_limit: 1g\n",
         )
         .unwrap();
         let from_file = resolved(&["--config", config.to_str().unwrap()]).unwrap();
         assert!(from_file.settings.preview.forks);
         assert_eq!(from_file.settings.preview.repository.as_deref(), Some("acme/x"));
+        assert_eq!(from_file.settings.preview.budget.max_fetch_bytes, 1 << 30);
 
         // A local repository names no repository on the forge: say how to give it.
         let argv = ["gitfleet", "--repo", "/srv/fleet", "--forge", "github", "--forge-token", "t"];

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::state::{Problem, ProblemKind, RevisionInfo, Subject};
+use super::trigger::RetryScope;
 use crate::diff::Observed;
 use crate::diff::labels;
 use crate::diff::observed::HostObservation;
@@ -124,7 +125,8 @@ pub fn event(head: &RevisionInfo, apps: &BTreeMap<String, InvalidApp>) -> Option
 
 /// `model` with each app of `apps` (whose rollout failed its health gate) taken back to its
 /// version in `good` (removed if `good` has none), and `origins` to match: the other apps
-/// keep the revision's version. Per-app rejection.
+/// keep the revision's version. Per-app rejection; and, with the rejected target as `good`,
+/// a per-app retry ([`Retry::Apps`]).
 pub fn fall_back(
     model: &Model,
     origins: &BTreeMap<String, String>,
@@ -146,6 +148,48 @@ pub fn fall_back(
         }
     }
     (model, origins)
+}
+
+/// What a retry request does to a revision whose rollout failed for the apps `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// The whole revision becomes the target again (every failed app is retried).
+    Whole,
+    /// Only these failed apps go back to the revision's version ([`fall_back`] towards the
+    /// rejected target); the other failed apps keep their last good version.
+    Apps(BTreeSet<String>),
+    /// None of the apps asked for failed: nothing changes, and why.
+    Nothing(String),
+}
+
+/// What `asked` retries, given the apps `failed` whose rollout failed and was rolled back.
+pub fn retry(failed: &BTreeSet<String>, asked: &RetryScope) -> Retry {
+    let RetryScope::Apps(apps) = asked else { return Retry::Whole };
+    let retried: BTreeSet<String> = apps.intersection(failed).cloned().collect();
+    if retried.is_empty() {
+        let names: Vec<&str> = apps.iter().map(String::as_str).collect();
+        return Retry::Nothing(format!(
+            "retry of app(s) {} asked, but no rollout of them failed: nothing to retry",
+            names.join(", ")
+        ));
+    }
+    if retried == *failed { Retry::Whole } else { Retry::Apps(retried) }
+}
+
+/// `Ok` when `app` is an app of the fleet as `snapshot` shows it (deployed, held or
+/// invalid); else the refusal, naming it and the apps there are.
+pub fn known_app(snapshot: &super::state::Snapshot, app: &str) -> Result<(), String> {
+    if snapshot.services.contains_key(app) || snapshot.invalid_apps.contains_key(app) {
+        return Ok(());
+    }
+    let mut apps: Vec<&str> =
+        snapshot.services.keys().chain(snapshot.invalid_apps.keys()).map(String::as_str).collect();
+    apps.sort_unstable();
+    apps.dedup();
+    let known = if apps.is_empty() { "none yet".to_string() } else { apps.join(", ") };
+    Err(format!(
+        "no app named {app:?} in the fleet this controller keeps (its apps: {known}); nothing was retried"
+    ))
 }
 
 /// The app of a service named `app/service`.
@@ -268,6 +312,84 @@ mod tests {
         assert_eq!(model.apps["two"].services["web"].image, "web:2");
         assert!(!model.apps.contains_key("three"));
         assert_eq!(origins, [("one".into(), "a1".into()), ("two".into(), "b2".into())].into());
+    }
+
+    #[test]
+    fn a_retry_of_one_app_brings_back_its_new_version_alone() {
+        let set = |apps: &[&str]| apps.iter().map(|a| a.to_string()).collect::<BTreeSet<_>>();
+        let failed = set(&["one", "three"]);
+        assert_eq!(retry(&failed, &RetryScope::All), Retry::Whole);
+        assert_eq!(retry(&failed, &RetryScope::Apps(set(&["one"]))), Retry::Apps(set(&["one"])));
+        assert_eq!(
+            retry(&failed, &RetryScope::Apps(set(&["one", "two"]))),
+            Retry::Apps(set(&["one"]))
+        );
+        assert_eq!(retry(&failed, &RetryScope::Apps(set(&["three", "one"]))), Retry::Whole);
+        let Retry::Nothing(why) = retry(&failed, &RetryScope::Apps(set(&["two"]))) else {
+            panic!("a retry of an app that did not fail changed something");
+        };
+        assert_eq!(
+            why,
+            "retry of app(s) two asked, but no rollout of them failed: nothing to retry"
+        );
+        assert!(matches!(
+            retry(&BTreeSet::new(), &RetryScope::Apps(set(&["one"]))),
+            Retry::Nothing(_)
+        ));
+
+        // The rejected target (every app at its new version) and the target after the
+        // rejection (the failed apps one and three back at their good version): retrying
+        // one takes one alone to its new version.
+        let options = Default::default();
+        let load = |apps: &[(&str, &str)]| {
+            compose_last_good(&load_partial(&tree(apps), &options).unwrap(), None).model
+        };
+        let next = "services:\n  web:\n    image: web:2\n";
+        let rejected = load(&[("one", next), ("two", next), ("three", next)]);
+        let rejected_origins: BTreeMap<String, String> =
+            ["one", "two", "three"].map(|a| (a.to_string(), "b2".to_string())).into();
+        let good = load(&[("one", GOOD), ("two", GOOD), ("three", GOOD)]);
+        let good_origins: BTreeMap<String, String> =
+            ["one", "two", "three"].map(|a| (a.to_string(), "a1".to_string())).into();
+        let (after, after_origins) =
+            fall_back(&rejected, &rejected_origins, &failed, Some((&good, &good_origins)));
+        let Retry::Apps(apps) = retry(&failed, &RetryScope::Apps(set(&["one"]))) else {
+            panic!("not a retry of apps");
+        };
+        let (model, origins) =
+            fall_back(&after, &after_origins, &apps, Some((&rejected, &rejected_origins)));
+        let image = |app: &str| model.apps[app].services["web"].image.as_str();
+        assert_eq!((image("one"), image("two"), image("three")), ("web:2", "web:2", "web:1"));
+        assert_eq!(
+            origins,
+            [("one", "b2"), ("three", "a1"), ("two", "b2")]
+                .map(|(a, c)| (a.to_string(), c.to_string()))
+                .into()
+        );
+    }
+
+    #[test]
+    fn only_an_app_the_status_shows_can_be_retried() {
+        use super::super::state::Snapshot;
+        let mut snapshot = Snapshot::default();
+        let none = known_app(&snapshot, "shop").unwrap_err();
+        assert_eq!(
+            none,
+            "no app named \"shop\" in the fleet this controller keeps (its apps: none yet); nothing was retried"
+        );
+        snapshot.services = std::sync::Arc::new(BTreeMap::from([
+            ("shop".to_string(), BTreeMap::new()),
+            ("notes".to_string(), BTreeMap::new()),
+        ]));
+        snapshot
+            .invalid_apps
+            .insert("blog".into(), InvalidApp { errors: Vec::new(), running: None });
+        for app in ["shop", "notes", "blog"] {
+            assert_eq!(known_app(&snapshot, app), Ok(()), "{app}");
+        }
+        let error = known_app(&snapshot, "shopp").unwrap_err();
+        assert!(error.contains("\"shopp\""), "{error}");
+        assert!(error.contains("(its apps: blog, notes, shop)"), "{error}");
     }
 
     #[test]

@@ -255,27 +255,34 @@ impl Controller {
 
     /// Where webhook receivers hand their hooks: pushes and sync requests trigger a sync,
     /// pull requests a preview. A push naming the commit already fetched triggers nothing:
-    /// redelivered or duplicated hooks cost no sync.
+    /// redelivered or duplicated hooks cost no sync. A sync request naming an app the
+    /// controller does not know (not in the status's apps, valid or not) is refused.
     pub fn hook_sink(&self) -> crate::webhook::HookSink {
         let triggers = self.triggers.clone();
         let previews = self.previews.clone();
         let status = self.status.clone();
-        Arc::new(move |hook: Hook| match hook {
-            Hook::Ping { .. } => {}
-            Hook::Push { forge, commit, .. } => {
-                if status.get().head_commit() == Some(commit.as_str()) {
-                    tracing::debug!(%commit, "push hook for the commit already fetched");
-                    return;
+        Arc::new(move |hook: Hook| {
+            match hook {
+                Hook::Ping { .. } => {}
+                Hook::Push { forge, commit, .. } => {
+                    if status.get().head_commit() == Some(commit.as_str()) {
+                        tracing::debug!(%commit, "push hook for the commit already fetched");
+                        return Ok(());
+                    }
+                    triggers.push(Trigger::Webhook { forge: forge.to_string() })
                 }
-                triggers.push(Trigger::Webhook { forge: forge.to_string() })
+                Hook::Sync { app, .. } => {
+                    if let Some(app) = &app {
+                        isolation::known_app(&status.get(), app)?;
+                    }
+                    // Fetch, and sync even if the branch did not move, retrying a revision
+                    // whose rollout failed (its app `app` only, when named).
+                    triggers.push(Trigger::Webhook { forge: "generic".into() });
+                    triggers.push(Trigger::Retry { app });
+                }
+                Hook::PullRequest(pr) => previews.push(pr),
             }
-            Hook::Sync { .. } => {
-                // Fetch, and sync even if the branch did not move, retrying a revision
-                // whose rollout failed.
-                triggers.push(Trigger::Webhook { forge: "generic".into() });
-                triggers.push(Trigger::Retry);
-            }
-            Hook::PullRequest(pr) => previews.push(pr),
+            Ok(())
         })
     }
 }

@@ -13,8 +13,9 @@
 //! * **The base decides everything but `apps/`.** A preview loads the base branch's
 //!   `fleet.yaml` (as this controller last fetched it) with the head's `apps/`
 //!   (`git::read_preview`): hosts, TLS file paths, settings, limits and variables are never
-//!   the pull request's. The head is read within a [`PreviewBudget`], from Git objects only
-//!   (symbolic links are never followed), and loaded under the base's limits.
+//!   the pull request's. The head is fetched and read within a [`PreviewBudget`] (at most
+//!   `max_fetch_bytes` downloaded, `--preview-fetch-limit`), from Git objects only (symbolic
+//!   links are never followed), and loaded under the base's limits.
 //! * **No foreign text in a comment.** Git's, a host's and the forge's error messages go to
 //!   the log only; the comment says one fixed sentence per kind of failure
 //!   (`forge::PreviewFailure`), and an unobserved host is "no answer" or "answered with an
@@ -27,6 +28,12 @@
 //!   a blocking thread with the previews' own repository handle; the whole preview runs under
 //!   [`PreviewSettings::deadline`]. One blocking job runs at a time: one given up at the
 //!   deadline still holds the slot until it ends, so runaway work never piles up.
+//! * **Preview references do not pile up.** Every [`PreviewSettings::prune_every`] (an hour),
+//!   the task asks the forge which pull requests are open and deletes the mirror's preview
+//!   references of the others (`Mirror::prune_previews`), under the same deadline and in the
+//!   same one blocking slot; the mirror's periodic compaction then drops their objects. When
+//!   the forge cannot be asked, nothing is pruned. A pull request opened between the list
+//!   and the pruning may lose its reference: its next preview fetches it again.
 //! * **One instance per head.** With high availability ([`PreviewSettings::claims`]), a
 //!   pull request head is claimed in etcd before anything is fetched; an instance that finds
 //!   it claimed skips it (`leader::claims` says how a dead instance's claim expires).
@@ -44,7 +51,7 @@ use crate::forge::{
     CommentAction, ForgeClient, Preview, PreviewFailure, PreviewOutcome, PullRequestRef,
     render_comment,
 };
-use crate::git::{PreviewBudget, PreviewReadError, read_preview};
+use crate::git::{GitError, PreviewBudget, PreviewReadError, read_preview};
 use crate::hosts::{FailureClass, Pool};
 use crate::leader::claims::Claimed;
 use crate::model::{self, Diagnostic, Model};
@@ -60,9 +67,11 @@ pub struct PreviewSettings {
     /// requests are previewed and where comments go. `None`: derived from the watched
     /// repository's URL (`webhook::repository_path`).
     pub repository: Option<String>,
-    /// How long one preview may take, fetch to comment. Default 120 s.
+    /// How long one preview may take, fetch to comment (and one pruning). Default 120 s.
     pub deadline: Duration,
     pub budget: PreviewBudget,
+    /// How often preview references of closed pull requests are pruned. Default 1 h.
+    pub prune_every: Duration,
     /// With high availability: claims each pull request head in etcd, so that one instance
     /// previews it (`leader::claims`). `None`: every hook received is previewed.
     pub claims: Option<crate::leader::claims::PreviewClaims>,
@@ -75,6 +84,7 @@ impl Default for PreviewSettings {
             repository: None,
             deadline: Duration::from_secs(120),
             budget: PreviewBudget::default(),
+            prune_every: Duration::from_secs(3600),
             claims: None,
         }
     }
@@ -140,6 +150,8 @@ pub struct Previewer {
     settings: PreviewSettings,
     /// The configured repository on the forge, lowercase.
     repository: String,
+    /// The same, as configured: how the forge's API is asked about it.
+    forge_repository: String,
     /// `git::repository_id` of the watched repository: hosts another repository deployed
     /// to are shown as refused, as a deployment would refuse them.
     repository_id: Option<String>,
@@ -164,6 +176,7 @@ impl Previewer {
             client,
             settings,
             repository: repository.trim_matches('/').to_lowercase(),
+            forge_repository: repository.trim_matches('/').to_string(),
             repository_id,
             branch: branch.to_string(),
             blocking: Arc::new(Semaphore::new(1)),
@@ -295,6 +308,41 @@ impl Previewer {
         })
     }
 
+    /// Deletes the preview references of pull requests the forge does not list as open;
+    /// returns the remote references pruned. Bounded by the preview deadline; when the forge
+    /// cannot be asked, or the deadline passes, nothing (more) is pruned.
+    pub async fn prune(&self) -> Result<Vec<String>, String> {
+        let work = async {
+            let open = self
+                .client
+                .open_pull_requests(&self.forge_repository)
+                .await
+                .map_err(|e| format!("cannot list the open pull requests: {e}"))?;
+            let forge = match self.client.kind() {
+                crate::forge::ForgeKind::GitLab => Forge::GitLab,
+                _ => Forge::GitHub,
+            };
+            let open: std::collections::BTreeSet<String> =
+                open.into_iter().map(|number| head_ref(forge, number)).collect();
+            let permit = self.blocking.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+            let source = self.source.clone();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let source = source.lock().unwrap_or_else(|e| e.into_inner());
+                source.mirror().prune_previews(&open).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        };
+        match tokio::time::timeout(self.settings.deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "pruning did not finish within {}",
+                crate::git::seconds(self.settings.deadline)
+            )),
+        }
+    }
+
     /// Observes the base's hosts (no registry) and plans; unobserved hosts' reasons replaced
     /// by fixed words, their details logged.
     async fn plan(&self, model: &Model, commit: &str) -> Plan {
@@ -323,7 +371,12 @@ fn load_blocking(
     branch: &str,
     budget: &PreviewBudget,
 ) -> Result<(Result<Model, Vec<Diagnostic>>, bool), PreviewFailure> {
-    let fetched = source.fetch_ref(&head_ref(hook.forge, hook.number)).map_err(|error| {
+    let reference = head_ref(hook.forge, hook.number);
+    let fetched = source.fetch_ref(&reference, budget.max_fetch_bytes).map_err(|error| {
+        if let GitError::TooLarge { received, limit, .. } = &error {
+            tracing::warn!(%error, received, limit, "preview: the pull request's head is over the fetch limit (--preview-fetch-limit)");
+            return PreviewFailure::FetchTooLarge;
+        }
         tracing::warn!(%error, "preview: cannot fetch the pull request's head");
         PreviewFailure::Fetch
     })?;
@@ -373,11 +426,28 @@ pub fn redact_unreachable(observed: &mut Observed, failures: &BTreeMap<String, F
     }
 }
 
-/// Works through the queue forever: one preview at a time.
+/// Works through the queue forever, one preview at a time, and prunes the preview
+/// references of closed pull requests every [`PreviewSettings::prune_every`].
 pub async fn run(queue: Arc<PreviewQueue>, previewer: Arc<Previewer>) {
+    let every = previewer.settings.prune_every;
+    let mut prune = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let hook = queue.next().await;
-        let span = tracing::info_span!("preview", pr = hook.number, commit = %hook.head_commit);
-        previewer.handle(&hook).instrument(span).await;
+        // A hook taken is handled before anything else: `next` takes it synchronously, so
+        // a tick that wins the race leaves it queued for the next turn.
+        tokio::select! {
+            hook = queue.next() => {
+                let span =
+                    tracing::info_span!("preview", pr = hook.number, commit = %hook.head_commit);
+                previewer.handle(&hook).instrument(span).await;
+            }
+            _ = prune.tick() => {
+                match previewer.prune().instrument(tracing::info_span!("prune previews")).await {
+                    Ok(pruned) if pruned.is_empty() => tracing::debug!("no preview to prune"),
+                    Ok(pruned) => tracing::info!(?pruned, "previews of closed pull requests pruned"),
+                    Err(error) => tracing::warn!(%error, "previews not pruned"),
+                }
+            }
+        }
     }
 }

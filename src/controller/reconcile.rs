@@ -258,8 +258,8 @@ impl<H: Hosts, R: Repository> Reconciler<H, R> {
         self.status.sync_started(batch.describe());
         self.heartbeat.beat();
         self.take_repository();
-        if batch.reasons.contains_key("retry") {
-            self.retry_requested();
+        if let Some(scope) = &batch.retry {
+            self.retry_requested(scope);
         }
         if let Some(target) = &self.target {
             span.record("revision", target.revision.commit.as_str());
@@ -664,10 +664,45 @@ impl<H: Hosts, R: Repository> Reconciler<H, R> {
     }
 
     /// Someone asked to retry: a revision rejected after its rollout failed becomes the
-    /// target again (while it is still the head).
-    fn retry_requested(&mut self) {
-        let Some(rejected) = self.rejected.take() else { return };
+    /// target again (while it is still the head), whole or for the apps asked.
+    fn retry_requested(&mut self, scope: &super::trigger::RetryScope) {
+        let Some(rejected) = self.rejected.take() else {
+            // No failed rollout at all: a retry of named apps says so in the events.
+            if let isolation::Retry::Nothing(why) = isolation::retry(&Default::default(), scope) {
+                self.status.event(EventKind::Rollout, why);
+            }
+            return;
+        };
         if self.head.as_ref().is_none_or(|h| h.commit != rejected.revision.commit) {
+            return;
+        }
+        let apps = match isolation::retry(&self.failed_apps, scope) {
+            isolation::Retry::Whole => None,
+            isolation::Retry::Apps(apps) => Some(apps),
+            isolation::Retry::Nothing(why) => {
+                self.status.event(EventKind::Rollout, why);
+                self.rejected = Some(rejected);
+                return;
+            }
+        };
+        if let (Some(apps), Some(current)) = (apps, self.target.clone()) {
+            let names: Vec<&str> = apps.iter().map(String::as_str).collect();
+            self.status.event(
+                EventKind::Rollout,
+                format!(
+                    "retrying the rollout of app(s) {} of {} on request",
+                    names.join(", "),
+                    short_commit(&rejected.revision.commit)
+                ),
+            );
+            let towards = Some((rejected.model.as_ref(), &rejected.origins));
+            let (model, origins) =
+                isolation::fall_back(&current.model, &current.origins, &apps, towards);
+            self.target = Some(Loaded { model: Arc::new(model), origins, ..current });
+            self.failed_apps.retain(|app| !apps.contains(app));
+            self.rolled_back.retain(|service| !apps.contains(isolation::app_of(service)));
+            self.retries = 0;
+            self.rejected = Some(rejected);
             return;
         }
         self.status.event(

@@ -67,9 +67,10 @@ impl Source {
         Ok(self.mirror.cached_head(&self.branch)?.map(info))
     }
 
-    /// Fetches a pull request's head (`refs/pull/7/head` ...) and returns it.
-    pub fn fetch_ref(&self, remote_ref: &str) -> Result<RevisionInfo, GitError> {
-        Ok(info(self.mirror.fetch_ref(remote_ref)?))
+    /// Fetches a pull request's head (`refs/pull/7/head` ...), receiving at most
+    /// `max_bytes`, and returns it.
+    pub fn fetch_ref(&self, remote_ref: &str, max_bytes: u64) -> Result<RevisionInfo, GitError> {
+        Ok(info(self.mirror.fetch_ref_within(remote_ref, Some(max_bytes))?))
     }
 
     /// The model of `commit` app by app (a broken app does not block the others; a broken

@@ -8,7 +8,7 @@
 //! Reasons that say the repository may have moved also leave a [`FetchWish`] for the
 //! repository task ([`Triggers::next_fetch`]), which fetches without the loop waiting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
@@ -32,8 +32,9 @@ pub enum Trigger {
     Deadline,
     /// The repository task published something new (a head, a fetch problem).
     Repository,
-    /// Someone asked to retry a revision whose rollout failed (a signed generic hook).
-    Retry,
+    /// Someone asked to retry a revision whose rollout failed (a signed generic hook): the
+    /// failed apps of it, or only `app`.
+    Retry { app: Option<String> },
     /// This instance became the leader (high availability): fetch, observe every host, plan.
     Elected,
 }
@@ -82,7 +83,7 @@ impl Trigger {
             Trigger::Resync => "resync",
             Trigger::Deadline => "deadline",
             Trigger::Repository => "repository",
-            Trigger::Retry => "retry",
+            Trigger::Retry { .. } => "retry",
             Trigger::Elected => "elected",
         }
     }
@@ -95,11 +96,45 @@ pub struct Batch {
     pub fetch: bool,
     /// How many triggers of each kind were coalesced.
     pub reasons: BTreeMap<&'static str, u64>,
+    /// What a retry was asked for, if one was.
+    pub retry: Option<RetryScope>,
+}
+
+/// What a retry request covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryScope {
+    /// Every app whose rollout failed (`gitfleet retry`).
+    All,
+    /// Only these apps (`gitfleet retry --app NAME`).
+    Apps(BTreeSet<String>),
+}
+
+impl RetryScope {
+    /// Both requests at once: all absorbs any apps, apps add up.
+    fn merge(self, other: RetryScope) -> RetryScope {
+        match (self, other) {
+            (RetryScope::Apps(mut mine), RetryScope::Apps(theirs)) => {
+                mine.extend(theirs);
+                RetryScope::Apps(mine)
+            }
+            _ => RetryScope::All,
+        }
+    }
 }
 
 impl Batch {
     pub fn add(&mut self, trigger: &Trigger) {
         self.fetch |= trigger.needs_fetch();
+        if let Trigger::Retry { app } = trigger {
+            let asked = match app {
+                Some(app) => RetryScope::Apps(BTreeSet::from([app.clone()])),
+                None => RetryScope::All,
+            };
+            self.retry = Some(match self.retry.take() {
+                Some(before) => before.merge(asked),
+                None => asked,
+            });
+        }
         *self.reasons.entry(trigger.kind()).or_default() += 1;
     }
 
@@ -220,6 +255,22 @@ mod tests {
         assert!(waited.is_err(), "a docker event wishes no fetch");
         let batch = triggers.next().await;
         assert!(!batch.only_fetch());
+    }
+
+    #[test]
+    fn retries_of_apps_add_up_and_a_retry_of_all_covers_them() {
+        let retry = |app: Option<&str>| Trigger::Retry { app: app.map(str::to_string) };
+        let mut batch = Batch::default();
+        batch.add(&retry(Some("shop")));
+        batch.add(&retry(Some("notes")));
+        batch.add(&retry(Some("shop")));
+        let apps = BTreeSet::from(["notes".to_string(), "shop".to_string()]);
+        assert_eq!(batch.retry, Some(RetryScope::Apps(apps)));
+        assert_eq!(batch.describe(), "retry×3");
+        batch.add(&retry(None));
+        batch.add(&retry(Some("web")));
+        assert_eq!(batch.retry, Some(RetryScope::All));
+        assert_eq!(Batch::default().retry, None);
     }
 
     #[tokio::test]

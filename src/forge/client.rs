@@ -1,7 +1,9 @@
 //! [`ForgeClient`]: keeps one plan-preview comment per pull request through a forge's REST
 //! API. Lists every page of the pull request's comments, finds the one that starts with
-//! [`MARKER`], and creates, edits or leaves it. What differs per forge (paths, headers, how
-//! the next page is found) is in `github.rs`, `gitlab.rs` and `gitea.rs`.
+//! [`MARKER`], and creates, edits or leaves it. Also lists a repository's open pull requests
+//! ([`ForgeClient::open_pull_requests`]), so previews of closed ones can be pruned. What
+//! differs per forge (paths, headers, how the next page is found) is in `github.rs`,
+//! `gitlab.rs` and `gitea.rs`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -64,17 +66,25 @@ pub(super) struct Comment {
     pub body: String,
 }
 
-/// What a forge module needs to know to find the next page of comments.
+/// What a forge module needs to know to find the next page of a list.
 pub(super) struct Page<'a> {
     /// The collection's URL, without a query.
     pub collection: &'a str,
     pub headers: &'a HeaderMap,
     /// 1-based number of the page just read.
     pub number: u32,
-    /// Comments on it.
+    /// Items on it.
     pub received: usize,
-    /// How many comments have been seen so far, this page included.
+    /// How many items have been seen so far, this page included.
     pub seen: usize,
+}
+
+/// What one page of a list held: its items, those not seen on an earlier page, and how many
+/// have been seen so far.
+struct Taken {
+    received: usize,
+    new: usize,
+    seen: usize,
 }
 
 /// A client for one forge, one token. Cheap to clone (the connection pool is shared).
@@ -207,19 +217,34 @@ impl ForgeClient {
         }
     }
 
+    /// The numbers of the open pull requests (GitLab: the `iid`s of the open merge requests)
+    /// of `repository` (`owner/name`; GitLab `group/sub/name`), reading every page.
+    pub async fn open_pull_requests(&self, repository: &str) -> Result<BTreeSet<u64>, ForgeError> {
+        let (collection, query) = match self.kind {
+            ForgeKind::GitHub => (github::pulls(&self.base, repository)?, "state=open"),
+            ForgeKind::GitLab => (gitlab::merge_requests(&self.base, repository)?, "state=opened"),
+            ForgeKind::Gitea => (gitea::pulls(&self.base, repository)?, "state=open"),
+        };
+        let key = if self.kind == ForgeKind::GitLab { "iid" } else { "number" };
+        let mut open = BTreeSet::new();
+        let endless = "pages of open pull requests; none are taken as closed";
+        self.each_page(&collection, query, endless, |bytes| {
+            let numbers = parse_numbers(bytes, key)?;
+            let received = numbers.len();
+            let new = numbers.into_iter().filter(|n| open.insert(*n)).count();
+            Ok(Taken { received, new, seen: open.len() })
+        })
+        .await?;
+        Ok(open)
+    }
+
     /// The oldest (lowest id) comment that starts with [`MARKER`], reading every page.
     async fn find_marked(&self, collection: &str) -> Result<Option<Comment>, ForgeError> {
-        let mut url = match self.kind {
-            ForgeKind::GitHub => github::first_page(collection),
-            ForgeKind::GitLab => gitlab::first_page(collection),
-            ForgeKind::Gitea => gitea::first_page(collection),
-        };
         let mut seen = BTreeSet::new();
         let mut found: Option<Comment> = None;
-        for number in 1..=MAX_PAGES {
-            let (headers, bytes) = self.send(Method::GET, &url, None).await?;
-            let comments = parse_comments(&bytes)
-                .map_err(|reason| answer_error(&Method::GET, &url, reason))?;
+        let endless = "pages of comments; not sure there is no preview yet";
+        self.each_page(collection, "", endless, |bytes| {
+            let comments = parse_comments(bytes)?;
             let received = comments.len();
             let mut new = 0;
             for comment in comments {
@@ -231,31 +256,57 @@ impl ForgeClient {
                     found = Some(comment);
                 }
             }
-            // A page with nothing new: the forge ignores paging (or repeats itself). Done.
+            Ok(Taken { received, new, seen: seen.len() })
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// Reads the list at `collection` page by page (each page's URL with `query`, such as
+    /// `state=open`, after the paging parameters), handing each page's body to `take`.
+    /// Stops after the last page, or on a page with nothing new (the forge ignores paging or
+    /// repeats itself); more than [`MAX_PAGES`] pages is an error saying `endless`.
+    async fn each_page(
+        &self,
+        collection: &str,
+        query: &str,
+        endless: &str,
+        mut take: impl FnMut(&[u8]) -> Result<Taken, String>,
+    ) -> Result<(), ForgeError> {
+        let mut url = match self.kind {
+            ForgeKind::GitHub => github::first_page(collection),
+            ForgeKind::GitLab => gitlab::first_page(collection),
+            ForgeKind::Gitea => gitea::first_page(collection),
+        };
+        let with_query = |url: String| {
+            let has = url.split(['?', '&']).any(|part| part == query);
+            if query.is_empty() || has { url } else { format!("{url}&{query}") }
+        };
+        url = with_query(url);
+        for number in 1..=MAX_PAGES {
+            let (headers, bytes) = self.send(Method::GET, &url, None).await?;
+            let Taken { received, new, seen } =
+                take(&bytes).map_err(|reason| answer_error(&Method::GET, &url, reason))?;
             if new == 0 {
-                return Ok(found);
+                return Ok(());
             }
-            let page = Page { collection, headers: &headers, number, received, seen: seen.len() };
+            let page = Page { collection, headers: &headers, number, received, seen };
             let next = match self.kind {
                 ForgeKind::GitHub => github::next_page(&page),
                 ForgeKind::GitLab => gitlab::next_page(&page),
                 ForgeKind::Gitea => gitea::next_page(&page),
             };
             match next {
-                None => return Ok(found),
+                None => return Ok(()),
                 Some(next) => {
                     self.check_origin(&next).map_err(|reason| {
                         answer_error(&Method::GET, &url, format!("next page {next:?}: {reason}"))
                     })?;
-                    url = next;
+                    url = with_query(next);
                 }
             }
         }
-        Err(answer_error(
-            &Method::GET,
-            collection,
-            format!("more than {MAX_PAGES} pages of comments; not sure there is no preview yet"),
-        ))
+        Err(answer_error(&Method::GET, collection, format!("more than {MAX_PAGES} {endless}")))
     }
 
     async fn create(&self, collection: &str, body: &str) -> Result<u64, ForgeError> {
@@ -341,6 +392,17 @@ pub(super) fn parse_comments(bytes: &[u8]) -> Result<Vec<Comment>, String> {
             Some(Comment { id, body: body.to_string() })
         })
         .collect())
+}
+
+/// The numbers at `key` (`number`, GitLab `iid`) of a list page's objects (an entry without
+/// one is skipped).
+fn parse_numbers(bytes: &[u8], key: &str) -> Result<Vec<u64>, String> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("not a JSON list of pull requests: {e}"))?;
+    let Value::Array(items) = value else {
+        return Err(format!("expected a JSON list of pull requests, got {}", kind_of(&value)));
+    };
+    Ok(items.iter().filter_map(|item| item.get(key)?.as_u64()).collect())
 }
 
 fn kind_of(value: &Value) -> &'static str {

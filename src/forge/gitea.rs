@@ -1,6 +1,8 @@
 //! Gitea's (and Forgejo's) REST API for pull-request comments (a pull request is an issue):
 //! `GET|POST /api/v1/repos/{owner}/{repo}/issues/{index}/comments`,
-//! `PATCH /api/v1/repos/{owner}/{repo}/issues/comments/{id}`. Auth: `Authorization: token`.
+//! `PATCH /api/v1/repos/{owner}/{repo}/issues/comments/{id}`; open pull requests:
+//! `GET /api/v1/repos/{owner}/{repo}/pulls?state=open` (their `number`). Auth:
+//! `Authorization: token`.
 //!
 //! Pages: Gitea's list endpoints take `page` and `limit` (capped by the server's
 //! `MAX_RESPONSE_ITEMS`, 50 by default) and answer `X-Total-Count`. This endpoint, in the
@@ -22,6 +24,12 @@ pub(super) fn comments(base: &str, pr: &PullRequestRef) -> Result<String, ForgeE
         encode_segment(name),
         pr.number
     ))
+}
+
+/// The repository's pull requests (`GET`, `?state=open`).
+pub(super) fn pulls(base: &str, repository: &str) -> Result<String, ForgeError> {
+    let (owner, name) = owner_and_name(repository)?;
+    Ok(format!("{base}/api/v1/repos/{}/{}/pulls", encode_segment(owner), encode_segment(name)))
 }
 
 pub(super) fn first_page(collection: &str) -> String {

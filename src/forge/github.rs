@@ -1,6 +1,7 @@
 //! GitHub's REST API for pull-request comments (a pull request's conversation comments are
 //! its issue's comments): `GET|POST /repos/{owner}/{repo}/issues/{n}/comments`,
-//! `PATCH /repos/{owner}/{repo}/issues/comments/{id}`. Pages: `per_page` (at most 100) and
+//! `PATCH /repos/{owner}/{repo}/issues/comments/{id}`; open pull requests:
+//! `GET /repos/{owner}/{repo}/pulls?state=open` (their `number`). Pages: `per_page` (at most 100) and
 //! `page`; the next page is the `Link` header's `rel="next"` URL, followed as given.
 
 use super::ForgeError;
@@ -14,6 +15,12 @@ pub(super) fn comments(base: &str, pr: &PullRequestRef) -> Result<String, ForgeE
         encode_segment(name),
         pr.number
     ))
+}
+
+/// The repository's pull requests (`GET`, `?state=open`).
+pub(super) fn pulls(base: &str, repository: &str) -> Result<String, ForgeError> {
+    let (owner, name) = owner_and_name(repository)?;
+    Ok(format!("{base}/repos/{}/{}/pulls", encode_segment(owner), encode_segment(name)))
 }
 
 pub(super) fn first_page(collection: &str) -> String {

@@ -1,7 +1,9 @@
 //! GitLab's REST API for merge-request notes:
 //! `GET|POST /api/v4/projects/{id}/merge_requests/{iid}/notes`,
 //! `PUT /api/v4/projects/{id}/merge_requests/{iid}/notes/{note_id}`, where `{id}` is the
-//! numeric project id or the URL-encoded `path_with_namespace`. Auth: `PRIVATE-TOKEN`.
+//! numeric project id or the URL-encoded `path_with_namespace`; open merge requests:
+//! `GET /api/v4/projects/{path}/merge_requests?state=opened` (their `iid`). Auth:
+//! `PRIVATE-TOKEN`.
 //! Pages: `per_page` (at most 100) and `page`; the next page's number is in `X-Next-Page`
 //! (empty on the last page).
 
@@ -23,6 +25,13 @@ fn project(pr: &PullRequestRef) -> Result<String, ForgeError> {
 
 pub(super) fn notes(base: &str, pr: &PullRequestRef) -> Result<String, ForgeError> {
     Ok(format!("{base}/api/v4/projects/{}/merge_requests/{}/notes", project(pr)?, pr.number))
+}
+
+/// The project's merge requests (`GET`, `?state=opened`), the project named by its path.
+pub(super) fn merge_requests(base: &str, repository: &str) -> Result<String, ForgeError> {
+    let project =
+        PullRequestRef { repository: repository.to_string(), project_id: None, number: 0 };
+    Ok(format!("{base}/api/v4/projects/{}/merge_requests", self::project(&project)?))
 }
 
 pub(super) fn first_page(collection: &str) -> String {

@@ -74,6 +74,8 @@ pub enum PreviewFailure {
     Unreadable,
     /// The head's `apps/` holds more than a preview reads.
     TooLarge,
+    /// Fetching the head took more bytes than a preview downloads.
+    FetchTooLarge,
     /// The preview did not finish within its deadline.
     TimedOut,
 }
@@ -96,6 +98,9 @@ impl PreviewFailure {
             }
             PreviewFailure::TooLarge => {
                 "The pull request's apps/ folder holds more files or bytes than a preview reads."
+            }
+            PreviewFailure::FetchTooLarge => {
+                "The pull request's head is larger to download than a preview fetches, so nothing of it was read. The controller's log says how large."
             }
             PreviewFailure::TimedOut => {
                 "The preview did not finish in time. The controller's log says where it stopped."
@@ -421,6 +426,7 @@ mod tests {
             PreviewFailure::NoBase,
             PreviewFailure::Unreadable,
             PreviewFailure::TooLarge,
+            PreviewFailure::FetchTooLarge,
             PreviewFailure::TimedOut,
         ] {
             let body = render_comment(&Preview::new(COMMIT, PreviewOutcome::Failed(failure)));

@@ -1,5 +1,6 @@
 //! Bounds on every fetch and push: libgit2's socket timeouts (process-wide) and a progress
-//! deadline per transfer (a callback that aborts when nothing moved for the timeout).
+//! deadline per transfer (a callback that aborts when nothing moved for the timeout); for a
+//! fetch that asks for one, a [`SizeLimit`] on the bytes received.
 //!
 //! # Guarantees
 //!
@@ -9,6 +10,9 @@
 //! * A server that keeps the connection busy without making progress (keep-alive packets,
 //!   the same progress line again and again) is cut off by [`Deadline`] once nothing has
 //!   moved for the timeout: the transfer's callbacks return `false` and libgit2 aborts.
+//! * A fetch with a [`SizeLimit`] is aborted by its progress callback once the bytes received
+//!   pass the limit: libgit2 drops the partial pack (nothing of it is kept, no reference
+//!   moves).
 //! * Local repositories (a path, `file://`) never go through a socket and need no bound.
 //!
 //! # Caveats
@@ -16,8 +20,10 @@
 //! * The socket timeouts are libgit2 globals, shared by the whole process: they are set to
 //!   the smallest timeout any mirror asked for, and never raised again. A mirror with a
 //!   larger timeout may so be cut off earlier by a silent socket, never later.
-//! * Progress inside libgit2 is only reported every 100 KB of pack data: a server trickling
-//!   empty data packets is caught by the read timeout only when it falls silent.
+//! * Progress inside libgit2 is only reported every 100 KB of pack data (and once per object
+//!   indexed): a server trickling empty data packets is caught by the read timeout only when
+//!   it falls silent, and a size limit is passed by up to about 100 KB (plus one object)
+//!   before the transfer stops.
 
 use std::cell::Cell;
 use std::sync::Mutex;
@@ -106,6 +112,44 @@ impl Deadline {
     }
 }
 
+/// A cap on the bytes one transfer may receive. The transfer reports the bytes received so
+/// far; [`SizeLimit::allows`] says whether to go on.
+pub(super) struct SizeLimit {
+    max: u64,
+    received: Cell<u64>,
+    tripped: Cell<bool>,
+}
+
+impl SizeLimit {
+    pub(super) fn new(max: u64) -> Self {
+        SizeLimit { max, received: Cell::new(0), tripped: Cell::new(false) }
+    }
+
+    /// `received` bytes so far: `false` (abort) once they are over the limit.
+    pub(super) fn allows(&self, received: u64) -> bool {
+        self.received.set(self.received.get().max(received));
+        if received > self.max {
+            self.tripped.set(true);
+            return false;
+        }
+        true
+    }
+
+    /// Whether this limit aborted the transfer.
+    pub(super) fn tripped(&self) -> bool {
+        self.tripped.get()
+    }
+
+    /// The most bytes the transfer reported.
+    pub(super) fn received(&self) -> u64 {
+        self.received.get()
+    }
+
+    pub(super) fn max(&self) -> u64 {
+        self.max
+    }
+}
+
 /// Whether `error` says the transfer timed out (our deadline, or libgit2's socket timeouts).
 pub(super) fn is_timeout(error: &git2::Error, deadline: &Deadline) -> bool {
     deadline.tripped()
@@ -115,7 +159,7 @@ pub(super) fn is_timeout(error: &git2::Error, deadline: &Deadline) -> bool {
 }
 
 /// `30 s`, `1.5 s`: how a timeout is shown in messages.
-pub(crate) fn seconds(d: Duration) -> String {
+pub fn seconds(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())
     } else {
@@ -147,6 +191,20 @@ mod tests {
         assert!(deadline.message(b"Counting objects: 1"));
         assert!(!deadline.message(b""));
         assert!(deadline.tripped());
+    }
+
+    #[test]
+    fn a_size_limit_trips_past_its_bytes_and_remembers_how_many() {
+        let limit = SizeLimit::new(1_000);
+        assert!(limit.allows(0));
+        assert!(limit.allows(1_000));
+        assert!(!limit.tripped());
+        assert!(!limit.allows(1_001));
+        assert!(limit.tripped());
+        assert_eq!((limit.received(), limit.max()), (1_001, 1_000));
+        // A later, smaller report (another callback's count) does not lower what was seen.
+        assert!(limit.allows(10));
+        assert_eq!(limit.received(), 1_001);
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //! * Every fetch and push over the network is bounded: no connection, no answer or no
 //!   progress for [`MirrorOptions::timeout`] (default 30 s) ends it with
 //!   [`GitError::Timeout`] (see `deadline`).
+//! * A fetch given a byte limit ([`Mirror::fetch_ref_within`], for pull-request heads) stops
+//!   once it has received more than that, with [`GitError::TooLarge`]: the partial pack is
+//!   dropped and no reference moves.
 //! * The last fetched commit of a branch stays usable without the network
 //!   ([`Mirror::cached_head`]): a controller restarted while the remote is down deploys it.
 //! * Lock files a killed process left in the cache directory are removed on open; in a local
@@ -38,7 +41,9 @@ use git2::{
 };
 
 use super::GitError;
-use super::deadline::{DEFAULT_GIT_TIMEOUT, Deadline, ensure_socket_timeouts, is_timeout};
+use super::deadline::{
+    DEFAULT_GIT_TIMEOUT, Deadline, SizeLimit, ensure_socket_timeouts, is_timeout,
+};
 use super::locks;
 use super::repository::{Revision, resolve};
 
@@ -233,7 +238,7 @@ impl Mirror {
             let tag = format!("refs/tags/{rev}");
             candidates.push((tag.clone(), tag));
         }
-        let chosen = self.fetch_chosen(rev, |advertised| {
+        let chosen = self.fetch_chosen(rev, None, |advertised| {
             candidates.iter().find_map(|(remote, local)| {
                 let (_, tip) = advertised.iter().find(|(name, _)| name == remote)?;
                 Some((remote.clone(), local.clone(), *tip))
@@ -260,7 +265,7 @@ impl Mirror {
             || GitError::BranchNotFound { branch: branch.into(), url: self.location.clone() };
         match &self.origin {
             None => self.resolve_local(&refname, not_found),
-            Some(_) => match self.fetch_into(&refname, &refname)? {
+            Some(_) => match self.fetch_into(&refname, &refname, None)? {
                 Some(_) => resolve(&self.repository, &refname),
                 None => Err(not_found()),
             },
@@ -271,12 +276,23 @@ impl Mirror {
     /// `refs/merge-requests/7/head`, into `refs/gitfleet/preview/pull/7/head` (see
     /// [`preview_ref`]) and returns it. For a local repository it only resolves `remote_ref`.
     pub fn fetch_ref(&self, remote_ref: &str) -> Result<Revision, GitError> {
+        self.fetch_ref_within(remote_ref, None)
+    }
+
+    /// [`Mirror::fetch_ref`], receiving at most `max_bytes` (`None`: no limit): a fetch that
+    /// receives more stops with [`GitError::TooLarge`], keeps nothing and moves no reference.
+    /// What a pull request's head may cost is anyone's choice, so previews fetch with one.
+    pub fn fetch_ref_within(
+        &self,
+        remote_ref: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<Revision, GitError> {
         let local = preview_ref(remote_ref)?;
         let not_found =
             || GitError::RefNotFound { reference: remote_ref.into(), url: self.location.clone() };
         match &self.origin {
             None => self.resolve_local(remote_ref, not_found),
-            Some(_) => match self.fetch_into(remote_ref, &local)? {
+            Some(_) => match self.fetch_into(remote_ref, &local, max_bytes)? {
                 Some(_) => resolve(&self.repository, &local),
                 None => Err(not_found()),
             },
@@ -309,17 +325,19 @@ impl Mirror {
         }
     }
 
-    /// Fetches `remote_ref` of the origin into `local_ref` (forced). `None` when the remote
-    /// does not advertise `remote_ref`; the local reference is then left as it is.
+    /// Fetches `remote_ref` of the origin into `local_ref` (forced), receiving at most
+    /// `max_bytes` when given. `None` when the remote does not advertise `remote_ref`; the
+    /// local reference is then left as it is.
     pub(super) fn fetch_into(
         &self,
         remote_ref: &str,
         local_ref: &str,
+        max_bytes: Option<u64>,
     ) -> Result<Option<Oid>, GitError> {
         if self.origin.is_none() {
             return Ok(self.repository.refname_to_id(local_ref).ok());
         }
-        let chosen = self.fetch_chosen(remote_ref, |advertised| {
+        let chosen = self.fetch_chosen(remote_ref, max_bytes, |advertised| {
             let (_, tip) = advertised.iter().find(|(name, _)| name == remote_ref)?;
             Some((remote_ref.to_string(), local_ref.to_string(), *tip))
         })?;
@@ -328,18 +346,21 @@ impl Mirror {
 
     /// Connects, lists the origin's references, lets `choose` pick one (remote name, local
     /// name, advertised tip) and fetches it into the local name (forced). Returns the local
-    /// name, or `None` when `choose` picked nothing. `what` names the fetch in errors.
+    /// name, or `None` when `choose` picked nothing. `what` names the fetch in errors; more
+    /// than `max_bytes` received (when given) stops it.
     fn fetch_chosen(
         &self,
         what: &str,
+        max_bytes: Option<u64>,
         choose: impl FnOnce(&[(String, Oid)]) -> Option<(String, String, Oid)>,
     ) -> Result<Option<String>, GitError> {
         let Some(origin) = &self.origin else { return Ok(None) };
         let deadline = Deadline::new(self.timeout);
-        let error = |e: git2::Error| self.fetch_error(what, origin, &deadline, e);
+        let limit = max_bytes.map(SizeLimit::new);
+        let error = |e: git2::Error| self.fetch_error(what, origin, &deadline, limit.as_ref(), e);
         let mut remote = self.repository.remote_anonymous(&origin.url).map_err(error)?;
         let mut connection = remote
-            .connect_auth(Direction::Fetch, Some(origin.callbacks(&deadline)), None)
+            .connect_auth(Direction::Fetch, Some(origin.callbacks(&deadline, limit.as_ref())), None)
             .map_err(error)?;
         let advertised: Vec<(String, Oid)> = connection
             .list()
@@ -354,7 +375,9 @@ impl Mirror {
             return Ok(Some(local_ref));
         }
         let mut options = FetchOptions::new();
-        options.remote_callbacks(origin.callbacks(&deadline)).download_tags(AutotagOption::None);
+        options
+            .remote_callbacks(origin.callbacks(&deadline, limit.as_ref()))
+            .download_tags(AutotagOption::None);
         connection
             .remote()
             .download(&[format!("+{remote_ref}:{local_ref}")], Some(&mut options))
@@ -378,10 +401,12 @@ impl Mirror {
         let Some(origin) = &self.origin else { return Ok(()) };
         let what = "refs/heads/*";
         let deadline = Deadline::new(self.timeout);
-        let error = |e: git2::Error| self.fetch_error(what, origin, &deadline, e);
+        let error = |e: git2::Error| self.fetch_error(what, origin, &deadline, None, e);
         let mut remote = self.repository.remote_anonymous(&origin.url).map_err(error)?;
         let mut options = FetchOptions::new();
-        options.remote_callbacks(origin.callbacks(&deadline)).download_tags(AutotagOption::None);
+        options
+            .remote_callbacks(origin.callbacks(&deadline, None))
+            .download_tags(AutotagOption::None);
         remote.download(&["+refs/heads/*:refs/heads/*"], Some(&mut options)).map_err(error)?;
         remote
             .update_tips(None, RemoteUpdateFlags::empty(), AutotagOption::None, Some("gitfleet"))
@@ -389,15 +414,23 @@ impl Mirror {
         Ok(())
     }
 
-    /// A failed fetch of `what` as a [`GitError`]: a timeout when it was one, else git's
-    /// message, scrubbed.
+    /// A failed fetch of `what` as a [`GitError`]: over its size limit or timed out when it
+    /// was, else git's message, scrubbed.
     fn fetch_error(
         &self,
         what: &str,
         origin: &Origin,
         deadline: &Deadline,
+        limit: Option<&SizeLimit>,
         e: git2::Error,
     ) -> GitError {
+        if let Some(limit) = limit.filter(|l| l.tripped()) {
+            return GitError::TooLarge {
+                action: format!("fetch of {what} from {}", self.location),
+                received: limit.received(),
+                limit: limit.max(),
+            };
+        }
         if is_timeout(&e, deadline) {
             return GitError::Timeout {
                 action: format!("fetch of {what} from {}", self.location),
@@ -431,7 +464,7 @@ impl Mirror {
         };
         let mut remote = self.repository.remote_anonymous(&origin.url).map_err(error)?;
         let rejected = std::cell::RefCell::new(None::<String>);
-        let mut callbacks = origin.callbacks(&deadline);
+        let mut callbacks = origin.callbacks(&deadline, None);
         // Progress, so that later keep-alives are measured from the last byte sent.
         callbacks.push_transfer_progress(|current, _, bytes| {
             deadline.alive((current + bytes) as u64);
@@ -461,10 +494,17 @@ impl Mirror {
 
 impl Origin {
     /// Callbacks that answer credential requests, each kind once, and abort the transfer
-    /// when `deadline` says nothing moved for too long.
-    fn callbacks<'a>(&'a self, deadline: &'a Deadline) -> RemoteCallbacks<'a> {
+    /// when `deadline` says nothing moved for too long, or `limit` that too much came.
+    fn callbacks<'a>(
+        &'a self,
+        deadline: &'a Deadline,
+        limit: Option<&'a SizeLimit>,
+    ) -> RemoteCallbacks<'a> {
         let mut callbacks = RemoteCallbacks::new();
         callbacks.transfer_progress(move |progress| {
+            if limit.is_some_and(|l| !l.allows(progress.received_bytes() as u64)) {
+                return false;
+            }
             let mark = progress.received_bytes() as u64
                 + progress.indexed_objects() as u64
                 + progress.indexed_deltas() as u64;

@@ -9,7 +9,8 @@
 //!   with [`Credentials`] that never reach a log or an error message.
 //!   Every transfer is bounded in time (`deadline`); stale lock files a killed process left in
 //!   the mirror's cache directory are removed on open (`locks`); preview references of closed
-//!   pull requests are pruned and the mirror compacted on request (`maintenance`).
+//!   pull requests are pruned (by the previews task, hourly) and the mirror compacted (by the
+//!   repository task, daily) on request (`maintenance`). A fetch may also be bounded in size.
 //! * `watch`: file-system notifications for a local repository ([`watch_branch`]).
 //! * `poll`: when to poll next and how long to back off (pure).
 //! * `status_branch`: status written back as commits on a branch of its own ([`write_status`]).
@@ -28,11 +29,13 @@ mod repository;
 mod status_branch;
 mod watch;
 
-pub use deadline::DEFAULT_GIT_TIMEOUT;
+pub use deadline::{DEFAULT_GIT_TIMEOUT, seconds};
 pub use directory::read_directory;
 pub use identity::repository_id;
 pub use mirror::{Credentials, Mirror, MirrorOptions, PREVIEW_PREFIX, redact_url};
-pub use preview::{PreviewBudget, PreviewReadError, PreviewTree, read_preview};
+pub use preview::{
+    DEFAULT_PREVIEW_FETCH_BYTES, PreviewBudget, PreviewReadError, PreviewTree, read_preview,
+};
 pub use repository::{Revision, read_commit, read_commit_skipping, resolve};
 pub use status_branch::{STATUS_EMAIL, STATUS_NAME, write_status};
 pub use watch::{BranchWatch, watch_branch};
@@ -56,6 +59,12 @@ pub enum GitError {
     /// only keep-alives): `action` says which, with the redacted URL.
     #[error("{action} timed out after {} (no progress)", deadline::seconds(*after))]
     Timeout { action: String, after: std::time::Duration },
+    /// A fetch received more than its limit allows (a pull request's head over the preview
+    /// fetch limit): it was stopped, nothing of it kept, no reference moved.
+    #[error(
+        "{action} stopped after {received} bytes: over its limit of {limit} bytes (nothing was kept)"
+    )]
+    TooLarge { action: String, received: u64, limit: u64 },
     /// Compacting the mirror (`git gc`) failed or timed out.
     #[error("cannot compact the mirror {location}: {message}")]
     Compact { location: String, message: String },

@@ -11,6 +11,9 @@
 //!   recorded as links and never followed (the loader refuses them where a file is needed).
 //! * Before any blob of the head is read, its sizes (from the object headers) and the number
 //!   of entries are added up; over the [`PreviewBudget`], nothing is read.
+//! * The fetch of the head is bounded too: [`PreviewBudget::max_fetch_bytes`] is the most a
+//!   preview downloads (`Mirror::fetch_ref_within`), so a head of any size costs the
+//!   controller at most that much network, disk and time before it is refused.
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
@@ -26,12 +29,23 @@ pub struct PreviewBudget {
     pub max_entries: usize,
     /// Their bytes, added up.
     pub max_bytes: u64,
+    /// The bytes the fetch of the head may receive (the pack the remote sends: the head's
+    /// commits, trees and blobs the mirror does not have yet, compressed).
+    pub max_fetch_bytes: u64,
 }
 
+/// The default of [`PreviewBudget::max_fetch_bytes`]: 256 MiB.
+pub const DEFAULT_PREVIEW_FETCH_BYTES: u64 = 256 << 20;
+
 impl Default for PreviewBudget {
-    /// 10,000 entries and 64 MiB: far above a real fleet, far below what hurts a controller.
+    /// 10,000 entries and 64 MiB read, 256 MiB fetched: far above a real fleet's pull
+    /// request, far below what hurts a controller.
     fn default() -> Self {
-        PreviewBudget { max_entries: 10_000, max_bytes: 64 << 20 }
+        PreviewBudget {
+            max_entries: 10_000,
+            max_bytes: 64 << 20,
+            max_fetch_bytes: DEFAULT_PREVIEW_FETCH_BYTES,
+        }
     }
 }
 

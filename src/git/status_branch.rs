@@ -55,7 +55,7 @@ pub fn write_status(
     let mut last_rejection = String::new();
     for _attempt in 0..2 {
         let parent = if remote {
-            mirror.fetch_into(&refname, &refname)?
+            mirror.fetch_into(&refname, &refname, None)?
         } else {
             repository.refname_to_id(&refname).ok()
         };

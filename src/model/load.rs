@@ -370,7 +370,9 @@ fn app_file(folder: &str, tree: &SourceTree, diagnostics: &mut Vec<Diagnostic>) 
     Some(file.clone())
 }
 
-fn valid_app_name(name: &str) -> bool {
+/// Whether `name` can name an app (its folder under `apps/`): lower-case letters, digits,
+/// `-` and `_`, starting with a letter or digit (a part of Docker object names).
+pub fn valid_app_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')

@@ -77,6 +77,7 @@ fn rejection(status: u16, answer: &str) -> Option<&'static str> {
     match status {
         401 => Some("bad signature"),
         413 => Some("body too large"),
+        422 => Some("refused by the controller (a retry of an app it does not know)"),
         400 | 408 => Some("malformed or incomplete request"),
         202 if answer.contains("another repository") => Some("about another repository"),
         202 if answer.contains("duplicate delivery") => {
@@ -113,6 +114,7 @@ async fn count_delivery(State(web): State<Web>, request: Request, next: Next) ->
             404 => "not_configured",
             405 => "method_not_allowed",
             413 => "too_large",
+            422 => "refused",
             _ => "error",
         };
         web.count_delivery(forge, result);

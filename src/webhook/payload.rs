@@ -12,7 +12,7 @@
 //! | GitHub | `X-GitHub-Event` | `ping`, `push`, `pull_request` |
 //! | GitLab | `X-Gitlab-Event` | `Push Hook`, `Merge Request Hook`, `System Hook` (push, merge request) |
 //! | Gitea / Forgejo | `X-Gitea-Event` / `X-Forgejo-Event` | `push`, `pull_request` |
-//! | generic | none | any body: empty, or `{"ref": "refs/heads/<branch>", "after": "<sha>"}` |
+//! | generic | none | any body: empty, or `{"ref": "refs/heads/<branch>", "after": "<sha>", "app": "<app>"}` (each field optional) |
 //!
 //! Any other event kind, a tag push, a push to a ref outside `refs/heads/`, and a branch
 //! deletion (`after` all zeros) are [`Outcome::Ignored`] with a reason, not errors. A payload
@@ -73,9 +73,11 @@ pub enum Hook {
     Push { forge: Forge, repository: String, branch: String, commit: String },
     /// A pull (merge) request was opened, updated or closed.
     PullRequest(PullRequestHook),
-    /// The generic endpoint: "sync now". `branch` and `commit` are there when the caller named
-    /// them (`{"ref": "refs/heads/main", "after": "<sha>"}`); an empty body names neither.
-    Sync { branch: Option<String>, commit: Option<String> },
+    /// The generic endpoint: "sync now" (and retry a rolled-back rollout). `branch` and
+    /// `commit` are there when the caller named them (`{"ref": "refs/heads/main", "after":
+    /// "<sha>"}`); `app` when the retry is for that app only (`{"app": "shop"}`, a valid app
+    /// name); an empty body names none.
+    Sync { branch: Option<String>, commit: Option<String>, app: Option<String> },
 }
 
 impl Hook {
@@ -95,8 +97,11 @@ impl Hook {
             Hook::PullRequest(pr) => {
                 format!("pull request #{} ({}) at {}", pr.number, pr.action, short(&pr.head_commit))
             }
-            Hook::Sync { branch, commit } => {
+            Hook::Sync { branch, commit, app } => {
                 let mut line = String::from("sync request");
+                if let Some(app) = app {
+                    line.push_str(&format!(" (retry app {app})"));
+                }
                 if let Some(branch) = branch {
                     line.push_str(&format!(" for {branch}"));
                 }
@@ -258,9 +263,12 @@ pub fn triage(outcome: Outcome, watched_branch: &str) -> Outcome {
 
 const GENERIC_EVENT: &str = "sync request";
 
+/// The longest app name a sync request may carry (Docker's names are far shorter in practice).
+const MAX_APP_NAME: usize = 200;
+
 fn parse_generic(body: &[u8]) -> Result<Outcome, PayloadError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Outcome::Hook(Hook::Sync { branch: None, commit: None }));
+        return Ok(Outcome::Hook(Hook::Sync { branch: None, commit: None, app: None }));
     }
     let doc = Doc::read(Forge::Generic, GENERIC_EVENT, body)?;
     if !doc.root.is_object() {
@@ -283,7 +291,19 @@ fn parse_generic(body: &[u8]) -> Result<Outcome, PayloadError> {
         }
         Some(_) => Some(doc.commit(&["after"])?),
     };
-    Ok(Outcome::Hook(Hook::Sync { branch, commit }))
+    let app = match doc.opt_str(&["app"])? {
+        None => None,
+        Some(app) if crate::model::load::valid_app_name(app) && app.len() <= MAX_APP_NAME => {
+            Some(app.to_string())
+        }
+        Some(_) => {
+            return Err(doc.invalid(
+                &["app"],
+                "an app name (its folder under apps/: lower-case letters, digits, '-' and '_')",
+            ));
+        }
+    };
+    Ok(Outcome::Hook(Hook::Sync { branch, commit, app }))
 }
 
 /// `refs/heads/<branch>` → `<branch>`; any other ref → the reason it is ignored.
@@ -913,6 +933,7 @@ mod tests {
             Ok(Outcome::Hook(Hook::Sync {
                 branch: branch.map(str::to_string),
                 commit: commit.map(str::to_string),
+                app: None,
             }))
         };
         let sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
@@ -924,6 +945,14 @@ mod tests {
         assert_eq!(
             sync(&format!(r#"{{"ref": "refs/heads/main", "after": "{}"}}"#, sha.to_uppercase())),
             hook(Some("main"), Some(sha))
+        );
+        assert_eq!(
+            sync(r#"{"app": "shop-2"}"#),
+            Ok(Outcome::Hook(Hook::Sync {
+                branch: None,
+                commit: None,
+                app: Some("shop-2".into())
+            }))
         );
         assert_eq!(
             sync(r#"{"ref": "refs/tags/v1"}"#),
@@ -945,6 +974,12 @@ mod tests {
         assert!(error("{").starts_with("generic sync request delivery is not valid JSON"));
         assert_eq!(error("[]"), "generic sync request delivery: the document is not a JSON object");
         assert_eq!(error(r#"{"ref": 3}"#), "generic sync request delivery: ref is not a string");
+        let not_a_name = "generic sync request delivery: app is not an app name (its folder under apps/: lower-case letters, digits, '-' and '_')";
+        for bad in [r#"{"app": "Shop"}"#, r#"{"app": "../x"}"#, r#"{"app": ""}"#] {
+            assert_eq!(error(bad), not_a_name, "{bad}");
+        }
+        assert_eq!(error(&format!(r#"{{"app": "{}"}}"#, "a".repeat(201))), not_a_name);
+        assert_eq!(error(r#"{"app": 1}"#), "generic sync request delivery: app is not a string");
         assert_eq!(
             error(r#"{"after": "main"}"#),
             "generic sync request delivery: after is not a commit id (40 or 64 hex digits)"
@@ -1047,9 +1082,10 @@ mod tests {
         );
         let ping = Outcome::Hook(Hook::Ping { forge: Forge::GitHub });
         assert_eq!(triage(ping.clone(), "main"), ping);
-        let any = Outcome::Hook(Hook::Sync { branch: None, commit: None });
+        let any = Outcome::Hook(Hook::Sync { branch: None, commit: None, app: None });
         assert_eq!(triage(any.clone(), "main"), any);
-        let other = Outcome::Hook(Hook::Sync { branch: Some("dev".to_string()), commit: None });
+        let other =
+            Outcome::Hook(Hook::Sync { branch: Some("dev".to_string()), commit: None, app: None });
         assert!(matches!(triage(other, "main"), Outcome::Ignored { .. }));
         let ignored = Outcome::Ignored { reason: "tag push v1".to_string() };
         assert_eq!(triage(ignored.clone(), "main"), ignored);
@@ -1064,8 +1100,14 @@ mod tests {
             "pull request #2 (updated) at ec26c3e"
         );
         assert_eq!(Hook::Ping { forge: Forge::Gitea }.summary(), "ping from Gitea");
-        let sync = Hook::Sync { branch: Some("main".to_string()), commit: Some(sha.to_string()) };
+        let sync = Hook::Sync {
+            branch: Some("main".to_string()),
+            commit: Some(sha.to_string()),
+            app: None,
+        };
         assert_eq!(sync.summary(), "sync request for main at 6113728");
+        let retry = Hook::Sync { branch: None, commit: None, app: Some("shop".into()) };
+        assert_eq!(retry.summary(), "sync request (retry app shop)");
         assert_eq!(sync.forge(), Forge::Generic);
     }
 }

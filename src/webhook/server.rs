@@ -11,6 +11,7 @@
 //! | 400 | well signed, but not readable (no event header, a missing field, not JSON) | `{"error": "<reason>"}` |
 //! | 401 | signature or token missing or wrong | `{"error": "<reason>"}` |
 //! | 404 | the route's secret is not configured | `{"error": "..."}` |
+//! | 422 | well signed and well formed, but the controller refuses what it asks (a retry of an app it does not know); the reason names it | `{"error": "<reason>"}` |
 //! | 413 | the body is larger than [`ReceiverSettings::max_body_bytes`]: refused on its declared `Content-Length` before any of it is read, or as soon as a streamed body passes the limit; the signature is checked only on a body read whole | `{"error": "..."}` |
 //!
 //! # Guarantees
@@ -150,8 +151,10 @@ impl fmt::Debug for ReceiverSettings {
     }
 }
 
-/// Where accepted hooks go. Called from the request's task: it must return at once.
-pub type HookSink = Arc<dyn Fn(Hook) + Send + Sync>;
+/// Where accepted hooks go. Called from the request's task: it must return at once. It may
+/// refuse a hook it cannot act on (a retry of an unknown app) with the reason, which the
+/// sender gets in a 422 answer.
+pub type HookSink = Arc<dyn Fn(Hook) -> Result<(), String> + Send + Sync>;
 
 /// The receivers' routes: `POST /hooks/github`, `/hooks/gitlab`, `/hooks/gitea` (Gitea or
 /// Forgejo, told apart by their headers) and `/hooks/generic`.
@@ -159,7 +162,7 @@ pub type HookSink = Arc<dyn Fn(Hook) + Send + Sync>;
 /// The peer address in the logs comes from axum's [`ConnectInfo`]: serve the router with
 /// `into_make_service_with_connect_info::<SocketAddr>()` to have it (without, the peer is
 /// logged as `unknown`).
-pub fn router(settings: Arc<ReceiverSettings>, sink: Arc<dyn Fn(Hook) + Send + Sync>) -> Router {
+pub fn router(settings: Arc<ReceiverSettings>, sink: HookSink) -> Router {
     let limit = settings.max_body_bytes;
     Router::new()
         .route("/hooks/github", post(github))
@@ -293,9 +296,16 @@ async fn receive(receivers: &Receivers, route: Route, request: Request) -> Respo
         }
         Outcome::Hook(hook) => {
             let summary = hook.summary();
-            tracing::info!(%forge, %peer, hook = %summary, "webhook accepted");
-            (receivers.sink)(hook);
-            answer(StatusCode::OK, "accepted", summary)
+            match (receivers.sink)(hook) {
+                Ok(()) => {
+                    tracing::info!(%forge, %peer, hook = %summary, "webhook accepted");
+                    answer(StatusCode::OK, "accepted", summary)
+                }
+                Err(reason) => {
+                    tracing::info!(%forge, %peer, hook = %summary, %reason, "webhook refused");
+                    answer(StatusCode::UNPROCESSABLE_ENTITY, "error", reason)
+                }
+            }
         }
         Outcome::Ignored { reason } => {
             tracing::debug!(%forge, %peer, %reason, "webhook ignored");

@@ -1,6 +1,7 @@
 //! The plan-preview comment against a fake of each forge: a real HTTP server on 127.0.0.1 that
 //! answers GitHub's, GitLab's or Gitea's comment API as the forge would (pages, headers, error
-//! bodies) and records every request, so each test checks the exact list of requests made.
+//! bodies), and its list of open pull requests, and records every request, so each test
+//! checks the exact list of requests made.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ struct FakeState {
     comments: Vec<Stored>,
     next_id: u64,
     requests: Vec<Recorded>,
+    /// The numbers of the open pull requests (GitLab: merge requests' iids).
+    open_pulls: Vec<u64>,
 }
 
 pub(crate) struct Fake {
@@ -111,6 +114,7 @@ impl Fake {
             comments,
             next_id: CREATED_ID,
             requests: Vec::new(),
+            open_pulls: vec![7],
         }));
         let router = Router::new().fallback(handle).with_state(state.clone());
         tokio::spawn(async move {
@@ -126,6 +130,11 @@ impl Fake {
     /// The requests since the last call.
     pub(crate) fn take_requests(&self) -> Vec<Recorded> {
         std::mem::take(&mut self.state.lock().unwrap().requests)
+    }
+
+    /// Which pull requests the forge lists as open from now on (pull request 7 at start).
+    pub(crate) fn set_open_pulls(&self, numbers: &[u64]) {
+        self.state.lock().unwrap().open_pulls = numbers.to_vec();
     }
 
     pub(crate) fn comment(&self, id: u64) -> Option<Stored> {
@@ -202,6 +211,7 @@ fn comment_json(forge: Forge, c: &Stored) -> Value {
 
 /// Where the request points, once the forge's path shapes are recognised.
 enum Target {
+    Pulls,
     List,
     Create,
     Edit(u64),
@@ -210,6 +220,18 @@ enum Target {
 
 fn target(forge: Forge, method: &Method, path: &str) -> Target {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let pulls = matches!(
+        (forge, segments.as_slice()),
+        (Forge::GitHub, ["repos", "acme", "shop", "pulls"])
+            | (Forge::Gitea, ["api", "v1", "repos", "acme", "shop", "pulls"])
+            | (
+                Forge::GitLab,
+                ["api", "v4", "projects", "acme%2Fplatform%2Fshop", "merge_requests"]
+            )
+    );
+    if pulls && *method == Method::GET {
+        return Target::Pulls;
+    }
     let collection = match (forge, segments.as_slice()) {
         (Forge::GitHub, ["repos", "acme", "shop", "issues", "7", "comments"])
         | (Forge::GitHub, ["repositories", "4242", "issues", "7", "comments"])
@@ -289,6 +311,30 @@ async fn handle(
 
     match target(forge, &method, uri.path()) {
         Target::Missing => answer(StatusCode::NOT_FOUND, HeaderMap::new(), not_found(forge, addr)),
+        Target::Pulls => {
+            // One page holds them all here; each forge's own headers say so.
+            let open = s.open_pulls.clone();
+            let items: Vec<Value> = open
+                .iter()
+                .map(|n| match forge {
+                    Forge::GitLab => json!({ "id": 5000 + n, "iid": n, "state": "opened" }),
+                    Forge::GitHub | Forge::Gitea => {
+                        json!({ "id": 5000 + n, "number": n, "state": "open" })
+                    }
+                })
+                .collect();
+            let mut h = HeaderMap::new();
+            match forge {
+                Forge::GitHub => {}
+                Forge::GitLab => {
+                    h.insert("x-next-page", header(""));
+                }
+                Forge::Gitea => {
+                    h.insert("x-total-count", header(&open.len().to_string()));
+                }
+            }
+            answer(StatusCode::OK, h, Value::Array(items))
+        }
         Target::List if odd == Odd::HtmlList => {
             let mut response =
                 (StatusCode::OK, "<html><body>Maintenance</body></html>").into_response();
@@ -403,6 +449,8 @@ pub(crate) struct Api {
     pub(crate) page_size: usize,
     pub(crate) first: &'static str,
     pub(crate) second: &'static str,
+    /// The first page of the open pull requests.
+    pub(crate) pulls: &'static str,
     create: &'static str,
     edit_method: &'static str,
     edit_prefix: &'static str,
@@ -417,6 +465,7 @@ pub(crate) fn api(forge: Forge) -> Api {
             first: "/repos/acme/shop/issues/7/comments?per_page=100&page=1",
             // The `Link` header's URL, followed as given.
             second: "/repositories/4242/issues/7/comments?per_page=100&page=2",
+            pulls: "/repos/acme/shop/pulls?per_page=100&page=1&state=open",
             create: "/repos/acme/shop/issues/7/comments",
             edit_method: "PATCH",
             edit_prefix: "/repos/acme/shop/issues/comments/",
@@ -427,6 +476,7 @@ pub(crate) fn api(forge: Forge) -> Api {
             page_size: 100,
             first: "/api/v4/projects/acme%2Fplatform%2Fshop/merge_requests/7/notes?per_page=100&page=1",
             second: "/api/v4/projects/acme%2Fplatform%2Fshop/merge_requests/7/notes?per_page=100&page=2",
+            pulls: "/api/v4/projects/acme%2Fplatform%2Fshop/merge_requests?per_page=100&page=1&state=opened",
             create: "/api/v4/projects/acme%2Fplatform%2Fshop/merge_requests/7/notes",
             edit_method: "PUT",
             edit_prefix: "/api/v4/projects/acme%2Fplatform%2Fshop/merge_requests/7/notes/",
@@ -437,6 +487,7 @@ pub(crate) fn api(forge: Forge) -> Api {
             page_size: 50,
             first: "/api/v1/repos/acme/shop/issues/7/comments?page=1&limit=50",
             second: "/api/v1/repos/acme/shop/issues/7/comments?page=2&limit=50",
+            pulls: "/api/v1/repos/acme/shop/pulls?page=1&limit=50&state=open",
             create: "/api/v1/repos/acme/shop/issues/7/comments",
             edit_method: "PATCH",
             edit_prefix: "/api/v1/repos/acme/shop/issues/comments/",
@@ -716,4 +767,32 @@ async fn an_unreachable_forge_is_a_transport_error_without_the_token() {
     for text in [err.to_string(), format!("{err:?}")] {
         assert!(!text.contains(TOKEN), "{text}");
     }
+}
+
+/// The open pull requests, as each forge lists them (GitLab by `iid`), with one request.
+async fn lists_the_open_pull_requests(forge: Forge) {
+    let fake = Fake::start(forge, Odd::None, 0).await;
+    let api = api(forge);
+    fake.set_open_pulls(&[3, 7, 12]);
+    let client = api.client(&fake, TOKEN);
+    let open = client.open_pull_requests(&api.pr(7).repository).await.unwrap();
+    assert_eq!(open, [3, 7, 12].into());
+    assert_eq!(fake.take_requests(), [api.get(api.pulls)]);
+    fake.set_open_pulls(&[]);
+    assert!(client.open_pull_requests(&api.pr(7).repository).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn github_lists_the_open_pull_requests() {
+    lists_the_open_pull_requests(Forge::GitHub).await;
+}
+
+#[tokio::test]
+async fn gitlab_lists_the_open_merge_requests() {
+    lists_the_open_pull_requests(Forge::GitLab).await;
+}
+
+#[tokio::test]
+async fn gitea_lists_the_open_pull_requests() {
+    lists_the_open_pull_requests(Forge::Gitea).await;
 }

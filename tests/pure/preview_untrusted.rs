@@ -1,16 +1,16 @@
 //! Pull-request previews treat the pull request as untrusted: each case runs a real
 //! [`Previewer`] on a real Git repository (the base on `main`, the head on
-//! `refs/pull/7/head`), against the fake GitHub of `forge_comments` (which records every
-//! request) and, for hosts, small local servers: an "engine" that answers every call with an
-//! error body, a port that accepts and never answers, and an "internal address" that counts
-//! who connects to it.
+//! `refs/pull/7/head`; served over smart HTTP where the fetch itself is under test), against
+//! the fake GitHub of `forge_comments` (which records every request) and, for hosts, small
+//! local servers: an "engine" that answers every call with an error body, a port that
+//! accepts and never answers, and an "internal address" that counts who connects to it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gitfleet::controller::previews::{Handled, PreviewSettings, Previewer};
+use gitfleet::controller::previews::{self, Handled, PreviewQueue, PreviewSettings, Previewer};
 use gitfleet::controller::source::Source;
 use gitfleet::forge::{CommentAction, PreviewFailure};
 use gitfleet::git::{Credentials, MirrorOptions, PreviewBudget};
@@ -18,7 +18,7 @@ use gitfleet::model::LoadOptions;
 use gitfleet::webhook::{Forge as HookForge, PullRequestAction, PullRequestHook};
 
 use crate::forge_comments::{CREATED_ID, Fake, Forge, Odd, api};
-use crate::support::GitRepo;
+use crate::support::{BareRepo, GitHttpServer, GitRepo};
 
 /// What the fake engine says to every request: it must never reach a comment.
 const ENGINE_SECRET: &str = "ENGINE-SECRET-db-password-hunter2 at 10.250.152.77";
@@ -94,22 +94,71 @@ pub(crate) fn hook(head: &str) -> PullRequestHook {
     }
 }
 
+/// A previewer of the repository at `repo` (a local path, used in place).
 pub(crate) fn previewer(repo: &GitRepo, fake: &Fake, settings: PreviewSettings) -> Previewer {
     let cache = tempfile::tempdir().unwrap();
+    let location = repo.path().to_str().unwrap();
+    previewer_at(location, &repo.branch(), cache.path(), fake, settings)
+}
+
+/// A previewer of the repository at `location` watching `branch`, its mirror in `cache`;
+/// the branch is fetched first (the base a preview plans with).
+pub(crate) fn previewer_at(
+    location: &str,
+    branch: &str,
+    cache: &std::path::Path,
+    fake: &Fake,
+    settings: PreviewSettings,
+) -> Previewer {
     let options =
         MirrorOptions { credentials: Credentials::None, timeout: Duration::from_secs(10) };
-    let location = repo.path().to_str().unwrap();
-    let source = Source::open(
-        location,
-        cache.path(),
-        options,
-        &repo.branch(),
-        LoadOptions::default(),
-        false,
-    )
-    .unwrap();
+    let source =
+        Source::open(location, cache, options, branch, LoadOptions::default(), false).unwrap();
+    source.fetch_head().expect("fetch the watched branch");
     let client = api(Forge::GitHub).client(fake, crate::forge_comments::TOKEN);
-    Previewer::new(source, client, settings, "acme/shop", &repo.branch(), None)
+    Previewer::new(source, client, settings, "acme/shop", branch, None)
+}
+
+/// `repo` as a remote: its branch and its pull-request heads (`refs/pull/N/head`, each
+/// `number` given) pushed to a bare origin served over smart HTTP on loopback, so that a
+/// preview really fetches (a local path is read in place). The URL is `server.url("shop.git")`.
+pub(crate) fn served(repo: &GitRepo, numbers: &[u64]) -> (BareRepo, GitHttpServer) {
+    let origin = BareRepo::new("shop.git");
+    let branch = repo.branch();
+    repo.push(&origin.path(), &format!("+refs/heads/{branch}:refs/heads/{branch}"));
+    for number in numbers {
+        repo.push(&origin.path(), &format!("+refs/pull/{number}/head:refs/pull/{number}/head"));
+    }
+    let server = GitHttpServer::start(origin.root(), None);
+    (origin, server)
+}
+
+/// `len` bytes of text that compresses badly (a 64-letter alphabet, pseudo-random).
+fn noise(len: usize) -> String {
+    const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            LETTERS[(state % 64) as usize] as char
+        })
+        .collect()
+}
+
+/// Bytes of every file under `dir`.
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// The one comment's body, after exactly one list and one create.
@@ -319,11 +368,106 @@ async fn a_head_over_the_budget_is_not_read() {
         repo.commit(&files, &[])
     });
     let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
-    let budget = PreviewBudget { max_entries: 10, max_bytes: 1 << 20 };
+    let budget = PreviewBudget { max_entries: 10, max_bytes: 1 << 20, ..Default::default() };
     let previewer = previewer(&repo, &fake, PreviewSettings { budget, ..Default::default() });
     previewer.handle(&hook(&head)).await;
     let body = posted(&fake);
     assert!(body.contains(&escape(PreviewFailure::TooLarge.message())), "{body}");
+}
+
+/// A head that is large to download (1 MiB that does not compress, under the read budget)
+/// is refused by the fetch itself, over a real smart-HTTP remote: the comment says so in a
+/// fixed sentence, the mirror keeps nothing of it, and the same head under the default
+/// limit is previewed.
+#[tokio::test]
+async fn a_head_over_the_fetch_limit_is_not_downloaded() {
+    let engine = failing_engine().await;
+    let (repo, head) = repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
+        repo.commit(&[("apps/shop/bulk.txt", &noise(1 << 20))], &[])
+    });
+    let (_origin, server) = served(&repo, &[7]);
+    let url = server.url("shop.git");
+    let limit = 256 << 10;
+    let budget = PreviewBudget { max_fetch_bytes: limit, ..Default::default() };
+
+    let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
+    let cache = tempfile::tempdir().unwrap();
+    let settings = PreviewSettings { budget, ..Default::default() };
+    let previewer = previewer_at(&url, &repo.branch(), cache.path(), &fake, settings);
+    let before = disk_bytes(cache.path());
+    previewer.handle(&hook(&head)).await;
+    let body = posted(&fake);
+    assert!(body.contains(&escape(PreviewFailure::FetchTooLarge.message())), "{body}");
+    assert!(!body.contains("bytes"), "the comment quotes the log's detail: {body}");
+    // Nothing of the head kept: no preview reference, no pack of it.
+    let mirror = std::fs::read_dir(cache.path()).unwrap().flatten().next().unwrap().path();
+    let git = git2::Repository::open_bare(&mirror).unwrap();
+    assert!(git.find_reference("refs/gitfleet/preview/pull/7/head").is_err());
+    assert!(git.find_commit(git2::Oid::from_str(&head).unwrap()).is_err());
+    let grown = disk_bytes(cache.path()) - before;
+    assert!(grown < limit, "the mirror grew by {grown} bytes");
+
+    let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
+    let cache = tempfile::tempdir().unwrap();
+    let previewer = previewer_at(&url, &repo.branch(), cache.path(), &fake, Default::default());
+    previewer.handle(&hook(&head)).await;
+    let body = posted(&fake);
+    assert!(body.contains("host a is unreachable"), "{body}");
+}
+
+/// The previews task prunes, on its interval, the preview references of pull requests the
+/// forge no longer lists as open; an open one's stays. Over a real smart-HTTP remote (a
+/// repository used in place is never pruned).
+#[tokio::test]
+async fn the_previews_task_prunes_the_references_of_closed_pull_requests() {
+    let engine = failing_engine().await;
+    let (repo, head) = repository(&fleet(&format!("tcp://{engine}"), ""), |repo| {
+        repo.commit(
+            &[("apps/shop/compose.yaml", "services:\n  web:\n    image: nginx:1.28\n")],
+            &[],
+        )
+    });
+    let work = git2::Repository::open(repo.path()).unwrap();
+    let head_id = git2::Oid::from_str(&head).unwrap();
+    work.reference("refs/pull/8/head", head_id, true, "pull request 8").unwrap();
+    let (_origin, server) = served(&repo, &[7, 8]);
+    let fake = Fake::start(Forge::GitHub, Odd::None, 0).await;
+    fake.set_open_pulls(&[7, 8]);
+    let cache = tempfile::tempdir().unwrap();
+    let prune_every = Duration::from_millis(300);
+    let settings = PreviewSettings { prune_every, ..Default::default() };
+    let url = server.url("shop.git");
+    let previewer = previewer_at(&url, &repo.branch(), cache.path(), &fake, settings);
+    let queue = Arc::new(PreviewQueue::default());
+    let mut eight = hook(&head);
+    eight.number = 8;
+    queue.push(hook(&head));
+    queue.push(eight);
+    let task = tokio::spawn(previews::run(queue, Arc::new(previewer)));
+
+    let mirror = std::fs::read_dir(cache.path()).unwrap().flatten().next().unwrap().path();
+    let git = git2::Repository::open_bare(&mirror).unwrap();
+    let kept = |n: u64| git.find_reference(&format!("refs/gitfleet/preview/pull/{n}/head")).is_ok();
+    eventually("both previews fetched", Duration::from_secs(30), || kept(7) && kept(8)).await;
+    // Pull request 8 is closed: its reference goes at the next pruning, 7's stays.
+    fake.set_open_pulls(&[7]);
+    let started = Instant::now();
+    eventually("the closed pull request's reference pruned", Duration::from_secs(10), || !kept(8))
+        .await;
+    assert!(kept(7), "the open pull request's reference was pruned");
+    task.abort();
+    assert!(started.elapsed() < Duration::from_secs(5), "pruned after {:?}", started.elapsed());
+    let api = api(Forge::GitHub);
+    assert!(fake.take_requests().contains(&api.get(api.pulls)), "the forge was not asked");
+}
+
+/// Waits (without blocking the runtime) until `done`, at most `limit`.
+async fn eventually(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A preview has a deadline, and its blocking work runs off the runtime: on a

@@ -109,7 +109,7 @@ fn site(snapshot: Snapshot, synced: bool) -> Site {
     let mut receivers = gitfleet::webhook::ReceiverSettings::new("main");
     receivers.github_secret = Some("s3cret".into());
     let hooks =
-        web::hooks(web.clone(), Arc::new(receivers), Arc::new(|_| {}), Duration::from_secs(5));
+        web::hooks(web.clone(), Arc::new(receivers), Arc::new(|_| Ok(())), Duration::from_secs(5));
     Site { router: web::app(web).merge(hooks), writer, shutdown }
 }
 
@@ -351,7 +351,7 @@ async fn rejected_deliveries_appear_among_the_events_without_their_body() {
     receivers.github_secret = Some("s3cret".into());
     receivers.repository = Some("ops/fleet".into());
     let hooks =
-        web::hooks(web.clone(), Arc::new(receivers), Arc::new(|_| {}), Duration::from_secs(5));
+        web::hooks(web.clone(), Arc::new(receivers), Arc::new(|_| Ok(())), Duration::from_secs(5));
     let router = web::app(web).merge(hooks);
     let post = |body: Vec<u8>, signature: String, delivery: &str| {
         Request::builder()

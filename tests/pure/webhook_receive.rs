@@ -46,7 +46,10 @@ impl Receiver {
     async fn start(settings: ReceiverSettings) -> Receiver {
         let hooks = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&hooks);
-        let sink = Arc::new(move |hook: Hook| seen.lock().expect("sink lock").push(hook));
+        let sink = Arc::new(move |hook: Hook| {
+            seen.lock().expect("sink lock").push(hook);
+            Ok(())
+        });
         let app = router(Arc::new(settings), sink);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("local address");
@@ -426,10 +429,11 @@ async fn generic_sync_request() {
     assert_eq!(
         receiver.hooks(),
         [
-            Hook::Sync { branch: None, commit: None },
+            Hook::Sync { branch: None, commit: None, app: None },
             Hook::Sync {
                 branch: Some("main".to_string()),
                 commit: Some("ef98532add3b2feb7a137426bba1248724367df5".to_string()),
+                app: None,
             },
         ]
     );

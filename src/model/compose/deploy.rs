@@ -116,3 +116,76 @@ impl ServiceBuilder<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, shop, tree};
+    use crate::model::types::UpdateConfig;
+
+    fn web(extra: &str) -> String {
+        format!("services:\n  web:\n    image: nginx:1.27\n{extra}")
+    }
+
+    #[test]
+    fn deploy_and_healthcheck_values_are_refused_where_they_are_written() {
+        check(&[
+            (
+                &web(
+                    "    deploy:\n      placement:\n        constraints: [node.role == manager]\n",
+                ),
+                // The schema's pattern sees it first (its hint lists the forms).
+                "apps/shop/compose.yaml:6:23: invalid-value: `services.web.deploy.placement.constraints[0]` is \"node.role == manager\", which is not of the expected form",
+            ),
+            (
+                &web("    deploy:\n      resources:\n        limits:\n          memory: 12q\n"),
+                // The schema sees it first (a number or a size string), at the value.
+                "apps/shop/compose.yaml:7:19: schema: `services.web.deploy.resources.limits.memory`: \"12q\" is not valid under any of the schemas listed in the 'oneOf' keyword",
+            ),
+            (
+                // A number the schema lets through, but no CPU count.
+                &web(
+                    "    deploy:\n      resources:\n        reservations:\n          cpus: \"0\"\n",
+                ),
+                "apps/shop/compose.yaml:7:17: invalid-value: \"0\" is not a CPU count; write it like 0.5 or 2",
+            ),
+            (
+                // Of the form the schema wants, yet too long for any clock.
+                &web("    deploy:\n      update_config:\n        delay: 99999999999999999999h\n"),
+                "apps/shop/compose.yaml:6:16: invalid-value: \"99999999999999999999h\" is not a duration; write it like 10s, 1m30s or 500ms",
+            ),
+            (
+                &web("    healthcheck:\n      test: [wget, -q, http://127.0.0.1/]\n"),
+                "apps/shop/compose.yaml:5:13: invalid-value: a healthcheck test list must start with \"CMD\", \"CMD-SHELL\" or \"NONE\"",
+            ),
+            (
+                &web(
+                    "    healthcheck:\n      test: curl -f http://127.0.0.1/\n      interval: 1fortnight\n",
+                ),
+                "apps/shop/compose.yaml:6:17: invalid-value: `services.web.healthcheck.interval` is \"1fortnight\", which is not of the expected form",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn what_is_left_out_takes_compose_defaults() {
+        let compose = web(
+            "    healthcheck:\n      test: curl -f http://127.0.0.1/\n      interval: 1m30s\n    deploy:\n      update_config:\n        parallelism: 2\n      restart_policy: {}\n      resources:\n        limits:\n          cpus: \"0.5\"\n          memory: 512m\n",
+        );
+        let service = shop(&tree(&compose, "")).unwrap().services["web"].clone();
+        let health = service.healthcheck.unwrap();
+        assert_eq!(health.test, ["CMD-SHELL", "curl -f http://127.0.0.1/"]);
+        assert_eq!((health.interval_ms, health.timeout_ms), (Some(90_000), None));
+        let deploy = service.deploy;
+        assert_eq!(deploy.replicas, 1);
+        let defaults = UpdateConfig::default();
+        assert_eq!(deploy.update_config.parallelism, 2);
+        assert_eq!(deploy.update_config.delay_ms, defaults.delay_ms);
+        assert_eq!(deploy.rollback_config, defaults);
+        assert_eq!(deploy.restart_policy.unwrap().condition, "any");
+        let limits = deploy.resources.limits;
+        assert_eq!((limits.millicpus, limits.memory_bytes), (Some(500), Some(512 << 20)));
+        let disabled = web("    healthcheck:\n      disable: true\n");
+        let health = shop(&tree(&disabled, "")).unwrap().services["web"].healthcheck.clone();
+        assert_eq!(health.unwrap().test, ["NONE"]);
+    }
+}

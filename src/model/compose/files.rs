@@ -181,3 +181,94 @@ pub(super) fn read_app_file(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, problems, shop, tree};
+
+    /// A service using config `conf`, declared by `declaration` (the lines under `conf:`).
+    fn with_config(declaration: &str) -> String {
+        format!(
+            "services:\n  web:\n    image: nginx:1.27\n    configs: [conf]\nconfigs:\n  conf:\n{declaration}"
+        )
+    }
+
+    #[test]
+    fn a_file_outside_the_folder_or_missing_is_located_at_its_file_key() {
+        check(&[
+            (
+                &with_config("    file: ../blog/site.conf\n"),
+                "apps/shop/compose.yaml:7:11: path-escape: \"../blog/site.conf\" leaves the app's folder with `..`",
+            ),
+            (
+                &with_config("    file: /etc/passwd\n"),
+                "apps/shop/compose.yaml:7:11: path-escape: \"/etc/passwd\" is an absolute path",
+            ),
+            (
+                &with_config("    file: ./conf/./site.conf\n"),
+                "apps/shop/compose.yaml:7:11: missing-file: apps/shop/conf/site.conf does not exist in this revision",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn a_link_a_fifo_or_a_file_over_the_limit_is_refused() {
+        let compose = with_config("    file: ./conf/site.conf\n");
+        let mut linked = tree(&compose, "");
+        linked.insert_symlink("apps/shop/conf", "/etc");
+        assert_eq!(
+            shop(&linked).unwrap_err(),
+            [
+                "apps/shop/compose.yaml:7:11: path-escape: apps/shop/conf is a symbolic link (to \"/etc\"); gitfleet does not follow links"
+            ]
+        );
+        let mut fifo = tree(&compose, "");
+        fifo.insert_unreadable("apps/shop/conf/site.conf", "a FIFO");
+        assert_eq!(
+            shop(&fifo).unwrap_err(),
+            [
+                "apps/shop/compose.yaml:7:11: not-a-file: apps/shop/conf/site.conf is a FIFO, not a file"
+            ]
+        );
+        let mut large = tree(&compose, "settings:\n  limits:\n    max_file_size: 1024\n");
+        large.insert_file("apps/shop/conf/site.conf", vec![b'x'; 1025]);
+        assert_eq!(
+            shop(&large).unwrap_err(),
+            [
+                "apps/shop/compose.yaml:7:11: limit: apps/shop/conf/site.conf is 1025 bytes, more than the limit of 1024 bytes (limit `max_file_size`)"
+            ]
+        );
+        large.insert_file("apps/shop/conf/site.conf", vec![b'x'; 1024]);
+        assert!(shop(&large).is_ok());
+    }
+
+    /// The schema refuses both (and neither) before the files are read: one problem, at the
+    /// entry's first key.
+    #[test]
+    fn a_file_and_content_together_or_neither_are_refused_at_the_entry() {
+        for declaration in ["    file: ./a.conf\n    content: inline\n", "    name: x\n"] {
+            let found = problems(&with_config(declaration), &[("a.conf", "x")]);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].starts_with("apps/shop/compose.yaml:7:5: schema: `configs.conf`"),
+                "{found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_and_contents_are_read_with_their_digests() {
+        let compose = "services:\n  web:\n    image: nginx:1.27\n    configs: [conf, inline]\n    secrets: [token]\nconfigs:\n  conf:\n    file: ./conf/./site.conf\n  inline:\n    content: \"listen 80;\"\nsecrets:\n  token:\n    file: token.txt\n";
+        let mut tree = tree(compose, "");
+        tree.insert_file("apps/shop/conf/site.conf", b"server {}".to_vec());
+        tree.insert_file("apps/shop/token.txt", b"s3cret".to_vec());
+        let app = shop(&tree).unwrap();
+        let conf = &app.configs["conf"];
+        assert_eq!(conf.path.as_deref(), Some("apps/shop/conf/site.conf"));
+        assert_eq!(conf.content.as_slice(), b"server {}");
+        assert_eq!(conf.digest, crate::model::digest::sha256_hex(b"server {}"));
+        let inline = &app.configs["inline"];
+        assert_eq!((inline.path.as_deref(), inline.content.as_slice()), (None, &b"listen 80;"[..]));
+        assert_eq!(app.secrets["token"].content.as_slice(), b"s3cret");
+    }
+}

@@ -159,3 +159,53 @@ fn labels(raw: &Option<ListOrDict>) -> BTreeMap<String, String> {
         .map(|l| l.entries().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
         .unwrap_or_default()
 }
+
+/// What the compose modules' tests share: one app loaded through the whole pipeline (so each
+/// problem is seen as a user sees it, located at `file:line:col`).
+#[cfg(test)]
+mod testing {
+    use std::sync::Arc;
+
+    use super::super::{SourceTree, load};
+    use super::App;
+
+    /// `fleet.yaml` (one host, plus `settings` when given) and `apps/shop/compose.yaml`.
+    pub(super) fn tree(compose: &str, settings: &str) -> SourceTree {
+        let mut tree = SourceTree::new();
+        let fleet = format!("hosts:\n  a:\n    endpoint: unix:///a.sock\n{settings}");
+        tree.insert_file("fleet.yaml", fleet.into_bytes());
+        tree.insert_file("apps/shop/compose.yaml", compose.as_bytes().to_vec());
+        tree
+    }
+
+    /// The app `shop` of `tree`, or every problem as `file:line:col: code: message` (hints
+    /// left out).
+    pub(super) fn shop(tree: &SourceTree) -> Result<Arc<App>, Vec<String>> {
+        match load(tree) {
+            Ok(mut model) => Ok(model.apps.remove("shop").expect("the app shop")),
+            Err(diagnostics) => Err(diagnostics
+                .iter()
+                .map(|d| format!("{}:{}:{}: {}: {}", d.file, d.line, d.column, d.code, d.message))
+                .collect()),
+        }
+    }
+
+    /// The problems of `compose` (with `files` beside it, under `apps/shop/`).
+    pub(super) fn problems(compose: &str, files: &[(&str, &str)]) -> Vec<String> {
+        let mut tree = tree(compose, "");
+        for (path, text) in files {
+            tree.insert_file(format!("apps/shop/{path}"), text.as_bytes().to_vec());
+        }
+        match shop(&tree) {
+            Ok(app) => panic!("{compose}\nloaded without a problem: {app:?}"),
+            Err(problems) => problems,
+        }
+    }
+
+    /// Checks each `(compose, expected problem)` of a table: exactly that one problem.
+    pub(super) fn check(table: &[(&str, &str)]) {
+        for (compose, expected) in table {
+            assert_eq!(problems(compose, &[]), [expected.to_string()], "{compose}");
+        }
+    }
+}

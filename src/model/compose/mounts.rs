@@ -149,3 +149,91 @@ impl ServiceBuilder<'_, '_> {
         mounts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, shop, tree};
+    use crate::model::types::MountSource;
+
+    fn web(extra: &str) -> String {
+        format!("services:\n  web:\n    image: nginx:1.27\n{extra}")
+    }
+
+    #[test]
+    fn mounts_that_cannot_work_on_a_fleet_are_refused_at_their_entry() {
+        check(&[
+            (
+                &web("    volumes:\n      - data:/b:ro:extra\n"),
+                // The schema sees it first (a string of at most three parts), at the entry.
+                "apps/shop/compose.yaml:5:9: schema: `services.web.volumes[0]`: \"data:/b:ro:extra\" is not valid under any of the schemas listed in the 'oneOf' keyword",
+            ),
+            (
+                // A one-letter source is a Windows drive: `a:/b` is the source here.
+                &web("    volumes:\n      - a:/b:ro\n"),
+                "apps/shop/compose.yaml:5:9: invalid-mount: mount target \"ro\" is not an absolute path",
+            ),
+            (
+                &web("    volumes:\n      - ./data:/data\n"),
+                "apps/shop/compose.yaml:5:9: relative-bind: bind mount source \"./data\" is relative; on a fleet there is no project folder on the host for it to be relative to",
+            ),
+            (
+                &web("    volumes:\n      - data:var/lib/data\n"),
+                "apps/shop/compose.yaml:5:9: invalid-mount: mount target \"var/lib/data\" is not an absolute path",
+            ),
+            (
+                &web("    volumes:\n      - type: bind\n        target: /data\n"),
+                "apps/shop/compose.yaml:5:9: invalid-mount: a bind mount needs a source",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn file_mount_targets_and_modes_are_checked() {
+        let with_secret = |long: &str| {
+            format!(
+                "services:\n  web:\n    image: nginx:1.27\n    secrets:\n      - source: token\n{long}secrets:\n  token:\n    content: s3cret\n"
+            )
+        };
+        check(&[
+            (
+                &with_secret("        target: ../../etc/cron.d/x\n"),
+                "apps/shop/compose.yaml:6:17: path-escape: target \"../../etc/cron.d/x\" uses `..`; a secrets target stays in /run/secrets/ or is a plain absolute path",
+            ),
+            (
+                // The schema refuses a mode that is not octal digits, at the entry.
+                &with_secret("        mode: \"0999\"\n"),
+                "apps/shop/compose.yaml:5:9: schema: `services.web.secrets[0]`: {\"mode\":\"0999\",\"source\":\"token\"} is not valid under any of the schemas listed in the 'oneOf' keyword",
+            ),
+        ]);
+        let app =
+            shop(&tree(&with_secret("        target: db/token\n        mode: \"0440\"\n"), ""))
+                .unwrap();
+        let mount = &app.services["web"].secrets[0];
+        assert_eq!((mount.target.as_str(), mount.mode), ("/run/secrets/db/token", Some(0o440)));
+        let app = shop(&tree(&with_secret("        target: /etc/token\n        mode: 288\n"), ""))
+            .unwrap();
+        let mount = &app.services["web"].secrets[0];
+        assert_eq!((mount.target.as_str(), mount.mode), ("/etc/token", Some(0o440)));
+        let short = "services:\n  web:\n    image: nginx:1.27\n    configs: [site]\nconfigs:\n  site:\n    content: x\n";
+        assert_eq!(shop(&tree(short, "")).unwrap().services["web"].configs[0].target, "/site");
+    }
+
+    #[test]
+    fn short_and_long_mounts_fold_into_one_form() {
+        let compose = web(
+            "    volumes:\n      - /cache\n      - data:/data:ro,z\n      - /srv/logs:/logs\n      - type: tmpfs\n        target: /tmp\nvolumes:\n  data: {}\n",
+        );
+        let mounts = shop(&tree(&compose, "")).unwrap().services["web"].mounts.clone();
+        let shapes: Vec<(MountSource, &str, bool)> =
+            mounts.iter().map(|m| (m.source.clone(), m.target.as_str(), m.read_only)).collect();
+        assert_eq!(
+            shapes,
+            [
+                (MountSource::Anonymous, "/cache", false),
+                (MountSource::Volume { volume: "data".into() }, "/data", true),
+                (MountSource::Bind { path: "/srv/logs".into() }, "/logs", false),
+                (MountSource::Tmpfs, "/tmp", false),
+            ]
+        );
+    }
+}

@@ -257,3 +257,97 @@ impl ServiceBuilder<'_, '_> {
         exposed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, problems, shop, tree};
+    use crate::model::types::{PortMapping, Protocol};
+
+    /// A service `web` with `extra` lines under it (indented by four spaces).
+    fn web(extra: &str) -> String {
+        format!("services:\n  web:\n    image: nginx:1.27\n{extra}")
+    }
+
+    #[test]
+    fn simple_fields_are_refused_where_they_are_written() {
+        check(&[
+            (
+                &web("    command: \"echo 'hi\"\n"),
+                "apps/shop/compose.yaml:4:14: invalid-value: cannot split \"echo 'hi\" into words: missing closing quote",
+            ),
+            (
+                &web("    stop_grace_period: 10x\n"),
+                // The schema's pattern sees it first (its hint says how to write one).
+                "apps/shop/compose.yaml:4:24: invalid-value: `services.web.stop_grace_period` is \"10x\", which is not of the expected form",
+            ),
+            (
+                &web("    environment:\n      - DEBUG\n"),
+                "apps/shop/compose.yaml:5:7: missing-value: environment variable DEBUG has no value; Compose would copy it from the shell, gitfleet takes values only from the repository",
+            ),
+            (
+                &web("    ports:\n      - \"8080:80\"\n      - \"99999:80\"\n"),
+                "apps/shop/compose.yaml:6:9: invalid-port: 99999 is not a port number (1 to 65535)",
+            ),
+            (
+                &web("    expose: [\"3000-2000\"]\n"),
+                "apps/shop/compose.yaml:4:14: invalid-port: \"3000-2000\": the range runs backwards",
+            ),
+            (
+                &web("    expose: [\"70000\"]\n"),
+                "apps/shop/compose.yaml:4:14: invalid-port: 70000 is not a port number (1 to 65535)",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn env_files_are_read_required_or_not() {
+        let missing = web("    env_file: ./app.env\n");
+        assert_eq!(
+            problems(&missing, &[]),
+            [
+                "apps/shop/compose.yaml:4:15: missing-file: apps/shop/app.env does not exist in this revision"
+            ]
+        );
+        // The line of the env file is in the message; the place is the env_file entry.
+        let listed = web("    env_file:\n      - ./base.env\n      - ./app.env\n");
+        assert_eq!(
+            problems(&listed, &[("base.env", "A=1\n"), ("app.env", "# ok\nB=2\nNOT A PAIR\n")]),
+            [
+                "apps/shop/compose.yaml:6:9: invalid-env-file: apps/shop/app.env:3: the line has no '='"
+            ]
+        );
+        let optional = web(
+            "    env_file:\n      - path: ./local.env\n        required: false\n    environment:\n      B: from-compose\n",
+        );
+        let mut tree = tree(&optional, "");
+        assert!(!shop(&tree).unwrap().services["web"].environment.contains_key("A"));
+        tree.insert_file("apps/shop/local.env", b"A=1\nB=from-file\n".to_vec());
+        let environment = &shop(&tree).unwrap().services["web"].environment;
+        // `environment:` wins over the env file, as in Compose.
+        assert_eq!(environment["A"], "1");
+        assert_eq!(environment["B"], "from-compose");
+    }
+
+    #[test]
+    fn ports_and_exposed_ranges_are_normalised() {
+        let compose = web(
+            "    ports:\n      - 80\n      - \"127.0.0.1:8443:443/udp\"\n      - target: 9000\n        published: \"9001\"\n    expose: [\"3001\", \"3000-3001\", 4000/udp]\n",
+        );
+        let service = shop(&tree(&compose, "")).unwrap().services["web"].clone();
+        let mapping = |target, published, host_ip: Option<&str>, protocol| PortMapping {
+            target,
+            published,
+            host_ip: host_ip.map(str::to_string),
+            protocol,
+        };
+        assert_eq!(
+            service.ports,
+            [
+                mapping(80, None, None, Protocol::Tcp),
+                mapping(443, Some(8443), Some("127.0.0.1"), Protocol::Udp),
+                mapping(9000, Some(9001), None, Protocol::Tcp),
+            ]
+        );
+        assert_eq!(service.expose, ["3000/tcp", "3001/tcp", "4000/udp"]);
+    }
+}
