@@ -306,13 +306,29 @@ async fn reconcile_loop(
         if reconciler.status().current().next_poll != next_poll {
             reconciler.status().update(|s| s.next_poll = next_poll);
         }
-        // With high availability only the leader syncs; a standby waits for a term.
+        // With high availability only the leader syncs; a standby waits for a term, and
+        // meanwhile observes the hosts read-only on the same triggers (resync, Docker events,
+        // a new head) for its status page.
         if let Some(leadership) = &mut leadership {
             if !follow(&mut reconciler, leadership, &triggers) {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => break,
                     _ = election_changed(leadership) => {}
+                    _ = reconciler.repository_changed() => triggers.push(Trigger::Repository),
+                    batch = triggers.next() => {
+                        if !batch.only_fetch() {
+                            // A term won meanwhile does not wait for the observation (cut
+                            // short before anything of it is recorded).
+                            tokio::select! {
+                                _ = reconciler.observe_standing_by(&batch) => {}
+                                _ = term_changed(leadership) => {}
+                            }
+                            if let Some(model) = reconciler.target_model() {
+                                watchers.update(&model);
+                            }
+                        }
+                    }
                     _ = tokio::time::sleep(health::TICK) => {}
                 }
                 continue;
@@ -394,6 +410,13 @@ async fn election_changed(leadership: &mut Leadership) {
         changed = leadership.terms.changed() => changed,
     };
     if changed.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves when a term starts or ends (never, once the election has ended).
+async fn term_changed(leadership: &mut Leadership) {
+    if leadership.terms.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
 }

@@ -9,6 +9,11 @@
 //! period, failover); plan; hold back crash-looping restarts; apply (stopping at a step
 //! boundary when the cancellation token fires); observe again for the replica counts; publish
 //! what happened through the [`StatusWriter`] (the status-branch writer is its own task).
+//!
+//! A high-availability standby runs [`Reconciler::observe_standing_by`] instead ([`standby`]):
+//! the same observation and status, read-only, no apply.
+
+mod standby;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
