@@ -27,15 +27,15 @@ pub(super) struct ListedContainer<'a> {
     #[serde(rename = "Id", default)]
     pub(super) id: Option<String>,
     #[serde(rename = "Names", default, borrow)]
-    pub(super) names: Option<Vec<Cow<'a, str>>>,
+    pub(super) names: Option<Vec<Text<'a>>>,
     #[serde(rename = "State", default, borrow)]
-    pub(super) state: Option<Cow<'a, str>>,
+    pub(super) state: Option<Text<'a>>,
     #[serde(rename = "Labels", default)]
     pub(super) labels: Option<BTreeMap<String, String>>,
     #[serde(rename = "Created", default)]
     pub(super) created: Option<i64>,
     #[serde(rename = "Status", default, borrow)]
-    pub(super) status: Option<Cow<'a, str>>,
+    pub(super) status: Option<Text<'a>>,
     #[serde(rename = "Ports", default, borrow)]
     pub(super) ports: Option<Vec<ListedPort<'a>>>,
 }
@@ -44,13 +44,13 @@ pub(super) struct ListedContainer<'a> {
 #[derive(Deserialize)]
 pub(super) struct ListedPort<'a> {
     #[serde(rename = "IP", default, borrow)]
-    pub(super) ip: Option<Cow<'a, str>>,
+    pub(super) ip: Option<Text<'a>>,
     #[serde(rename = "PrivatePort", default)]
     pub(super) private_port: u16,
     #[serde(rename = "PublicPort", default)]
     pub(super) public_port: Option<u16>,
     #[serde(rename = "Type", default, borrow)]
-    pub(super) protocol: Option<Cow<'a, str>>,
+    pub(super) protocol: Option<Text<'a>>,
 }
 
 /// One entry of `GET /networks`, or of `Volumes` in `GET /volumes`.
@@ -69,6 +69,49 @@ pub(super) struct ListedObject {
 pub(super) struct ListedVolumes {
     #[serde(rename = "Volumes", default)]
     pub(super) volumes: Option<Vec<ListedObject>>,
+}
+
+/// A string of a list answer: borrowed from the body when it has no escapes (names, states,
+/// status texts, port types and addresses never do), owned otherwise. (serde borrows a
+/// `Cow<str>` only as a struct's own field, not inside an `Option` or a `Vec`.)
+pub(super) struct Text<'a>(pub(super) Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The query string of a list call filtered by `label=<label>`: `filters={"label":[…]}`,
@@ -134,14 +177,19 @@ mod tests {
         let listed: Vec<ListedContainer> = serde_json::from_str(body).unwrap();
         let c = &listed[0];
         assert_eq!(c.id.as_deref(), Some("abc"));
-        assert!(matches!(c.names.as_deref(), Some([Cow::Borrowed("/shop-web-1")])));
-        assert_eq!(c.state.as_deref(), Some("running"));
+        assert!(matches!(c.names.as_deref(), Some([Text(Cow::Borrowed("/shop-web-1"))])));
+        assert!(matches!(c.state, Some(Text(Cow::Borrowed("running")))));
+        // With an escape it is owned, and unescaped.
+        let escaped: Vec<ListedContainer> =
+            serde_json::from_str(r#"[{"Status":"Up \"2\" hours"}]"#).unwrap();
+        assert!(matches!(&escaped[0].status, Some(Text(Cow::Owned(s))) if s == r#"Up "2" hours"#));
         assert_eq!(c.created, Some(1_764_700_000));
         let labels = c.labels.as_ref().unwrap();
         assert_eq!(labels["io.gitfleet.spec"], r#"{"image":"web:1"}"#);
         let ports = c.ports.as_ref().unwrap();
         assert_eq!((ports[0].private_port, ports[0].public_port), (80, Some(32768)));
-        assert_eq!((ports[1].public_port, ports[1].ip.as_deref()), (None, None));
+        assert_eq!(ports[1].public_port, None);
+        assert!(ports[1].ip.is_none());
         // Nulls are as good as absent.
         let listed: Vec<ListedContainer> =
             serde_json::from_str(r#"[{"Id":"x","Names":null,"Labels":null,"Ports":null}]"#)

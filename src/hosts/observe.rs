@@ -2,7 +2,6 @@
 //! registered hosts at once, each bounded in time, with each engine's platform
 //! ([`observe_all`]).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -153,7 +152,7 @@ pub fn host_state(
             .map(|c| ObservedContainer {
                 id: c.id.unwrap_or_default(),
                 name: container_name(c.names.as_deref().unwrap_or_default()),
-                state: c.state.map(Cow::into_owned).unwrap_or_default(),
+                state: c.state.map(|s| s.0.into_owned()).unwrap_or_default(),
                 labels: c.labels.unwrap_or_default(),
                 created: c.created.unwrap_or_default(),
                 health: health_of(c.status.as_deref().unwrap_or_default()),
@@ -247,12 +246,13 @@ mod tests {
 
     #[test]
     fn published_ports_are_read_back() {
-        let ports: Vec<ListedPort> = serde_json::from_value(json!([
+        let ports = json!([
             {"IP": "::", "PrivatePort": 80, "PublicPort": 32768, "Type": "tcp"},
             {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 32768, "Type": "tcp"},
             {"IP": "", "PrivatePort": 443, "Type": "tcp"},
-        ]))
-        .unwrap();
+        ])
+        .to_string();
+        let ports: Vec<ListedPort> = serde_json::from_str(&ports).unwrap();
         let ports = published_ports(&ports);
         assert_eq!(ports.len(), 2);
         assert_eq!(ports[0].protocol, "tcp");
