@@ -4,6 +4,9 @@
 //! * [`trigger`]: the reasons to sync and the queue that coalesces them.
 //! * [`liveness`]: each host's last observation and whether it is up, away or down.
 //! * [`crashloop`]: the brake on replicas that keep stopping.
+//! * [`edges`]: the loop's I/O edges as traits (the hosts, the repository's publications)
+//!   with their real implementations; the in-process loop tests (`loop_tests`) bring
+//!   in-memory ones.
 //! * [`isolation`]: per-app isolation: a broken app keeps its last good version, the others
 //!   deploy.
 //! * [`replicas`]: per-replica rows and per-host usage for the snapshot, from the loop's
@@ -38,6 +41,7 @@
 //! none of them holds anything a deployment needs.
 
 pub mod crashloop;
+pub mod edges;
 pub mod events;
 pub mod health;
 pub mod isolation;
@@ -53,6 +57,9 @@ pub mod state;
 pub mod status_files;
 pub mod status_writer;
 pub mod trigger;
+
+#[cfg(test)]
+mod loop_tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

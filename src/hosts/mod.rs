@@ -67,5 +67,5 @@ pub use objects::{ensure_network, ensure_volume, remove_network};
 pub use observe::{host_state, observe_all, observe_host};
 pub use observer::{Observer, Sighting};
 pub use platform::{engine_info, image_platform, registry_platforms};
-pub use pool::{Pool, Round};
+pub use pool::{Clients, Pool, Round};
 pub use registry::{RegistryAuth, image_present, pull_image, registry_auth_for, registry_of};

@@ -14,8 +14,6 @@
 //!   each engine's `/info`) are made before this instance wins, and its hosts' memory
 //!   (last seen, away since) is current when it starts planning as the leader.
 
-use std::time::Instant;
-
 use tracing::Instrument;
 
 use super::{Outcome, Reconciler};
@@ -45,8 +43,8 @@ impl Reconciler {
             return;
         };
         let model = &target.model;
-        let asked = Instant::now();
-        let sighting = Observer::of(&self.pool).observe_model(model).await;
+        let asked = super::now();
+        let sighting = Observer::of(self.pool.pool()).observe_model(model).await;
         self.heartbeat.beat();
         let (observed, transitions) =
             self.liveness.observe(sighting.observed, &sighting.failures, asked);
