@@ -8,16 +8,15 @@
 //! (`io.gitfleet.spec`, about 700 bytes). The containers are those of `benches/plan.rs`'s
 //! fleet deployed (1,000 apps × 10 services × 3 replicas on 100 hosts, 1% then disturbed).
 //!
-//! Measured, as a resync runs it after the bodies arrived: decoding each host's three bodies
-//! with `serde_json` into bollard's models (what bollard does), `hosts::host_state` (the
-//! observed state), then `Desired::new` + `plan`. Before the timings, one run is made under a
+//! Measured, as a resync runs it after the bodies arrived: `hosts::host_state` (decoding each
+//! host's three bodies into only the fields gitfleet reads, and the observed state), then
+//! `Desired::new` + `plan`. Before the timings, one run is made under a
 //! counting allocator (peak heap), and the same answers without the spec label are measured
 //! too, to say what the label costs.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use bollard::models::{ContainerSummary, Network, VolumeListResponse};
 use criterion::measurement::{Measurement, WallTime};
 use criterion::{Criterion, SamplingMode};
 use fleet::{REVISION, model, observed};
@@ -147,19 +146,13 @@ fn record(observed: &Observed, with_spec: bool) -> Vec<Answers> {
     answers
 }
 
-/// What a resync does with the bodies: decode them as bollard does, build the state.
+/// What a resync does with the bodies: decode them and build the state, as `observe_host`.
 fn observe(answers: &[Answers], fleet: &str) -> Observed {
     let hosts = answers
         .iter()
         .map(|a| {
-            let containers: Vec<ContainerSummary> =
-                serde_json::from_slice(&a.containers).expect("a container list");
-            let networks: Vec<Network> =
-                serde_json::from_slice(&a.networks).expect("a network list");
-            let volumes: VolumeListResponse =
-                serde_json::from_slice(&a.volumes).expect("a volume list");
-            let state =
-                host_state(containers, networks, volumes.volumes.unwrap_or_default(), fleet);
+            let state = host_state(&a.containers, &a.networks, &a.volumes, fleet)
+                .expect("the answers decode");
             (a.host.clone(), HostObservation::Reachable(state))
         })
         .collect();

@@ -431,40 +431,47 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         let run = observed.iter().take_while(|(other, _)| *other == slot).count();
         let (copies, rest) = observed.split_at(run);
         observed = rest;
-        let found: Vec<&ObservedContainer> = copies.iter().map(|&(_, c)| c).collect();
-        // Leftovers of a start-first replacement cut short go first (see `interrupted`).
-        let (mut found, leftovers) = super::interrupted::split_leftovers(found, &wanted.name);
-        for leftover in leftovers {
-            removals.push(Step::RemoveContainer {
-                replica: Some(key.clone()),
-                id: leftover.id.clone(),
-                name: leftover.name.clone(),
-                reason: Reason::Interrupted,
-            });
-        }
-        if found.is_empty() {
-            container_steps.push(Step::CreateContainer {
-                replica: key.clone(),
-                container: wanted.clone(),
-                reason: Reason::Missing,
-            });
-            continue;
-        }
-        let fitness = |c: &&ObservedContainer| {
-            (c.spec_hash() != Some(&*wanted.spec_hash), !c.is_running(), c.name.clone())
+        let keep = match copies {
+            // The usual case, one copy under its own name: nothing to choose between.
+            [(_, only)] if !super::interrupted::is_next_of(&only.name, &wanted.name) => *only,
+            _ => {
+                let found: Vec<&ObservedContainer> = copies.iter().map(|&(_, c)| c).collect();
+                // Leftovers of a start-first replacement cut short go first (`interrupted`).
+                let (mut found, leftovers) =
+                    super::interrupted::split_leftovers(found, &wanted.name);
+                for leftover in leftovers {
+                    removals.push(Step::RemoveContainer {
+                        replica: Some(key.clone()),
+                        id: leftover.id.clone(),
+                        name: leftover.name.clone(),
+                        reason: Reason::Interrupted,
+                    });
+                }
+                if found.is_empty() {
+                    container_steps.push(Step::CreateContainer {
+                        replica: key.clone(),
+                        container: wanted.clone(),
+                        reason: Reason::Missing,
+                    });
+                    continue;
+                }
+                let fitness = |c: &&ObservedContainer| {
+                    (c.spec_hash() != Some(&*wanted.spec_hash), !c.is_running(), c.name.clone())
+                };
+                if found.len() > 1 {
+                    found.sort_by_key(fitness);
+                }
+                for duplicate in &found[1..] {
+                    removals.push(Step::RemoveContainer {
+                        replica: Some(key.clone()),
+                        id: duplicate.id.clone(),
+                        name: duplicate.name.clone(),
+                        reason: Reason::Duplicate,
+                    });
+                }
+                found[0]
+            }
         };
-        if found.len() > 1 {
-            found.sort_by_key(fitness);
-        }
-        let keep = found[0];
-        for duplicate in &found[1..] {
-            removals.push(Step::RemoveContainer {
-                replica: Some(key.clone()),
-                id: duplicate.id.clone(),
-                name: duplicate.name.clone(),
-                reason: Reason::Duplicate,
-            });
-        }
         let reason = if keep.spec_hash() != Some(&*wanted.spec_hash) {
             Some(Reason::SpecChanged {
                 fields: changed_fields(

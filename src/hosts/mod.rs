@@ -11,6 +11,7 @@
 //! * `connect`: endpoint (unix socket, TCP, TCP + TLS) to a client, with the API version
 //!   negotiated and a bounded first request.
 //! * `observe`: one label-filtered list call per object kind and host, all hosts concurrently.
+//! * `listing`: those list answers as raw bodies, decoded into only the fields gitfleet reads.
 //! * `objects`: networks and volumes, created only under this fleet's label, never adopted.
 //! * `registry`: image presence and pulls, credentials from Docker's `config.json`.
 //! * `create` (with `archive`): a container from a canonical spec, configs and secrets
@@ -46,6 +47,7 @@ mod create;
 mod error;
 mod events;
 mod lifecycle;
+mod listing;
 mod objects;
 mod observe;
 mod observer;

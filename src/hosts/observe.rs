@@ -2,17 +2,18 @@
 //! registered hosts at once, each bounded in time, with each engine's platform
 //! ([`observe_all`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerSummary, Network, Volume};
-use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions};
 use futures_util::future::join_all;
 use tracing::Instrument;
 
 use super::connect::connect_with_timeout;
 use super::error::HostError;
+use super::listing::{
+    ListedContainer, ListedObject, ListedPort, ListedVolumes, get_body, label_filter,
+};
 use crate::diff::labels;
 use crate::diff::observed::PublishedPort;
 use crate::diff::observed::owned_by;
@@ -29,39 +30,32 @@ use crate::model::Host;
 /// # Errors
 ///
 /// [`HostError::Disconnected`] when the connection breaks, [`HostError::Api`] when the daemon
-/// answers a list call with an error. These do not name the endpoint (the client does not
+/// answers a list call with an error or with a body that is not the list. These do not name the endpoint (the client does not
 /// expose it); [`observe_all`] adds it.
 pub async fn observe_host(docker: &Docker, fleet: &str) -> Result<HostState, HostError> {
-    let filters =
-        HashMap::from([("label".to_string(), vec![format!("{}={fleet}", labels::FLEET)])]);
+    let filter = label_filter(&format!("{}={fleet}", labels::FLEET));
     let containers = async {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        };
-        docker
-            .list_containers(Some(options))
+        get_body(docker, format!("/containers/json?all=true&{filter}"))
             .await
-            .map_err(|e| HostError::from_request("listing containers", e))
+            .map_err(|e| HostError::from_request(LISTING_CONTAINERS, e))
     };
     let networks = async {
-        let options = ListNetworksOptions { filters: Some(filters.clone()) };
-        docker
-            .list_networks(Some(options))
+        get_body(docker, format!("/networks?{filter}"))
             .await
-            .map_err(|e| HostError::from_request("listing networks", e))
+            .map_err(|e| HostError::from_request(LISTING_NETWORKS, e))
     };
     let volumes = async {
-        let options = ListVolumesOptions { filters: Some(filters.clone()) };
-        docker
-            .list_volumes(Some(options))
+        get_body(docker, format!("/volumes?{filter}"))
             .await
-            .map_err(|e| HostError::from_request("listing volumes", e))
+            .map_err(|e| HostError::from_request(LISTING_VOLUMES, e))
     };
     let (containers, networks, volumes) = tokio::try_join!(containers, networks, volumes)?;
-    Ok(host_state(containers, networks, volumes.volumes.unwrap_or_default(), fleet))
+    host_state(containers.as_bytes(), networks.as_bytes(), volumes.as_bytes(), fleet)
 }
+
+const LISTING_CONTAINERS: &str = "listing containers";
+const LISTING_NETWORKS: &str = "listing networks";
+const LISTING_VOLUMES: &str = "listing volumes";
 
 /// Observes every host in `hosts` concurrently, each bounded by `timeout` (connecting and
 /// listing together). The answer has one entry per host, keyed like `hosts`.
@@ -129,24 +123,37 @@ fn health_of(status: &str) -> Option<String> {
     matches!(health, "healthy" | "unhealthy" | "starting").then(|| health.to_string())
 }
 
-/// Builds the state from the three list answers (as bollard decodes them). Objects whose
+/// Builds the state from the bodies of the three list answers (`GET /containers/json`,
+/// `/networks`, `/volumes`), decoding only what gitfleet reads (see `listing`). Objects whose
 /// labels do not say `fleet` are dropped even though the daemon's filter should have left them
 /// out already: gitfleet never plans for an object without its fleet label, whatever a
 /// daemon's filter does. Public for `benches/resync.rs`.
+///
+/// # Errors
+///
+/// [`HostError::Api`] naming the list call whose body is not the Engine API's answer.
 pub fn host_state(
-    containers: Vec<ContainerSummary>,
-    networks: Vec<Network>,
-    volumes: Vec<Volume>,
+    containers: &[u8],
+    networks: &[u8],
+    volumes: &[u8],
     fleet: &str,
-) -> HostState {
+) -> Result<HostState, HostError> {
+    let undecodable =
+        |operation: &'static str| move |err| HostError::Api { operation, source: err_of(err) };
+    let containers: Vec<ListedContainer> =
+        serde_json::from_slice(containers).map_err(undecodable(LISTING_CONTAINERS))?;
+    let networks: Vec<ListedObject> =
+        serde_json::from_slice(networks).map_err(undecodable(LISTING_NETWORKS))?;
+    let volumes: ListedVolumes =
+        serde_json::from_slice(volumes).map_err(undecodable(LISTING_VOLUMES))?;
     let mut state = HostState {
         containers: containers
             .into_iter()
             .map(|c| ObservedContainer {
                 id: c.id.unwrap_or_default(),
                 name: container_name(c.names.as_deref().unwrap_or_default()),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                state: c.state.map(|s| s.0.into_owned()).unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
                 created: c.created.unwrap_or_default(),
                 health: health_of(c.status.as_deref().unwrap_or_default()),
                 ports: published_ports(c.ports.as_deref().unwrap_or_default()),
@@ -158,16 +165,17 @@ pub fn host_state(
             .map(|n| ObservedObject {
                 id: n.id.unwrap_or_default(),
                 name: n.name.unwrap_or_default(),
-                labels: n.labels.unwrap_or_default().into_iter().collect(),
+                labels: n.labels.unwrap_or_default(),
             })
             .filter(|n| owned_by(&n.labels, fleet))
             .collect(),
         volumes: volumes
+            .volumes
+            .unwrap_or_default()
             .into_iter()
-            .map(|v| ObservedObject {
-                id: v.name.clone(),
-                name: v.name,
-                labels: v.labels.into_iter().collect(),
+            .map(|v| {
+                let name = v.name.unwrap_or_default();
+                ObservedObject { id: name.clone(), name, labels: v.labels.unwrap_or_default() }
             })
             .filter(|v| owned_by(&v.labels, fleet))
             .collect(),
@@ -176,20 +184,25 @@ pub fn host_state(
     state.containers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     state.networks.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     state.volumes.sort_by(|a, b| a.name.cmp(&b.name));
-    state
+    Ok(state)
+}
+
+/// A body that does not decode, as bollard reports one.
+fn err_of(err: serde_json::Error) -> bollard::errors::Error {
+    bollard::errors::Error::JsonSerdeError { err }
 }
 
 /// The published ports of a container list entry (unpublished exposed ports are left out),
 /// sorted and without duplicates.
-fn published_ports(ports: &[bollard::models::PortSummary]) -> Vec<PublishedPort> {
+fn published_ports(ports: &[ListedPort]) -> Vec<PublishedPort> {
     let mut published: Vec<PublishedPort> = ports
         .iter()
         .filter_map(|p| {
             Some(PublishedPort {
                 container_port: p.private_port,
                 host_port: p.public_port.filter(|port| *port != 0)?,
-                protocol: p.typ.map_or_else(|| "tcp".to_string(), |t| t.to_string()),
-                host_ip: p.ip.clone().unwrap_or_default(),
+                protocol: p.protocol.as_deref().unwrap_or("tcp").to_string(),
+                host_ip: p.ip.as_deref().unwrap_or_default().to_string(),
             })
         })
         .collect();
@@ -207,19 +220,19 @@ fn published_ports(ports: &[bollard::models::PortSummary]) -> Vec<PublishedPort>
 
 /// A container's own name from the list answer's `Names`: `/web-1` → `web-1`. Legacy links add
 /// names such as `/other/alias`; the container's own is the one without a second `/`.
-fn container_name(names: &[String]) -> String {
-    let own = names.iter().find(|n| !n.trim_start_matches('/').contains('/')).or(names.first());
+fn container_name<S: AsRef<str>>(names: &[S]) -> String {
+    let own = names
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|n| !n.trim_start_matches('/').contains('/'))
+        .or(names.first().map(AsRef::as_ref));
     own.map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bollard::models::ContainerSummaryStateEnum;
-
-    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use serde_json::json;
 
     #[test]
     fn health_is_read_from_the_status_text() {
@@ -233,18 +246,14 @@ mod tests {
 
     #[test]
     fn published_ports_are_read_back() {
-        use bollard::models::{PortSummary, PortSummaryTypeEnum};
-        let port = |private, public: Option<u16>, ip: &str| PortSummary {
-            ip: Some(ip.into()),
-            private_port: private,
-            public_port: public,
-            typ: Some(PortSummaryTypeEnum::TCP),
-        };
-        let ports = published_ports(&[
-            port(80, Some(32768), "::"),
-            port(80, Some(32768), "0.0.0.0"),
-            port(443, None, ""),
-        ]);
+        let ports = json!([
+            {"IP": "::", "PrivatePort": 80, "PublicPort": 32768, "Type": "tcp"},
+            {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 32768, "Type": "tcp"},
+            {"IP": "", "PrivatePort": 443, "Type": "tcp"},
+        ])
+        .to_string();
+        let ports: Vec<ListedPort> = serde_json::from_str(&ports).unwrap();
+        let ports = published_ports(&ports);
         assert_eq!(ports.len(), 2);
         assert_eq!(ports[0].protocol, "tcp");
         let c = ObservedContainer {
@@ -262,41 +271,43 @@ mod tests {
 
     #[test]
     fn names_lose_the_slash_and_links_are_ignored() {
-        assert_eq!(container_name(&["/web-1".into()]), "web-1");
-        assert_eq!(container_name(&["/other/alias".into(), "/db".into()]), "db");
-        assert_eq!(container_name(&[]), "");
+        assert_eq!(container_name(&["/web-1"]), "web-1");
+        assert_eq!(container_name(&["/other/alias", "/db"]), "db");
+        assert_eq!(container_name::<&str>(&[]), "");
     }
 
     #[test]
     fn objects_of_other_fleets_are_dropped_and_lists_sorted() {
-        let ours = labels(&[(labels::FLEET, "prod"), (labels::APP, "shop")]);
-        let theirs = labels(&[(labels::FLEET, "staging")]);
-        let container = |id: &str, name: &str, l: &HashMap<String, String>| ContainerSummary {
-            id: Some(id.into()),
-            names: Some(vec![format!("/{name}")]),
-            state: Some(ContainerSummaryStateEnum::RUNNING),
-            labels: Some(l.clone()),
-            ..Default::default()
+        let label_map = |pairs: &[(&str, &str)]| {
+            let map: BTreeMap<&str, &str> = pairs.iter().copied().collect();
+            json!(map)
         };
-        let state = host_state(
-            vec![
-                container("2", "b", &ours),
-                container("1", "a", &ours),
-                container("3", "c", &theirs),
-            ],
-            vec![Network {
-                id: Some("n".into()),
-                name: Some("x".into()),
-                labels: Some(theirs.clone()),
-                ..Default::default()
-            }],
-            vec![Volume { name: "v".into(), labels: ours.clone(), ..Default::default() }],
-            "prod",
-        );
+        let ours = label_map(&[(labels::FLEET, "prod"), (labels::APP, "shop")]);
+        let theirs = label_map(&[(labels::FLEET, "staging")]);
+        let container = |id: &str, name: &str, labels: &serde_json::Value| {
+            json!({"Id": id, "Names": [format!("/{name}")], "State": "running",
+                   "Status": "Up 2 hours (healthy)", "Labels": labels, "Created": 7,
+                   "NetworkSettings": {"Networks": {}}, "Mounts": []})
+        };
+        let containers = json!([
+            container("2", "b", &ours),
+            container("1", "a", &ours),
+            container("3", "c", &theirs)
+        ]);
+        let networks = json!([{"Id": "n", "Name": "x", "Labels": theirs, "IPAM": {}}]);
+        let volumes = json!({"Volumes": [{"Name": "v", "Labels": ours}], "Warnings": null});
+        let body = |v: &serde_json::Value| serde_json::to_vec(v).unwrap();
+        let state =
+            host_state(&body(&containers), &body(&networks), &body(&volumes), "prod").unwrap();
         let names: Vec<_> = state.containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(state.containers[0].state, "running");
+        assert_eq!(state.containers[0].health.as_deref(), Some("healthy"));
+        assert_eq!((state.containers[0].id.as_str(), state.containers[0].created), ("1", 7));
         assert!(state.networks.is_empty());
         assert_eq!(state.volumes[0].id, "v");
+        // An answer that is not a list names the call.
+        let err = host_state(b"{}", &body(&networks), &body(&volumes), "prod").unwrap_err();
+        assert!(err.to_string().starts_with("listing containers: "), "{err}");
     }
 }
