@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # High-availability fault trials: runs tests/docker/ha.rs with N trials of each scenario
-# (kill9, sigstop, sigterm, quorum, cut, stall; default 20 of each; CI runs 1 of each, about
-# 100 s) against a real 3-member etcd cluster and two real Docker daemons,
+# (kill9, sigstop, sigterm, quorum, cut, stall, raftstall; default 20 of each; CI runs 1 of
+# each, about 110 s) against a real 3-member etcd cluster and two real Docker daemons,
 # then prints a table per scenario (p50 / p99 / max of each figure), and the cost of the
 # leadership check per batch (tests/pure/leader_etcd.rs, the fence timed in a loop).
 #
 #   bash scripts/ha-faults.sh [N]
+#   GITFLEET_HA_SCENARIOS=raftstall bash scripts/ha-faults.sh 20   # only the scenarios named
 #
 # Figures come from the daemons' own event streams (docker events: the epoch label on each
 # creation), not from gitfleet's logs. Run as root (the test bed makes network namespaces).

@@ -72,10 +72,25 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             1
         }
     }
+}
+
+/// The error and its causes, joined by ": ", each cause only once: many of our errors
+/// already quote their source in their own message (`cannot open repository X: <git's
+/// message>`), and printing the chain too would say git's message twice.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_logging(format: LogFormat) {
@@ -97,7 +112,7 @@ fn init_logging(format: LogFormat) {
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, Command};
+    use super::{Cli, Command, describe};
 
     /// `examples/gitfleet.service`'s ExecStart parses as a gitfleet command line.
     #[test]
@@ -128,5 +143,19 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(cli.command, Command::Status(_)));
+    }
+
+    #[test]
+    fn an_error_quoting_its_source_says_it_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open repository /x: {source}")]
+        struct Quoting {
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
+        let error = anyhow::Error::new(Quoting { source: io() });
+        assert_eq!(describe(&error), "cannot open repository /x: no such directory");
+        let error = anyhow::Error::new(io()).context("reading fleet.yaml");
+        assert_eq!(describe(&error), "reading fleet.yaml: no such directory");
     }
 }

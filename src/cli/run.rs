@@ -681,6 +681,10 @@ async fn serve(resolved: Resolved) -> anyhow::Result<i32> {
         None => None,
     };
     let leadership = elector.as_ref().map(|e| e.leadership());
+    // Each pull request head previewed by one instance: claimed in etcd first.
+    settings.preview.claims = elector.as_ref().map(|e| {
+        crate::leader::claims::PreviewClaims::new(e.etcd().clone(), Arc::new(e.settings().clone()))
+    });
     let mut controller = Controller::start(settings, forge, cancel.clone(), leadership)?;
     let mut sink = controller.hook_sink();
     if let Some(elector) = &elector {
@@ -797,7 +801,8 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 
 /// With high availability: pushes and sync requests that reach a standby are handed to the
 /// leader through etcd; the leader (and pull-request previews, which any instance runs for
-/// the hooks it receives) keep the local sink.
+/// the hooks it receives, each head claimed in etcd by one: `leader::claims`) keep the local
+/// sink.
 fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
     Arc::new(move |hook: Hook| {
         let forge = match &hook {

@@ -4,6 +4,9 @@
 //! * [`trigger`]: the reasons to sync and the queue that coalesces them.
 //! * [`liveness`]: each host's last observation and whether it is up, away or down.
 //! * [`crashloop`]: the brake on replicas that keep stopping.
+//! * [`edges`]: the loop's I/O edges as traits (the hosts, the repository's publications)
+//!   with their real implementations; the in-process loop tests (`loop_tests`) bring
+//!   in-memory ones.
 //! * [`isolation`]: per-app isolation: a broken app keeps its last good version, the others
 //!   deploy.
 //! * [`replicas`]: per-replica rows and per-host usage for the snapshot, from the loop's
@@ -38,6 +41,7 @@
 //! none of them holds anything a deployment needs.
 
 pub mod crashloop;
+pub mod edges;
 pub mod events;
 pub mod health;
 pub mod isolation;
@@ -53,6 +57,9 @@ pub mod state;
 pub mod status_files;
 pub mod status_writer;
 pub mod trigger;
+
+#[cfg(test)]
+mod loop_tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -306,13 +313,29 @@ async fn reconcile_loop(
         if reconciler.status().current().next_poll != next_poll {
             reconciler.status().update(|s| s.next_poll = next_poll);
         }
-        // With high availability only the leader syncs; a standby waits for a term.
+        // With high availability only the leader syncs; a standby waits for a term, and
+        // meanwhile observes the hosts read-only on the same triggers (resync, Docker events,
+        // a new head) for its status page.
         if let Some(leadership) = &mut leadership {
             if !follow(&mut reconciler, leadership, &triggers) {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => break,
                     _ = election_changed(leadership) => {}
+                    _ = reconciler.repository_changed() => triggers.push(Trigger::Repository),
+                    batch = triggers.next() => {
+                        if !batch.only_fetch() {
+                            // A term won meanwhile does not wait for the observation (cut
+                            // short before anything of it is recorded).
+                            tokio::select! {
+                                _ = reconciler.observe_standing_by(&batch) => {}
+                                _ = term_changed(leadership) => {}
+                            }
+                            if let Some(model) = reconciler.target_model() {
+                                watchers.update(&model);
+                            }
+                        }
+                    }
                     _ = tokio::time::sleep(health::TICK) => {}
                 }
                 continue;
@@ -394,6 +417,13 @@ async fn election_changed(leadership: &mut Leadership) {
         changed = leadership.terms.changed() => changed,
     };
     if changed.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves when a term starts or ends (never, once the election has ended).
+async fn term_changed(leadership: &mut Leadership) {
+    if leadership.terms.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
 }

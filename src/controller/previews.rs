@@ -27,6 +27,9 @@
 //!   a blocking thread with the previews' own repository handle; the whole preview runs under
 //!   [`PreviewSettings::deadline`]. One blocking job runs at a time: one given up at the
 //!   deadline still holds the slot until it ends, so runaway work never piles up.
+//! * **One instance per head.** With high availability ([`PreviewSettings::claims`]), a
+//!   pull request head is claimed in etcd before anything is fetched; an instance that finds
+//!   it claimed skips it (`leader::claims` says how a dead instance's claim expires).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,7 @@ use crate::forge::{
 };
 use crate::git::{PreviewBudget, PreviewReadError, read_preview};
 use crate::hosts::{FailureClass, Pool};
+use crate::leader::claims::Claimed;
 use crate::model::{self, Diagnostic, Model};
 use crate::webhook::{Forge, PullRequestAction, PullRequestHook};
 
@@ -59,6 +63,9 @@ pub struct PreviewSettings {
     /// How long one preview may take, fetch to comment. Default 120 s.
     pub deadline: Duration,
     pub budget: PreviewBudget,
+    /// With high availability: claims each pull request head in etcd, so that one instance
+    /// previews it (`leader::claims`). `None`: every hook received is previewed.
+    pub claims: Option<crate::leader::claims::PreviewClaims>,
 }
 
 impl Default for PreviewSettings {
@@ -68,6 +75,7 @@ impl Default for PreviewSettings {
             repository: None,
             deadline: Duration::from_secs(120),
             budget: PreviewBudget::default(),
+            claims: None,
         }
     }
 }
@@ -175,17 +183,44 @@ impl Previewer {
             tracing::info!(head_repository = ?hook.head_repository, "pull request from a fork: not previewed (see --preview-forks)");
             return Handled::Skipped("a fork's pull request, and previews of forks are off");
         }
-        let body = match tokio::time::timeout(self.settings.deadline, self.comment(hook)).await {
-            Ok(body) => body,
-            Err(_) => {
-                tracing::warn!(deadline = ?self.settings.deadline, "preview timed out");
-                render_comment(&Preview::new(
-                    &hook.head_commit,
-                    PreviewOutcome::Failed(PreviewFailure::TimedOut),
-                ))
-            }
+        let claim = match &self.settings.claims {
+            None => None,
+            Some(claims) => match claims.claim(hook.number, &hook.head_commit).await {
+                Claimed::Won(claim) => Some(claim),
+                Claimed::Taken { by } => {
+                    tracing::info!(%by, "pull request head claimed by another preview: skipped");
+                    return Handled::Skipped("another instance previews this head");
+                }
+                Claimed::Unavailable(error) => {
+                    tracing::warn!(%error, "cannot claim the preview in etcd: previewing anyway");
+                    None
+                }
+            },
         };
-        match self.client.upsert_comment(&target, &body).await {
+        let (handled, complete) = self.preview(hook, &target).await;
+        if let Some(claim) = claim {
+            // A failed preview (fetch, timeout) is tried again by the next delivery.
+            match handled {
+                Handled::Posted(_) if complete => claim.done().await,
+                _ => claim.release().await,
+            }
+        }
+        handled
+    }
+
+    /// Previews `hook`'s head and writes the comment on `target`; also whether the preview
+    /// itself succeeded (a plan or the head's validation errors, not a failure's sentence).
+    async fn preview(&self, hook: &PullRequestHook, target: &PullRequestRef) -> (Handled, bool) {
+        let (body, complete) =
+            match tokio::time::timeout(self.settings.deadline, self.comment(hook)).await {
+                Ok(made) => made,
+                Err(_) => {
+                    tracing::warn!(deadline = ?self.settings.deadline, "preview timed out");
+                    let failed = PreviewOutcome::Failed(PreviewFailure::TimedOut);
+                    (render_comment(&Preview::new(&hook.head_commit, failed)), false)
+                }
+            };
+        let handled = match self.client.upsert_comment(target, &body).await {
             Ok(action) => {
                 tracing::info!(?action, "plan preview posted");
                 Handled::Posted(action)
@@ -194,7 +229,8 @@ impl Previewer {
                 tracing::warn!(%error, "cannot post the plan preview");
                 Handled::NotPosted
             }
-        }
+        };
+        (handled, complete)
     }
 
     /// The pull request to comment on, if `hook` is about the configured repository (named as
@@ -213,13 +249,14 @@ impl Previewer {
         })
     }
 
-    /// The comment for `hook`'s head.
-    async fn comment(&self, hook: &PullRequestHook) -> String {
+    /// The comment for `hook`'s head, and whether it is a preview (not a failure's sentence).
+    async fn comment(&self, hook: &PullRequestHook) -> (String, bool) {
         let commit = hook.head_commit.as_str();
         let (loaded, fleet_ignored) = match self.load(hook).await {
             Ok(loaded) => loaded,
             Err(failure) => {
-                return render_comment(&Preview::new(commit, PreviewOutcome::Failed(failure)));
+                let failed = Preview::new(commit, PreviewOutcome::Failed(failure));
+                return (render_comment(&failed), false);
             }
         };
         let plan;
@@ -230,7 +267,7 @@ impl Previewer {
                 PreviewOutcome::Planned(&plan)
             }
         };
-        render_comment(&Preview { commit, outcome, fleet_ignored })
+        (render_comment(&Preview { commit, outcome, fleet_ignored }), true)
     }
 
     /// Fetches the head and loads base `fleet.yaml` + head `apps/`, on a blocking thread.

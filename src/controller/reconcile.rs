@@ -9,6 +9,11 @@
 //! period, failover); plan; hold back crash-looping restarts; apply (stopping at a step
 //! boundary when the cancellation token fires); observe again for the replica counts; publish
 //! what happened through the [`StatusWriter`] (the status-branch writer is its own task).
+//!
+//! A high-availability standby runs [`Reconciler::observe_standing_by`] instead ([`standby`]):
+//! the same observation and status, read-only, no apply.
+
+mod standby;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::crashloop::CrashLoops;
+use super::edges::{DockerHosts, Hosts, Repository};
 use super::events::{Noting, Quiet};
 use super::health::Heartbeat;
 use super::isolation;
@@ -32,12 +38,10 @@ use super::state::{
     StatusWriter, Subject, SyncOutcome, SyncRecord, services,
 };
 use super::trigger::Batch;
-use crate::apply::docker::DockerEngine;
 use crate::apply::{self, CancelGuard};
 use crate::diff::render::short_commit;
 use crate::diff::{self, Desired, Observed, Plan, render};
 use crate::git::poll::backoff;
-use crate::hosts::Pool;
 use crate::leader::Term;
 use crate::model::{Model, compose_last_good};
 
@@ -95,17 +99,18 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// The loop's own state: only the reconcile loop touches it.
-pub struct Reconciler {
+/// The loop's own state: only the reconcile loop touches it. `H` and `R` are its I/O edges
+/// ([`super::edges`]): the Docker hosts and the repository task in production.
+pub struct Reconciler<H = DockerHosts, R = RepositoryView> {
     settings: Arc<Settings>,
     status: StatusWriter,
     /// What the repository task publishes.
-    repository: RepositoryView,
+    repository: R,
     /// The publication last taken.
     taken: Option<Arc<Published>>,
     cancel: CancellationToken,
     heartbeat: Arc<Heartbeat>,
-    pool: Pool,
+    pool: H,
     liveness: Liveness,
     crash_loops: CrashLoops,
     /// The branch head last fetched and read (valid or not).
@@ -142,10 +147,27 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
+    /// The loop on the real edges: the Docker hosts of the model, and the repository task's
+    /// publications.
     pub fn new(
         settings: Arc<Settings>,
         status: StatusWriter,
         repository: RepositoryView,
+        cancel: CancellationToken,
+        heartbeat: Arc<Heartbeat>,
+    ) -> Self {
+        let hosts = DockerHosts::new(settings.registry_config.clone());
+        Reconciler::with_edges(settings, status, hosts, repository, cancel, heartbeat)
+    }
+}
+
+impl<H: Hosts, R: Repository> Reconciler<H, R> {
+    /// The loop on the edges given (the in-process tests' doubles).
+    pub fn with_edges(
+        settings: Arc<Settings>,
+        status: StatusWriter,
+        hosts: H,
+        repository: R,
         cancel: CancellationToken,
         heartbeat: Arc<Heartbeat>,
     ) -> Self {
@@ -159,7 +181,7 @@ impl Reconciler {
             quiet: Arc::default(),
             cancel,
             heartbeat,
-            pool: Pool::new(),
+            pool: hosts,
             head: None,
             target: None,
             good: None,
@@ -280,7 +302,7 @@ impl Reconciler {
     /// new head (valid: the next target; invalid: reported, the last good revision stays).
     /// Never waits on Git.
     fn take_repository(&mut self) {
-        let published = self.repository.borrow_and_update().clone();
+        let published = self.repository.latest();
         if self.taken.as_ref().is_some_and(|t| Arc::ptr_eq(t, &published)) {
             return;
         }
@@ -402,7 +424,7 @@ impl Reconciler {
     async fn converge(&mut self, target: &Loaded) -> (Outcome, Arc<Plan>) {
         let model = &target.model;
         let (observed, clients) = self.observe(model).await;
-        let now = Instant::now();
+        let now = now();
         if let Some(deadline) = self.liveness.next_deadline(now) {
             self.wake_after(deadline);
         }
@@ -536,13 +558,10 @@ impl Reconciler {
     }
 
     /// Observes every host of `model` and folds the result into the hosts' memory.
-    async fn observe(
-        &mut self,
-        model: &Model,
-    ) -> (Observed, BTreeMap<String, Result<bollard::Docker, String>>) {
+    async fn observe(&mut self, model: &Model) -> (Observed, H::Clients) {
         // The round's start is when a host that fails to answer was last asked: counting it
         // away from the round's end would add the observe timeout to the grace period.
-        let asked = Instant::now();
+        let asked = now();
         let round = self.pool.observe_model(model).await;
         let (seen, clients) = (round.observed, round.clients);
         self.heartbeat.beat();
@@ -556,16 +575,10 @@ impl Reconciler {
         (observed, clients)
     }
 
-    async fn apply(
-        &self,
-        model: &Model,
-        plan: &Plan,
-        clients: BTreeMap<String, Result<bollard::Docker, String>>,
-    ) -> apply::Report {
-        let mut engine = DockerEngine::from_clients(clients);
-        if let Some(config) = &self.settings.registry_config {
-            engine = engine.with_registry_config(config.clone());
-        }
+    async fn apply(&self, model: &Model, plan: &Plan, clients: H::Clients) -> apply::Report {
+        // With high availability, the engine is fenced by the term (see `edges::DockerHosts`).
+        let engine = self.pool.engine(clients, self.term.as_ref());
+        let engine = Noting { engine: &engine, quiet: &self.quiet };
         let status = &self.status;
         let heartbeat = &self.heartbeat;
         let show = |event: apply::Event| {
@@ -595,16 +608,13 @@ impl Reconciler {
         let hosts = &model.fleet.hosts;
         self.quiet.begin();
         let report = match &self.term {
-            // The leader's fence: its term's check before each batch, its own-clock gate
-            // before each Docker call, its epoch on what it creates.
+            // The leader's fence: its term's check before each batch (the engine carries
+            // its own-clock gate before each Docker call and its epoch on what it creates).
             Some(term) => {
-                let engine = engine.fenced(term.epoch, term.gate(), term.ended());
-                let engine = Noting { engine: &engine, quiet: &self.quiet };
                 let guard = RoutedGuard { inner: term.clone(), router, hosts, timeout };
                 apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
             }
             None => {
-                let engine = Noting { engine: &engine, quiet: &self.quiet };
                 let guard =
                     RoutedGuard { inner: CancelGuard(self.cancel.clone()), router, hosts, timeout };
                 apply::execute(&engine, &guard, model, plan, &self.settings.apply, &show).await
@@ -753,7 +763,7 @@ impl Reconciler {
 
     /// Records hosts, services (as observed) and current problems.
     fn record(&self, model: &Model, observed: &Observed, plan: &Plan, mut problems: Vec<Problem>) {
-        let hosts = self.liveness.health(Instant::now());
+        let hosts = self.liveness.health(now());
         for (name, health) in &hosts {
             let subject = Subject::Host { host: name.clone() };
             match health {
@@ -859,4 +869,11 @@ impl Reconciler {
         let at = tokio::time::Instant::now() + delay + Duration::from_millis(50);
         self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
     }
+}
+
+/// The clock of host liveness and the crash-loop brake: tokio's, so the in-process tests
+/// move it with `tokio::time::pause` / `advance` (outside them it is the system's monotonic
+/// clock, as `Instant::now()` is).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }

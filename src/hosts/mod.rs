@@ -21,6 +21,8 @@
 //!   the distribution endpoint), for placement on mixed Linux / Windows fleets.
 //! * `pool`: clients kept between observations (with each engine's `/info`), for the
 //!   controller.
+//! * `observer`: a read-only handle on a pool (lists only, gives out no client), for
+//!   standbys.
 //! * `error`: [`HostError`], and the human reason an unreachable host is reported with.
 //!
 //! # Guarantees
@@ -46,6 +48,7 @@ mod events;
 mod lifecycle;
 mod objects;
 mod observe;
+mod observer;
 mod platform;
 mod pool;
 mod registry;
@@ -60,6 +63,7 @@ pub use lifecycle::{
 };
 pub use objects::{ensure_network, ensure_volume, remove_network};
 pub use observe::{host_state, observe_all, observe_host};
+pub use observer::{Observer, Sighting};
 pub use platform::{engine_info, image_platform, registry_platforms};
-pub use pool::{Pool, Round};
+pub use pool::{Clients, Pool, Round};
 pub use registry::{RegistryAuth, image_present, pull_image, registry_auth_for, registry_of};

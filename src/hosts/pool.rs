@@ -39,12 +39,17 @@ fn reusable(
     known.get(name).filter(|(endpoint, _)| *endpoint == host.endpoint).map(|(_, d)| d.clone())
 }
 
-/// One observation round of every host, through the pool.
-pub struct Round {
+/// Each host's client (or why there is none), as an observation round leaves them.
+pub type Clients = BTreeMap<String, Result<Docker, String>>;
+
+/// One observation round of every host, through the pool. `C`: what the round leaves for
+/// the apply that may follow (the pool's: each host's client); the controller's in-process
+/// tests put their own there (`controller::edges`).
+pub struct Round<C = Clients> {
     /// What each host runs, or why it could not be seen.
     pub observed: Observed,
     /// Each host's client (or why there is none), for the apply that may follow.
-    pub clients: BTreeMap<String, Result<Docker, String>>,
+    pub clients: C,
     /// For each host that could not be observed: gone, or answering with errors. The
     /// controller's liveness counts only [`FailureClass::Connection`] toward away and down.
     pub failures: BTreeMap<String, FailureClass>,

@@ -9,6 +9,7 @@
 //!   the loop, resigning.
 //! * [`guard`]: a [`Term`] as the `apply::Guard` of the applies it runs.
 //! * [`handoff`]: webhooks a standby received, handed to the leader through etcd.
+//! * [`claims`]: pull-request previews claimed per head, so that one instance previews each.
 //!
 //! # Keys (under `/gitfleet/<fleet>/`)
 //!
@@ -16,6 +17,8 @@
 //!   revision is the **epoch**, unique and increasing over all terms.
 //! * `members/<member>`: each instance's presence, on its lease.
 //! * `hooks/<member>`: the last webhook a standby received, for the leader to act on.
+//! * `previews/<number>/<head commit>`: which instance previews that pull request head, on a
+//!   lease of the claim's own (renewed while the preview runs, then one hour once done).
 //!
 //! etcd holds only leadership, never the fleet's state.
 //!
@@ -41,6 +44,7 @@
 //! removed, a stopped one restarted or replaced, the `.next-` container of a replacement cut
 //! short removed (`diff::interrupted`).
 
+pub mod claims;
 pub mod clock;
 pub mod election;
 pub mod etcd;

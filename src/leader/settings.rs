@@ -129,6 +129,11 @@ impl LeaderSettings {
     pub fn hooks_prefix(&self) -> String {
         format!("/gitfleet/{}/hooks/", self.fleet)
     }
+
+    /// The prefix of pull-request preview claims: `/gitfleet/<fleet>/previews/`.
+    pub fn previews_prefix(&self) -> String {
+        format!("/gitfleet/{}/previews/", self.fleet)
+    }
 }
 
 /// `<host name>-<process id>`.

@@ -20,6 +20,11 @@
 //! * `stall`: the etcd member the leader's keep-alive stream is on (a follower: Raft
 //!   leadership is moved off it first) is frozen for longer than the TTL: the stream re-opens
 //!   on another member and the leader keeps its term (same epoch throughout).
+//! * `raftstall`: the same member made etcd's Raft leader first (MoveLeader), then frozen:
+//!   whether the term survives and how long etcd takes to elect another Raft leader are
+//!   measured; the invariants hold either way.
+//!
+//! `GITFLEET_HA_SCENARIOS=raftstall,stall` runs only the scenarios named.
 //!
 //! Invariants checked after every trial, on every host: no container created by epoch E after
 //! one created by a higher epoch; after convergence exactly the wanted replicas, each once, no
@@ -385,6 +390,13 @@ fn wait_first_create_above(bed: &Testbed, old: i64, since: u128, within: Duratio
     }
 }
 
+/// Whether `scenario` runs: every one, unless `GITFLEET_HA_SCENARIOS` names some
+/// (comma-separated, e.g. `raftstall`).
+fn runs(scenario: &str) -> bool {
+    std::env::var("GITFLEET_HA_SCENARIOS")
+        .map_or(true, |list| list.split(',').any(|s| s.trim() == scenario))
+}
+
 fn trials() -> usize {
     std::env::var("GITFLEET_HA_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(1)
 }
@@ -430,7 +442,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
 
     for trial in 0..trials() {
         // kill -9 of the leader mid-rollout.
-        {
+        if runs("kill9") {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             let standby = 1 - leader;
@@ -475,7 +487,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             );
         }
         // SIGSTOP of the leader mid-rollout past its TTL, then SIGCONT.
-        {
+        if runs("sigstop") {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             let standby = 1 - leader;
@@ -502,7 +514,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             report("sigstop", trial, &[("takeover_ms", (first - frozen) as f64 / 1e6)]);
         }
         // SIGTERM of the leader with a change pending: it resigns, the other applies it.
-        {
+        if runs("sigterm") {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             tag = 3 - tag; // web:1 and web:2 are the test bed's images
@@ -529,7 +541,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             );
         }
         // Loss of etcd quorum: nobody writes from TTL after it until it returns.
-        {
+        if runs("quorum") {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             cluster.freeze(1);
@@ -553,7 +565,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             report("quorum", trial, &[("resumed_after_ms", (first - lost) as f64 / 1e6)]);
         }
         // The leader cut off from etcd, not from Docker, mid-rollout.
-        {
+        if runs("cut") {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             let standby = 1 - leader;
@@ -591,7 +603,7 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             report("cut", trial, &figures);
         }
         // The etcd member under the leader's keep-alive stream (a follower) stalls past the TTL.
-        {
+        if runs("stall") {
             let since = now_nanos();
             let (leader, epoch) = pair.leader(Duration::from_secs(20));
             let member = pair.keep_alive_member(leader).expect("the keep-alive stream's member");
@@ -618,5 +630,186 @@ fn failover_scenarios_keep_one_writer_and_converge() {
             check_invariants(&bed, "stall", since, &BTreeMap::new());
             report("stall", trial, &[("leader_changes", changes as f64)]);
         }
+        // The etcd member under the leader's keep-alive stream is etcd's Raft leader, and
+        // stalls past the TTL: renewals stop everywhere until the other members elect a new
+        // Raft leader (election timeout 1 s), and the stream re-opens on one of them. Whether
+        // the term survives is measured, not asserted (losing it is a failover, not a fault);
+        // the invariants must hold either way.
+        if runs("raftstall") {
+            let since = now_nanos();
+            let (leader, epoch) = pair.leader(Duration::from_secs(20));
+            let member = pair.keep_alive_member(leader).expect("the keep-alive stream's member");
+            cluster.move_leader_to(member);
+            let stalled = Instant::now();
+            cluster.freeze(member);
+            let (mut changes, mut raft_elected) = (0, None);
+            while stalled.elapsed() < ttl + Duration::from_secs(2) {
+                if let Some((role, e)) = pair.role(leader) {
+                    if role != "leader" || e != Some(epoch) {
+                        changes += 1;
+                    }
+                }
+                if raft_elected.is_none() && cluster.raft_leader_except(member).is_some() {
+                    raft_elected = Some(stalled.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            cluster.thaw(member);
+            let (now_leading, now_epoch) = pair.leader(Duration::from_secs(ttl.as_secs() * 3));
+            let kept = now_leading == leader && now_epoch == epoch;
+            check_invariants(&bed, "raftstall", since, &BTreeMap::new());
+            let raft_elected = raft_elected.expect("etcd elected no other Raft leader");
+            report(
+                "raftstall",
+                trial,
+                &[
+                    ("leader_changes", changes as f64),
+                    ("term_lost", f64::from(u8::from(!kept))),
+                    ("raft_elected_ms", raft_elected.as_secs_f64() * 1e3),
+                ],
+            );
+        }
     }
+}
+
+/// Holds the election key for a member that never acts ("ghost"), on a lease of the test's
+/// own (120 s, not kept alive: the test is over long before). Every `gitfleet run` instance is
+/// then a standby. Returns the epoch (the key's create revision).
+fn hold_election_for_a_ghost(cluster: &EtcdCluster) -> i64 {
+    use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut client = etcd_client::Client::connect(cluster.endpoints(), None).await.unwrap();
+        let lease = client.lease_grant(120, None).await.unwrap().id();
+        let key = format!("/gitfleet/{FLEET}/leader");
+        let value = r#"{"member": "ghost", "since": "2026-01-01T00:00:00Z"}"#;
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.as_str(), value, Some(PutOptions::new().with_lease(lease)))]);
+        let answer = client.txn(txn).await.unwrap();
+        assert!(answer.succeeded(), "the election key is still held");
+        answer.header().unwrap().revision()
+    })
+}
+
+/// `(host, container id)` of the fleet's containers on every host.
+fn container_ids(bed: &Testbed) -> BTreeSet<(String, String)> {
+    let filter = format!("label=io.gitfleet.fleet={FLEET}");
+    bed.hosts()
+        .iter()
+        .flat_map(|h| {
+            let ids = h.docker(&["ps", "-a", "--no-trunc", "-q", "--filter", &filter]);
+            ids.lines().map(|id| (h.name().to_string(), id.to_string())).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A standby observes every host read-only: its `/api/status` shows the hosts, the replicas
+/// (rows with image and revision) and follows a container removed by hand (a Docker event,
+/// the resync being 10 minutes away), while it creates, starts, stops, renames and removes
+/// nothing, although the head it fetched differs from what runs (ground truth: the daemons'
+/// events and container ids). The leader is a "ghost" holding the election key that never
+/// acts, so nothing else writes either.
+#[test]
+fn a_standby_observes_every_host_and_changes_nothing() {
+    let bed = Testbed::builder().hosts(2).images().start();
+    let cluster = EtcdCluster::start(1);
+    let origin = BareRepo::new("fleet.git");
+    let server = GitHttpServer::start(origin.root(), None);
+    let work =
+        GitRepo::new(&[("fleet.yaml", &fleet_yaml(&bed)), ("apps/shop/compose.yaml", &shop(1))]);
+    work.push(&origin.path(), "HEAD:refs/heads/main");
+    let repo = server.url("fleet.git");
+    let start = |member: &str, cache: &std::path::Path| {
+        let ttl = format!("{TTL_S}s");
+        let etcd = cluster.endpoints_arg();
+        let args = [
+            "--no-status",
+            "--resync-interval",
+            "600s",
+            "--etcd",
+            &etcd,
+            "--fleet",
+            FLEET,
+            "--etcd-member",
+            member,
+            "--lease-ttl",
+            &ttl,
+        ];
+        Controller::start(&repo, cache, &args)
+    };
+    // A first instance leads and deploys web:1, then resigns.
+    let caches = [tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap()];
+    let first = start("m0", caches[0].path());
+    wait_converged(&bed, 1, Duration::from_secs(60));
+    Command::new("kill").args(["-TERM", &first.child.id().to_string()]).status().unwrap();
+    let mut first = first;
+    let exited = first.child.wait().unwrap();
+    assert!(exited.success(), "the first instance did not stop cleanly: {exited}");
+    let ghost = hold_election_for_a_ghost(&cluster);
+    // The head moves to web:2: a leader would replace every replica.
+    let commit = change(&work, &origin, 2);
+    let before = container_ids(&bed);
+    assert_eq!(before.len(), REPLICAS as usize);
+    let since = now_nanos();
+    let standby = start("m1", caches[1].path());
+    let status = || status_of(standby.addr).expect("the standby's /api/status");
+    let shows_the_fleet = |s: &serde_json::Value, running: u64| {
+        let web = &s["services"]["shop"]["web"];
+        s["leadership"]["role"] == "standby"
+            && s["head"]["commit"] == commit.as_str()
+            && bed.hosts().iter().all(|h| s["hosts"][h.name()]["state"] == "up")
+            && web["desired"] == REPLICAS
+            && web["running"] == running
+            && web["replicas"].as_array().is_some_and(|rows| {
+                rows.len() as u64 == running
+                    && rows.iter().all(|r| {
+                        r["state"] == "running"
+                            && r["image"] == "gitfleet/web:1"
+                            && r["host"].is_string()
+                    })
+            })
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while !shows_the_fleet(&status(), REPLICAS as u64) {
+        assert!(Instant::now() < until, "the standby does not show the fleet:\n{:#}", status());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = status();
+    assert_eq!(s["leadership"]["leader"], "ghost");
+    assert_eq!(s["leadership"]["epoch"], ghost);
+    assert_eq!(s["head"]["state"], "pending", "{:#}", s["head"]);
+    for host in bed.hosts() {
+        let usage = &s["host_usage"][host.name()];
+        assert!(usage.is_object(), "no host card usage for {}: {s:#}", host.name());
+    }
+    // A replica removed by hand: the standby follows the Docker event (no resync for 10 min).
+    let (host, removed) = before.iter().next().unwrap().clone();
+    bed.host(&host).docker(&["rm", "-f", &removed]);
+    let removed_at = Instant::now();
+    while !shows_the_fleet(&status(), REPLICAS as u64 - 1) {
+        assert!(
+            removed_at.elapsed() < Duration::from_secs(15),
+            "the standby did not see the removal:\n{:#}",
+            status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("the standby saw the removal after {:.1}s", removed_at.elapsed().as_secs_f64());
+    // Time for a standby that would act to do so.
+    std::thread::sleep(Duration::from_secs(3));
+    let until = now_nanos();
+    let mut after = before.clone();
+    after.remove(&(host.clone(), removed.clone()));
+    assert_eq!(container_ids(&bed), after, "containers changed under a standby");
+    for h in bed.hosts() {
+        let foreign: Vec<Event> = events(h, since, until)
+            .into_iter()
+            .filter(|e| !(h.name() == host && e.id == removed))
+            .collect();
+        assert!(foreign.is_empty(), "{}: events under a standby: {foreign:#?}", h.name());
+    }
+    let s = status();
+    assert_eq!(s["leadership"]["role"], "standby");
+    assert!(s["syncs"].as_array().is_none_or(|syncs| syncs.is_empty()), "a standby synced");
 }

@@ -17,6 +17,7 @@ mod leader_secure;
 mod load_bounds;
 mod load_fuzz;
 mod plan_properties;
+mod preview_claims;
 mod preview_untrusted;
 mod restart_offline;
 mod retry_cli;

@@ -25,7 +25,7 @@ const ENGINE_SECRET: &str = "ENGINE-SECRET-db-password-hunter2 at 10.250.152.77"
 
 /// A Docker "engine" on loopback that answers every request with HTTP 500 and
 /// [`ENGINE_SECRET`] in Docker's error shape.
-async fn failing_engine() -> SocketAddr {
+pub(crate) async fn failing_engine() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(|| async {
@@ -55,17 +55,20 @@ async fn silent_port() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-fn fleet(endpoint: &str, extra: &str) -> String {
+pub(crate) fn fleet(endpoint: &str, extra: &str) -> String {
     format!(
         "hosts:\n  a:\n    endpoint: {endpoint}\nsettings:\n  name: preview\n  observe_timeout: 3s\n{extra}"
     )
 }
 
-const SHOP: &str = "services:\n  web:\n    image: nginx:1.27\n";
+pub(crate) const SHOP: &str = "services:\n  web:\n    image: nginx:1.27\n";
 
 /// The repository: `main` at the base (fleet.yaml + `apps/shop`), `refs/pull/7/head` at a
 /// head made by `change` on top of it. Returns the repository and the head commit.
-fn repository(base_fleet: &str, change: impl FnOnce(&GitRepo) -> String) -> (GitRepo, String) {
+pub(crate) fn repository(
+    base_fleet: &str,
+    change: impl FnOnce(&GitRepo) -> String,
+) -> (GitRepo, String) {
     let repo = GitRepo::new(&[("fleet.yaml", base_fleet), ("apps/shop/compose.yaml", SHOP)]);
     let base = repo.head();
     let branch = repo.branch();
@@ -77,7 +80,7 @@ fn repository(base_fleet: &str, change: impl FnOnce(&GitRepo) -> String) -> (Git
     (repo, head)
 }
 
-fn hook(head: &str) -> PullRequestHook {
+pub(crate) fn hook(head: &str) -> PullRequestHook {
     PullRequestHook {
         forge: HookForge::GitHub,
         repository: "acme/shop".into(),
@@ -91,7 +94,7 @@ fn hook(head: &str) -> PullRequestHook {
     }
 }
 
-fn previewer(repo: &GitRepo, fake: &Fake, settings: PreviewSettings) -> Previewer {
+pub(crate) fn previewer(repo: &GitRepo, fake: &Fake, settings: PreviewSettings) -> Previewer {
     let cache = tempfile::tempdir().unwrap();
     let options =
         MirrorOptions { credentials: Credentials::None, timeout: Duration::from_secs(10) };
@@ -110,7 +113,7 @@ fn previewer(repo: &GitRepo, fake: &Fake, settings: PreviewSettings) -> Previewe
 }
 
 /// The one comment's body, after exactly one list and one create.
-fn posted(fake: &Fake) -> String {
+pub(crate) fn posted(fake: &Fake) -> String {
     let api = api(Forge::GitHub);
     let requests = fake.take_requests();
     assert_eq!(requests.len(), 2, "{requests:?}");

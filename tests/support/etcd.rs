@@ -5,6 +5,7 @@
 //!
 //! Panics with what to install when `etcd` is missing: these tests never skip.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -284,6 +285,44 @@ impl EtcdCluster {
             assert!(Instant::now() < until, "etcd member {i} still leads after MoveLeader");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Moves Raft leadership to member `i` (`MoveLeader` through the JSON gateway, sent to the
+    /// member that leads), and waits (bounded, 5 s) until `i` leads.
+    pub fn move_leader_to(&self, i: usize) {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.raft_leader() {
+                Some(leader) if leader == i => return,
+                Some(leader) => {
+                    let id = http_post(self.members[i].client_port, "/v3/maintenance/status", "{}")
+                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                        .and_then(|s| s["header"]["member_id"].as_str().map(str::to_string))
+                        .expect("the target member's id");
+                    let body = format!(r#"{{"targetID": "{id}"}}"#);
+                    let port = self.members[leader].client_port;
+                    let _ = http_post(port, "/v3/maintenance/transfer-leadership", &body);
+                }
+                None => {}
+            }
+            assert!(Instant::now() < until, "etcd member {i} does not lead after MoveLeader");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The index of the member that leads, as the members other than `frozen` say (a frozen
+    /// member answers nothing); `None` while they know of no leader.
+    pub fn raft_leader_except(&self, frozen: usize) -> Option<usize> {
+        let mut ids = BTreeMap::new();
+        let mut leader = None;
+        for (i, member) in self.members.iter().enumerate().filter(|(i, _)| *i != frozen) {
+            let status = http_post(member.client_port, "/v3/maintenance/status", "{}")?;
+            let status: serde_json::Value = serde_json::from_str(&status).ok()?;
+            ids.insert(status["header"]["member_id"].as_str()?.to_string(), i);
+            let said = status["leader"].as_str().filter(|l| *l != "0").map(str::to_string);
+            leader = leader.or(said);
+        }
+        ids.get(&leader?).copied()
     }
 
     /// Freezes member `i` (SIGSTOP): it holds its connections but answers nothing.
