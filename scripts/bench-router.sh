@@ -8,7 +8,7 @@
 #      (upstream keepalive 64, proxy_http_version 1.1, Connection "") and through HAProxy
 #      (http-reuse always): ROUNDS interleaved rounds after a warm-up round. req/s per
 #      round, the median, and the proxy's CPU per request (utime + stime from
-#      /proc/<pid>/stat over the round, divided by the requests).
+#      /proc/<pid>/stat over the round, divided by the requests), and its user-space share.
 #   2. latency below saturation: wrk --latency with LAT_CONN connections (closed loop, far
 #      below saturation), p50 and p99 per proxy, best of the rounds' medians.
 #   3. upstream reuse: the backend's stub_status (accepted connections vs requests) over a
@@ -158,6 +158,7 @@ printf 'when\tload_1m_5m_15m\n' >"$OUT/load.tsv"
 printf 'start\t%s\n' "$(load_avg)" >>"$OUT/load.tsv"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 declare -A url pid_of
@@ -186,20 +187,22 @@ to_us() { # wrk latency (e.g. 85.00us, 1.20ms) -> microseconds
 echo "warm-up"
 for t in "${targets[@]}"; do run_wrk "$t" "$CONN" 2 /dev/null; done
 
-printf 'round\ttarget\treq_s\tcpu_us_per_req\n' >"$OUT/throughput.tsv"
+printf 'round\ttarget\treq_s\tcpu_us_per_req\tuser_us_per_req\n' >"$OUT/throughput.tsv"
 for round in $(seq "$ROUNDS"); do
     printf 'throughput round %s\t%s\n' "$round" "$(load_avg)" >>"$OUT/load.tsv"
     for t in "${targets[@]}"; do
-        before=0
-        [[ $t != direct ]] && before=$(cpu_ticks "${pid_of[$t]}")
+        before=0 user_before=0
+        [[ $t != direct ]] && before=$(cpu_ticks "${pid_of[$t]}") && user_before=$(user_ticks "${pid_of[$t]}")
         run_wrk "$t" "$CONN" "$DURATION" "$OUT/wrk-$t-$round.txt"
         reqs=$(requests_of "$OUT/wrk-$t-$round.txt")
-        cpu="-"
+        cpu="-" user="-"
         if [[ $t != direct ]]; then
             after=$(cpu_ticks "${pid_of[$t]}")
+            user_after=$(user_ticks "${pid_of[$t]}")
             cpu=$(awk -v a="$after" -v b="$before" -v n="$reqs" -v hz="$hz" 'BEGIN { printf "%.1f", (a-b)/hz*1e6/n }')
+            user=$(awk -v a="$user_after" -v b="$user_before" -v n="$reqs" -v hz="$hz" 'BEGIN { printf "%.1f", (a-b)/hz*1e6/n }')
         fi
-        printf '%s\t%s\t%s\t%s\n' "$round" "$t" "$(rps_of "$OUT/wrk-$t-$round.txt")" "$cpu" >>"$OUT/throughput.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$t" "$(rps_of "$OUT/wrk-$t-$round.txt")" "$cpu" "$user" >>"$OUT/throughput.tsv"
     done
 done
 
@@ -299,6 +302,9 @@ g, n = res["gitfleet"], res["nginx"]
 print()
 print(f"* throughput gitfleet / nginx: {g[0]/n[0]:.2f} (target >= 0.95); / haproxy: {g[0]/res['haproxy'][0]:.2f}")
 print(f"* CPU per request gitfleet / nginx: {g[1]/n[1]:.2f} (target <= 1.2)")
+user = {t: med(col(tp, t, "user_us_per_req")) for t in ["gitfleet", "nginx", "haproxy"]}
+print("* of which user space (µs/req, the rest is the kernel's): " + ", ".join(
+    f"{t} {u:.1f} of {res[t][1]:.1f}" for t, u in user.items()))
 print(f"* p50 added over direct: gitfleet {g[2]-res['direct'][2]:.0f} µs, nginx {n[2]-res['direct'][2]:.0f} µs (target: gitfleet <= nginx + 50)")
 print(f"* p99 gitfleet / nginx: {g[3]/n[3]:.2f} (target <= 1.5)")
 print(f"* direct / gitfleet req/s: {res['direct'][0]/g[0]:.2f} (>= 2 means the backend is not what is measured)")

@@ -19,16 +19,22 @@ pub struct Args {
     /// The route table (YAML): `routes: [{host, path_prefix, backends: [ADDR:PORT]}]`.
     #[arg(long)]
     routes: PathBuf,
-    /// Worker threads of the runtime (default: one per CPU).
+    /// Worker threads of the runtime (default: one per CPU). With 1, the router runs on a
+    /// single-threaded runtime (no work stealing to pay for), as one nginx worker does.
     #[arg(long)]
     threads: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.threads {
-        builder.worker_threads(threads.max(1));
-    }
+    let mut builder = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads.max(1));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = builder.enable_all().build()?;
     runtime.block_on(serve(args))
 }

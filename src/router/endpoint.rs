@@ -24,6 +24,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::upstream::Pool;
 use crate::diff::ReplicaKey;
 
 /// An endpoint's identity: the Docker host's name and the container's id.
@@ -146,8 +147,11 @@ pub struct Endpoint {
     ejected: AtomicBool,
     health: Mutex<Health>,
     idle: Notify,
-    /// Cancelled when a drain times out: upgraded connections still open are closed.
+    /// Cancelled when a drain times out or the endpoint leaves the fleet: its upstream
+    /// connections and upgraded connections still open are closed.
     closing: CancellationToken,
+    /// Idle upstream connections to it, kept across table generations with it.
+    pub pool: Pool,
 }
 
 /// The public view of an endpoint, for the status page and tests.
@@ -188,6 +192,7 @@ impl Endpoint {
             health: Mutex::new(health),
             idle: Notify::new(),
             closing: CancellationToken::new(),
+            pool: Pool::default(),
         }
     }
 
@@ -227,9 +232,15 @@ impl Endpoint {
         self.closing.clone()
     }
 
-    /// Ends what is still in flight to it: its requests fail, its upgraded connections close.
+    pub fn closing_token(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    /// Ends what is still in flight to it: its requests fail, its upstream and upgraded
+    /// connections close.
     pub fn close(&self) {
         self.closing.cancel();
+        self.pool.clear();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -297,7 +308,7 @@ impl Endpoint {
             }
         };
         if !drained {
-            self.closing.cancel();
+            self.close();
         }
         drained
     }
@@ -346,7 +357,11 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // Only a drain waits for the count to reach 0 (it sets `draining` before it reads
+        // the count, and both sides are SeqCst: one of them sees the other).
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.draining.load(Ordering::SeqCst)
+        {
             self.0.idle.notify_waiters();
         }
     }

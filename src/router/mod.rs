@@ -9,6 +9,7 @@
 //! * [`balance`]: power of two choices over least in flight, or round robin, pure.
 //! * [`retry`]: when a failed attempt may go to another replica, and the retry budget.
 //! * [`proxy`]: one request through the router.
+//! * [`upstream`]: connections to replicas, pooled per endpoint.
 //! * [`server`]: the listeners (HTTP/1 and HTTP/2, upgrades, TLS) and the active prober.
 //! * [`tls`]: certificates by SNI from PEM files, reloaded when they change.
 //! * [`drain`]: taking replicas out of rotation before gitfleet stops them, and admitting
@@ -33,15 +34,13 @@ pub mod static_routes;
 pub mod sticky;
 pub mod table;
 pub mod tls;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::Notify;
 
 pub use balance::Policy;
@@ -49,7 +48,6 @@ pub use derive::routes as derive_routes;
 pub use endpoint::{DockerHealth, EndpointKey};
 pub use table::{Backend, RouteSpec, RuleView, Table};
 
-use proxy::ProxyBody;
 use table::Registry;
 
 /// The router's settings. Defaults suit a fleet of ordinary HTTP services.
@@ -60,6 +58,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// From sending a request to the response headers (and reading a small body to buffer).
     pub response_timeout: Duration,
+    /// How long a response body may go without a byte before it is ended with an error
+    /// (the replica stays in the fleet but stopped sending; nginx's `proxy_read_timeout`).
+    pub body_idle_timeout: Duration,
     /// How long a client connection may sit idle between requests.
     pub client_idle_timeout: Duration,
     /// How long an idle upstream connection is kept for reuse: below the backends' own
@@ -88,6 +89,7 @@ impl Default for Config {
             policy: Policy::PowerOfTwo,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
             client_idle_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(4),
             upstream_max_idle: 64,
@@ -107,7 +109,8 @@ pub struct Shared {
     pub config: Config,
     table: ArcSwap<Table>,
     state: Mutex<State>,
-    client: Client<HttpConnector, ProxyBody>,
+    /// How upstream connections are made and kept (from `config`).
+    upstream: upstream::Settings,
     budget: retry::Budget,
     /// Wakes the prober when new endpoints appear.
     probe_now: Notify,
@@ -139,22 +142,17 @@ pub struct Router {
 
 impl Router {
     pub fn new(config: Config) -> Router {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(30)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.upstream_idle_timeout)
-            .pool_max_idle_per_host(config.upstream_max_idle)
-            .timer(TokioTimer::new())
-            .build(connector);
+        let upstream = upstream::Settings {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.upstream_idle_timeout,
+            max_idle: config.upstream_max_idle,
+        };
         Router {
             shared: Arc::new(Shared {
                 config,
                 table: ArcSwap::from_pointee(Table::default()),
                 state: Mutex::new(State::default()),
-                client,
+                upstream,
                 budget: retry::Budget::default(),
                 probe_now: Notify::new(),
             }),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use http::{Request, Uri};
+use http::{Request, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,6 +18,7 @@ use super::Router;
 use super::endpoint::Endpoint;
 use super::proxy;
 use super::tls::Tls;
+use super::upstream;
 
 /// How long a client may take over its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -90,8 +91,10 @@ impl Router {
                             return;
                         }
                     };
-                    let service =
-                        service_fn(move |req| proxy::handle(shared.clone(), req, peer, true));
+                    let client = Arc::new(proxy::Client::new(peer, true));
+                    let service = service_fn(move |req| {
+                        Box::pin(proxy::handle(shared.clone(), client.clone(), req))
+                    });
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();
@@ -101,7 +104,11 @@ impl Router {
                 });
                 continue;
             }
-            let service = service_fn(move |req| proxy::handle(shared.clone(), req, peer, false));
+            let client = Arc::new(proxy::Client::new(peer, false));
+            // Boxed: hyper keeps room for the service's future in every connection, idle
+            // ones included; a box is made per request instead and freed when it ends.
+            let service =
+                service_fn(move |req| Box::pin(proxy::handle(shared.clone(), client.clone(), req)));
             let connection =
                 builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
             let connection = graceful.watch(connection);
@@ -163,26 +170,29 @@ impl Router {
     }
 
     async fn probe(&self, endpoint: &Endpoint) {
+        let upstream = self.shared.upstream;
+        endpoint.pool.purge(std::time::Instant::now(), upstream.idle_timeout);
         if endpoint.is_draining() {
             return;
         }
         let config = &self.shared.config;
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(endpoint.authority.clone())
-            .path_and_query(config.probe_path.as_str())
-            .build();
-        let Ok(uri) = uri else { return };
-        let request = Request::get(uri)
-            .header("user-agent", "gitfleet-router-probe")
+        let request = Request::get(config.probe_path.as_str())
+            .header(header::HOST, endpoint.authority.as_str())
+            .header(header::USER_AGENT, "gitfleet-router-probe")
             .body(Empty::new().map_err(|e| match e {}).boxed());
         let Ok(request) = request else { return };
         let answer = tokio::time::timeout(config.probe_timeout, async {
-            let response = self.shared.client.request(request).await?;
+            let pool = &endpoint.pool;
+            let closing = endpoint.closing_token();
+            let (response, lease) =
+                upstream::send(pool, endpoint.authority.as_str(), closing, upstream, request)
+                    .await?;
             let status = response.status();
             // Read the body so the connection can be reused.
-            let _ = response.into_body().collect().await;
-            Ok::<_, hyper_util::client::legacy::Error>(status)
+            if response.into_body().collect().await.is_ok() {
+                lease.release(pool, upstream.max_idle);
+            }
+            Ok::<_, upstream::SendError>(status)
         })
         .await;
         match answer {

@@ -10,6 +10,15 @@
 //! covering it by a wildcard, an earlier one over a later one; when none covers it (or the
 //! client sent no SNI, e.g. it connected to an address) the first certificate answers.
 //!
+//! # Wildcards: certificates cover less than routes
+//!
+//! A route `*.example.com` matches `a.example.com` and `a.b.example.com`
+//! ([`matching`](super::matching)); a certificate `*.example.com` covers `a.example.com`
+//! only, one label, as RFC 6125 (6.4.3) says and every TLS client checks. The router does not
+//! stretch certificate matching to the routes' depth: a client would refuse the certificate
+//! anyway. A name two labels under a route wildcard needs a certificate naming it or
+//! `*.b.example.com`; without one the first certificate answers and the client refuses it.
+//!
 //! # Errors
 //!
 //! Loading says which file is wrong and how: unreadable, no PEM certificate or key in it, a

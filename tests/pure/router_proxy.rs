@@ -2,7 +2,8 @@
 //! are and echo upgrades, a raw TCP backend that drops requests, and Debian's curl for
 //! HTTP/2 with prior knowledge. Spreading, 404 / 503, forwarding headers, connect failures
 //! retried elsewhere and ejected, a POST never sent twice, draining that waits for a request
-//! in flight, WebSocket-style upgrades, HTTP/2 clients, the body limit, metrics.
+//! in flight, WebSocket-style upgrades, HTTP/2 clients, the body limit, metrics, a response
+//! body that stalls cut after the idle timeout.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -492,4 +493,72 @@ async fn sticky_clients_stay_and_move_when_their_replica_drains_or_dies() {
     let (status, head, _) = get_with_cookie(p.addr, "plain.test", Some(&last)).await;
     assert_eq!(status, 200);
     assert!(set_cookie(&head).is_none(), "{head}");
+}
+
+/// A raw backend that answers probes, and every other request with the head of a
+/// 100-byte body, 5 bytes of it, then nothing: the connection stays open, the host stays up.
+async fn staller() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            open.push(tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                if String::from_utf8_lossy(&head).contains("gitfleet-router-probe") {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello").await;
+                // Stalls, the connection open, until the test ends.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(stream);
+            }));
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_body_that_stalls_ends_after_the_idle_timeout() {
+    let (stalling, task) = staller().await;
+    let idle = Duration::from_millis(400);
+    let p =
+        proxy(Config { body_idle_timeout: idle, ..fast() }, vec![spec("slow.test", &[stalling])])
+            .await;
+    in_rotation(&p.router).await;
+    let started = Instant::now();
+    let (status, head, body) = request(p.addr, "GET", "slow.test", "/", "").await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, "hello", "the bytes that came are passed on, then the body is cut short");
+    assert!(took >= idle, "ended before the idle timeout: {took:?}");
+    assert!(took < idle + Duration::from_secs(2), "ended long after the idle timeout: {took:?}");
+    // The replica never left the fleet: only the stalled response ended.
+    let view = p.router.view();
+    assert_eq!(view[0].endpoints.len(), 1);
+    assert_eq!(view[0].endpoints[0].state, "in_rotation", "{view:#?}");
+    let waiting = Instant::now();
+    while p.router.view()[0].endpoints[0].in_flight != 0 {
+        assert!(waiting.elapsed() < Duration::from_secs(2), "the cut response stays in flight");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
 }
