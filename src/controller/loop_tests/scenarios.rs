@@ -171,7 +171,7 @@ async fn a_failed_rollout_goes_back_and_is_not_retried_until_a_retry_or_a_new_co
     assert_eq!(head_state(&s), Some(HeadState::Failed));
 
     // A retry on request rolls it out again.
-    h.triggers.push(Trigger::Retry);
+    h.triggers.push(Trigger::Retry { app: None });
     let s = h.until("v2 deployed on retry", MINUTE, |s| deployed(s) == Some(v2.as_str())).await;
     assert_eq!(head_state(&s), Some(HeadState::Deployed));
     assert_eq!(creates(&h.hosts.calls_since(mark)).len(), 2);
