@@ -119,10 +119,21 @@ fn names(host: &DockerHost) -> Vec<String> {
     containers(host).into_keys().collect()
 }
 
-/// A plain HTTP GET to `address:port`, the body.
+/// `GET /` from `address:port`, the body. A service without a health check is "applied" once
+/// its container runs, which can be a moment before its server listens: a refused connection
+/// is tried again for up to 10 s.
 fn http_get(address: std::net::Ipv4Addr, port: u16) -> String {
-    let mut stream = TcpStream::connect_timeout(&(address, port).into(), Duration::from_secs(3))
-        .expect("connect");
+    let started = std::time::Instant::now();
+    let mut stream = loop {
+        match TcpStream::connect_timeout(&(address, port).into(), Duration::from_secs(3)) {
+            Ok(stream) => break stream,
+            Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                eprintln!("connect to {address}:{port}: {e}; trying again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("connect to {address}:{port}: {e}"),
+        }
+    };
     stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     stream.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
     let mut response = String::new();
