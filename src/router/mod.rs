@@ -10,6 +10,8 @@
 //! * [`retry`]: when a failed attempt may go to another replica, and the retry budget.
 //! * [`proxy`]: one request through the router.
 //! * [`upstream`]: connections to replicas, pooled per endpoint.
+//! * [`idle`]: request and response bodies that may not go silent for longer than the body
+//!   idle timeout.
 //! * [`server`]: the listeners (HTTP/1 and HTTP/2, upgrades, TLS) and the active prober.
 //! * [`tls`]: certificates by SNI from PEM files, reloaded when they change.
 //! * [`drain`]: taking replicas out of rotation before gitfleet stops them, and admitting
@@ -25,6 +27,7 @@ pub mod balance;
 pub mod derive;
 pub mod drain;
 pub mod endpoint;
+mod idle;
 pub mod matching;
 pub mod metrics;
 pub mod proxy;
@@ -58,8 +61,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// From sending a request to the response headers (and reading a small body to buffer).
     pub response_timeout: Duration,
-    /// How long a response body may go without a byte before it is ended with an error
-    /// (the replica stays in the fleet but stopped sending; nginx's `proxy_read_timeout`).
+    /// How long a streamed body may go without a byte before it is ended with an error: a
+    /// response body (the replica stays in the fleet but stopped sending; nginx's
+    /// `proxy_read_timeout`) and a client's request body streamed to a replica (nginx's
+    /// `client_body_timeout`).
     pub body_idle_timeout: Duration,
     /// How long a client connection may sit idle between requests.
     pub client_idle_timeout: Duration,

@@ -7,9 +7,10 @@
 //! * A request is in flight on its endpoint until its response body has ended (or the
 //!   upgraded connection closed), which is what draining waits for.
 //! * Every wait is bounded: the body read for buffering and the wait for response headers
-//!   by the response timeout, connecting by the connect timeout, a response body by the
-//!   body idle timeout (no byte for that long ends it with an error, the client sees the
-//!   response cut short).
+//!   by the response timeout, connecting by the connect timeout, a streamed request body
+//!   and a response body by the body idle timeout ([`idle`](super::idle): no byte for that
+//!   long ends it with an error; the replica sees the request cut short, the client the
+//!   response).
 //!
 //! # Cost per request
 //!
@@ -21,12 +22,11 @@
 //!   replicas failed), 503 + `Retry-After` (no usable replica), 504 (no response in time).
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -39,6 +39,7 @@ use hyper_util::rt::TokioIo;
 
 use super::Shared;
 use super::endpoint::{Endpoint, InFlight};
+use super::idle::{IdleBody, IdleTimer};
 use super::retry::{self, Failure};
 use super::sticky;
 use super::table::Rule;
@@ -301,7 +302,11 @@ async fn forward(
                 Full::new(bytes.clone()).map_err(|e| match e {}).boxed()
             }
             RequestBody::Streamed(body) => match body.take() {
-                Some(body) => Limited::new(body, config.body_limit as usize).boxed(),
+                Some(body) => Limited::new(
+                    IdleBody::new(body, config.body_idle_timeout),
+                    config.body_limit as usize,
+                )
+                .boxed(),
                 None => empty_body(),
             },
         };
@@ -564,41 +569,6 @@ impl Drop for Tracked {
                 lease.release(&self.in_flight.endpoint().pool, self.max_idle);
             }
         }
-    }
-}
-
-/// How long a response body may go without a byte. The timer is only made once the body
-/// has to wait (most small bodies never do), and moved on only when it is polled again
-/// after progress.
-struct IdleTimer {
-    timeout: Duration,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Bytes came since the timer was last set.
-    moved: bool,
-}
-
-impl IdleTimer {
-    fn new(timeout: Duration) -> Self {
-        IdleTimer { timeout, sleep: None, moved: false }
-    }
-
-    fn progressed(&mut self) {
-        self.moved = true;
-    }
-
-    /// Whether the body has waited the whole timeout (registers for the wake-up if not).
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                if self.moved {
-                    sleep.as_mut().reset(tokio::time::Instant::now() + self.timeout);
-                }
-                sleep
-            }
-            None => self.sleep.insert(Box::pin(tokio::time::sleep(self.timeout))),
-        };
-        self.moved = false;
-        sleep.as_mut().poll(cx).is_ready()
     }
 }
 

@@ -3,7 +3,8 @@
 //! HTTP/2 with prior knowledge. Spreading, 404 / 503, forwarding headers, connect failures
 //! retried elsewhere and ejected, a POST never sent twice, draining that waits for a request
 //! in flight, WebSocket-style upgrades, HTTP/2 clients, the body limit, metrics, a response
-//! body that stalls cut after the idle timeout.
+//! body that stalls cut after the idle timeout, and a client's request body that stalls cut
+//! the same way.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -560,5 +561,96 @@ async fn a_response_body_that_stalls_ends_after_the_idle_timeout() {
         assert!(waiting.elapsed() < Duration::from_secs(2), "the cut response stays in flight");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    task.abort();
+}
+
+/// A replica that reads a request's head and then its body until the connection ends, and
+/// reports how many body bytes came. Probes get a 200.
+async fn body_reader()
+-> (SocketAddr, tokio::sync::mpsc::Receiver<usize>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (report, reports) = tokio::sync::mpsc::channel(8);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let report = report.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                };
+                if String::from_utf8_lossy(&seen[..head_end]).contains("gitfleet-router-probe") {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let mut body = seen.len() - head_end;
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    body += n;
+                }
+                let _ = report.send(body).await;
+            });
+        }
+    });
+    (addr, reports, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stalls_ends_after_the_idle_timeout() {
+    let (reader, mut reports, task) = body_reader().await;
+    let idle = Duration::from_millis(400);
+    // The response timeout is long: only the body idle timeout can end this request soon.
+    let config =
+        Config { body_idle_timeout: idle, response_timeout: Duration::from_secs(30), ..fast() };
+    let p = proxy(config, vec![spec("upload.test", &[reader])]).await;
+    in_rotation(&p.router).await;
+    let mut client = TcpStream::connect(p.addr).await.unwrap();
+    // Over the 64 KiB buffering limit, so the body is streamed; 1,000 bytes, then silence.
+    let head = "POST /upload HTTP/1.1\r\nHost: upload.test\r\nContent-Length: 200000\r\n\r\n";
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&[b'x'; 1000]).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(read.is_ok(), "no answer 10 s after the client went silent");
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 502"), "the client is told the request failed: {answer}");
+    assert!(took >= idle, "ended before the idle timeout: {took:?}");
+    assert!(took < idle + Duration::from_secs(2), "ended long after the idle timeout: {took:?}");
+    let received = tokio::time::timeout(Duration::from_secs(5), reports.recv())
+        .await
+        .expect("the replica's connection is closed, not left waiting for the rest")
+        .unwrap();
+    assert_eq!(received, 1000, "the replica got the bytes that came, then the end");
+    let view = p.router.view();
+    assert_eq!(
+        view[0].endpoints[0].state, "in_rotation",
+        "a silent client is not the replica's fault: {view:#?}"
+    );
     task.abort();
 }
