@@ -829,19 +829,22 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 /// sink.
 fn standby_forwards(local: HookSink, elector: Arc<Elector>) -> HookSink {
     Arc::new(move |hook: Hook| {
-        let forge = match &hook {
-            Hook::Push { forge, .. } => forge.to_string(),
-            Hook::Sync { .. } => "generic".to_string(),
+        let (forge, retry) = match &hook {
+            Hook::Push { forge, .. } => (forge.to_string(), None),
+            // A sync request retries failed rollouts (of its app only, when it names one):
+            // the retry goes with it, or `gitfleet retry` sent to a standby would do nothing.
+            Hook::Sync { app, .. } => {
+                ("generic".to_string(), Some(handoff::Retry { app: app.clone() }))
+            }
             Hook::Ping { .. } | Hook::PullRequest(_) => return local(hook),
         };
         if elector.view().borrow().role == Role::Leader {
             return local(hook);
         }
-        // Handed on as a webhook: the leader fetches and syncs (a retry, of an app or all,
-        // is not handed on; see `handoff`).
+        // Handed on as a webhook: the leader fetches and syncs, and retries when asked.
         let elector = elector.clone();
         tokio::spawn(async move {
-            match handoff::forward(elector.etcd(), elector.settings(), &forge).await {
+            match handoff::forward(elector.etcd(), elector.settings(), &forge, retry).await {
                 Ok(()) => tracing::info!(%forge, "webhook handed to the leader"),
                 Err(error) => {
                     tracing::warn!(%forge, %error, "cannot hand the webhook to the leader")
@@ -861,7 +864,10 @@ async fn receive_handed_hooks(elector: Arc<Elector>, triggers: Arc<Triggers>) {
             let triggers = triggers.clone();
             handoff::receive(elector.etcd().clone(), elector.settings(), term.token, move |h| {
                 tracing::info!(forge = %h.forge, from = %h.member, "webhook handed on by a standby");
-                triggers.push(Trigger::Webhook { forge: h.forge })
+                triggers.push(Trigger::Webhook { forge: h.forge });
+                if let Some(retry) = h.retry {
+                    triggers.push(Trigger::Retry { app: retry.app });
+                }
             })
             .await;
         }

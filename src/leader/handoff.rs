@@ -1,7 +1,8 @@
 //! Webhooks received by a standby, handed to the leader through etcd: the standby writes the
 //! hook's gist under `/gitfleet/<fleet>/hooks/<member>`; the leader watches that prefix
 //! while it leads and turns each write into a trigger. Only "something changed, sync" is
-//! handed on (pushes and sync requests); the payload stays with the standby.
+//! handed on (pushes and sync requests), with a sync request's retry and the app it names
+//! (`gitfleet retry [--app NAME]`); the rest of the payload stays with the standby.
 
 use std::time::Duration;
 
@@ -19,10 +20,26 @@ pub struct Handed {
     pub member: String,
     /// A counter that makes each write a change (nanoseconds since the epoch).
     pub at: u128,
+    /// A sync request that also retries the rollouts that failed. Absent in what an older
+    /// standby writes, which the leader reads as a plain sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// Which failed rollouts a handed-on sync request retries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retry {
+    /// One app's (as `gitfleet retry --app NAME` asks), or every failed app's.
+    pub app: Option<String>,
 }
 
 /// Writes a received hook for the leader (bounded by the request timeout).
-pub async fn forward(etcd: &Etcd, settings: &LeaderSettings, forge: &str) -> Result<(), String> {
+pub async fn forward(
+    etcd: &Etcd,
+    settings: &LeaderSettings,
+    forge: &str,
+    retry: Option<Retry>,
+) -> Result<(), String> {
     let key = format!("{}{}", settings.hooks_prefix(), settings.member);
     let handed = Handed {
         forge: forge.to_string(),
@@ -31,6 +48,7 @@ pub async fn forward(etcd: &Etcd, settings: &LeaderSettings, forge: &str) -> Res
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default(),
+        retry,
     };
     let value = serde_json::to_string(&handed).map_err(|e| e.to_string())?;
     etcd.call(settings.request_timeout, |mut c| {
@@ -101,5 +119,28 @@ pub async fn receive(
             }
             _ = token.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_travels_with_its_app_and_an_older_standbys_write_is_a_plain_sync() {
+        let handed = Handed {
+            forge: "generic".into(),
+            member: "b".into(),
+            at: 7,
+            retry: Some(Retry { app: Some("shop".into()) }),
+        };
+        let written = serde_json::to_string(&handed).unwrap();
+        assert_eq!(serde_json::from_str::<Handed>(&written).unwrap(), handed);
+        let plain = Handed { retry: None, ..handed };
+        let written = serde_json::to_string(&plain).unwrap();
+        assert!(!written.contains("retry"), "a plain sync writes what it wrote before: {written}");
+        let older = r#"{"forge":"github","member":"a","at":1}"#;
+        let read: Handed = serde_json::from_str(older).unwrap();
+        assert_eq!(read.retry, None);
     }
 }

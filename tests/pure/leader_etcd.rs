@@ -255,3 +255,46 @@ async fn a_hung_docker_call_is_abandoned_at_the_leaders_deadline() {
     cluster.thaw(2);
     scope.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_a_standby_receives_reaches_the_leader_with_its_app() {
+    use gitfleet::leader::handoff::{self, Retry};
+    let cluster = EtcdCluster::start(3);
+    let scope = CancellationToken::new();
+    let a = Elector::start(settings(&cluster, "retries", "a"), scope.clone()).await.unwrap();
+    let b = Elector::start(settings(&cluster, "retries", "b"), scope.clone()).await.unwrap();
+    let (first, term) = leader_of(&[&a, &b], Duration::from_secs(5)).await;
+    let (leader, standby) = if first == 0 { (&a, &b) } else { (&b, &a) };
+    let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let receiving = tokio::spawn({
+        let (etcd, settings, token) =
+            (leader.etcd().clone(), leader.settings().clone(), term.token);
+        async move {
+            handoff::receive(etcd, &settings, token, move |h| {
+                let _ = seen.send(h);
+            })
+            .await
+        }
+    });
+    // The leader's watch starts from the current revision: give it a moment to open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let forward = |retry| handoff::forward(standby.etcd(), standby.settings(), "generic", retry);
+    forward(Some(Retry { app: Some("shop".into()) })).await.unwrap();
+    forward(None).await.unwrap();
+    forward(Some(Retry { app: None })).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let next = tokio::time::timeout(Duration::from_secs(5), received.recv())
+            .await
+            .expect("the leader sees each handed-on hook within 5 s")
+            .unwrap();
+        got.push(next.retry);
+    }
+    assert_eq!(
+        got,
+        vec![Some(Retry { app: Some("shop".into()) }), None, Some(Retry { app: None })],
+        "each write, in order, with its retry and app"
+    );
+    scope.cancel();
+    receiving.abort();
+}
