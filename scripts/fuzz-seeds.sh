@@ -157,8 +157,6 @@ def service(i, n):
         "    labels:",
         f"      team: team-{i % 7}",
         "      tier: backend",
-        "    ports:",
-        f"      - \"{10000 + i}:80\"",
         "    volumes:",
         f"      - data-{i % 20}:/var/lib/svc",
         "    configs:",
@@ -170,13 +168,17 @@ def service(i, n):
         "      timeout: 2s",
         "      retries: 3",
         "    deploy:",
-        f"      replicas: {1 + i % 3}",
+        f"      replicas: {1 + i % 3}",  # 1 where i % 3 == 0, the services with a port
         "      placement:",
         f"        constraints: [node.labels.zone == {zone}]",
         "      resources:",
         "        limits: { cpus: \"0.25\", memory: 128m }",
         "        reservations: { cpus: \"0.05\", memory: 32m }",
     ]
+    if i % 3 == 0:
+        # Only single replicas publish a port: the zone constraint pins a service to one
+        # host, where two replicas could not both bind it.
+        lines += ["    ports:", f"      - \"{10000 + i}:80\""]
     if i > 0:
         lines += ["    depends_on:", f"      - svc-{i - 1}"]
     if i % 5 == 0:
