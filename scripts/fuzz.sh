@@ -17,11 +17,17 @@
 # the bombs of scripts/bombs.sh scaled to max_len, and valid files of 100 to 250 KB. Without
 # them the inputs only grow to about 1.5 KB in a run, and big files are never tried (issue 9).
 # A big input runs about a thousand times slower than a small one, so give such a run time
-# (40 minutes or more). NICE (default 15) is the run's niceness.
+# (40 minutes or more): a 256 KB input takes about 0.4 s of CPU in the fuzz build, so a run
+# makes tens of executions a second (25 to 170 measured) instead of thousands. NICE (default 15) is the run's
+# niceness; TIMEOUT (default 10) is libFuzzer's -timeout, which counts wall-clock seconds: on
+# a machine loaded well past its cores a low-priority run can trip it on an input that needs
+# 0.5 s of CPU (it did once, at a load average of 13 on 2 cores); replay such a finding with
+# `fuzz/target/*/release/load FILE` under `time` before taking it for a hang.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${SECONDS_TO_RUN:-300}
 NICE=${NICE:-15}
+TIMEOUT=${TIMEOUT:-10}
 MAX_LEN=262144
 mkdir -p fuzz/corpus/load
 seeds=(fuzz/seeds)
@@ -35,6 +41,6 @@ nice -n "$NICE" cargo +nightly fuzz run -s none load fuzz/corpus/load "${seeds[@
     -max_total_time="$SECONDS_TO_RUN" \
     -rss_limit_mb=512 \
     -malloc_limit_mb=512 \
-    -timeout=10 \
+    -timeout="$TIMEOUT" \
     -max_len="$MAX_LEN" \
     -print_final_stats=1
