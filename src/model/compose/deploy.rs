@@ -134,12 +134,13 @@ mod tests {
                     "    deploy:\n      placement:\n        constraints: [node.role == manager]\n",
                 ),
                 // The schema's pattern sees it first (its hint lists the forms).
-                "apps/shop/compose.yaml:6:23: invalid-value: `services.web.deploy.placement.constraints[0]` is \"node.role == manager\", which is not of the expected form",
+                "apps/shop/compose.yaml:6:23: invalid-value: `services.web.deploy.placement.constraints[0]` is \"node.role == manager\", expected a placement constraint",
             ),
             (
                 &web("    deploy:\n      resources:\n        limits:\n          memory: 12q\n"),
-                // The schema sees it first (a number or a size string), at the value.
-                "apps/shop/compose.yaml:7:19: schema: `services.web.deploy.resources.limits.memory`: \"12q\" is not valid under any of the schemas listed in the 'oneOf' keyword",
+                // The schema sees it first (a number or a size string), at the value, and
+                // says what a size is (its hint, from the schema, how to write one).
+                "apps/shop/compose.yaml:7:19: invalid-value: `services.web.deploy.resources.limits.memory` is \"12q\", expected a size",
             ),
             (
                 // A number the schema lets through, but no CPU count.
@@ -161,7 +162,7 @@ mod tests {
                 &web(
                     "    healthcheck:\n      test: curl -f http://127.0.0.1/\n      interval: 1fortnight\n",
                 ),
-                "apps/shop/compose.yaml:6:17: invalid-value: `services.web.healthcheck.interval` is \"1fortnight\", which is not of the expected form",
+                "apps/shop/compose.yaml:6:17: invalid-value: `services.web.healthcheck.interval` is \"1fortnight\", expected a duration",
             ),
         ]);
     }

@@ -165,7 +165,7 @@ mod tests {
             (
                 &web("    volumes:\n      - data:/b:ro:extra\n"),
                 // The schema sees it first (a string of at most three parts), at the entry.
-                "apps/shop/compose.yaml:5:9: schema: `services.web.volumes[0]`: \"data:/b:ro:extra\" is not valid under any of the schemas listed in the 'oneOf' keyword",
+                "apps/shop/compose.yaml:5:9: invalid-value: `services.web.volumes[0]` is \"data:/b:ro:extra\", expected a mount",
             ),
             (
                 // A one-letter source is a Windows drive: `a:/b` is the source here.
@@ -200,9 +200,14 @@ mod tests {
                 "apps/shop/compose.yaml:6:17: path-escape: target \"../../etc/cron.d/x\" uses `..`; a secrets target stays in /run/secrets/ or is a plain absolute path",
             ),
             (
-                // The schema refuses a mode that is not octal digits, at the entry.
+                // The schema refuses a mode that is not octal digits, at the mode (the entry
+                // is a mapping, so the mapping form's own error is the one to show).
                 &with_secret("        mode: \"0999\"\n"),
-                "apps/shop/compose.yaml:5:9: schema: `services.web.secrets[0]`: {\"mode\":\"0999\",\"source\":\"token\"} is not valid under any of the schemas listed in the 'oneOf' keyword",
+                "apps/shop/compose.yaml:6:15: invalid-value: `services.web.secrets[0].mode` is \"0999\", expected a file mode",
+            ),
+            (
+                &with_secret("        uid: root\n"),
+                "apps/shop/compose.yaml:6:14: invalid-value: `services.web.secrets[0].uid` is \"root\", expected a numeric user id",
             ),
         ]);
         let app =

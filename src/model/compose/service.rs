@@ -161,19 +161,26 @@ impl ServiceBuilder<'_, '_> {
             }
         }
         if let Some(env) = &raw.environment {
-            for (key, value) in env.entries() {
+            let listed = matches!(env, ListOrDict::List(_));
+            for (i, (key, value)) in env.entries().into_iter().enumerate() {
                 match value {
                     Some(value) => {
                         environment.insert(key, value);
                     }
                     None => {
-                        self.findings
+                        // At the variable itself: the list item, or the mapping's key (a
+                        // key without a value has no text of its own to point at).
+                        let list = self.path.key("environment");
+                        let path = if listed { list.index(i) } else { list.key(&key) };
+                        let finding = self
+                            .findings
                             .add(
-                                self.path.key("environment").key(&key),
+                                path,
                                 "missing-value",
                                 format!("environment variable {key} has no value; Compose would copy it from the shell, gitfleet takes values only from the repository"),
                             )
                             .with_hint(format!("give it a value, e.g. {key}=${{{key}}} with {key} declared under `variables:` in fleet.yaml"));
+                        finding.on_key = !listed;
                     }
                 }
             }
@@ -278,11 +285,17 @@ mod tests {
             (
                 &web("    stop_grace_period: 10x\n"),
                 // The schema's pattern sees it first (its hint says how to write one).
-                "apps/shop/compose.yaml:4:24: invalid-value: `services.web.stop_grace_period` is \"10x\", which is not of the expected form",
+                "apps/shop/compose.yaml:4:24: invalid-value: `services.web.stop_grace_period` is \"10x\", expected a duration",
             ),
             (
-                &web("    environment:\n      - DEBUG\n"),
-                "apps/shop/compose.yaml:5:7: missing-value: environment variable DEBUG has no value; Compose would copy it from the shell, gitfleet takes values only from the repository",
+                // At the item's text, not at the list's first `-`.
+                &web("    environment:\n      - A=1\n      - DEBUG\n"),
+                "apps/shop/compose.yaml:6:9: missing-value: environment variable DEBUG has no value; Compose would copy it from the shell, gitfleet takes values only from the repository",
+            ),
+            (
+                // At the key (its empty value has no text).
+                &web("    environment:\n      A: \"1\"\n      DEBUG:\n"),
+                "apps/shop/compose.yaml:6:7: missing-value: environment variable DEBUG has no value; Compose would copy it from the shell, gitfleet takes values only from the repository",
             ),
             (
                 &web("    ports:\n      - \"8080:80\"\n      - \"99999:80\"\n"),
