@@ -9,6 +9,11 @@
 //! Measured: `Desired::new` (scheduling + canonical specs and hashes), `plan` alone, and the
 //! two together (what a sync pays). Before the timings, one run of `Desired::new` + `plan` is
 //! made under a counting global allocator and its peak heap is printed.
+//!
+//! `desired_new_and_plan` is a cold sync: every spec and hash is made. A controller syncing
+//! again with apps it already planned (a resync, or a commit that changed a few apps) keeps
+//! them in a `SpecMemo`: `desired_new_memo_and_plan` times that steady state, with every app
+//! unchanged, and is reported beside the cold figure, not instead of it.
 
 use std::hint::black_box;
 
@@ -17,7 +22,7 @@ use criterion::{Criterion, SamplingMode};
 use fleet::{REPLICAS, REVISION, SERVICES, model, observed, replicas};
 use gitfleet::diff::schedule::schedule;
 use gitfleet::diff::spec::ContainerSpec;
-use gitfleet::diff::{Desired, Observed, plan};
+use gitfleet::diff::{Desired, Observed, SpecMemo, plan};
 use gitfleet::model::Model;
 use measure::{live_bytes, mib, ms, peak_bytes, reset_peak, timed};
 
@@ -111,8 +116,30 @@ fn report(size: Size) -> (Model, Observed) {
         apps * SERVICES,
         ms(specs)
     );
+    // The steady state: a memo warm from the same model (every app unchanged).
+    let mut memo = SpecMemo::default();
+    let before = live_bytes();
+    drop(Desired::new_memo(&model, &observed, Some(REVISION.into()), &mut memo));
+    let memo_bytes = live_bytes() - before;
+    reset_peak();
+    let base = live_bytes();
+    let ((warm, warm_plan), _, warm_cpu) = timed(|| {
+        let desired = Desired::new_memo(&model, &observed, Some(REVISION.into()), &mut memo);
+        let plan = plan(&desired, &observed);
+        (desired, plan)
+    });
+    let warm_peak = peak_bytes() - base;
+    assert_eq!(warm_plan, result, "a memo changes no plan");
+    println!(
+        "with a warm spec memo ({} apps reused): Desired::new + plan {} cpu, peak heap {}; \
+         the memo keeps {} between syncs",
+        memo.stats().reused,
+        ms(warm_cpu),
+        mib(warm_peak),
+        mib(memo_bytes)
+    );
     println!();
-    drop((schedule, hashes, result));
+    drop((schedule, hashes, result, warm, warm_plan, memo));
     (model, observed)
 }
 
@@ -141,6 +168,22 @@ fn bench_size<M: Measurement>(
             plan(&desired, black_box(observed))
         })
     });
+    if !large {
+        // Steady state, not the target's figure: every app's specs kept from the run before.
+        let mut memo = SpecMemo::default();
+        drop(Desired::new_memo(model, observed, Some(REVISION.into()), &mut memo));
+        group.bench_function("desired_new_memo_and_plan", |b| {
+            b.iter(|| {
+                let desired = Desired::new_memo(
+                    black_box(model),
+                    black_box(observed),
+                    Some(REVISION.into()),
+                    &mut memo,
+                );
+                plan(&desired, black_box(observed))
+            })
+        });
+    }
     group.finish();
 }
 

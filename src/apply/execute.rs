@@ -556,8 +556,8 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
         let monitor = Duration::from_millis(
             self.model
                 .apps
-                .get(&replica.app)
-                .and_then(|a| a.services.get(&replica.service))
+                .get(&*replica.app)
+                .and_then(|a| a.services.get(&*replica.service))
                 .map_or(0, |s| s.deploy.update_config.monitor_ms),
         );
         let grace = Duration::from_millis(container.spec.stop_grace_period_ms.unwrap_or(10_000));
@@ -720,7 +720,7 @@ impl<E: Engine, G: Guard> Run<'_, E, G> {
         let app = self
             .model
             .apps
-            .get(&replica.app)
+            .get(&*replica.app)
             .ok_or_else(|| format!("app {} is not in the model", replica.app))?;
         container
             .spec

@@ -68,15 +68,15 @@ pub fn arrange(plan: &Plan, model: &Model) -> Rollout {
                 Step::RemoveNetwork { .. } => &mut rollout.cleanup,
                 Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => {
                     let entry = services
-                        .entry((replica.app.clone(), replica.service.clone()))
+                        .entry((replica.app.to_string(), replica.service.to_string()))
                         .or_insert_with(|| {
                             let service = model
                                 .apps
-                                .get(&replica.app)
-                                .and_then(|a| a.services.get(&replica.service));
+                                .get(&*replica.app)
+                                .and_then(|a| a.services.get(&*replica.service));
                             ServiceRollout {
-                                app: replica.app.clone(),
-                                service: replica.service.clone(),
+                                app: replica.app.to_string(),
+                                service: replica.service.to_string(),
                                 creates: Vec::new(),
                                 replaces: Vec::new(),
                                 update: service

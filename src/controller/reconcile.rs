@@ -113,6 +113,10 @@ pub struct Reconciler<H = DockerHosts, R = RepositoryView> {
     pool: H,
     liveness: Liveness,
     crash_loops: CrashLoops,
+    /// Each app's canonical specs and hashes from the last plan, kept for the next one while
+    /// the app is unchanged (the load cache shares unchanged apps): a resync, or a sync after
+    /// a commit that changed a few apps, does not make them again.
+    specs: diff::SpecMemo,
     /// The branch head last fetched and read (valid or not).
     head: Option<RevisionInfo>,
     /// The newest valid revision that is not known to fail: what the hosts should run.
@@ -174,6 +178,7 @@ impl<H: Hosts, R: Repository> Reconciler<H, R> {
         Reconciler {
             liveness: Liveness::new(settings.grace),
             crash_loops: CrashLoops::new(settings.restart_backoff, settings.restart_backoff_max),
+            specs: diff::SpecMemo::default(),
             settings,
             status,
             repository,
@@ -431,11 +436,12 @@ impl<H: Hosts, R: Repository> Reconciler<H, R> {
         // Broken apps with no version to keep: what runs of them is not the planner's.
         let seen = isolation::without_apps(&observed, &target.left_alone);
         let mut plan = diff::plan(
-            &Desired::for_repository(
+            &Desired::for_repository_memo(
                 model,
                 &seen,
                 Some(target.revision.commit.clone()),
                 Some(self.settings.repository_id.clone()),
+                &mut self.specs,
             ),
             &seen,
         );
@@ -853,8 +859,8 @@ impl<H: Hosts, R: Repository> Reconciler<H, R> {
             problems.push(Problem::new(
                 ProblemKind::Unplaced,
                 Subject::Service {
-                    app: unplaced.replica.app.clone(),
-                    service: unplaced.replica.service.clone(),
+                    app: unplaced.replica.app.to_string(),
+                    service: unplaced.replica.service.to_string(),
                 },
                 format!("{} cannot be placed: {}", unplaced.replica, unplaced.reason),
             ));

@@ -122,6 +122,11 @@ struct ImageOnly {
 }
 
 /// The image of a container from its `io.gitfleet.spec` label.
+/// The `(app, service)` a replica's row is listed under.
+fn service_row(key: &ReplicaKey) -> (String, String) {
+    (key.app.to_string(), key.service.to_string())
+}
+
 fn image_of(labels: &BTreeMap<String, String>) -> Option<String> {
     let spec = labels.get(labels::SPEC)?;
     serde_json::from_str::<ImageOnly>(spec).ok().map(|s| s.image)
@@ -156,7 +161,7 @@ pub fn fill(
         let HostObservation::Reachable(state) = observation else { continue };
         for container in &state.containers {
             let Some(key) = container.replica_key(fleet) else { continue };
-            let Some(status) = services.get(&key.app).and_then(|s| s.get(&key.service)) else {
+            let Some(status) = services.get(&*key.app).and_then(|s| s.get(&*key.service)) else {
                 continue;
             };
             if key.replica > status.desired {
@@ -179,7 +184,7 @@ pub fn fill(
                 .ok()
                 .filter(|s| *s > 0)
                 .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-            rows.entry((key.app.clone(), key.service.clone())).or_default().push(ReplicaStatus {
+            rows.entry(service_row(&key)).or_default().push(ReplicaStatus {
                 replica: key.replica,
                 host: Some(host.clone()),
                 state: container.state.clone(),
@@ -198,7 +203,7 @@ pub fn fill(
         if what != "create" {
             continue;
         }
-        rows.entry((key.app.clone(), key.service.clone())).or_default().push(ReplicaStatus {
+        rows.entry(service_row(&key)).or_default().push(ReplicaStatus {
             replica: key.replica,
             host: Some(host),
             state: "planned".into(),
@@ -213,7 +218,7 @@ pub fn fill(
     }
     for unplaced in context.unplaced {
         let key = &unplaced.replica;
-        rows.entry((key.app.clone(), key.service.clone())).or_default().push(ReplicaStatus {
+        rows.entry(service_row(key)).or_default().push(ReplicaStatus {
             replica: key.replica,
             host: None,
             state: "unplaced".into(),

@@ -728,7 +728,7 @@ pub fn services(
         let HostObservation::Reachable(state) = observation else { continue };
         for container in &state.containers {
             let Some(key) = container.replica_key(fleet) else { continue };
-            let Some(status) = services.get_mut(&key.app).and_then(|s| s.get_mut(&key.service))
+            let Some(status) = services.get_mut(&*key.app).and_then(|s| s.get_mut(&*key.service))
             else {
                 continue;
             };

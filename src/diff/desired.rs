@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::observed::{Observed, ReplicaKey};
 use super::ownership;
+use super::parts::{AppParts, SpecMemo};
 use super::platform::HostPlatform;
 use super::schedule::{Unplaced, place};
 use super::spec::ContainerSpec;
-use super::windows;
-use crate::model::{App, Model, MountSource, NetworkDef, PullPolicy, Service, VolumeDef};
+use crate::model::{Model, PullPolicy};
 
 /// Everything that should exist, per host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,10 +44,11 @@ pub struct Desired {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DesiredHost {
     pub containers: BTreeMap<ReplicaKey, DesiredContainer>,
-    /// Keyed by `(app, network key)`.
-    pub networks: BTreeMap<(String, String), DesiredObject>,
-    /// Keyed by `(app, volume key)`.
-    pub volumes: BTreeMap<(String, String), DesiredObject>,
+    /// Keyed by `(app, network key)`. The names and the object are shared with every other
+    /// host that has the network (`Arc`s made once per app, see [`super::parts`]).
+    pub networks: BTreeMap<(Arc<str>, Arc<str>), Arc<DesiredObject>>,
+    /// Keyed by `(app, volume key)`, shared like the networks.
+    pub volumes: BTreeMap<(Arc<str>, Arc<str>), Arc<DesiredObject>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,9 +72,17 @@ pub struct DesiredObject {
     pub labels: BTreeMap<String, String>,
 }
 
-/// The deterministic container name of a replica.
+/// The deterministic container name of a replica: `<app>-<service>-<replica>`.
 pub fn container_name(key: &ReplicaKey) -> String {
-    format!("{}-{}-{}", key.app, key.service, key.replica)
+    use std::fmt::Write;
+    // Sized once (a replica number has at most 10 digits): one allocation, no regrowing.
+    let mut name = String::with_capacity(key.app.len() + key.service.len() + 12);
+    name.push_str(&key.app);
+    name.push('-');
+    name.push_str(&key.service);
+    name.push('-');
+    write!(name, "{}", key.replica).expect("writing to a String cannot fail");
+    name
 }
 
 impl Desired {
@@ -86,10 +95,31 @@ impl Desired {
         revision: Option<String>,
         repository: Option<String>,
     ) -> Self {
-        let Some(ours) = repository else { return Self::new(model, observed, revision) };
+        Self::for_repository_with(model, observed, revision, repository, None)
+    }
+
+    /// [`Desired::for_repository`] with a [`SpecMemo`], as [`Desired::new_memo`].
+    pub fn for_repository_memo(
+        model: &Model,
+        observed: &Observed,
+        revision: Option<String>,
+        repository: Option<String>,
+        memo: &mut SpecMemo,
+    ) -> Self {
+        Self::for_repository_with(model, observed, revision, repository, Some(memo))
+    }
+
+    fn for_repository_with(
+        model: &Model,
+        observed: &Observed,
+        revision: Option<String>,
+        repository: Option<String>,
+        memo: Option<&mut SpecMemo>,
+    ) -> Self {
+        let Some(ours) = repository else { return Self::build(model, observed, revision, memo) };
         let refused = ownership::refusals(observed, &model.fleet.settings.name, &ours);
-        let mut desired =
-            Self::new(model, &ownership::without_refused(observed, &refused), revision);
+        let seen = ownership::without_refused(observed, &refused);
+        let mut desired = Self::build(model, &seen, revision, memo);
         desired.repository = Some(ours);
         desired.refused_hosts = refused;
         desired
@@ -97,7 +127,59 @@ impl Desired {
 
     /// Schedules `model` against what `observed` shows and lays the result out per host.
     pub fn new(model: &Model, observed: &Observed, revision: Option<String>) -> Self {
+        Self::build(model, observed, revision, None)
+    }
+
+    /// [`Desired::new`], taking the canonical specs, hashes, names and objects of every app
+    /// that is the same `Arc<App>` as in the previous call from `memo`, and leaving this
+    /// model's in it for the next call. The result is the same as [`Desired::new`]'s; what
+    /// it saves is making them again for apps that did not change (a sync after a commit
+    /// that changed a few apps, or a resync of the same revision). A model whose apps were
+    /// all loaded afresh gains nothing.
+    pub fn new_memo(
+        model: &Model,
+        observed: &Observed,
+        revision: Option<String>,
+        memo: &mut SpecMemo,
+    ) -> Self {
+        Self::build(model, observed, revision, Some(memo))
+    }
+
+    fn build(
+        model: &Model,
+        observed: &Observed,
+        revision: Option<String>,
+        memo: Option<&mut SpecMemo>,
+    ) -> Self {
+        match memo {
+            None => {
+                let mut parts: Vec<AppParts> = model.apps.values().map(AppParts::new).collect();
+                Self::lay_out(model, observed, revision, &mut parts)
+            }
+            Some(memo) => {
+                let mut parts = memo.take(model);
+                let desired = Self::lay_out(model, observed, revision, &mut parts);
+                memo.keep(parts);
+                desired
+            }
+        }
+    }
+
+    /// Schedules and lays out with `parts`, one per app of `model` in its order.
+    fn lay_out(
+        model: &Model,
+        observed: &Observed,
+        revision: Option<String>,
+        parts: &mut [AppParts],
+    ) -> Self {
         let mut placement = place(model, observed);
+        // For every service index: its app's index and its position in the app.
+        let slots: Vec<(usize, usize)> = model
+            .apps
+            .values()
+            .enumerate()
+            .flat_map(|(a, app)| (0..app.services.len()).map(move |s| (a, s)))
+            .collect();
         let mut layouts: Vec<Layout> = placement
             .platforms
             .iter()
@@ -108,50 +190,38 @@ impl Desired {
         // once per host it runs on.
         for replicas in placement.placed.chunk_by(|a, b| a.0 == b.0) {
             let index = replicas[0].0;
-            let (app, service) = placement.services[index];
-            let shared = |spec: ContainerSpec| {
-                let spec_hash: Arc<str> = spec.hash().into();
-                (Arc::new(spec), spec_hash)
-            };
-            let linux = ContainerSpec::of(app, service);
-            let mut windows_spec: Option<(Arc<ContainerSpec>, Arc<str>, Vec<String>)> = None;
-            let on_windows = |h: usize| layouts[h].on_windows;
-            if replicas.iter().any(|&(_, _, h)| on_windows(h)) {
-                let (translated, said) = windows::translate(&linux);
-                let (spec, hash) = shared(translated);
-                let service_in_app = format!("{}/{}", app.name, service.name);
-                let notes = said.iter().map(|n| format!("{service_in_app}: {n}")).collect();
-                windows_spec = Some((spec, hash, notes));
-            }
-            let (linux_spec, linux_hash) = shared(linux);
-            let depends_on: Arc<[String]> = service.depends_on.keys().cloned().collect();
+            let service = placement.services[index].1;
+            let (a, position) = slots[index];
+            let on_windows = replicas.iter().any(|&(_, _, h)| layouts[h].on_windows);
+            let app = &mut parts[a];
+            let app_name = app.name.clone();
+            let parts = app.service(position, service, on_windows);
             let pull_policy = service.pull_policy.unwrap_or(model.fleet.settings.pull_policy);
             for &(_, replica, h) in replicas {
                 let layout = &mut layouts[h];
-                let (spec, spec_hash) = match (&windows_spec, layout.on_windows) {
-                    (Some((spec, hash, _)), true) => (spec, hash),
-                    _ => (&linux_spec, &linux_hash),
+                let ((spec, spec_hash), notes) = match (&parts.windows, layout.on_windows) {
+                    (Some((spec, notes)), true) => (spec, notes.as_slice()),
+                    _ => (&parts.linux, &[][..]),
                 };
                 if layout.last_service != Some(index) {
                     layout.last_service = Some(index);
-                    layout.add_objects(app, service);
-                    if let (Some((_, _, notes)), true) = (&windows_spec, layout.on_windows) {
-                        let platform = &mut placement.platforms[h];
-                        for note in notes {
-                            if !platform.notes.contains(note) {
-                                platform.notes.push(note.clone());
-                            }
+                    layout.networks.extend(parts.networks.iter().map(|&n| (a, n)));
+                    layout.volumes.extend(parts.volumes.iter().map(|&v| (a, v)));
+                    let platform = &mut placement.platforms[h];
+                    for note in notes {
+                        if !platform.notes.contains(note) {
+                            platform.notes.push(note.clone());
                         }
                     }
                 }
                 let key =
-                    ReplicaKey { app: app.name.clone(), service: service.name.clone(), replica };
+                    ReplicaKey { app: app_name.clone(), service: parts.name.clone(), replica };
                 let container = DesiredContainer {
                     name: container_name(&key),
                     spec: spec.clone(),
                     spec_hash: spec_hash.clone(),
                     pull_policy,
-                    depends_on: depends_on.clone(),
+                    depends_on: parts.depends_on.clone(),
                 };
                 layout.containers.push((key, container));
             }
@@ -160,7 +230,7 @@ impl Desired {
             .hosts
             .iter()
             .zip(layouts)
-            .map(|(name, layout)| (name.to_string(), layout.into_host()))
+            .map(|(name, layout)| (name.to_string(), layout.into_host(parts)))
             .collect();
         let platforms =
             placement.hosts.iter().map(|name| name.to_string()).zip(placement.platforms).collect();
@@ -180,76 +250,37 @@ impl Desired {
 
 /// One host's desired objects while they are laid out.
 #[derive(Default)]
-struct Layout<'m> {
+struct Layout {
     /// In replica order.
     containers: Vec<(ReplicaKey, DesiredContainer)>,
-    /// `(app, key, definition)`, with repeats (services of one app share networks).
-    networks: Vec<(&'m str, &'m str, &'m NetworkDef)>,
-    volumes: Vec<(&'m str, &'m str, &'m VolumeDef)>,
+    /// `(app index, position in the app's networks)`, with repeats (services of one app share
+    /// networks).
+    networks: Vec<(usize, usize)>,
+    /// `(app index, position in the app's volumes)`, with repeats.
+    volumes: Vec<(usize, usize)>,
     /// The service whose networks and volumes were added last.
     last_service: Option<usize>,
     /// The host runs Windows: its specs are translated, its networks default to `nat`.
     on_windows: bool,
 }
 
-impl<'m> Layout<'m> {
-    /// The app's own (not external) networks and named volumes `service` uses.
-    fn add_objects(&mut self, app: &'m App, service: &'m Service) {
-        for key in service.networks.keys() {
-            if let Some((key, network)) = app.networks.get_key_value(key) {
-                if !network.external {
-                    self.networks.push((&app.name, key, network));
-                }
-            }
-        }
-        for mount in &service.mounts {
-            let MountSource::Volume { volume } = &mount.source else { continue };
-            if let Some((key, def)) = app.volumes.get_key_value(volume) {
-                if !def.external {
-                    self.volumes.push((&app.name, key, def));
-                }
-            }
-        }
-    }
-
-    fn into_host(mut self) -> DesiredHost {
-        self.networks.sort_unstable_by_key(|&(app, key, _)| (app, key));
-        self.networks.dedup_by_key(|&mut (app, key, _)| (app, key));
-        self.volumes.sort_unstable_by_key(|&(app, key, _)| (app, key));
-        self.volumes.dedup_by_key(|&mut (app, key, _)| (app, key));
+impl Layout {
+    fn into_host(mut self, parts: &mut [AppParts]) -> DesiredHost {
+        // Apps in name order, and each app's objects in key order: sorted by (app, key).
+        self.networks.sort_unstable();
+        self.networks.dedup();
+        self.volumes.sort_unstable();
+        self.volumes.dedup();
+        let on_windows = self.on_windows;
         DesiredHost {
             // Sorted input: the maps are built in one pass.
             containers: self.containers.into_iter().collect(),
             networks: self
                 .networks
                 .into_iter()
-                .map(|(app, key, network)| {
-                    let driver = match self.on_windows {
-                        true => windows::network_driver(network.driver.as_deref()),
-                        false => network.driver.clone(),
-                    };
-                    let object = DesiredObject {
-                        name: network.docker_name.clone(),
-                        driver,
-                        internal: network.internal,
-                        labels: network.labels.clone(),
-                    };
-                    ((app.to_string(), key.to_string()), object)
-                })
+                .map(|(a, n)| parts[a].network(n, on_windows))
                 .collect(),
-            volumes: self
-                .volumes
-                .into_iter()
-                .map(|(app, key, def)| {
-                    let object = DesiredObject {
-                        name: def.docker_name.clone(),
-                        driver: def.driver.clone(),
-                        internal: false,
-                        labels: def.labels.clone(),
-                    };
-                    ((app.to_string(), key.to_string()), object)
-                })
-                .collect(),
+            volumes: self.volumes.into_iter().map(|(a, v)| parts[a].volume(v)).collect(),
         }
     }
 }

@@ -38,8 +38,8 @@ pub fn for_container(
 ) -> BTreeMap<String, String> {
     let mut labels = spec.labels.clone();
     labels.insert(FLEET.into(), fleet.into());
-    labels.insert(APP.into(), key.app.clone());
-    labels.insert(SERVICE.into(), key.service.clone());
+    labels.insert(APP.into(), key.app.to_string());
+    labels.insert(SERVICE.into(), key.service.to_string());
     labels.insert(REPLICA.into(), key.replica.to_string());
     labels.insert(SPEC_HASH.into(), spec_hash.into());
     labels.insert(SPEC.into(), spec.canonical_json());

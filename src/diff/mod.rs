@@ -9,6 +9,7 @@ pub mod interrupted;
 pub mod labels;
 pub mod observed;
 pub mod ownership;
+pub mod parts;
 pub mod plan;
 pub mod platform;
 pub mod render;
@@ -21,4 +22,5 @@ pub use desired::Desired;
 pub use observed::{
     HostObservation, HostState, Observed, ObservedContainer, ObservedObject, ReplicaKey,
 };
+pub use parts::{MemoStats, SpecMemo};
 pub use plan::{HostPlan, HostStatus, Plan, Reason, Step, Summary, plan};

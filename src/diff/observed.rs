@@ -2,6 +2,7 @@
 //! list call per object kind and host, and consumed by the scheduler and the planner.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -101,10 +102,14 @@ pub struct ObservedObject {
 }
 
 /// Where a replica belongs, read back from a container's labels.
+///
+/// The names are shared (`Arc<str>`): [`Desired::new`](super::Desired::new) makes one per app
+/// and service and every replica's key (and every step naming it) points at them, so a key
+/// costs no allocation to make or to clone. They order, compare and serialise as strings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ReplicaKey {
-    pub app: String,
-    pub service: String,
+    pub app: Arc<str>,
+    pub service: Arc<str>,
     pub replica: u32,
 }
 
@@ -133,8 +138,8 @@ impl ObservedContainer {
             return None;
         }
         Some(ReplicaKey {
-            app: self.labels.get(labels::APP)?.clone(),
-            service: self.labels.get(labels::SERVICE)?.clone(),
+            app: self.labels.get(labels::APP)?.as_str().into(),
+            service: self.labels.get(labels::SERVICE)?.as_str().into(),
             replica: self.labels.get(labels::REPLICA)?.parse().ok()?,
         })
     }

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -232,7 +233,7 @@ impl Step {
             Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => {
                 Some(&replica.app)
             }
-            Step::RemoveContainer { replica, .. } => replica.as_ref().map(|r| r.app.as_str()),
+            Step::RemoveContainer { replica, .. } => replica.as_ref().map(|r| &*r.app),
             Step::PullImage { .. } => None,
         }
     }
@@ -377,9 +378,9 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         match found {
             true => unchanged += 1,
             false => steps.push(Step::CreateNetwork {
-                app: app.clone(),
-                key: key.clone(),
-                network: object.clone(),
+                app: app.to_string(),
+                key: key.to_string(),
+                network: DesiredObject::clone(object),
                 reason: Reason::Missing,
             }),
         }
@@ -388,9 +389,9 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
         match found {
             true => unchanged += 1,
             false => steps.push(Step::CreateVolume {
-                app: app.clone(),
-                key: key.clone(),
-                volume: object.clone(),
+                app: app.to_string(),
+                key: key.to_string(),
+                volume: DesiredObject::clone(object),
                 reason: Reason::Missing,
             }),
         }
@@ -422,7 +423,7 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     let mut leftovers: Vec<&[Slotted]> = Vec::new();
     let mut container_steps = Vec::new();
     for (key, wanted) in &want.containers {
-        let slot = (key.app.as_str(), key.service.as_str(), key.replica);
+        let slot = (&*key.app, &*key.service, key.replica);
         while let Some(first) = observed.first().filter(|(other, _)| *other < slot) {
             let run = observed.iter().take_while(|(other, _)| *other == first.0).count();
             leftovers.push(&observed[..run]);
@@ -502,7 +503,7 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     // What is left is not wanted on this host.
     for copies in leftovers {
         let (app, service, replica) = copies[0].0;
-        let key = ReplicaKey { app: app.to_string(), service: service.to_string(), replica };
+        let key = ReplicaKey { app: app.into(), service: service.into(), replica };
         let reason = why_not_here(&key, host, desired);
         for (_, container) in copies {
             removals.push(Step::RemoveContainer {
@@ -518,16 +519,14 @@ fn plan_host(host: &str, want: &DesiredHost, state: &HostState, desired: &Desire
     let network_removals: Vec<Step> = networks
         .surplus
         .iter()
-        .map(|((app, key), network)| {
-            let wanted_name = want.networks.get(&(app.clone(), key.clone())).map(|w| &w.name);
+        .map(|&((app, key), network)| {
+            let owner: (Arc<str>, Arc<str>) = (app.into(), key.into());
+            let wanted_name = want.networks.get(&owner).map(|w| &w.name);
             let wanted_here = wanted_name == Some(&network.name);
-            let in_repository = desired
-                .hosts
-                .values()
-                .any(|h| h.networks.contains_key(&(app.clone(), key.clone())));
+            let in_repository = desired.hosts.values().any(|h| h.networks.contains_key(&owner));
             Step::RemoveNetwork {
-                app: app.clone(),
-                key: key.clone(),
+                app: app.to_string(),
+                key: key.to_string(),
                 id: network.id.clone(),
                 name: network.name.clone(),
                 reason: match (wanted_here, in_repository) {
@@ -559,13 +558,13 @@ struct ObjectMatch<'o> {
     /// For each wanted object, in the wanted map's order: whether it exists (by Docker name).
     found: Vec<bool>,
     /// Observed objects of this fleet that are not a wanted one, with their `(app, key)`.
-    surplus: Vec<((String, String), &'o ObservedObject)>,
+    surplus: Vec<((&'o str, &'o str), &'o ObservedObject)>,
 }
 
 fn reconcile_objects<'o>(
     fleet: &str,
     observed: &'o [ObservedObject],
-    wanted: &BTreeMap<(String, String), DesiredObject>,
+    wanted: &BTreeMap<(Arc<str>, Arc<str>), Arc<DesiredObject>>,
 ) -> ObjectMatch<'o> {
     // This fleet's objects by (app, key), each key's in observed order, merged with the
     // wanted ones (sorted the same way): no allocation per object.
@@ -579,7 +578,7 @@ fn reconcile_objects<'o>(
     let mut surplus: Vec<usize> = Vec::new();
     let mut found = Vec::with_capacity(wanted.len());
     for ((app, key), object) in wanted {
-        let owner = (app.as_str(), key.as_str());
+        let owner = (&**app, &**key);
         let before = ours.iter().take_while(|(other, _)| *other < owner).count();
         surplus.extend(ours[..before].iter().map(|&(_, i)| i));
         ours = &ours[before..];
@@ -600,10 +599,7 @@ fn reconcile_objects<'o>(
     surplus.sort_unstable();
     let surplus = surplus
         .into_iter()
-        .map(|i| {
-            let (app, key) = observed[i].owner_ref(fleet).unwrap_or_default();
-            ((app.to_string(), key.to_string()), &observed[i])
-        })
+        .map(|i| (observed[i].owner_ref(fleet).unwrap_or_default(), &observed[i]))
         .collect();
     ObjectMatch { found, surplus }
 }
@@ -669,8 +665,8 @@ fn order_by_dependencies(steps: &mut [Step], want: &DesiredHost) {
     let apps: BTreeSet<&str> = steps.iter().filter_map(Step::app).collect();
     let mut depends: BTreeMap<(&str, &str), &[String]> = BTreeMap::new();
     for (key, container) in &want.containers {
-        if apps.contains(key.app.as_str()) {
-            depends.insert((&key.app, &key.service), &container.depends_on);
+        if apps.contains(&*key.app) {
+            depends.insert((&*key.app, &*key.service), &container.depends_on);
         }
     }
     fn depth<'a>(
@@ -698,20 +694,18 @@ fn order_by_dependencies(steps: &mut [Step], want: &DesiredHost) {
     }
     let mut memo = BTreeMap::new();
     let mut seen = BTreeSet::new();
-    let mut ranks: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for (app, service) in depends.keys() {
-        ranks.insert(
-            (app.to_string(), service.to_string()),
-            depth(app, service, &depends, &mut memo, &mut seen),
-        );
+    for &(app, service) in depends.keys() {
+        depth(app, service, &depends, &mut memo, &mut seen);
     }
+    // Keys share the replicas' names (`Arc<str>`): no string is copied.
+    let none: Arc<str> = Arc::from("");
     steps.sort_by_cached_key(|step| match step {
         Step::CreateContainer { replica, .. } | Step::ReplaceContainer { replica, .. } => (
             replica.app.clone(),
-            ranks.get(&(replica.app.clone(), replica.service.clone())).copied().unwrap_or(0),
+            memo.get(&(&*replica.app, &*replica.service)).copied().unwrap_or(0),
             replica.service.clone(),
             replica.replica,
         ),
-        _ => (String::new(), 0, String::new(), 0),
+        _ => (none.clone(), 0, none.clone(), 0),
     });
 }

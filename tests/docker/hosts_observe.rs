@@ -138,7 +138,7 @@ async fn sees_this_fleets_objects_and_nothing_else_over_tcp_and_unix() {
     assert_eq!(by_name("shop-job-1").id, job);
     assert_eq!(by_name("shop-job-1").state, "exited");
     let key = by_name("shop-web-2").replica_key(FLEET).expect("complete labels");
-    assert_eq!((key.app.as_str(), key.service.as_str(), key.replica), ("shop", "web", 2));
+    assert_eq!((&*key.app, &*key.service, key.replica), ("shop", "web", 2));
     assert!(by_name("shop-web-1").is_running());
 
     assert_eq!(names(&state_a.networks, |n| &n.name), ["shop_default"]);

@@ -65,8 +65,8 @@ use gitfleet::diff::render;
 use gitfleet::diff::simulate::apply_plan;
 use gitfleet::diff::spec::ContainerSpec;
 use gitfleet::diff::{
-    Desired, HostObservation, HostState, HostStatus, Observed, ObservedContainer, ObservedObject,
-    Plan, ReplicaKey, Step, plan,
+    Desired, HostObservation, HostState, HostStatus, MemoStats, Observed, ObservedContainer,
+    ObservedObject, Plan, ReplicaKey, SpecMemo, Step, plan,
 };
 use gitfleet::model::{
     App, Capacity, Constraint, Dependency, DependencyCondition, Endpoint, Fleet, Host, Model,
@@ -513,8 +513,8 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
             ContainerGen::Ours { host, app, service, replica, running, hash } => {
                 let h = host_name(*host);
                 let key = ReplicaKey {
-                    app: app_name(*app, apps),
-                    service: service_name(*service, services_of(*app)),
+                    app: app_name(*app, apps).into(),
+                    service: service_name(*service, services_of(*app)).into(),
                     replica: *replica,
                 };
                 let spec = spec_for(model, &key.app, &key.service, matches!(hash, HashKind::Stale));
@@ -560,8 +560,8 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
             ContainerGen::Unlabelled { host, app, service, replica } => {
                 let h = host_name(*host);
                 let key = ReplicaKey {
-                    app: app_name(*app, apps),
-                    service: service_name(*service, services_of(*app)),
+                    app: app_name(*app, apps).into(),
+                    service: service_name(*service, services_of(*app)).into(),
                     replica: *replica,
                 };
                 let id = id("c");
@@ -582,8 +582,8 @@ fn build_observed(case: &Case, model: &Model) -> Observed {
             ContainerGen::OtherFleet { host, app, service, replica } => {
                 let h = host_name(*host);
                 let key = ReplicaKey {
-                    app: app_name(*app, apps),
-                    service: service_name(*service, services_of(*app)),
+                    app: app_name(*app, apps).into(),
+                    service: service_name(*service, services_of(*app)).into(),
                     replica: *replica,
                 };
                 let spec = spec_for(model, &key.app, &key.service, true);
@@ -761,8 +761,10 @@ fn check_retained_volumes_complete(case: &Case) -> Result<(), TestCaseError> {
             .volumes
             .iter()
             .filter(|v| {
-                v.owner(FLEET)
-                    .is_some_and(|key| want.get(&key).is_none_or(|wanted| wanted.name != v.name))
+                v.owner(FLEET).is_some_and(|(app, key)| {
+                    let key = (app.into(), key.into());
+                    want.get(&key).is_none_or(|wanted| wanted.name != v.name)
+                })
             })
             .map(|v| v.name.as_str())
             .collect();
@@ -891,6 +893,37 @@ proptest! {
             }
         }
         prop_assert_eq!(unlabelled, render::json(&plan_for(&model, &stamped)));
+    }
+
+    /// Planning with a memo of each app's specs (`Desired::new_memo`, as the controller
+    /// plans) gives what planning without one gives: with the memo holding another model's
+    /// apps (nothing found), this very model's (every app found), or all but one app of it
+    /// (a commit that changed one app: that one is made again).
+    #[test]
+    fn a_spec_memo_changes_no_desired_state(case in case(), other in case()) {
+        let (model, observed) = inputs(&case);
+        let (other_model, other_observed) = inputs(&other);
+        let fresh = Desired::new(&model, &observed, None);
+        let mut memo = SpecMemo::default();
+        Desired::new_memo(&other_model, &other_observed, None, &mut memo);
+        prop_assert_eq!(&Desired::new_memo(&model, &observed, None, &mut memo), &fresh);
+        prop_assert_eq!(memo.stats(), MemoStats { reused: 0, made: model.apps.len() });
+        prop_assert_eq!(&Desired::new_memo(&model, &observed, None, &mut memo), &fresh);
+        prop_assert_eq!(memo.stats(), MemoStats { reused: model.apps.len(), made: 0 });
+        prop_assert_eq!(memo.len(), model.apps.len());
+        // One app changed (a new `Arc<App>` with another image), the others shared.
+        let mut changed = model.clone();
+        if let Some(app) = changed.apps.values_mut().next() {
+            let mut edited = App::clone(app);
+            for service in edited.services.values_mut() {
+                service.image.push_str("-next");
+            }
+            *app = std::sync::Arc::new(edited);
+        }
+        let expected = Desired::new(&changed, &observed, None);
+        prop_assert_eq!(&Desired::new_memo(&changed, &observed, None, &mut memo), &expected);
+        let made = usize::from(!model.apps.is_empty());
+        prop_assert_eq!(memo.stats(), MemoStats { reused: model.apps.len() - made, made });
     }
 
     /// A host that could not be observed gets no steps and is reported unreachable.

@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 
 use gitfleet::diff::platform::{EngineInfo, ImagePlatform, PlatformSource};
-use gitfleet::diff::{Desired, HostObservation, HostState, HostStatus, Observed, Plan, Step, plan};
+use gitfleet::diff::{
+    Desired, HostObservation, HostState, HostStatus, MemoStats, Observed, Plan, SpecMemo, Step,
+    plan,
+};
 use gitfleet::model::{Model, SourceTree, load};
 
 const LINUX_IMAGE: &str = "gitfleet/web:1";
@@ -414,6 +417,49 @@ secrets:
         "{}",
         p.unplaced[0].reason
     );
+}
+
+/// The controller plans with a memo of each unchanged app's specs (`Desired::new_memo`): its
+/// Windows translations, notes and `nat` networks are those of a plan without it, whether the
+/// memo's entry was made for a Linux host only (the Windows variant is added later) or has it.
+#[test]
+fn a_spec_memo_gives_the_same_windows_translations() {
+    let compose = "\
+services:
+  app:
+    image: example.test/both:1
+    deploy:
+      replicas: 2
+      resources: {limits: {pids: 100}}
+    secrets:
+      - source: db
+        uid: \"1000\"
+        mode: 0400
+secrets:
+  db: {file: ./db.txt}
+";
+    let m = model(FLEET, compose).unwrap();
+    let mut o = mixed();
+    let Some(HostObservation::Reachable(state)) = o.hosts.get_mut("w") else { unreachable!() };
+    state.registry_images.insert(
+        "example.test/both:1".into(),
+        vec![image("linux", ""), image("windows", "10.0.20348.2113")],
+    );
+    let linux_only = observed(&[("l", linux_engine())]);
+    let mut memo = SpecMemo::default();
+    let first = Desired::new_memo(&m, &linux_only, None, &mut memo);
+    assert_eq!(first, Desired::new(&m, &linux_only, None));
+    assert_eq!(memo.stats(), MemoStats { reused: 0, made: 1 });
+    for _ in 0..2 {
+        let desired = Desired::new_memo(&m, &o, None, &mut memo);
+        assert_eq!(memo.stats(), MemoStats { reused: 1, made: 0 });
+        assert_eq!(desired, Desired::new(&m, &o, None));
+        assert_eq!(desired.platforms["w"].notes.len(), 2, "{:?}", desired.platforms["w"]);
+        let windows = desired.hosts["w"].containers.values().next().unwrap();
+        assert_eq!(windows.spec.os.as_deref(), Some("windows"));
+        let network = desired.hosts["w"].networks.values().next().unwrap();
+        assert_eq!(network.driver.as_deref(), Some("nat"));
+    }
 }
 
 #[test]

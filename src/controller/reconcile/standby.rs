@@ -54,11 +54,12 @@ impl Reconciler {
         }
         let seen = isolation::without_apps(&observed, &target.left_alone);
         let plan = diff::plan(
-            &Desired::for_repository(
+            &Desired::for_repository_memo(
                 model,
                 &seen,
                 Some(target.revision.commit.clone()),
                 Some(self.settings.repository_id.clone()),
+                &mut self.specs,
             ),
             &seen,
         );

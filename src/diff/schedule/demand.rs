@@ -190,7 +190,7 @@ fn constraint_key(constraint: &Constraint) -> ConstraintKey<'_> {
 
 impl<'m> Demand<'m> {
     pub(super) fn key(&self, replica: u32) -> ReplicaKey {
-        ReplicaKey { app: self.app.to_string(), service: self.service.to_string(), replica }
+        ReplicaKey { app: self.app.into(), service: self.service.into(), replica }
     }
 
     /// Why a host with `load`, already running `count` replicas of this service, has no room

@@ -71,6 +71,7 @@ mod tests;
 mod view;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -130,14 +131,26 @@ pub(crate) struct Placement<'m> {
 
 impl Placement<'_> {
     fn into_schedule(self) -> Schedule {
+        // One shared name per service (and per app, as apps come in order), not per replica.
+        let mut names: Option<(usize, Arc<str>, Arc<str>)> = None;
         let assignments = self
             .placed
             .iter()
             .map(|&(s, replica, h)| {
                 let (app, service) = self.services[s];
-                let key =
-                    ReplicaKey { app: app.name.clone(), service: service.name.clone(), replica };
-                (key, self.hosts[h].to_string())
+                let (app, service) = match &names {
+                    Some((last, app, service)) if *last == s => (app.clone(), service.clone()),
+                    _ => {
+                        let app = match &names {
+                            Some((_, last, _)) if **last == *app.name => last.clone(),
+                            _ => app.name.as_str().into(),
+                        };
+                        let service: Arc<str> = service.name.as_str().into();
+                        names = Some((s, app.clone(), service.clone()));
+                        (app, service)
+                    }
+                };
+                (ReplicaKey { app, service, replica }, self.hosts[h].to_string())
             })
             .collect();
         Schedule { assignments, unplaced: self.unplaced }

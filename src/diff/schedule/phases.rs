@@ -141,8 +141,8 @@ impl<'h, 'm> Placing<'h, 'm> {
         // New replicas go only to hosts that can be seen (or that nobody remembers).
         let pinned_here: Vec<usize> = pinned.iter().copied().filter(|&h| !away[h]).collect();
         let pinned_away: Vec<usize> = pinned.iter().copied().filter(|&h| away[h]).collect();
-        let candidates_here: Vec<usize> =
-            demand.candidates.iter().copied().filter(|&h| !away[h]).collect();
+        // Made only if a replica is not kept (usually none is: most services keep all).
+        let mut candidates_here: Option<Vec<usize>> = None;
         let mut held_back = false;
         let mut placed_here: Vec<usize> = Vec::new();
         for &(_, h) in &demand.kept {
@@ -158,10 +158,14 @@ impl<'h, 'm> Placing<'h, 'm> {
                 continue;
             }
             if stuck.is_none() {
-                let chosen = self.choose(demand, &pinned_here).or_else(|| {
-                    // Data on a host that is away is not given up for a fresh volume.
-                    pinned_away.is_empty().then(|| self.choose(demand, &candidates_here))?
-                });
+                let mut chosen = self.choose(demand, &pinned_here);
+                // Data on a host that is away is not given up for a fresh volume.
+                if chosen.is_none() && pinned_away.is_empty() {
+                    let here = candidates_here.get_or_insert_with(|| {
+                        demand.candidates.iter().copied().filter(|&h| !away[h]).collect()
+                    });
+                    chosen = self.choose(demand, here);
+                }
                 if let Some(h) = chosen {
                     self.place(demand, h);
                     outcome.placed.push((index, replica, h));

@@ -214,8 +214,8 @@ pub(super) fn container(fleet: &str, replica: &str) -> ObservedContainer {
     let key = key(replica);
     let labels = [
         (labels::FLEET, fleet.to_string()),
-        (labels::APP, key.app.clone()),
-        (labels::SERVICE, key.service.clone()),
+        (labels::APP, key.app.to_string()),
+        (labels::SERVICE, key.service.to_string()),
         (labels::REPLICA, key.replica.to_string()),
     ];
     ObservedContainer {

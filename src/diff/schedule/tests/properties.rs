@@ -94,7 +94,11 @@ fn check_invariants(model: &Model, schedule: &Schedule) -> Result<(), TestCaseEr
     for (a, app) in &model.apps {
         for (s, service) in &app.services {
             for replica in 1..=service.deploy.replicas {
-                desired.insert(ReplicaKey { app: a.clone(), service: s.clone(), replica });
+                desired.insert(ReplicaKey {
+                    app: a.as_str().into(),
+                    service: s.as_str().into(),
+                    replica,
+                });
             }
         }
     }
@@ -114,7 +118,7 @@ fn check_invariants(model: &Model, schedule: &Schedule) -> Result<(), TestCaseEr
 
     let mut on_host: BTreeMap<&str, Vec<(&ReplicaKey, &Service)>> = BTreeMap::new();
     for (replica, host_name) in &schedule.assignments {
-        let service = &model.apps[&replica.app].services[&replica.service];
+        let service = &model.apps[&*replica.app].services[&*replica.service];
         let host = &model.fleet.hosts[host_name];
         for c in &service.deploy.placement.constraints {
             prop_assert!(c.satisfied_by(host), "{} on {} breaks {}", replica, host_name, c);
@@ -137,7 +141,7 @@ fn check_invariants(model: &Model, schedule: &Schedule) -> Result<(), TestCaseEr
 
         let mut per_service: BTreeMap<(&str, &str), u32> = BTreeMap::new();
         for (replica, service) in replicas {
-            let count = per_service.entry((&replica.app, &replica.service)).or_default();
+            let count = per_service.entry((&*replica.app, &*replica.service)).or_default();
             *count += 1;
             if let Some(max) = service.deploy.placement.max_replicas_per_node.filter(|&m| m > 0) {
                 prop_assert!(
