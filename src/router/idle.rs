@@ -16,24 +16,24 @@ use super::proxy::BoxError;
 /// How long a body may go without a frame. The timer is only made once the body has to
 /// wait (most small bodies never do), and moved on only when it is polled again after
 /// progress.
-pub(crate) struct IdleTimer {
-    pub(crate) timeout: Duration,
+struct IdleTimer {
+    timeout: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Frames came since the timer was last set.
     moved: bool,
 }
 
 impl IdleTimer {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration) -> Self {
         IdleTimer { timeout, sleep: None, moved: false }
     }
 
-    pub(crate) fn progressed(&mut self) {
+    fn progressed(&mut self) {
         self.moved = true;
     }
 
     /// Whether the body has waited the whole timeout (registers for the wake-up if not).
-    pub(crate) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         let sleep = match &mut self.sleep {
             Some(sleep) => {
                 if self.moved {
@@ -48,17 +48,27 @@ impl IdleTimer {
     }
 }
 
-/// A client's request body streamed to a replica, ended with an error when the client
-/// sends nothing for the timeout (the replica sees the request cut short, and the client
-/// gets the router's answer instead of an open-ended wait).
+/// Which body: it names the silent side in the error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Side {
+    /// A client's request body streamed to a replica: the replica sees the request cut
+    /// short, and the client gets the router's answer instead of an open-ended wait.
+    Request,
+    /// A replica's response body: the client sees the response cut short; the replica stays
+    /// in rotation.
+    Response,
+}
+
+/// A body ended with an error when its sender sends nothing for the timeout.
 pub(crate) struct IdleBody<B> {
     inner: B,
     idle: IdleTimer,
+    side: Side,
 }
 
 impl<B> IdleBody<B> {
-    pub(crate) fn new(inner: B, timeout: Duration) -> Self {
-        IdleBody { inner, idle: IdleTimer::new(timeout) }
+    pub(crate) fn new(inner: B, timeout: Duration, side: Side) -> Self {
+        IdleBody { inner, idle: IdleTimer::new(timeout), side }
     }
 }
 
@@ -85,10 +95,11 @@ where
             Poll::Pending => {
                 if this.idle.expired(cx) {
                     let after = this.idle.timeout;
-                    return Poll::Ready(Some(Err(format!(
-                        "the client sent no byte of the request body for {after:?}"
-                    )
-                    .into())));
+                    let silent = match this.side {
+                        Side::Request => "the client sent no byte of the request body",
+                        Side::Response => "the replica sent no byte of the response body",
+                    };
+                    return Poll::Ready(Some(Err(format!("{silent} for {after:?}").into())));
                 }
                 Poll::Pending
             }
@@ -114,7 +125,8 @@ mod tests {
     async fn a_body_that_goes_silent_ends_after_the_timeout_and_one_that_flows_does_not() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
         let stream = tokio_stream_from(rx);
-        let mut body = IdleBody::new(StreamBody::new(stream), Duration::from_secs(10));
+        let mut body =
+            IdleBody::new(StreamBody::new(stream), Duration::from_secs(10), Side::Request);
         // Frames 6 s apart: each resets the timer, so 18 s in all is fine.
         let feeder = tokio::spawn(async move {
             for _ in 0..3 {

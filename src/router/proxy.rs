@@ -39,7 +39,7 @@ use hyper_util::rt::TokioIo;
 
 use super::Shared;
 use super::endpoint::{Endpoint, InFlight};
-use super::idle::{IdleBody, IdleTimer};
+use super::idle::{IdleBody, Side};
 use super::retry::{self, Failure};
 use super::sticky;
 use super::table::Rule;
@@ -303,7 +303,7 @@ async fn forward(
             }
             RequestBody::Streamed(body) => match body.take() {
                 Some(body) => Limited::new(
-                    IdleBody::new(body, config.body_idle_timeout),
+                    IdleBody::new(body, config.body_idle_timeout, Side::Request),
                     config.body_limit as usize,
                 )
                 .boxed(),
@@ -494,11 +494,10 @@ fn client_response(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let body = Tracked {
-        inner: body,
+        inner: IdleBody::new(body, shared.config.body_idle_timeout, Side::Response),
         ended: false,
         lease,
         max_idle: shared.upstream.max_idle,
-        idle: IdleTimer::new(shared.config.body_idle_timeout),
         in_flight,
     };
     Response::from_parts(parts, body.boxed())
@@ -507,12 +506,11 @@ fn client_response(
 /// A response body that holds its request's in-flight count and its upstream connection
 /// until it ends or is dropped.
 struct Tracked {
-    inner: Incoming,
+    inner: IdleBody<Incoming>,
     /// The upstream body ended cleanly: its connection may serve another request.
     ended: bool,
     lease: Option<Lease>,
     max_idle: usize,
-    idle: IdleTimer,
     in_flight: InFlight,
 }
 
@@ -525,32 +523,14 @@ impl Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(None) => {
-                this.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                this.idle.progressed();
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(error))) => {
-                this.lease = None;
-                Poll::Ready(Some(Err(error.into())))
-            }
-            Poll::Pending => {
-                if this.idle.expired(cx) {
-                    // The connection is in an unknown state: it is closed, not reused.
-                    this.lease = None;
-                    let after = this.idle.timeout;
-                    return Poll::Ready(Some(Err(format!(
-                        "the replica sent no byte of the response body for {after:?}"
-                    )
-                    .into())));
-                }
-                Poll::Pending
-            }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.ended = true,
+            // Failed or gone silent: the connection is in an unknown state, closed, not reused.
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -105,25 +105,7 @@ async fn dropper() -> (SocketAddr, Arc<AtomicU32>, tokio::task::JoinHandle<()>) 
             let Ok((mut stream, _)) = listener.accept().await else { return };
             let counter = counter.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let Ok(n) = stream.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    head.extend_from_slice(&buf[..n]);
-                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                if String::from_utf8_lossy(&head).contains("gitfleet-router-probe") {
-                    let _ = stream
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
-                } else {
+                if read_request_head(&mut stream).await.is_some() {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
             });
@@ -496,6 +478,26 @@ async fn sticky_clients_stay_and_move_when_their_replica_drains_or_dies() {
     assert!(set_cookie(&head).is_none(), "{head}");
 }
 
+/// For the raw backends: reads a request's head. A router probe is answered with a 200 and
+/// `None`, as is a connection that ends first; otherwise how many body bytes came with it.
+async fn read_request_head(stream: &mut TcpStream) -> Option<usize> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut buf).await.ok().filter(|&n| n > 0)?;
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    if String::from_utf8_lossy(&seen[..head_end]).contains("gitfleet-router-probe") {
+        let probe_answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let _ = stream.write_all(probe_answer).await;
+        return None;
+    }
+    Some(seen.len() - head_end)
+}
+
 /// A raw backend that answers probes, and every other request with the head of a
 /// 100-byte body, 5 bytes of it, then nothing: the connection stays open, the host stays up.
 async fn staller() -> (SocketAddr, tokio::task::JoinHandle<()>) {
@@ -506,24 +508,7 @@ async fn staller() -> (SocketAddr, tokio::task::JoinHandle<()>) {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else { return };
             open.push(tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let Ok(n) = stream.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    head.extend_from_slice(&buf[..n]);
-                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                if String::from_utf8_lossy(&head).contains("gitfleet-router-probe") {
-                    let _ = stream
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
+                if read_request_head(&mut stream).await.is_none() {
                     return;
                 }
                 let _ =
@@ -576,27 +561,8 @@ async fn body_reader()
             let Ok((mut stream, _)) = listener.accept().await else { return };
             let report = report.clone();
             tokio::spawn(async move {
-                let mut seen = Vec::new();
+                let Some(mut body) = read_request_head(&mut stream).await else { return };
                 let mut buf = [0u8; 4096];
-                let head_end = loop {
-                    let Ok(n) = stream.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break at + 4;
-                    }
-                };
-                if String::from_utf8_lossy(&seen[..head_end]).contains("gitfleet-router-probe") {
-                    let _ = stream
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
-                    return;
-                }
-                let mut body = seen.len() - head_end;
                 while let Ok(n) = stream.read(&mut buf).await {
                     if n == 0 {
                         break;
