@@ -425,6 +425,21 @@ impl<H: Hosts, R: Repository> Reconciler<H, R> {
         });
     }
 
+    /// The plan from `observed` to `target`, with the spec memo. The apps left alone (broken
+    /// apps with no version to keep) are taken out of `observed` first: what runs of them is
+    /// not the planner's.
+    fn plan_for(&mut self, target: &Loaded, observed: &Observed) -> Plan {
+        let seen = isolation::without_apps(observed, &target.left_alone);
+        let desired = Desired::for_repository_memo(
+            &target.model,
+            &seen,
+            Some(target.revision.commit.clone()),
+            Some(self.settings.repository_id.clone()),
+            &mut self.specs,
+        );
+        diff::plan(&desired, &seen)
+    }
+
     /// Observes, plans and applies `target`.
     async fn converge(&mut self, target: &Loaded) -> (Outcome, Arc<Plan>) {
         let model = &target.model;
@@ -433,18 +448,7 @@ impl<H: Hosts, R: Repository> Reconciler<H, R> {
         if let Some(deadline) = self.liveness.next_deadline(now) {
             self.wake_after(deadline);
         }
-        // Broken apps with no version to keep: what runs of them is not the planner's.
-        let seen = isolation::without_apps(&observed, &target.left_alone);
-        let mut plan = diff::plan(
-            &Desired::for_repository_memo(
-                model,
-                &seen,
-                Some(target.revision.commit.clone()),
-                Some(self.settings.repository_id.clone()),
-                &mut self.specs,
-            ),
-            &seen,
-        );
+        let mut plan = self.plan_for(target, &observed);
         let held = self.crash_loops.hold_back(&mut plan, now);
         for h in &held {
             self.status.event(

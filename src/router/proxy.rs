@@ -311,17 +311,7 @@ async fn forward(
             },
         };
         let upstream = head.request(&parts, upstream_body);
-        let sent = tokio::time::timeout(
-            config.response_timeout,
-            upstream::send(
-                &endpoint.pool,
-                endpoint.authority.as_str(),
-                endpoint.closing_token(),
-                shared.upstream,
-                upstream,
-            ),
-        )
-        .await;
+        let sent = send_within_response_timeout(shared, &endpoint, upstream).await;
         let failure = match sent {
             Ok(Ok((response, lease))) => {
                 endpoint.succeeded();
@@ -376,6 +366,23 @@ async fn forward(
         rule.metrics.retry();
         tried.push(endpoint);
     }
+}
+
+/// Sends `request` to `endpoint` over its pool, up to the response headers, within the
+/// response timeout (the outer `Err` when it ran out).
+async fn send_within_response_timeout(
+    shared: &Shared,
+    endpoint: &Endpoint,
+    request: Request<ProxyBody>,
+) -> Result<Result<(Response<Incoming>, Lease), upstream::SendError>, tokio::time::error::Elapsed> {
+    let send = upstream::send(
+        &endpoint.pool,
+        endpoint.authority.as_str(),
+        endpoint.closing_token(),
+        shared.upstream,
+        request,
+    );
+    tokio::time::timeout(shared.config.response_timeout, send).await
 }
 
 /// For a sticky rule: a `Set-Cookie` naming `endpoint` unless the client's cookie already did.
@@ -580,17 +587,7 @@ async fn upgrade(
     let client_side = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
     let upstream = UpstreamHead::new(&parts, client, host, true).request(&parts, empty_body());
-    let sent = tokio::time::timeout(
-        shared.config.response_timeout,
-        upstream::send(
-            &endpoint.pool,
-            endpoint.authority.as_str(),
-            endpoint.closing_token(),
-            shared.upstream,
-            upstream,
-        ),
-    )
-    .await;
+    let sent = send_within_response_timeout(shared, &endpoint, upstream).await;
     let (mut response, lease) = match sent {
         Ok(Ok(sent)) => sent,
         Ok(Err(error)) => {

@@ -354,9 +354,10 @@ volumes:
     );
 }
 
-#[test]
-fn what_windows_lacks_is_ignored_with_a_note_for_a_service_that_runs_on_both() {
-    // The image's manifest list has both: the service runs on either OS.
+/// A service whose image has both OSes (so it runs on either) and which asks for what only
+/// Linux has (a pids limit, a secret's uid), on the mixed fleet whose Windows host's
+/// registry answers with both manifests.
+fn runs_on_both_with_linux_only_settings() -> (Model, Observed) {
     let compose = "\
 services:
   app:
@@ -378,6 +379,13 @@ secrets:
         "example.test/both:1".into(),
         vec![image("linux", ""), image("windows", "10.0.20348.2113")],
     );
+    (m, o)
+}
+
+#[test]
+fn what_windows_lacks_is_ignored_with_a_note_for_a_service_that_runs_on_both() {
+    // The image's manifest list has both: the service runs on either OS.
+    let (m, mut o) = runs_on_both_with_linux_only_settings();
     let placed = placement(&m, &o);
     assert_eq!(placed.values().collect::<Vec<_>>(), ["l", "w"]);
     let p = planned(&m, &o);
@@ -424,27 +432,7 @@ secrets:
 /// memo's entry was made for a Linux host only (the Windows variant is added later) or has it.
 #[test]
 fn a_spec_memo_gives_the_same_windows_translations() {
-    let compose = "\
-services:
-  app:
-    image: example.test/both:1
-    deploy:
-      replicas: 2
-      resources: {limits: {pids: 100}}
-    secrets:
-      - source: db
-        uid: \"1000\"
-        mode: 0400
-secrets:
-  db: {file: ./db.txt}
-";
-    let m = model(FLEET, compose).unwrap();
-    let mut o = mixed();
-    let Some(HostObservation::Reachable(state)) = o.hosts.get_mut("w") else { unreachable!() };
-    state.registry_images.insert(
-        "example.test/both:1".into(),
-        vec![image("linux", ""), image("windows", "10.0.20348.2113")],
-    );
+    let (m, o) = runs_on_both_with_linux_only_settings();
     let linux_only = observed(&[("l", linux_engine())]);
     let mut memo = SpecMemo::default();
     let first = Desired::new_memo(&m, &linux_only, None, &mut memo);

@@ -37,6 +37,20 @@ fn web(image: &str, replicas: u32) -> String {
     )
 }
 
+/// The fleet of host `a` alone.
+const FLEET_A: &str = "hosts:\n  a: {endpoint: 'tcp://10.250.151.1:2375'}\n";
+
+/// Commits v1 (host `a` alone, shop's web at `shop:1` × `replicas`) and waits until it is
+/// deployed; returns its commit.
+async fn deploy_shop_v1_on_a(h: &mut Harness, replicas: u32) -> String {
+    let v1 = h.repository.commit(
+        "v1",
+        &[("fleet.yaml", FLEET_A), ("apps/shop/compose.yaml", &web("shop:1", replicas))],
+    );
+    h.until("v1 deployed", MINUTE, |s| deployed(s) == Some(v1.as_str())).await;
+    v1
+}
+
 fn head_state(snapshot: &crate::controller::Snapshot) -> Option<HeadState> {
     snapshot.head.as_ref().map(|h| h.state)
 }
@@ -128,11 +142,7 @@ async fn a_broken_commit_keeps_the_last_good_revision_running_and_is_reported() 
 #[tokio::test(start_paused = true)]
 async fn a_failed_rollout_goes_back_and_is_not_retried_until_a_retry_or_a_new_commit() {
     let mut h = Harness::start(&["a"], |_| {});
-    let fleet = "hosts:\n  a: {endpoint: 'tcp://10.250.151.1:2375'}\n";
-    let v1 = h
-        .repository
-        .commit("v1", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:1", 2))]);
-    h.until("v1 deployed", MINUTE, |s| deployed(s) == Some(v1.as_str())).await;
+    let v1 = deploy_shop_v1_on_a(&mut h, 2).await;
     let old = h.hosts.ids("shop-web-");
 
     // shop:2 never passes its health check: the first replica's update fails and goes back.
@@ -140,7 +150,7 @@ async fn a_failed_rollout_goes_back_and_is_not_retried_until_a_retry_or_a_new_co
     let mark = h.hosts.calls().len();
     let v2 = h
         .repository
-        .commit("v2", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:2", 2))]);
+        .commit("v2", &[("fleet.yaml", FLEET_A), ("apps/shop/compose.yaml", &web("shop:2", 2))]);
     let s = h.until("v2 rejected", MINUTE, |s| head_state(s) == Some(HeadState::Failed)).await;
     let calls = h.hosts.calls_since(mark);
     assert_eq!(creates(&calls), ["a: create shop-web-1 shop:2"], "one replica tried: {calls:#?}");
@@ -180,11 +190,11 @@ async fn a_failed_rollout_goes_back_and_is_not_retried_until_a_retry_or_a_new_co
     // A new commit that fails is rejected; the next commit rolls out without a retry.
     h.hosts.set_behaviour("shop:3", Some(Behaviour::Unhealthy));
     h.repository
-        .commit("v3", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:3", 2))]);
+        .commit("v3", &[("fleet.yaml", FLEET_A), ("apps/shop/compose.yaml", &web("shop:3", 2))]);
     h.until("v3 rejected", MINUTE, |s| head_state(s) == Some(HeadState::Failed)).await;
     let v4 = h
         .repository
-        .commit("v4", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:4", 2))]);
+        .commit("v4", &[("fleet.yaml", FLEET_A), ("apps/shop/compose.yaml", &web("shop:4", 2))]);
     let s = h.until("v4 deployed", MINUTE, |s| deployed(s) == Some(v4.as_str())).await;
     assert_eq!(s.counters.rollbacks, 2);
     assert_eq!(h.hosts.containers("a"), ["shop-web-1 shop:4 running", "shop-web-2 shop:4 running"]);
@@ -306,11 +316,7 @@ async fn a_crash_loop_is_held_back_with_doubling_waits() {
     });
     // Every container of shop:1 exits a second after it starts.
     h.hosts.set_behaviour("shop:1", Some(Behaviour::CrashAfter(Duration::from_secs(1))));
-    let fleet = "hosts:\n  a: {endpoint: 'tcp://10.250.151.1:2375'}\n";
-    let v1 = h
-        .repository
-        .commit("v1", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:1", 1))]);
-    h.until("v1 deployed", MINUTE, |s| deployed(s) == Some(v1.as_str())).await;
+    deploy_shop_v1_on_a(&mut h, 1).await;
     sleep(Duration::from_secs(100)).await;
     let calls = h.hosts.calls();
     let starts: Vec<Duration> =
@@ -334,11 +340,7 @@ async fn a_crash_loop_is_held_back_with_doubling_waits() {
 #[tokio::test(start_paused = true)]
 async fn a_stalled_fetch_is_reported_while_the_hosts_are_repaired_from_the_last_target() {
     let mut h = Harness::start(&["a"], |_| {});
-    let fleet = "hosts:\n  a: {endpoint: 'tcp://10.250.151.1:2375'}\n";
-    let v1 = h
-        .repository
-        .commit("v1", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:1", 2))]);
-    h.until("v1 deployed", MINUTE, |s| deployed(s) == Some(v1.as_str())).await;
+    let v1 = deploy_shop_v1_on_a(&mut h, 2).await;
 
     let stalled = "fetching and reading the branch has not finished after 90 s";
     h.repository.fetch_fails(stalled);
@@ -369,7 +371,7 @@ async fn a_stalled_fetch_is_reported_while_the_hosts_are_repaired_from_the_last_
     // The fetch works again and brings a new head.
     let v2 = h
         .repository
-        .commit("v2", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:2", 2))]);
+        .commit("v2", &[("fleet.yaml", FLEET_A), ("apps/shop/compose.yaml", &web("shop:2", 2))]);
     let s = h.until("v2 deployed", MINUTE, |s| deployed(s) == Some(v2.as_str())).await;
     assert!(problems(&s, ProblemKind::Fetch).is_empty(), "{:#?}", s.problems);
     assert!(events(&s, EventKind::Fetch).contains(&"fetching works again".to_string()));
@@ -378,11 +380,7 @@ async fn a_stalled_fetch_is_reported_while_the_hosts_are_repaired_from_the_last_
 #[tokio::test(start_paused = true)]
 async fn a_shutdown_mid_apply_stops_at_a_step_boundary_within_the_deadline() {
     let mut h = Harness::start(&["a"], |_| {});
-    let fleet = "hosts:\n  a: {endpoint: 'tcp://10.250.151.1:2375'}\n";
-    let v1 = h
-        .repository
-        .commit("v1", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:1", 2))]);
-    h.until("v1 deployed", MINUTE, |s| deployed(s) == Some(v1.as_str())).await;
+    let v1 = deploy_shop_v1_on_a(&mut h, 2).await;
     let old = h.hosts.ids("shop-web-");
 
     // shop:2 takes 20 s to become healthy; the shutdown comes 3 s into the first replica's
@@ -390,7 +388,7 @@ async fn a_shutdown_mid_apply_stops_at_a_step_boundary_within_the_deadline() {
     h.hosts.set_behaviour("shop:2", Some(Behaviour::SlowStart(Duration::from_secs(20))));
     let mark = h.hosts.calls().len();
     h.repository
-        .commit("v2", &[("fleet.yaml", fleet), ("apps/shop/compose.yaml", &web("shop:2", 2))]);
+        .commit("v2", &[("fleet.yaml", FLEET_A), ("apps/shop/compose.yaml", &web("shop:2", 2))]);
     sleep(Duration::from_secs(3)).await;
     let started = h.hosts.calls_since(mark);
     assert_eq!(creates(&started), ["a: create shop-web-1 shop:2"], "{started:#?}");

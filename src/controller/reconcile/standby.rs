@@ -17,10 +17,9 @@
 use tracing::Instrument;
 
 use super::{Outcome, Reconciler};
-use crate::controller::isolation;
 use crate::controller::state::{EventKind, Problem, ProblemKind, Subject};
 use crate::controller::trigger::Batch;
-use crate::diff::{self, Desired};
+use crate::diff;
 use crate::hosts::Observer;
 
 impl Reconciler {
@@ -52,17 +51,7 @@ impl Reconciler {
             // No failover is counted: a standby moves nothing.
             self.status.event(EventKind::Host, transition.to_string());
         }
-        let seen = isolation::without_apps(&observed, &target.left_alone);
-        let plan = diff::plan(
-            &Desired::for_repository_memo(
-                model,
-                &seen,
-                Some(target.revision.commit.clone()),
-                Some(self.settings.repository_id.clone()),
-                &mut self.specs,
-            ),
-            &seen,
-        );
+        let plan = self.plan_for(&target, &observed);
         let mut problems = Vec::new();
         if let Some(refused) = &plan.refused {
             let refused = Problem::new(ProblemKind::InvalidRevision, Subject::Repository, refused);
