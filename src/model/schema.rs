@@ -500,25 +500,13 @@ fn allowed_keys(kind: DocumentKind, path: &Path) -> Vec<String> {
 }
 
 /// Follows a local `$ref` and, for a `oneOf`/`anyOf` of shapes, the first mapping shape.
-fn resolve<'a>(root: &'a Json, mut node: &'a Json) -> &'a Json {
-    for _ in 0..8 {
-        if let Some(reference) = node.get("$ref").and_then(Json::as_str) {
-            let pointer = reference.trim_start_matches('#');
-            node = root.pointer(pointer).unwrap_or(&Json::Null);
-        } else if let Some(shapes) =
-            node.get("oneOf").or_else(|| node.get("anyOf")).and_then(Json::as_array)
-        {
-            let mapping =
-                shapes.iter().map(|s| resolve(root, s)).find(|s| s.get("properties").is_some());
-            match mapping {
-                Some(shape) => node = shape,
-                None => return node,
-            }
-        } else {
-            return node;
-        }
-    }
-    node
+fn resolve<'a>(root: &'a Json, node: &'a Json) -> &'a Json {
+    let node = follow_ref(root, node);
+    let Some(shapes) = node.get("oneOf").or_else(|| node.get("anyOf")).and_then(Json::as_array)
+    else {
+        return node;
+    };
+    shapes.iter().map(|s| resolve(root, s)).find(|s| s.get("properties").is_some()).unwrap_or(node)
 }
 
 /// The allowed key nearest to `key` by edit distance, if near enough to be a typo.
