@@ -19,6 +19,10 @@ use gitfleet::model::{SourceTree, load};
 
 mod fixtures;
 
+/// The binary's allocator (`src/main.rs`), so the figures are the ones `gitfleet` gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn load_ok(tree: &SourceTree) -> gitfleet::model::Model {
     match load(tree) {
         Ok(model) => model,

@@ -24,6 +24,10 @@ use gitfleet::model::{LoadCache, LoadOptions, LoadStats, Model, load_cached, loa
 
 mod fixtures;
 
+/// The binary's allocator (`src/main.rs`), so the figures are the ones `gitfleet` gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The app the second commit changes.
 const CHANGED: usize = 500;
 

@@ -8,7 +8,9 @@
 
 #![allow(dead_code)] // each bench uses its own part of this
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Duration;
 
@@ -18,7 +20,8 @@ use rustix::time::{ClockId, clock_gettime};
 
 // ---- heap ---------------------------------------------------------------------------------
 
-/// The system allocator, counting live bytes and their high-water mark.
+/// The binary's allocator (mimalloc, see `src/main.rs`), counting live bytes and their
+/// high-water mark.
 pub struct Counting;
 
 // Signed: with counting switched off and on again, blocks allocated while it was off may be
@@ -44,10 +47,10 @@ fn shrank(bytes: usize) {
     CURRENT.fetch_sub(bytes as isize, Ordering::Relaxed);
 }
 
-// SAFETY: every call is forwarded unchanged to `System`; only counters are updated besides.
+// SAFETY: every call is forwarded unchanged to `MiMalloc`; only counters are updated besides.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
+        let ptr = unsafe { MiMalloc.alloc(layout) };
         if !ptr.is_null() {
             grew(layout.size());
         }
@@ -55,7 +58,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc_zeroed(layout) };
+        let ptr = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !ptr.is_null() {
             grew(layout.size());
         }
@@ -63,12 +66,12 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         shrank(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        let new = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             if new_size >= layout.size() {
                 grew(new_size - layout.size());

@@ -31,8 +31,9 @@ use std::fmt;
 use super::diagnostic::Diagnostic;
 use super::load::{
     APPS_DIR, FLEET_FILE, FolderResult, LoadOptions, app_folders, finish_partial,
-    load_fleet_located, load_folder,
+    load_fleet_located,
 };
+use super::parallel::{FolderJob, available_threads, load_folders};
 use super::partial::Partial;
 use super::source::{SourceEntry, SourceTree};
 use super::types::Model;
@@ -137,37 +138,63 @@ pub fn load_cached_partial(
     let recipients = options.identities.recipients();
     let results_valid = cache.fleet == fleet_entry && cache.recipients == recipients;
 
+    // First what each folder needs, then the folders that need loading on several threads
+    // (`model::parallel`), then the new cache in the folders' order.
     let mut previous = std::mem::take(&mut cache.apps);
-    let mut next: BTreeMap<String, CachedApp> = BTreeMap::new();
     let mut stats = LoadStats::default();
+    let plans: Vec<(String, Plan)> = app_folders(tree)
+        .into_iter()
+        .map(|name| {
+            let dir = format!("{APPS_DIR}/{name}");
+            let id = tree.folder_id(&dir);
+            let cached = previous.remove(&name).filter(|c| Some(c.folder_id.as_str()) == id);
+            let plan = match (id, cached) {
+                (Some(_), Some(cached)) if results_valid => Plan::Reuse(cached),
+                (Some(_), Some(cached)) => Plan::Revalidate(cached),
+                (Some(id), None) if !tree.is_skipped(&dir) => Plan::Load { id: id.to_string() },
+                _ => Plan::LoadUncached,
+            };
+            (name, plan)
+        })
+        .collect();
+    let jobs: Vec<FolderJob> = plans
+        .iter()
+        .filter_map(|(name, plan)| match plan {
+            Plan::Reuse(_) => None,
+            Plan::Revalidate(cached) => Some(FolderJob { name, tree: &cached.files }),
+            Plan::Load { .. } | Plan::LoadUncached => Some(FolderJob { name, tree }),
+        })
+        .collect();
+    let mut loaded = load_folders(&jobs, fleet.as_ref(), options, available_threads()).into_iter();
+    drop(jobs);
+
+    let mut next: BTreeMap<String, CachedApp> = BTreeMap::new();
     // Results for folders that cannot be cached (no id, or skipped without a cache entry).
     let mut uncached: Vec<(String, FolderResult)> = Vec::new();
-    for name in app_folders(tree) {
-        let dir = format!("{APPS_DIR}/{name}");
-        let id = tree.folder_id(&dir);
-        let cached = previous.remove(&name).filter(|c| Some(c.folder_id.as_str()) == id);
-        match (id, cached) {
-            (Some(_), Some(cached)) if results_valid => {
-                stats.reused += 1;
-                next.insert(name, cached);
-            }
-            (Some(_), Some(mut cached)) => {
+    for (name, plan) in plans {
+        if let Plan::Reuse(cached) = plan {
+            stats.reused += 1;
+            next.insert(name, cached);
+            continue;
+        }
+        let result = loaded.next().expect("one result for each folder that was loaded");
+        match plan {
+            Plan::Reuse(_) => unreachable!("handled above"),
+            Plan::Revalidate(mut cached) => {
                 stats.revalidated += 1;
-                cached.result = load_folder(&name, &cached.files, fleet.as_ref(), options);
+                cached.result = result;
                 next.insert(name, cached);
             }
-            (Some(id), None) if !tree.is_skipped(&dir) => {
+            Plan::Load { id } => {
                 stats.loaded += 1;
-                let result = load_folder(&name, tree, fleet.as_ref(), options);
                 let mut files = SourceTree::new();
-                for (path, entry) in tree.entries_under(&dir) {
+                for (path, entry) in tree.entries_under(&format!("{APPS_DIR}/{name}")) {
                     files.insert_entry(path, entry.clone());
                 }
-                next.insert(name, CachedApp { folder_id: id.to_string(), files, result });
+                next.insert(name, CachedApp { folder_id: id, files, result });
             }
-            _ => {
+            Plan::LoadUncached => {
                 stats.loaded += 1;
-                let result = load_folder(&name, tree, fleet.as_ref(), options);
                 uncached.push((name, result));
             }
         }
@@ -192,6 +219,19 @@ pub fn load_cached_partial(
     };
     *cache = LoadCache { fleet: fleet_entry, recipients, apps: next, stats };
     outcome
+}
+
+/// What [`load_cached_partial`] does with one app folder.
+enum Plan {
+    /// The folder and everything its result depends on are unchanged: keep the entry.
+    Reuse(CachedApp),
+    /// The folder is unchanged but `fleet.yaml` or the identities are not: validate the
+    /// cached files again.
+    Revalidate(CachedApp),
+    /// A new or changed folder with a Git id: load it and cache it under `id`.
+    Load { id: String },
+    /// A folder that cannot be cached (no Git id): load it, keep no entry.
+    LoadUncached,
 }
 
 #[cfg(test)]

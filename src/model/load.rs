@@ -13,6 +13,7 @@ use super::encryption::Identities;
 use super::finding::{Finding, Findings};
 use super::interpolate::{Failure as InterpolationFailure, interpolate_within};
 use super::limits::{cap_diagnostics, limit_hint, quoted};
+use super::parallel::{FolderJob, available_threads, load_folders};
 use super::partial::{self, Partial};
 use super::path::{Path, Segment};
 use super::position::{Position, PositionMap};
@@ -59,13 +60,10 @@ pub fn load_with(tree: &SourceTree, options: &LoadOptions) -> Result<Model, Vec<
 /// (see [`super::partial`]).
 pub fn load_partial(tree: &SourceTree, options: &LoadOptions) -> Result<Partial, Vec<Diagnostic>> {
     let (fleet, diagnostics) = load_fleet_located(tree);
-    let results = app_folders(tree)
-        .into_iter()
-        .map(|name| {
-            let loaded = load_folder(&name, tree, fleet.as_ref(), options);
-            (name, loaded)
-        })
-        .collect();
+    let names = app_folders(tree);
+    let jobs: Vec<FolderJob> = names.iter().map(|name| FolderJob { name, tree }).collect();
+    let loaded = load_folders(&jobs, fleet.as_ref(), options, available_threads());
+    let results = names.into_iter().zip(loaded).collect();
     finish_partial(fleet, results, diagnostics, &|file| bytes_of(tree, file))
         .and_then(|partial| super::digest::keyed_partial(partial, options.digest_key.as_ref()))
 }
