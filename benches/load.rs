@@ -7,13 +7,15 @@
 //! config file itself, committed once.
 //!
 //! Measured: `git::read_commit` (the commit's tree into a `SourceTree`), `model::load`
-//! (parse, interpolate, schema, normalise, semantic checks), and the two together.
+//! (parse, interpolate, schema, normalise, semantic checks), and the two together; then the
+//! same commit packed (`git repack`), as a controller's mirror holds it.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, SamplingMode, criterion_group};
 use fixtures::generate;
+use git2::Repository;
 use gitfleet::git::read_commit;
 use gitfleet::model::{SourceTree, load};
 
@@ -86,7 +88,37 @@ fn benches(c: &mut Criterion) {
             load(&tree).is_ok()
         })
     });
+
+    // The same commit packed, as a controller's mirror holds it after a clone or fetch (the
+    // bench's own commit leaves loose objects: one file to open and inflate per blob).
+    pack(dir.path());
+    let packed = Repository::open(dir.path()).expect("open the packed repository");
+    let packed_tree = read_commit(&packed, &commit).expect("read the packed commit");
+    assert_eq!(packed_tree.len(), tree.len(), "the packed commit holds the same files");
+    group.bench_function("read_commit_packed", |b| {
+        b.iter(|| read_commit(black_box(&packed), black_box(&commit)).expect("read commit"))
+    });
+    group.bench_function("read_commit_packed_and_load", |b| {
+        b.iter(|| {
+            let tree = read_commit(black_box(&packed), black_box(&commit)).expect("read");
+            load(&tree).is_ok()
+        })
+    });
     group.finish();
+}
+
+/// Packs every object of the repository at `dir` and removes the loose copies, with the
+/// `git` command (libgit2 has no repack).
+fn pack(dir: &std::path::Path) {
+    for args in [&["repack", "-a", "-d", "-q"][..], &["prune-packed", "-q"][..]] {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .status()
+            .expect("the load bench needs the git command to pack its repository");
+        assert!(status.success(), "git {args:?} failed in {}", dir.display());
+    }
 }
 
 criterion_group!(load_benches, benches);

@@ -17,6 +17,7 @@
 //! * `preview`: what a pull-request preview loads, the base's `fleet.yaml` with the head's
 //!   `apps/`, within a budget ([`read_preview`]).
 
+mod blobs;
 mod deadline;
 mod directory;
 mod identity;

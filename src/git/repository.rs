@@ -5,6 +5,7 @@
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::GitError;
+use super::blobs::{Blob, Wanted, read_blobs};
 use crate::model::SourceTree;
 use crate::model::limits::READ_CEILING;
 use crate::model::load::{APPS_DIR, FLEET_FILE};
@@ -63,13 +64,15 @@ pub fn read_commit_skipping(
     let tree = repository.find_commit(oid).and_then(|c| c.tree()).map_err(|e| read_error("", e))?;
     let apps_prefix = format!("{APPS_DIR}/");
     let mut files = SourceTree::new();
-    let mut failure = None;
-    let odb = repository.odb().ok();
+    // The walk records folders, links to submodules and the blobs to read; the blobs are
+    // read afterwards, on several threads (`blobs`).
+    let mut paths = Vec::new();
+    let mut wanted = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let name = entry.name().unwrap_or_default();
         let path = format!("{dir}{name}");
-        let wanted = path == FLEET_FILE || path == APPS_DIR || path.starts_with(&apps_prefix);
-        if !wanted {
+        let kept = path == FLEET_FILE || path == APPS_DIR || path.starts_with(&apps_prefix);
+        if !kept {
             return TreeWalkResult::Skip;
         }
         if entry.kind() == Some(ObjectType::Tree) && dir == apps_prefix {
@@ -94,32 +97,23 @@ pub fn read_commit_skipping(
         if path == FLEET_FILE {
             files.set_folder_id(FLEET_FILE, entry.id().to_string());
         }
-        // The size from the object header, so a huge blob is never loaded.
-        let size = odb.as_ref().and_then(|odb| odb.read_header(entry.id()).ok()).map(|h| h.0);
-        if let Some(size) = size.filter(|&size| size as u64 > READ_CEILING) {
-            files.insert_unreadable(
-                path,
-                format!("a file of {size} bytes, over the {READ_CEILING}-byte ceiling on reading"),
-            );
-            return TreeWalkResult::Ok;
-        }
-        match repository.find_blob(entry.id()) {
-            Ok(blob) if entry.filemode() == 0o120000 => {
-                files.insert_symlink(path, String::from_utf8_lossy(blob.content()).into_owned());
-            }
-            Ok(blob) => files.insert_file(path, blob.content().to_vec()),
-            Err(e) => {
-                failure = Some(read_error(&path, e));
-                return TreeWalkResult::Abort;
-            }
-        }
+        wanted.push(Wanted { id: entry.id(), symlink: entry.filemode() == 0o120000 });
+        paths.push(path);
         TreeWalkResult::Ok
     })
-    .map_err(|e| failure.take().unwrap_or_else(|| read_error("", e)))?;
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(files),
+    .map_err(|e| read_error("", e))?;
+    let read = read_blobs(repository, &wanted, crate::model::parallel::available_threads());
+    for (path, blob) in paths.into_iter().zip(read) {
+        match blob.map_err(|e| read_error(&path, e))? {
+            Blob::File(bytes) => files.insert_file(path, bytes),
+            Blob::Symlink(target) => files.insert_symlink(path, target),
+            Blob::TooBig(size) => files.insert_unreadable(
+                path,
+                format!("a file of {size} bytes, over the {READ_CEILING}-byte ceiling on reading"),
+            ),
+        }
     }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -84,9 +84,9 @@ pub(super) fn load_folders(
 /// Sets the threads a load uses, when it should not be the cores this process may run on.
 pub const THREADS_VARIABLE: &str = "GITFLEET_LOAD_THREADS";
 
-/// The threads a load may use: [`THREADS_VARIABLE`] if it holds a positive number, else the
+/// The threads a load (and reading a commit for it, `git::read_commit`) may use: [`THREADS_VARIABLE`] if it holds a positive number, else the
 /// cores this process may run on (1 when that cannot be told).
-pub(super) fn available_threads() -> usize {
+pub fn available_threads() -> usize {
     std::env::var(THREADS_VARIABLE)
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
