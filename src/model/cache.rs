@@ -171,18 +171,17 @@ pub fn load_cached_partial(
     let mut next: BTreeMap<String, CachedApp> = BTreeMap::new();
     // Results for folders that cannot be cached (no id, or skipped without a cache entry).
     let mut uncached: Vec<(String, FolderResult)> = Vec::new();
+    // `load_folders` gives one result per job, in the jobs' order.
+    let mut result = || loaded.next().expect("one result for each folder that was loaded");
     for (name, plan) in plans {
-        if let Plan::Reuse(cached) = plan {
-            stats.reused += 1;
-            next.insert(name, cached);
-            continue;
-        }
-        let result = loaded.next().expect("one result for each folder that was loaded");
         match plan {
-            Plan::Reuse(_) => unreachable!("handled above"),
+            Plan::Reuse(cached) => {
+                stats.reused += 1;
+                next.insert(name, cached);
+            }
             Plan::Revalidate(mut cached) => {
                 stats.revalidated += 1;
-                cached.result = result;
+                cached.result = result();
                 next.insert(name, cached);
             }
             Plan::Load { id } => {
@@ -191,11 +190,11 @@ pub fn load_cached_partial(
                 for (path, entry) in tree.entries_under(&format!("{APPS_DIR}/{name}")) {
                     files.insert_entry(path, entry.clone());
                 }
-                next.insert(name, CachedApp { folder_id: id, files, result });
+                next.insert(name, CachedApp { folder_id: id, files, result: result() });
             }
             Plan::LoadUncached => {
                 stats.loaded += 1;
-                uncached.push((name, result));
+                uncached.push((name, result()));
             }
         }
     }

@@ -110,7 +110,7 @@ mod tests {
             // would put diagnostics on the wrong app.
             let image = if i % 7 == 3 { "[1, 2]" } else { "busybox:1" };
             tree.insert_file(
-                &format!("apps/app{i:03}/compose.yaml"),
+                format!("apps/app{i:03}/compose.yaml"),
                 format!(
                     "services:\n  web:\n    image: {image}\n    command: [\"echo\", \"{i}\"]\n"
                 )
