@@ -294,7 +294,7 @@ running_image() {
 stop_all
 trap cleanup EXIT
 trap 'log "stopped by a signal (TOTAL_TIMEOUT=$TOTAL_TIMEOUT s); cleaning up"; exit 143' INT TERM
-rm -rf "$res" "$work/origin" "$work/clone" "$work"/cache-*
+rm -rf "$res" "$work/origin" "$work/clone" "$work"/cache-* "$work/fetchcmp.git"
 mkdir -p "$res"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date +%s)
@@ -387,6 +387,8 @@ for r in $(seq 0 "$prof"); do
         "$r" "$(ms "$t0" "$last")" "$(ms 0 "$eng")" "$(ms "$t0" "$first_ev")" "$(ms "$t0" "$t_fetch")" \
         "$(ms "$t_fetch" "$t_apply")" "$(ms "$t_apply" "$first_ev")" "$(ms "$last" "$t_dep")" >&2
     if [[ $r == "$prof" ]]; then
+        rec profile to-accepted "$r" "$(ms "$t0" "$t_acc")"
+        rec profile last-start-deployed "$r" "$(ms "$last" "$t_dep")"
         sleep 1
         for h in "${hosts[@]}"; do
             # Each call with its time in ms after the hook was sent.
@@ -537,7 +539,7 @@ shape_calls() {
     echo "| ... the engines' create/stop/start work (last host: 1st event -> last start) | $(med webhook engine) ms | - | - | - |"
     echo "| ... gitfleet's share (total - engine) | $share ms | < 50 ms | $(ratio "$share" 50) | $(verdict "$share" 50) |"
     own=$(med webhook own-share)
-    echo "| ... gitfleet's own share: 'webhook accepted' -> 1st container event, + last start -> 'deployed' | $own ms | <= 25 ms | $(ratio "$own" 25) | $(verdict "$own" 25) |"
+    echo "| ... gitfleet's own share, upper bound: 'webhook accepted' -> 1st container event (the engine's stop -> kill included), + last start -> 'deployed' | $own ms | <= 25 ms | $(ratio "$own" 25) | $(verdict "$own" 25) |"
     fetch=$(med webhook accepted-fetched)
     gfetch=$(med webhook git-fetch)
     echo "| ... the fetch: 'webhook accepted' -> fetched, beside \`git fetch\` of the same commit ($gfetch ms) | $fetch ms | <= 1.0x git | $(ratio "$fetch" "$gfetch") | $(verdict "$fetch" "$gfetch") |"
@@ -565,7 +567,13 @@ shape_calls() {
     echo "  hook sent -> 'deployed'              $(med webhook to-deployed)"
     echo "  hook sent -> 'sync done'             $(med webhook to-sync-done)"
     for h in "${hosts[@]}"; do
-        echo "  profile run, host $h: hook sent -> first mutating call received $(awk '$3 != "GET" && $3 != "HEAD" { print $1; exit }' "$res/calls-webhook-$h.txt") ms, -> its start call received $(awk '$4 ~ /\/start$/ { print $1; exit }' "$res/calls-webhook-$h.txt") ms"
+        first_call=$(awk '$3 != "GET" && $3 != "HEAD" { print $1; exit }' "$res/calls-webhook-$h.txt")
+        echo "  profile run, host $h: hook sent -> first mutating call received $first_call ms, -> its start call received $(awk '$4 ~ /\/start$/ { print $1; exit }' "$res/calls-webhook-$h.txt") ms"
+        # Issue 14's definition, exactly: 'webhook accepted' -> the first mutating call the
+        # engine receives, plus last start -> 'deployed' (engine debug log: profile run only).
+        own=$(awk -v c="$first_call" -v a="$(get profile to-accepted)" -v d="$(get profile last-start-deployed)" \
+            'BEGIN { printf "%.1f ms, + last start -> deployed %.1f ms = %.1f ms", c - a, d, c - a + d }')
+        echo "  profile run, host $h: 'webhook accepted' -> first mutating call $own: gitfleet's own share (target <= 25 ms)"
     done
     for h in "${hosts[@]}"; do
         echo "  API calls of the profile run (debug log on, not counted) on host $h, ms after the hook was sent:"
