@@ -22,6 +22,7 @@
 //!   crash-loop backoff, the state the status and the web layer read.
 //! * [`web`]: the read-only status page, `/api/status`, live updates (server-sent events),
 //!   `/metrics` and health, from the controller's status snapshots; the hardened HTTP server.
+//! * [`parallel`]: independent work on every core with results in a fixed order (loading).
 //! * [`cli`]: the `gitfleet` command; thin, it calls the functions above.
 //!
 //! # Invariants
@@ -41,6 +42,7 @@ pub mod git;
 pub mod hosts;
 pub mod leader;
 pub mod model;
+pub mod parallel;
 pub mod router;
 pub mod web;
 pub mod webhook;

@@ -4,14 +4,13 @@
 //! file to open and inflate twice (its header first, for the size ceiling, then the whole
 //! object). The reads are independent, so they are shared out between threads, each with
 //! its own handle on the repository (a [`Repository`] may move between threads but not be
-//! shared). The results come back in the order asked, so a commit reads the same whatever
-//! the number of threads.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! shared; [`crate::parallel::map_in_order`]). The results come back in the order asked, so
+//! a commit reads the same whatever the number of threads.
 
 use git2::{Oid, Repository};
 
 use crate::model::limits::READ_CEILING;
+use crate::parallel::map_in_order;
 
 /// Blobs a helper thread should have at least: below this, opening another handle on the
 /// repository costs more than it saves.
@@ -36,52 +35,17 @@ pub(super) enum Blob {
     TooBig(usize),
 }
 
-/// Reads every blob of `wanted` from `repository`, on up to `threads` threads. The results
-/// are in the order of `wanted`.
+/// Reads every blob of `wanted` from `repository`, on up to `threads` threads, each helper
+/// with its own handle on the repository. The results are in the order of `wanted`.
 pub(super) fn read_blobs(
     repository: &Repository,
     wanted: &[Wanted],
     threads: usize,
 ) -> Vec<Result<Blob, git2::Error>> {
     let threads = threads.min(wanted.len() / BLOBS_PER_THREAD).min(MAX_THREADS);
-    if threads <= 1 {
-        return wanted.iter().map(|w| read_one(repository, w)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let work = |repository: &Repository| {
-        let mut done = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(blob) = wanted.get(index) else { return done };
-            done.push((index, read_one(repository, blob)));
-        }
-    };
-    let path = repository.path().to_path_buf();
-    let mut results = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| {
-                let (path, work) = (&path, &work);
-                std::thread::Builder::new()
-                    .name("gitfleet-read".into())
-                    .spawn_scoped(scope, move || {
-                        // A helper that cannot open its own handle reads nothing; the others
-                        // take its share.
-                        Repository::open(path).map(|own| work(&own)).unwrap_or_default()
-                    })
-                    .ok()
-            })
-            .collect();
-        let mut results = work(repository);
-        for helper in helpers {
-            match helper.join() {
-                Ok(done) => results.extend(done),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    });
-    results.sort_unstable_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
+    let path = repository.path();
+    // A helper that cannot open its own handle reads nothing; the others take its share.
+    map_in_order(wanted, threads, repository, || Repository::open(path).ok(), read_one)
 }
 
 fn read_one(repository: &Repository, wanted: &Wanted) -> Result<Blob, git2::Error> {

@@ -102,7 +102,7 @@ pub fn read_commit_skipping(
         TreeWalkResult::Ok
     })
     .map_err(|e| read_error("", e))?;
-    let read = read_blobs(repository, &wanted, crate::model::parallel::available_threads());
+    let read = read_blobs(repository, &wanted, crate::parallel::available_threads());
     for (path, blob) in paths.into_iter().zip(read) {
         match blob.map_err(|e| read_error(&path, e))? {
             Blob::File(bytes) => files.insert_file(path, bytes),

@@ -33,10 +33,11 @@ use super::load::{
     APPS_DIR, FLEET_FILE, FolderResult, LoadOptions, app_folders, finish_partial,
     load_fleet_located,
 };
-use super::parallel::{FolderJob, available_threads, load_folders};
+use super::parallel::{FolderJob, load_folders};
 use super::partial::Partial;
 use super::source::{SourceEntry, SourceTree};
 use super::types::Model;
+use crate::parallel::available_threads;
 
 /// What the last [`load_cached`] did, app folder by app folder.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use super::encryption::Identities;
 use super::finding::{Finding, Findings};
 use super::interpolate::{Failure as InterpolationFailure, interpolate_within};
 use super::limits::{cap_diagnostics, limit_hint, quoted};
-use super::parallel::{FolderJob, available_threads, load_folders};
+use super::parallel::{FolderJob, load_folders};
 use super::partial::{self, Partial};
 use super::path::{Path, Segment};
 use super::position::{Position, PositionMap};
@@ -21,6 +21,7 @@ use super::schema::{self, DocumentKind};
 use super::source::{SourceEntry, SourceTree};
 use super::types::{App, Fleet, Model};
 use super::{compose, document, fleet, semantic, unsupported};
+use crate::parallel::available_threads;
 
 /// Path of the fleet file at the repository root.
 pub const FLEET_FILE: &str = "fleet.yaml";

@@ -20,7 +20,7 @@ pub mod fleet;
 pub mod interpolate;
 pub mod limits;
 pub mod load;
-pub mod parallel;
+mod parallel;
 pub mod partial;
 pub mod path;
 pub mod position;

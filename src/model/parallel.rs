@@ -2,19 +2,18 @@
 //!
 //! Each app folder loads on its own: its result depends only on its files, the fleet and the
 //! load options ([`super::load`]), and fleet-wide checks run afterwards on the whole model. So
-//! the folders of a revision can be parsed and validated side by side. The YAML parse, the
-//! schema and the normalisation are CPU work; with 1,000 apps they are most of a cold load.
+//! the folders of a revision can be parsed and validated side by side
+//! ([`crate::parallel::map_in_order`]). The YAML parse, the schema and the normalisation are
+//! CPU work; with 1,000 apps they are most of a cold load.
 //!
 //! The results come back in the order of the jobs, whatever thread made them, so a load is
 //! as deterministic as a load on one thread. Small jobs (fewer folders than
 //! [`FOLDERS_PER_THREAD`]) stay on the calling thread.
 
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::load::{FolderResult, LoadOptions, load_folder};
 use super::source::SourceTree;
 use super::types::Fleet;
+use crate::parallel::map_in_order;
 
 /// Folders a worker thread should have at least: below this, a thread costs more to start
 /// than it saves.
@@ -22,10 +21,6 @@ pub const FOLDERS_PER_THREAD: usize = 16;
 
 /// Threads at most, whatever the machine offers.
 const MAX_THREADS: usize = 8;
-
-/// The stack of a worker: as much as a main thread's, since the parser and the schema
-/// recurse as deep as a file's nesting allows (`settings.limits.max_depth`).
-const WORKER_STACK: usize = 8 * 1024 * 1024;
 
 /// One folder to load: its app name and the tree that holds its files.
 pub(super) struct FolderJob<'a> {
@@ -41,57 +36,14 @@ pub(super) fn load_folders(
     options: &LoadOptions,
     threads: usize,
 ) -> Vec<FolderResult> {
-    let load = |job: &FolderJob<'_>| load_folder(job.name, job.tree, fleet, options);
     let threads = threads.min(jobs.len() / FOLDERS_PER_THREAD).min(MAX_THREADS);
-    if threads <= 1 {
-        return jobs.iter().map(load).collect();
-    }
-    // Workers take the next job from a shared counter, so one slow folder does not hold up
-    // a fixed share of the others.
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(job) = jobs.get(index) else { return done };
-            done.push((index, load(job)));
-        }
-    };
-    let mut results: Vec<(usize, FolderResult)> = std::thread::scope(|scope| {
-        // The calling thread works too; `threads - 1` more join it.
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("gitfleet-load".into())
-                    .stack_size(WORKER_STACK)
-                    .spawn_scoped(scope, work)
-                    .ok()
-            })
-            .collect();
-        let mut results = work();
-        for helper in helpers {
-            match helper.join() {
-                Ok(done) => results.extend(done),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    });
-    results.sort_unstable_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
-}
-
-/// Sets the threads a load uses, when it should not be the cores this process may run on.
-pub const THREADS_VARIABLE: &str = "GITFLEET_LOAD_THREADS";
-
-/// The threads a load (and reading a commit for it, `git::read_commit`) may use: [`THREADS_VARIABLE`] if it holds a positive number, else the
-/// cores this process may run on (1 when that cannot be told).
-pub fn available_threads() -> usize {
-    std::env::var(THREADS_VARIABLE)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+    map_in_order(
+        jobs,
+        threads,
+        &(),
+        || Some(()),
+        |(), job| load_folder(job.name, job.tree, fleet, options),
+    )
 }
 
 #[cfg(test)]
