@@ -20,15 +20,18 @@ pub fn available_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
 }
 
+/// Threads at most, whatever the machine offers or [`THREADS_VARIABLE`] asks.
+const MAX_THREADS: usize = 8;
+
 /// The stack of a helper thread: as much as a main thread's, since the YAML parser and the
 /// schema recurse as deep as a file's nesting allows.
 const HELPER_STACK: usize = 8 * 1024 * 1024;
 
 /// `each(context, item)` for every item of `items`, on the calling thread (with `caller` as
-/// its context) and `threads - 1` helpers (each with the context `helper()` makes on it; a
-/// helper whose context cannot be made takes no work). Threads take the next item from a
-/// shared counter, so one slow item does not hold up a fixed share of the others. The
-/// results are in the order of `items`.
+/// its context) and `threads - 1` helpers, at most [`MAX_THREADS`] in all. Each helper has
+/// the context `helper()` makes on it; a helper whose context cannot be made takes no work.
+/// Threads take the next item from a shared counter, so one slow item does not hold up a
+/// fixed share of the others. The results are in the order of `items`.
 pub fn map_in_order<T: Sync, R: Send, C>(
     items: &[T],
     threads: usize,
@@ -36,6 +39,7 @@ pub fn map_in_order<T: Sync, R: Send, C>(
     helper: impl Fn() -> Option<C> + Sync,
     each: impl Fn(&C, &T) -> R + Sync,
 ) -> Vec<R> {
+    let threads = threads.min(MAX_THREADS);
     if threads <= 1 || items.len() <= 1 {
         return items.iter().map(|item| each(caller, item)).collect();
     }

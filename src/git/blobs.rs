@@ -16,9 +16,6 @@ use crate::parallel::map_in_order;
 /// repository costs more than it saves.
 const BLOBS_PER_THREAD: usize = 64;
 
-/// Threads at most, whatever the machine offers.
-const MAX_THREADS: usize = 8;
-
 /// One blob to read: its id, and whether its tree entry is a symbolic link.
 pub(super) struct Wanted {
     pub id: Oid,
@@ -42,7 +39,7 @@ pub(super) fn read_blobs(
     wanted: &[Wanted],
     threads: usize,
 ) -> Vec<Result<Blob, git2::Error>> {
-    let threads = threads.min(wanted.len() / BLOBS_PER_THREAD).min(MAX_THREADS);
+    let threads = threads.min(wanted.len() / BLOBS_PER_THREAD);
     let path = repository.path();
     // A helper that cannot open its own handle reads nothing; the others take its share.
     map_in_order(wanted, threads, repository, || Repository::open(path).ok(), read_one)

@@ -19,9 +19,6 @@ use crate::parallel::map_in_order;
 /// than it saves.
 pub const FOLDERS_PER_THREAD: usize = 16;
 
-/// Threads at most, whatever the machine offers.
-const MAX_THREADS: usize = 8;
-
 /// One folder to load: its app name and the tree that holds its files.
 pub(super) struct FolderJob<'a> {
     pub name: &'a str,
@@ -36,7 +33,7 @@ pub(super) fn load_folders(
     options: &LoadOptions,
     threads: usize,
 ) -> Vec<FolderResult> {
-    let threads = threads.min(jobs.len() / FOLDERS_PER_THREAD).min(MAX_THREADS);
+    let threads = threads.min(jobs.len() / FOLDERS_PER_THREAD);
     map_in_order(
         jobs,
         threads,
