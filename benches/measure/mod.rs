@@ -9,13 +9,12 @@
 #![allow(dead_code)] // each bench uses its own part of this
 
 use std::alloc::{GlobalAlloc, Layout};
-
-use mimalloc::MiMalloc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput};
+use mimalloc::MiMalloc;
 use rustix::time::{ClockId, clock_gettime};
 
 // ---- heap ---------------------------------------------------------------------------------

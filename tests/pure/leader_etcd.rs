@@ -20,6 +20,17 @@ fn settings(cluster: &EtcdCluster, fleet: &str, member: &str) -> LeaderSettings 
     s
 }
 
+/// Members `a` and `b` of `fleet`'s election, both running under `scope`.
+async fn two_electors(
+    cluster: &EtcdCluster,
+    fleet: &str,
+    scope: &CancellationToken,
+) -> (Elector, Elector) {
+    let a = Elector::start(settings(cluster, fleet, "a"), scope.clone()).await.unwrap();
+    let b = Elector::start(settings(cluster, fleet, "b"), scope.clone()).await.unwrap();
+    (a, b)
+}
+
 /// Waits (bounded) until one of `electors` holds a term; returns its index and the term.
 async fn leader_of(electors: &[&Elector], within: Duration) -> (usize, Term) {
     let until = Instant::now() + within;
@@ -43,8 +54,7 @@ async fn leader_of(electors: &[&Elector], within: Duration) -> (usize, Term) {
 async fn one_leader_then_a_fast_hand_off_on_resign() {
     let cluster = EtcdCluster::start(3);
     let scope = CancellationToken::new();
-    let a = Elector::start(settings(&cluster, "handoff", "a"), scope.clone()).await.unwrap();
-    let b = Elector::start(settings(&cluster, "handoff", "b"), scope.clone()).await.unwrap();
+    let (a, b) = two_electors(&cluster, "handoff", &scope).await;
     let (first, term) = leader_of(&[&a, &b], Duration::from_secs(5)).await;
     assert!(term.epoch > 0);
     term.check().await.expect("the leader passes its own fence");
@@ -97,8 +107,7 @@ async fn a_stalled_member_under_the_keep_alive_stream_changes_no_leader() {
 async fn losing_quorum_stops_the_leader_within_its_ttl() {
     let cluster = EtcdCluster::start(3);
     let scope = CancellationToken::new();
-    let a = Elector::start(settings(&cluster, "quorum", "a"), scope.clone()).await.unwrap();
-    let b = Elector::start(settings(&cluster, "quorum", "b"), scope.clone()).await.unwrap();
+    let (a, b) = two_electors(&cluster, "quorum", &scope).await;
     let (_, term) = leader_of(&[&a, &b], Duration::from_secs(5)).await;
     let lost = Instant::now();
     cluster.freeze(1);
@@ -261,8 +270,7 @@ async fn a_retry_a_standby_receives_reaches_the_leader_with_its_app() {
     use gitfleet::leader::handoff::{self, Retry};
     let cluster = EtcdCluster::start(3);
     let scope = CancellationToken::new();
-    let a = Elector::start(settings(&cluster, "retries", "a"), scope.clone()).await.unwrap();
-    let b = Elector::start(settings(&cluster, "retries", "b"), scope.clone()).await.unwrap();
+    let (a, b) = two_electors(&cluster, "retries", &scope).await;
     let (first, term) = leader_of(&[&a, &b], Duration::from_secs(5)).await;
     let (leader, standby) = if first == 0 { (&a, &b) } else { (&b, &a) };
     let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
