@@ -4,6 +4,7 @@
 //! threads.
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Sets the threads a load uses, when it should not be the cores this process may run on.
@@ -11,13 +12,17 @@ pub const THREADS_VARIABLE: &str = "GITFLEET_LOAD_THREADS";
 
 /// The threads a load (reading the commit and validating its apps) may use:
 /// [`THREADS_VARIABLE`] if it holds a positive number, else the cores this process may run
-/// on (1 when that cannot be told).
+/// on (1 when that cannot be told). Worked out once per process: asking the system reads
+/// the CPU affinity and cgroup quota, which a sync that reloads one app should not pay for.
 pub fn available_threads() -> usize {
-    std::env::var(THREADS_VARIABLE)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var(THREADS_VARIABLE)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+    })
 }
 
 /// Threads at most, whatever the machine offers or [`THREADS_VARIABLE`] asks.

@@ -9,6 +9,7 @@
 //!   running there, and the engine's version.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -121,12 +122,12 @@ struct ImageOnly {
     image: String,
 }
 
-/// The image of a container from its `io.gitfleet.spec` label.
-/// The `(app, service)` a replica's row is listed under.
-fn service_row(key: &ReplicaKey) -> (String, String) {
-    (key.app.to_string(), key.service.to_string())
+/// The `(app, service)` a replica's row is listed under: the key's own shared names.
+fn service_row(key: &ReplicaKey) -> (Arc<str>, Arc<str>) {
+    (key.app.clone(), key.service.clone())
 }
 
+/// The image of a container from its `io.gitfleet.spec` label.
 fn image_of(labels: &BTreeMap<String, String>) -> Option<String> {
     let spec = labels.get(labels::SPEC)?;
     serde_json::from_str::<ImageOnly>(spec).ok().map(|s| s.image)
@@ -156,7 +157,7 @@ pub fn fill(
             }
         }
     }
-    let mut rows: BTreeMap<(String, String), Vec<ReplicaStatus>> = BTreeMap::new();
+    let mut rows: BTreeMap<(Arc<str>, Arc<str>), Vec<ReplicaStatus>> = BTreeMap::new();
     for (host, observation) in &observed.hosts {
         let HostObservation::Reachable(state) = observation else { continue };
         for container in &state.containers {
@@ -232,7 +233,7 @@ pub fn fill(
         });
     }
     for ((app, service), mut list) in rows {
-        let Some(status) = services.get_mut(&app).and_then(|s| s.get_mut(&service)) else {
+        let Some(status) = services.get_mut(&*app).and_then(|s| s.get_mut(&*service)) else {
             continue;
         };
         if list.len() > ROWS_PER_SERVICE {

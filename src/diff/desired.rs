@@ -95,7 +95,7 @@ impl Desired {
         revision: Option<String>,
         repository: Option<String>,
     ) -> Self {
-        Self::for_repository_with(model, observed, revision, repository, None)
+        Self::for_repository_memo(model, observed, revision, repository, &mut SpecMemo::default())
     }
 
     /// [`Desired::for_repository`] with a [`SpecMemo`], as [`Desired::new_memo`].
@@ -106,20 +106,10 @@ impl Desired {
         repository: Option<String>,
         memo: &mut SpecMemo,
     ) -> Self {
-        Self::for_repository_with(model, observed, revision, repository, Some(memo))
-    }
-
-    fn for_repository_with(
-        model: &Model,
-        observed: &Observed,
-        revision: Option<String>,
-        repository: Option<String>,
-        memo: Option<&mut SpecMemo>,
-    ) -> Self {
-        let Some(ours) = repository else { return Self::build(model, observed, revision, memo) };
+        let Some(ours) = repository else { return Self::new_memo(model, observed, revision, memo) };
         let refused = ownership::refusals(observed, &model.fleet.settings.name, &ours);
         let seen = ownership::without_refused(observed, &refused);
-        let mut desired = Self::build(model, &seen, revision, memo);
+        let mut desired = Self::new_memo(model, &seen, revision, memo);
         desired.repository = Some(ours);
         desired.refused_hosts = refused;
         desired
@@ -127,7 +117,7 @@ impl Desired {
 
     /// Schedules `model` against what `observed` shows and lays the result out per host.
     pub fn new(model: &Model, observed: &Observed, revision: Option<String>) -> Self {
-        Self::build(model, observed, revision, None)
+        Self::new_memo(model, observed, revision, &mut SpecMemo::default())
     }
 
     /// [`Desired::new`], taking the canonical specs, hashes, names and objects of every app
@@ -142,27 +132,10 @@ impl Desired {
         revision: Option<String>,
         memo: &mut SpecMemo,
     ) -> Self {
-        Self::build(model, observed, revision, Some(memo))
-    }
-
-    fn build(
-        model: &Model,
-        observed: &Observed,
-        revision: Option<String>,
-        memo: Option<&mut SpecMemo>,
-    ) -> Self {
-        match memo {
-            None => {
-                let mut parts: Vec<AppParts> = model.apps.values().map(AppParts::new).collect();
-                Self::lay_out(model, observed, revision, &mut parts)
-            }
-            Some(memo) => {
-                let mut parts = memo.take(model);
-                let desired = Self::lay_out(model, observed, revision, &mut parts);
-                memo.keep(parts);
-                desired
-            }
-        }
+        let mut parts = memo.take(model);
+        let desired = Self::lay_out(model, observed, revision, &mut parts);
+        memo.keep(parts);
+        desired
     }
 
     /// Schedules and lays out with `parts`, one per app of `model` in its order.
@@ -195,18 +168,18 @@ impl Desired {
             let on_windows = replicas.iter().any(|&(_, _, h)| layouts[h].on_windows);
             let app = &mut parts[a];
             let app_name = app.name.clone();
-            let parts = app.service(position, service, on_windows);
+            let own = app.service(position, service, on_windows);
             let pull_policy = service.pull_policy.unwrap_or(model.fleet.settings.pull_policy);
             for &(_, replica, h) in replicas {
                 let layout = &mut layouts[h];
-                let ((spec, spec_hash), notes) = match (&parts.windows, layout.on_windows) {
+                let ((spec, spec_hash), notes) = match (&own.windows, layout.on_windows) {
                     (Some((spec, notes)), true) => (spec, notes.as_slice()),
-                    _ => (&parts.linux, &[][..]),
+                    _ => (&own.linux, &[][..]),
                 };
                 if layout.last_service != Some(index) {
                     layout.last_service = Some(index);
-                    layout.networks.extend(parts.networks.iter().map(|&n| (a, n)));
-                    layout.volumes.extend(parts.volumes.iter().map(|&v| (a, v)));
+                    layout.networks.extend(own.networks.iter().map(|&n| (a, n)));
+                    layout.volumes.extend(own.volumes.iter().map(|&v| (a, v)));
                     let platform = &mut placement.platforms[h];
                     for note in notes {
                         if !platform.notes.contains(note) {
@@ -214,14 +187,13 @@ impl Desired {
                         }
                     }
                 }
-                let key =
-                    ReplicaKey { app: app_name.clone(), service: parts.name.clone(), replica };
+                let key = ReplicaKey { app: app_name.clone(), service: own.name.clone(), replica };
                 let container = DesiredContainer {
                     name: container_name(&key),
                     spec: spec.clone(),
                     spec_hash: spec_hash.clone(),
                     pull_policy,
-                    depends_on: parts.depends_on.clone(),
+                    depends_on: own.depends_on.clone(),
                 };
                 layout.containers.push((key, container));
             }

@@ -152,7 +152,9 @@ pub fn load_cached_partial(
             let plan = match (id, cached) {
                 (Some(_), Some(cached)) if results_valid => Plan::Reuse(cached),
                 (Some(_), Some(cached)) => Plan::Revalidate(cached),
-                (Some(id), None) if !tree.is_skipped(&dir) => Plan::Load { id: id.to_string() },
+                (Some(id), None) if !tree.is_skipped(&dir) => {
+                    Plan::Load { id: id.to_string(), dir }
+                }
                 _ => Plan::LoadUncached,
             };
             (name, plan)
@@ -185,10 +187,10 @@ pub fn load_cached_partial(
                 cached.result = result();
                 next.insert(name, cached);
             }
-            Plan::Load { id } => {
+            Plan::Load { id, dir } => {
                 stats.loaded += 1;
                 let mut files = SourceTree::new();
-                for (path, entry) in tree.entries_under(&format!("{APPS_DIR}/{name}")) {
+                for (path, entry) in tree.entries_under(&dir) {
                     files.insert_entry(path, entry.clone());
                 }
                 next.insert(name, CachedApp { folder_id: id, files, result: result() });
@@ -228,8 +230,9 @@ enum Plan {
     /// The folder is unchanged but `fleet.yaml` or the identities are not: validate the
     /// cached files again.
     Revalidate(CachedApp),
-    /// A new or changed folder with a Git id: load it and cache it under `id`.
-    Load { id: String },
+    /// A new or changed folder (`apps/<name>`, its path `dir`) with a Git id: load it and
+    /// cache it under `id`.
+    Load { id: String, dir: String },
     /// A folder that cannot be cached (no Git id): load it, keep no entry.
     LoadUncached,
 }
