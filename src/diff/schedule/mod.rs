@@ -132,24 +132,19 @@ pub(crate) struct Placement<'m> {
 impl Placement<'_> {
     fn into_schedule(self) -> Schedule {
         // One shared name per service (and per app, as apps come in order), not per replica.
-        let mut names: Option<(usize, Arc<str>, Arc<str>)> = None;
+        let mut names: Vec<(Arc<str>, Arc<str>)> = Vec::with_capacity(self.services.len());
+        for (app, service) in &self.services {
+            let app = match names.last() {
+                Some((last, _)) if **last == *app.name => last.clone(),
+                _ => app.name.as_str().into(),
+            };
+            names.push((app, service.name.as_str().into()));
+        }
         let assignments = self
             .placed
             .iter()
             .map(|&(s, replica, h)| {
-                let (app, service) = self.services[s];
-                let (app, service) = match &names {
-                    Some((last, app, service)) if *last == s => (app.clone(), service.clone()),
-                    _ => {
-                        let app = match &names {
-                            Some((_, last, _)) if **last == *app.name => last.clone(),
-                            _ => app.name.as_str().into(),
-                        };
-                        let service: Arc<str> = service.name.as_str().into();
-                        names = Some((s, app.clone(), service.clone()));
-                        (app, service)
-                    }
-                };
+                let (app, service) = names[s].clone();
                 (ReplicaKey { app, service, replica }, self.hosts[h].to_string())
             })
             .collect();
